@@ -1,0 +1,66 @@
+/* module.c — the CPython extension catdog._engine: module init, errors, runtime calls.
+ * Graph and data types are registered by engine.c and data.c. */
+#include "binding/common.h"
+
+#define PY_ARRAY_UNIQUE_SYMBOL catdog_ARRAY_API
+#include <numpy/arrayobject.h>
+
+PyObject *cd_py_raise(cd_status s) {
+    const char *msg = cd_last_error();
+    PyObject *type = PyExc_RuntimeError;
+    switch (s) {
+        case CD_ERR_VALUE: type = PyExc_ValueError; break;
+        case CD_ERR_MEMORY: type = PyExc_MemoryError; break;
+        case CD_ERR_IO: type = PyExc_OSError; break;
+        case CD_ERR_NUMERIC: type = PyExc_FloatingPointError; break;
+        default: break;
+    }
+    PyErr_SetString(type, msg && *msg ? msg : "catdog engine error");
+    return NULL;
+}
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    cd_status s = cd_runtime_init();
+    if (s == CD_OK) s = cd_set_num_threads((int)n);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong(cd_get_num_threads());
+}
+
+static PyObject *py_onednn_version(PyObject *self, PyObject *unused) {
+    return PyUnicode_FromString(cd_onednn_version());
+}
+
+static PyObject *py_init(PyObject *self, PyObject *unused) {
+    cd_status s = cd_runtime_init();
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"init", py_init, METH_NOARGS, "Create the oneDNN engine and stream (idempotent)."},
+    {"set_num_threads", py_set_num_threads, METH_O, "Threads for oneDNN and catdog's loops."},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "Current thread count."},
+    {"onednn_version", py_onednn_version, METH_NOARGS, "oneDNN version string."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "catdog._engine", "catdog's C engine (oneDNN).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__engine(void) {
+    import_array();
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m) return NULL;
+    if (cd_py_register_engine(m) != 0 || cd_py_register_data(m) != 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,82 @@
+/* runtime.c — one oneDNN CPU engine and in-order stream for the process; thread count. */
+#include "core/runtime.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "core/error.h"
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static cd_status init_status = CD_ERR_STATE;
+static char init_message[512];
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int num_threads;
+
+static void init_runtime(void) {
+    dnnl_status_t s = dnnl_engine_create(&engine, dnnl_cpu, 0);
+    if (s != dnnl_success) {
+        snprintf(init_message, sizeof init_message,
+                 "oneDNN could not create a CPU engine (status %d). With the PyPI onednn wheel "
+                 "this needs the OpenCL CPU runtime: import catdog (which sets OCL_ICD_FILENAMES) "
+                 "or set OCL_ICD_FILENAMES to <prefix>/lib/libintelocl.so.",
+                 (int)s);
+        init_status = CD_ERR_RUNTIME;
+        return;
+    }
+    s = dnnl_stream_create(&stream, engine, dnnl_stream_in_order);
+    if (s != dnnl_success) {
+        snprintf(init_message, sizeof init_message, "oneDNN could not create a stream (status %d)",
+                 (int)s);
+        init_status = CD_ERR_RUNTIME;
+        return;
+    }
+    if (num_threads == 0) num_threads = omp_get_max_threads();
+    init_status = CD_OK;
+}
+
+cd_status cd_runtime_init(void) {
+    pthread_once(&init_once, init_runtime);
+    if (init_status != CD_OK) return cd_fail(init_status, "%s", init_message);
+    return CD_OK;
+}
+
+dnnl_engine_t cd_engine(void) { return engine; }
+dnnl_stream_t cd_stream(void) { return stream; }
+
+cd_status cd_set_num_threads(int n) {
+    if (n < 1 || n > 1024) return cd_fail(CD_ERR_VALUE, "threads must be in [1, 1024], got %d", n);
+    if (cd_tbb_set_max_threads(n) != 0)
+        return cd_fail(CD_ERR_RUNTIME, "could not limit oneDNN's TBB threads to %d", n);
+    omp_set_num_threads(n);
+    num_threads = n;
+    return CD_OK;
+}
+
+int cd_get_num_threads(void) { return num_threads ? num_threads : omp_get_max_threads(); }
+
+const char *cd_onednn_version(void) {
+    static char buf[64];
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(buf, sizeof buf, "%d.%d.%d", v->major, v->minor, v->patch);
+    return buf;
+}
+
+cd_status cd_dnnl_check(dnnl_status_t s, const char *what, const char *layer) {
+    if (s == dnnl_success) return CD_OK;
+    if (s == dnnl_out_of_memory)
+        return cd_fail(CD_ERR_MEMORY, "oneDNN out of memory in %s (layer %s)", what,
+                       layer ? layer : "-");
+    if (s == dnnl_unimplemented)
+        return cd_fail(CD_ERR_RUNTIME, "oneDNN has no implementation for %s (layer %s)", what,
+                       layer ? layer : "-");
+    return cd_fail(CD_ERR_RUNTIME, "oneDNN failed in %s (layer %s): status %d", what,
+                   layer ? layer : "-", (int)s);
+}
+
+cd_status cd_make_attr(dnnl_primitive_attr_t *attr) {
+    CD_DNNL(dnnl_primitive_attr_create(attr), "attr create", NULL);
+    dnnl_primitive_attr_set_deterministic(*attr, 1);
+    return CD_OK;
+}

@@ -1,0 +1,25 @@
+/* runtime.h — the process-wide oneDNN engine and stream, and oneDNN error mapping. */
+#ifndef CD_CORE_RUNTIME_H
+#define CD_CORE_RUNTIME_H
+#include <oneapi/dnnl/dnnl.h>
+
+#include "catdog.h"
+
+dnnl_engine_t cd_engine(void);
+dnnl_stream_t cd_stream(void);
+
+/* Turn a oneDNN status into a cd_status with a message naming what failed. */
+cd_status cd_dnnl_check(dnnl_status_t s, const char *what, const char *layer);
+
+#define CD_DNNL(call, what, layer)                                  \
+    do {                                                            \
+        cd_status cd_dnnl_s_ = cd_dnnl_check((call), (what), (layer)); \
+        if (cd_dnnl_s_ != CD_OK) return cd_dnnl_s_;                 \
+    } while (0)
+
+/* Deterministic primitive attributes (same threads => same bits). Caller destroys. */
+cd_status cd_make_attr(dnnl_primitive_attr_t *attr);
+
+/* Implemented in threads_tbb.cpp: TBB is oneDNN's threading runtime in the PyPI wheel. */
+int cd_tbb_set_max_threads(int n);
+#endif

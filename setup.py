@@ -1,0 +1,110 @@
+"""Build the C engine (csrc/) into the extension module catdog._engine.
+
+oneDNN comes from the `onednn-devel` wheel (headers) and `onednn` wheel (libdnnl.so), both
+build requirements; `tbb-devel` gives the TBB header used to set oneDNN's thread count.
+Set CATDOG_ONEDNN_ROOT=/usr (or any prefix with include/ and lib/) to use a system oneDNN.
+stb_image comes from the system (Debian/Ubuntu: `apt-get install libstb-dev`).
+"""
+import glob
+import os
+import sys
+from importlib import metadata
+
+import numpy
+from setuptools import Extension, setup
+
+
+def wheel_file(dist_name, file_name):
+    """Absolute path of `file_name` shipped by an installed wheel (data files included)."""
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        return None
+    for f in dist.files or []:
+        if str(f).replace("\\", "/").endswith(file_name):
+            return os.path.normpath(str(dist.locate_file(f)))
+    return None
+
+
+def onednn_dirs():
+    root = os.environ.get("CATDOG_ONEDNN_ROOT")
+    if root:
+        return os.path.join(root, "include"), os.path.join(root, "lib")
+    header = wheel_file("onednn-devel", "include/oneapi/dnnl/dnnl.h")
+    lib = wheel_file("onednn", "libdnnl.so")
+    if not header or not lib:
+        sys.exit("catdog: oneDNN not found. `pip install onednn-devel==2026.1.0` (a build "
+                 "requirement) or set CATDOG_ONEDNN_ROOT to a prefix holding include/ and lib/.")
+    return os.path.dirname(os.path.dirname(os.path.dirname(header))), os.path.dirname(lib)
+
+
+def tbb_include():
+    header = wheel_file("tbb-devel", "include/oneapi/tbb/global_control.h")
+    if header:
+        return os.path.dirname(os.path.dirname(os.path.dirname(header)))
+    for d in ("/usr/include", "/usr/local/include"):
+        if os.path.exists(os.path.join(d, "oneapi/tbb/global_control.h")):
+            return d
+    sys.exit("catdog: TBB headers not found; `pip install tbb-devel==2023.2.0`.")
+
+
+def stb_include():
+    for d in (os.environ.get("CATDOG_STB_INCLUDE", ""), "/usr/include/stb", "/usr/local/include/stb",
+              "/usr/include", "/usr/local/include"):
+        if d and os.path.exists(os.path.join(d, "stb_image.h")):
+            return d
+    sys.exit("catdog: stb_image.h not found. Install it with `apt-get install libstb-dev` "
+             "(Debian/Ubuntu; on Colab: `!apt-get install -y libstb-dev`), or set "
+             "CATDOG_STB_INCLUDE to the folder holding stb_image.h.")
+
+
+def tbb_lib_dir():
+    lib = wheel_file("tbb", "libtbb.so.12") or wheel_file("tbb-devel", "libtbb.so.12")
+    return os.path.dirname(lib) if lib else None
+
+
+dnnl_inc, dnnl_lib = onednn_dirs()
+sources = sorted(glob.glob("csrc/**/*.c", recursive=True) + glob.glob("csrc/**/*.cpp", recursive=True))
+sources = [s for s in sources if "/fuzz/" not in s]
+include_dirs = ["csrc", dnnl_inc, tbb_include(), stb_include(), numpy.get_include()]
+library_dirs = [dnnl_lib] + [d for d in [tbb_lib_dir()] if d]
+
+engine = Extension(
+    "catdog._engine",
+    sources=sources,
+    include_dirs=include_dirs,
+    library_dirs=library_dirs,
+    libraries=["dnnl", "tbb", "m"],
+    # site-packages/catdog/_engine*.so -> <prefix>/lib holds libdnnl.so.3 when installed from
+    # the wheels; catdog/_libs.py preloads it (and its SYCL/TBB deps) in any other layout.
+    runtime_library_dirs=["$ORIGIN/../../..", "$ORIGIN/../../../.."],
+    extra_compile_args=["-O3", "-fopenmp", "-Wall", "-Wno-unknown-pragmas", "-fno-strict-aliasing"],
+    extra_link_args=["-fopenmp", "-lstdc++"],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("_GNU_SOURCE", "1")],
+    language="c",
+)
+
+
+
+
+from setuptools.command.build_ext import build_ext  # noqa: E402
+
+
+class catdog_build_ext(build_ext):
+    """C sources get -std=c11, the single TBB shim (.cpp) gets -std=c++17."""
+
+    def build_extension(self, ext):
+        original = self.compiler._compile
+
+        def _compile(obj, src, ext_, cc_args, extra_postargs, pp_opts):
+            std = "-std=c++17" if src.endswith(".cpp") else "-std=c11"
+            return original(obj, src, ext_, cc_args, extra_postargs + [std], pp_opts)
+
+        self.compiler._compile = _compile
+        try:
+            super().build_extension(ext)
+        finally:
+            self.compiler._compile = original
+
+
+setup(ext_modules=[engine], cmdclass={"build_ext": catdog_build_ext})
