@@ -1,9 +1,22 @@
-"""catdog: the MobileNetV2 transfer-learning lab on a C engine built on oneDNN."""
+"""catdog: the MobileNetV2 transfer-learning lab on a C engine built on oneDNN.
+
+Write `catdog` where the lab says `tf.keras`:
+
+    import catdog
+    from catdog import layers
+    base = catdog.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False)
+"""
 from catdog import _libs
 
 _libs.preload()
 
 from catdog import _engine  # noqa: E402
+
+_engine.init()
+
+from catdog import layers, random  # noqa: E402,F401
+from catdog.models import Input, Model, Sequential  # noqa: E402,F401
+from catdog import applications  # noqa: E402,F401
 
 __version__ = "0.1.0"
 

@@ -105,6 +105,7 @@ typedef struct {
 } cd_weight_info;
 
 int cd_graph_num_layers(const cd_graph *g);
+const char *cd_layer_kind_name(cd_layer_kind kind); /* Keras class name */
 cd_status cd_graph_layer_info(const cd_graph *g, int layer, cd_layer_info *info);
 cd_status cd_graph_find_layer(const cd_graph *g, const char *name, int *layer);
 cd_status cd_graph_weight_info(const cd_graph *g, int layer, int w, cd_weight_info *info);

@@ -1,7 +1,614 @@
-/* engine.c — binding for graphs (csrc/model), losses and optimizers. */
+/* engine.c — binding for graphs (csrc/model), losses and optimizers: the Graph type.
+ * Arrays cross as float32 C-contiguous NumPy arrays; long calls release the GIL; a graph
+ * refuses a second call while one is running in another thread. */
 #include "binding/common.h"
 
-int cd_py_register_engine(PyObject *module) {
-    (void)module;
+#define NO_IMPORT_ARRAY
+#define PY_ARRAY_UNIQUE_SYMBOL catdog_ARRAY_API
+#include <numpy/arrayobject.h>
+
+typedef struct {
+    PyObject_HEAD cd_graph *graph;
+    int busy;
+} GraphObject;
+
+/* ---- helpers ---- */
+
+static int check_graph(GraphObject *self) {
+    if (!self->graph) {
+        PyErr_SetString(PyExc_RuntimeError, "graph was not created");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this graph is already running a call in another thread");
+        return -1;
+    }
     return 0;
+}
+
+/* A float32, C-contiguous ndarray with `ndim` dims (or -1: any), else a ValueError that says
+ * what is wrong. Returns a new reference to the same array. */
+static PyArrayObject *float_array(PyObject *obj, int ndim, const char *what) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray, got %s", what,
+                     Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    if (PyArray_TYPE(a) != NPY_FLOAT32) {
+        PyErr_Format(PyExc_ValueError, "%s must have dtype float32, got %s", what,
+                     PyArray_DESCR(a)->typeobj->tp_name);
+        return NULL;
+    }
+    if (!PyArray_IS_C_CONTIGUOUS(a)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be C-contiguous (use numpy.ascontiguousarray)", what);
+        return NULL;
+    }
+    if (ndim >= 0 && PyArray_NDIM(a) != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s must have %d dimensions, got %d", what, ndim,
+                     PyArray_NDIM(a));
+        return NULL;
+    }
+    Py_INCREF(a);
+    return a;
+}
+
+static PyObject *new_float_array(int ndim, const npy_intp *dims) {
+    return PyArray_SimpleNew(ndim, (npy_intp *)dims, NPY_FLOAT32);
+}
+
+/* Shape of a layer's output for a batch of n: (n, h, w, c) or (n, c). */
+static int output_dims(const cd_graph *g, int layer, int n, npy_intp *dims) {
+    cd_layer_info info;
+    if (cd_graph_layer_info(g, layer, &info) != CD_OK) return -1;
+    dims[0] = n;
+    if (info.out_rank == 3) {
+        dims[1] = info.out_shape[0], dims[2] = info.out_shape[1], dims[3] = info.out_shape[2];
+        return 4;
+    }
+    dims[1] = info.out_shape[0];
+    return 2;
+}
+
+/* Checks x against the input layer's (H, W, C); returns the batch size or -1. */
+static int check_input_batch(GraphObject *self, PyArrayObject *x) {
+    cd_layer_info info;
+    cd_status s = cd_graph_layer_info(self->graph, 0, &info);
+    if (s != CD_OK) {
+        cd_py_raise(s);
+        return -1;
+    }
+    npy_intp *d = PyArray_DIMS(x);
+    if (d[1] != info.out_shape[0] || d[2] != info.out_shape[1] || d[3] != info.out_shape[2]) {
+        PyErr_Format(PyExc_ValueError,
+                     "input batch has shape (%ld, %ld, %ld, %ld) but the model expects "
+                     "(batch, %d, %d, %d)",
+                     (long)d[0], (long)d[1], (long)d[2], (long)d[3], info.out_shape[0],
+                     info.out_shape[1], info.out_shape[2]);
+        return -1;
+    }
+    if (d[0] < 1 || d[0] > 65536) {
+        PyErr_Format(PyExc_ValueError, "batch size must be in [1, 65536], got %ld", (long)d[0]);
+        return -1;
+    }
+    return (int)d[0];
+}
+
+/* ---- type basics ---- */
+
+static PyObject *Graph_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    GraphObject *self = (GraphObject *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    cd_status s = cd_graph_create(&self->graph);
+    if (s != CD_OK) {
+        Py_DECREF(self);
+        return cd_py_raise(s);
+    }
+    return (PyObject *)self;
+}
+
+static void Graph_dealloc(GraphObject *self) {
+    cd_graph_free(self->graph);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *id_or_raise(cd_status s, int id) {
+    if (s != CD_OK) return cd_py_raise(s);
+    return PyLong_FromLong(id);
+}
+
+/* ---- builders ---- */
+
+static PyObject *Graph_add_input(GraphObject *self, PyObject *args) {
+    const char *name;
+    int h, w, c, id = -1;
+    if (!PyArg_ParseTuple(args, "siii", &name, &h, &w, &c) || check_graph(self)) return NULL;
+    cd_status st = cd_graph_add_input(self->graph, name, h, w, c, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_conv2d(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, filters, kh, kw, sh, sw, pad[4], bias, id = -1;
+    if (!PyArg_ParseTuple(args, "siiiiii(iiii)p", &name, &input, &filters, &kh, &kw, &sh, &sw,
+                          &pad[0], &pad[1], &pad[2], &pad[3], &bias) ||
+        check_graph(self))
+        return NULL;
+    cd_status st = cd_graph_add_conv2d(self->graph, name, input, filters, kh, kw, sh, sw, pad, bias, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_depthwise_conv2d(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, kh, kw, sh, sw, pad[4], bias, id = -1;
+    if (!PyArg_ParseTuple(args, "siiiii(iiii)p", &name, &input, &kh, &kw, &sh, &sw, &pad[0],
+                          &pad[1], &pad[2], &pad[3], &bias) ||
+        check_graph(self))
+        return NULL;
+    cd_status st = cd_graph_add_depthwise_conv2d(self->graph, name, input, kh, kw, sh, sw, pad, bias, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_batchnorm(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, id = -1;
+    float eps, momentum;
+    if (!PyArg_ParseTuple(args, "siff", &name, &input, &eps, &momentum) || check_graph(self))
+        return NULL;
+    cd_status st = cd_graph_add_batchnorm(self->graph, name, input, eps, momentum, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_relu(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, id = -1;
+    float max_value;
+    if (!PyArg_ParseTuple(args, "sif", &name, &input, &max_value) || check_graph(self))
+        return NULL;
+    cd_status st = cd_graph_add_relu(self->graph, name, input, max_value, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_zeropad(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, pad[4], id = -1;
+    if (!PyArg_ParseTuple(args, "si(iiii)", &name, &input, &pad[0], &pad[1], &pad[2], &pad[3]) ||
+        check_graph(self))
+        return NULL;
+    cd_status st = cd_graph_add_zeropad(self->graph, name, input, pad, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_add(GraphObject *self, PyObject *args) {
+    const char *name;
+    int a, b, id = -1;
+    if (!PyArg_ParseTuple(args, "sii", &name, &a, &b) || check_graph(self)) return NULL;
+    cd_status st = cd_graph_add_add(self->graph, name, a, b, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_gap(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, id = -1;
+    if (!PyArg_ParseTuple(args, "si", &name, &input) || check_graph(self)) return NULL;
+    cd_status st = cd_graph_add_gap(self->graph, name, input, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_dropout(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, id = -1;
+    float rate;
+    if (!PyArg_ParseTuple(args, "sif", &name, &input, &rate) || check_graph(self)) return NULL;
+    cd_status st = cd_graph_add_dropout(self->graph, name, input, rate, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_dense(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, units, bias, act, id = -1;
+    if (!PyArg_ParseTuple(args, "siipi", &name, &input, &units, &bias, &act) || check_graph(self))
+        return NULL;
+    cd_status st = cd_graph_add_dense(self->graph, name, input, units, bias, (cd_activation)act, &id);
+    return id_or_raise(st, id);
+}
+
+static PyObject *Graph_add_rescale(GraphObject *self, PyObject *args) {
+    const char *name;
+    int input, id = -1;
+    float scale, offset;
+    if (!PyArg_ParseTuple(args, "siff", &name, &input, &scale, &offset) || check_graph(self))
+        return NULL;
+    cd_status st = cd_graph_add_rescale(self->graph, name, input, scale, offset, &id);
+    return id_or_raise(st, id);
+}
+
+/* ---- queries, weights ---- */
+
+static PyObject *Graph_num_layers(GraphObject *self, PyObject *unused) {
+    return PyLong_FromLong(cd_graph_num_layers(self->graph));
+}
+
+static PyObject *Graph_layer_info(GraphObject *self, PyObject *arg) {
+    int layer = (int)PyLong_AsLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    cd_layer_info info;
+    cd_status s = cd_graph_layer_info(self->graph, layer, &info);
+    if (s != CD_OK) return cd_py_raise(s);
+    PyObject *shape = info.out_rank == 3
+                          ? Py_BuildValue("(iii)", info.out_shape[0], info.out_shape[1],
+                                          info.out_shape[2])
+                          : Py_BuildValue("(i)", info.out_shape[0]);
+    PyObject *inputs = info.num_inputs == 2 ? Py_BuildValue("(ii)", info.inputs[0], info.inputs[1])
+                       : info.num_inputs == 1 ? Py_BuildValue("(i)", info.inputs[0])
+                                              : PyTuple_New(0);
+    return Py_BuildValue("{s:s,s:i,s:N,s:N,s:i,s:O,s:i}", "name", info.name, "kind",
+                         (int)info.kind, "inputs", inputs, "shape", shape, "num_weights",
+                         info.num_weights, "trainable", info.trainable ? Py_True : Py_False,
+                         "mode", (int)info.mode);
+}
+
+static PyObject *Graph_find_layer(GraphObject *self, PyObject *arg) {
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return NULL;
+    int layer = -1;
+    cd_status s = cd_graph_find_layer(self->graph, name, &layer);
+    if (s != CD_OK) return cd_py_raise(s);
+    return PyLong_FromLong(layer);
+}
+
+static PyObject *Graph_weight_info(GraphObject *self, PyObject *args) {
+    int layer, w;
+    if (!PyArg_ParseTuple(args, "ii", &layer, &w)) return NULL;
+    cd_weight_info info;
+    cd_status s = cd_graph_weight_info(self->graph, layer, w, &info);
+    if (s != CD_OK) return cd_py_raise(s);
+    PyObject *shape = PyTuple_New(info.ndim);
+    for (int d = 0; d < info.ndim; d++) PyTuple_SET_ITEM(shape, d, PyLong_FromLong(info.dims[d]));
+    return Py_BuildValue("(sNO)", info.name, shape, info.trainable ? Py_True : Py_False);
+}
+
+static PyObject *Graph_get_weight(GraphObject *self, PyObject *args) {
+    int layer, w;
+    if (!PyArg_ParseTuple(args, "ii", &layer, &w) || check_graph(self)) return NULL;
+    cd_weight_info info;
+    cd_status s = cd_graph_weight_info(self->graph, layer, w, &info);
+    if (s != CD_OK) return cd_py_raise(s);
+    npy_intp dims[CD_MAX_DIMS];
+    for (int d = 0; d < info.ndim; d++) dims[d] = info.dims[d];
+    PyObject *out = new_float_array(info.ndim, dims);
+    if (!out) return NULL;
+    s = cd_graph_get_weight(self->graph, layer, w, PyArray_DATA((PyArrayObject *)out), info.size);
+    if (s != CD_OK) {
+        Py_DECREF(out);
+        return cd_py_raise(s);
+    }
+    return out;
+}
+
+/* Shape check naming the layer and weight, so a mismatch reads like Keras's. */
+static int check_weight_shape(GraphObject *self, int layer, int w, PyArrayObject *a,
+                              cd_weight_info *info) {
+    cd_status s = cd_graph_weight_info(self->graph, layer, w, info);
+    if (s != CD_OK) {
+        cd_py_raise(s);
+        return -1;
+    }
+    cd_layer_info li;
+    cd_graph_layer_info(self->graph, layer, &li);
+    int same = PyArray_NDIM(a) == info->ndim;
+    for (int d = 0; same && d < info->ndim; d++) same = PyArray_DIMS(a)[d] == info->dims[d];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        int o = 0;
+        for (int d = 0; d < info->ndim; d++)
+            o += snprintf(want + o, sizeof want - o, d ? ", %d" : "%d", info->dims[d]);
+        o = 0;
+        for (int d = 0; d < PyArray_NDIM(a) && o < (int)sizeof got - 16; d++)
+            o += snprintf(got + o, sizeof got - o, d ? ", %ld" : "%ld", (long)PyArray_DIMS(a)[d]);
+        PyErr_Format(PyExc_ValueError, "layer '%s' weight '%s' has shape (%s), got (%s)",
+                     li.name, info->name, want, got);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Graph_set_weight(GraphObject *self, PyObject *args) {
+    int layer, w;
+    PyObject *obj;
+    if (!PyArg_ParseTuple(args, "iiO", &layer, &w, &obj) || check_graph(self)) return NULL;
+    cd_layer_info li;
+    cd_status s = cd_graph_layer_info(self->graph, layer, &li);
+    if (s != CD_OK) return cd_py_raise(s);
+    char what[200];
+    cd_weight_info info;
+    s = cd_graph_weight_info(self->graph, layer, w, &info);
+    if (s != CD_OK) return cd_py_raise(s);
+    snprintf(what, sizeof what, "weight '%s' of layer '%s'", info.name, li.name);
+    PyArrayObject *a = float_array(obj, -1, what);
+    if (!a) return NULL;
+    if (check_weight_shape(self, layer, w, a, &info)) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    s = cd_graph_set_weight(self->graph, layer, w, PyArray_DATA(a), info.size);
+    Py_DECREF(a);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_set_trainable(GraphObject *self, PyObject *args) {
+    int layer, flag;
+    if (!PyArg_ParseTuple(args, "ip", &layer, &flag) || check_graph(self)) return NULL;
+    cd_status s = cd_graph_set_trainable(self->graph, layer, flag);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_set_mode(GraphObject *self, PyObject *args) {
+    int layer, mode;
+    if (!PyArg_ParseTuple(args, "ii", &layer, &mode) || check_graph(self)) return NULL;
+    cd_status s = cd_graph_set_mode(self->graph, layer, (cd_mode)mode);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_init_weights(GraphObject *self, PyObject *arg) {
+    unsigned long long seed = PyLong_AsUnsignedLongLongMask(arg);
+    if (PyErr_Occurred() || check_graph(self)) return NULL;
+    cd_status s = cd_graph_init_weights(self->graph, seed);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_set_seed(GraphObject *self, PyObject *arg) {
+    unsigned long long seed = PyLong_AsUnsignedLongLongMask(arg);
+    if (PyErr_Occurred() || check_graph(self)) return NULL;
+    cd_graph_set_seed(self->graph, seed);
+    Py_RETURN_NONE;
+}
+
+/* ---- execution ---- */
+
+static PyObject *Graph_forward(GraphObject *self, PyObject *args) {
+    PyObject *obj;
+    int training = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &obj, &training) || check_graph(self)) return NULL;
+    PyArrayObject *x = float_array(obj, 4, "input batch");
+    if (!x) return NULL;
+    int n = check_input_batch(self, x);
+    if (n < 0) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    cd_status s;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_forward(self->graph, PyArray_DATA(x), n, training);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(x);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_get_output(GraphObject *self, PyObject *args) {
+    int layer, n;
+    if (!PyArg_ParseTuple(args, "ii", &layer, &n) || check_graph(self)) return NULL;
+    npy_intp dims[4];
+    int nd = output_dims(self->graph, layer, n, dims);
+    if (nd < 0) return cd_py_raise(CD_ERR_VALUE);
+    PyObject *out = new_float_array(nd, dims);
+    if (!out) return NULL;
+    cd_status s = cd_graph_get_output(self->graph, layer, PyArray_DATA((PyArrayObject *)out),
+                                      (size_t)PyArray_SIZE((PyArrayObject *)out));
+    if (s != CD_OK) {
+        Py_DECREF(out);
+        return cd_py_raise(s);
+    }
+    return out;
+}
+
+static PyObject *Graph_backward(GraphObject *self, PyObject *args) {
+    PyObject *obj;
+    if (!PyArg_ParseTuple(args, "O", &obj) || check_graph(self)) return NULL;
+    PyArrayObject *dy = float_array(obj, -1, "output gradient");
+    if (!dy) return NULL;
+    int last = cd_graph_num_layers(self->graph) - 1;
+    npy_intp dims[4];
+    int nd = output_dims(self->graph, last, (int)PyArray_DIMS(dy)[0], dims);
+    int same = nd == PyArray_NDIM(dy);
+    for (int d = 0; same && d < nd; d++) same = dims[d] == PyArray_DIMS(dy)[d];
+    if (!same) {
+        Py_DECREF(dy);
+        PyErr_SetString(PyExc_ValueError,
+                        "output gradient must have the shape of the last forward's output");
+        return NULL;
+    }
+    cd_status s;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_backward(self->graph, PyArray_DATA(dy));
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(dy);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_get_gradient(GraphObject *self, PyObject *args) {
+    int layer, w;
+    if (!PyArg_ParseTuple(args, "ii", &layer, &w) || check_graph(self)) return NULL;
+    cd_weight_info info;
+    cd_status s = cd_graph_weight_info(self->graph, layer, w, &info);
+    if (s != CD_OK) return cd_py_raise(s);
+    npy_intp dims[CD_MAX_DIMS];
+    for (int d = 0; d < info.ndim; d++) dims[d] = info.dims[d];
+    PyObject *out = new_float_array(info.ndim, dims);
+    if (!out) return NULL;
+    s = cd_graph_get_gradient(self->graph, layer, w, PyArray_DATA((PyArrayObject *)out),
+                              info.size);
+    if (s != CD_OK) {
+        Py_DECREF(out);
+        return cd_py_raise(s);
+    }
+    return out;
+}
+
+static PyObject *Graph_compile(GraphObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"optimizer", "learning_rate", "loss", "beta_1", "beta_2", "epsilon",
+                            "rho", "momentum", "nesterov", "centered", NULL};
+    cd_optimizer_config c = {0};
+    int kind, loss, nesterov = 0, centered = 0;
+    c.beta_1 = 0.9f, c.beta_2 = 0.999f, c.epsilon = 1e-7f, c.rho = 0.9f;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ifi|fffffpp", names, &kind, &c.learning_rate,
+                                     &loss, &c.beta_1, &c.beta_2, &c.epsilon, &c.rho, &c.momentum,
+                                     &nesterov, &centered) ||
+        check_graph(self))
+        return NULL;
+    c.kind = (cd_optimizer_kind)kind;
+    c.nesterov = nesterov, c.centered = centered;
+    cd_status s = cd_graph_compile(self->graph, &c, (cd_loss_kind)loss);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_set_learning_rate(GraphObject *self, PyObject *arg) {
+    double lr = PyFloat_AsDouble(arg);
+    if (PyErr_Occurred() || check_graph(self)) return NULL;
+    cd_status s = cd_graph_set_learning_rate(self->graph, (float)lr);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *run_step(GraphObject *self, PyObject *args, int train) {
+    PyObject *xo, *yo;
+    if (!PyArg_ParseTuple(args, "OO", &xo, &yo) || check_graph(self)) return NULL;
+    PyArrayObject *x = float_array(xo, 4, "input batch");
+    if (!x) return NULL;
+    PyArrayObject *y = float_array(yo, -1, "labels");
+    if (!y) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    int n = check_input_batch(self, x);
+    if (n >= 0 && PyArray_SIZE(y) != n) {
+        PyErr_Format(PyExc_ValueError, "got %d images but %ld labels", n, (long)PyArray_SIZE(y));
+        n = -1;
+    }
+    if (n < 0) {
+        Py_DECREF(x);
+        Py_DECREF(y);
+        return NULL;
+    }
+    float loss = 0.f;
+    double correct = 0;
+    cd_status s;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s =
+        train ? cd_graph_train_step(self->graph, PyArray_DATA(x), PyArray_DATA(y), n, &loss,
+                                    &correct)
+              : cd_graph_eval_step(self->graph, PyArray_DATA(x), PyArray_DATA(y), n, &loss,
+                                   &correct);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(x);
+    Py_DECREF(y);
+    if (s != CD_OK) return cd_py_raise(s);
+    return Py_BuildValue("(fd)", loss, correct);
+}
+
+static PyObject *Graph_train_step(GraphObject *self, PyObject *args) { return run_step(self, args, 1); }
+static PyObject *Graph_eval_step(GraphObject *self, PyObject *args) { return run_step(self, args, 0); }
+
+static PyObject *Graph_step_count(GraphObject *self, PyObject *unused) {
+    return PyLong_FromLongLong(cd_graph_step_count(self->graph));
+}
+
+static PyMethodDef Graph_methods[] = {
+    {"add_input", (PyCFunction)Graph_add_input, METH_VARARGS, "(name, h, w, c) -> layer index"},
+    {"add_conv2d", (PyCFunction)Graph_add_conv2d, METH_VARARGS,
+     "(name, input, filters, kh, kw, sh, sw, (top, bottom, left, right), use_bias)"},
+    {"add_depthwise_conv2d", (PyCFunction)Graph_add_depthwise_conv2d, METH_VARARGS,
+     "(name, input, kh, kw, sh, sw, (top, bottom, left, right), use_bias)"},
+    {"add_batchnorm", (PyCFunction)Graph_add_batchnorm, METH_VARARGS, "(name, input, eps, momentum)"},
+    {"add_relu", (PyCFunction)Graph_add_relu, METH_VARARGS, "(name, input, max_value)"},
+    {"add_zeropad", (PyCFunction)Graph_add_zeropad, METH_VARARGS, "(name, input, (t, b, l, r))"},
+    {"add_add", (PyCFunction)Graph_add_add, METH_VARARGS, "(name, a, b)"},
+    {"add_gap", (PyCFunction)Graph_add_gap, METH_VARARGS, "(name, input)"},
+    {"add_dropout", (PyCFunction)Graph_add_dropout, METH_VARARGS, "(name, input, rate)"},
+    {"add_dense", (PyCFunction)Graph_add_dense, METH_VARARGS,
+     "(name, input, units, use_bias, activation 0 none / 1 softmax / 2 sigmoid)"},
+    {"add_rescale", (PyCFunction)Graph_add_rescale, METH_VARARGS, "(name, input, scale, offset)"},
+    {"num_layers", (PyCFunction)Graph_num_layers, METH_NOARGS, ""},
+    {"layer_info", (PyCFunction)Graph_layer_info, METH_O, "layer index -> dict"},
+    {"find_layer", (PyCFunction)Graph_find_layer, METH_O, "name -> layer index"},
+    {"weight_info", (PyCFunction)Graph_weight_info, METH_VARARGS, "(layer, w) -> (name, shape, trainable)"},
+    {"get_weight", (PyCFunction)Graph_get_weight, METH_VARARGS, "(layer, w) -> copy"},
+    {"set_weight", (PyCFunction)Graph_set_weight, METH_VARARGS, "(layer, w, float32 array)"},
+    {"set_trainable", (PyCFunction)Graph_set_trainable, METH_VARARGS, "(layer, flag)"},
+    {"set_mode", (PyCFunction)Graph_set_mode, METH_VARARGS, "(layer, -1 inherit / 0 inference / 1 training)"},
+    {"init_weights", (PyCFunction)Graph_init_weights, METH_O, "seed: glorot-uniform kernels"},
+    {"set_seed", (PyCFunction)Graph_set_seed, METH_O, "seed for dropout"},
+    {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False)"},
+    {"get_output", (PyCFunction)Graph_get_output, METH_VARARGS, "(layer, batch) -> array"},
+    {"backward", (PyCFunction)Graph_backward, METH_VARARGS, "(d loss / d output)"},
+    {"get_gradient", (PyCFunction)Graph_get_gradient, METH_VARARGS, "(layer, w) -> array"},
+    {"compile", (PyCFunction)(void (*)(void))Graph_compile, METH_VARARGS | METH_KEYWORDS,
+     "(optimizer kind, learning_rate, loss kind, **hyperparameters)"},
+    {"set_learning_rate", (PyCFunction)Graph_set_learning_rate, METH_O, ""},
+    {"train_step", (PyCFunction)Graph_train_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
+    {"eval_step", (PyCFunction)Graph_eval_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
+    {"step_count", (PyCFunction)Graph_step_count, METH_NOARGS, ""},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GraphType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "catdog._engine.Graph",
+    .tp_basicsize = sizeof(GraphObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A chain of Keras layers run by the C engine.",
+    .tp_new = Graph_new,
+    .tp_dealloc = (destructor)Graph_dealloc,
+    .tp_methods = Graph_methods,
+};
+
+/* loss(kind, logits (n, k), labels (n)) -> (loss, dlogits) */
+static PyObject *py_loss(PyObject *self, PyObject *args) {
+    int kind;
+    PyObject *lo, *yo;
+    if (!PyArg_ParseTuple(args, "iOO", &kind, &lo, &yo)) return NULL;
+    PyArrayObject *z = float_array(lo, 2, "logits");
+    if (!z) return NULL;
+    PyArrayObject *y = float_array(yo, 1, "labels");
+    if (!y) {
+        Py_DECREF(z);
+        return NULL;
+    }
+    int n = (int)PyArray_DIMS(z)[0], k = (int)PyArray_DIMS(z)[1];
+    if (PyArray_DIMS(y)[0] != n) {
+        Py_DECREF(z), Py_DECREF(y);
+        PyErr_SetString(PyExc_ValueError, "labels and logits have different batch sizes");
+        return NULL;
+    }
+    PyObject *d = new_float_array(2, PyArray_DIMS(z));
+    float loss = 0;
+    cd_status s = d ? cd_loss((cd_loss_kind)kind, PyArray_DATA(z), PyArray_DATA(y), n, k, &loss,
+                              PyArray_DATA((PyArrayObject *)d))
+                    : CD_ERR_MEMORY;
+    Py_DECREF(z), Py_DECREF(y);
+    if (s != CD_OK) {
+        Py_XDECREF(d);
+        return cd_py_raise(s);
+    }
+    return Py_BuildValue("(fN)", loss, d);
+}
+
+static PyMethodDef engine_functions[] = {
+    {"loss", py_loss, METH_VARARGS, "(kind, logits, labels) -> (loss, dlogits)"},
+    {NULL, NULL, 0, NULL},
+};
+
+int cd_py_register_engine(PyObject *module) {
+    if (PyType_Ready(&GraphType) < 0) return -1;
+    Py_INCREF(&GraphType);
+    if (PyModule_AddObject(module, "Graph", (PyObject *)&GraphType) < 0) return -1;
+    return PyModule_AddFunctions(module, engine_functions);
 }

@@ -1,0 +1,365 @@
+"""Keras-style layers the C engine runs. Each layer knows its Keras name, its weights (NumPy
+arrays in Keras shapes, the master copy while no model is running) and how to add itself to
+an engine graph. Shapes exclude the batch axis: (H, W, C) or (C,)."""
+from __future__ import annotations
+
+import itertools
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+_counters: dict = {}
+
+
+def _auto_name(base: str) -> str:
+    n = _counters.get(base, 0)
+    _counters[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out).replace("2_d", "2d")
+
+
+class Layer:
+    """Base class: name, trainable flag, weights, call on symbolic tensors."""
+
+    engine_kind: Optional[str] = None  # graph builder name; None: not runnable by the engine
+
+    def __init__(self, name: Optional[str] = None, trainable: bool = True):
+        self.name = name or _auto_name(_snake(type(self).__name__))
+        self._trainable = bool(trainable)
+        self._weights: List[Tuple[str, np.ndarray, bool]] = []  # (name, value, can_train)
+        self.input_shape: Optional[tuple] = None
+        self.output_shape: Optional[tuple] = None
+        self._version = 0  # bumped when weights change in Python
+        self._owners: list = []  # models whose graphs hold this layer
+
+    # -- trainable ------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+
+    # -- weights -----------------------------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def _add_weight(self, name: str, shape: tuple, value: float = 0.0, can_train: bool = True):
+        self._weights.append((name, np.full(shape, value, np.float32), can_train))
+
+    def _add_glorot(self, name: str, shape: tuple) -> None:
+        """Keras glorot_uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out)), fans from the
+        shape (receptive field = all dims but the last two), seeded by catdog.random."""
+        from catdog import random as _random
+
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        value = _random.layer_rng(self.name).uniform(-limit, limit, shape).astype(np.float32)
+        self._weights.append((name, value, True))
+
+    def _sync_from_owners(self) -> None:
+        for owner in self._owners:
+            owner._pull_layer(self)
+
+    @property
+    def weights(self) -> List[np.ndarray]:
+        self._sync_from_owners()
+        return [w for _, w, _ in self._weights]
+
+    @property
+    def weight_names(self) -> List[str]:
+        return [f"{self.name}/{n}" for n, _, _ in self._weights]
+
+    @property
+    def trainable_weights(self) -> List[np.ndarray]:
+        self._sync_from_owners()
+        if not self.trainable:
+            return []
+        return [w for _, w, t in self._weights if t]
+
+    @property
+    def non_trainable_weights(self) -> List[np.ndarray]:
+        self._sync_from_owners()
+        if not self.trainable:
+            return [w for _, w, _ in self._weights]
+        return [w for _, w, t in self._weights if not t]
+
+    def get_weights(self) -> List[np.ndarray]:
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        if len(weights) != len(self._weights):
+            raise ValueError(f"layer '{self.name}' expects {len(self._weights)} weights "
+                             f"({', '.join(n for n, _, _ in self._weights) or 'none'}), "
+                             f"got {len(weights)}")
+        new = []
+        for (name, old, t), w in zip(self._weights, weights):
+            arr = np.asarray(w)
+            if arr.shape != old.shape:
+                raise ValueError(f"layer '{self.name}' weight '{name}' has shape {old.shape}, "
+                                 f"got {arr.shape}")
+            if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(f"layer '{self.name}' weight '{name}': dtype {arr.dtype} is not numeric")
+            arr = arr.astype(np.float32)
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"layer '{self.name}' weight '{name}' has NaN or Inf values")
+            new.append((name, np.ascontiguousarray(arr), t))
+        self._weights = new
+        self._version += 1
+
+    def count_params(self) -> int:
+        return int(sum(w.size for _, w, _ in self._weights))
+
+    # -- calling ---------------------------------------------------------------------------
+    def __call__(self, inputs, training=None):
+        from catdog.models import KerasTensor  # late import: models builds on layers
+
+        if isinstance(inputs, (list, tuple)):
+            if not all(isinstance(t, KerasTensor) for t in inputs):
+                raise TypeError(f"layer '{self.name}': call it on catdog.Input tensors")
+            shapes = [t.shape for t in inputs]
+            self._check_inputs(shapes)
+            if self.input_shape is None:
+                self.build(shapes[0])
+            return KerasTensor(self.output_shape, self, list(inputs), training)
+        if not isinstance(inputs, KerasTensor):
+            raise TypeError(f"layer '{self.name}' was called on {type(inputs).__name__}; catdog "
+                            "layers run inside a Model: call them on catdog.Input(...) tensors "
+                            "and use model.predict(...) for arrays")
+        if self.input_shape is None:
+            self.build(inputs.shape)
+        elif tuple(inputs.shape) != tuple(self.input_shape):
+            raise ValueError(f"layer '{self.name}' was built for input shape {self.input_shape}, "
+                             f"called on {inputs.shape}")
+        return KerasTensor(self.output_shape, self, [inputs], training)
+
+    def _check_inputs(self, shapes):
+        raise ValueError(f"layer '{self.name}' takes one input, got {len(shapes)}")
+
+    # -- engine ----------------------------------------------------------------------------
+    def add_to_graph(self, graph, input_ids: List[int]) -> int:
+        raise NotImplementedError(
+            f"layer '{self.name}' ({type(self).__name__}) cannot run on the catdog engine")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    """TF "same": out = ceil(size / stride); the extra pixel goes after (bottom/right)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pads(padding: str, shape, kernel, strides):
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        t, b = same_padding(shape[0], kernel[0], strides[0])
+        l, r = same_padding(shape[1], kernel[1], strides[1])
+        return (t, b, l, r)
+    raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+
+
+def _pair(v) -> Tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(x) for x in v)
+    if len(v) != 2:
+        raise ValueError(f"expected an int or a pair, got {v}")
+    return v
+
+
+def _conv_out(size, pad_a, pad_b, k, s):
+    return (size + pad_a + pad_b - k) // s + 1
+
+
+class InputLayer(Layer):
+    def __init__(self, shape, name=None):
+        super().__init__(name=name or _auto_name("input_layer"))
+        self.build(tuple(shape))
+
+    def add_to_graph(self, graph, input_ids):
+        h, w, c = self.output_shape
+        return graph.add_input(self.name, h, w, c)
+
+
+class Conv2D(Layer):
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
+                 activation=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        if activation not in (None, "linear"):
+            raise ValueError(f"Conv2D '{self.name}': fused activations are not supported; add a "
+                             "ReLU layer")
+        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), _pair(strides)
+        self.padding, self.use_bias = padding, bool(use_bias)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Conv2D '{self.name}' needs (H, W, C) inputs, got {input_shape}")
+        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        super().build(input_shape)
+        self._add_glorot("kernel", (*self.kernel_size, input_shape[2], self.filters))
+        if self.use_bias:
+            self._add_weight("bias", (self.filters,))
+
+    def compute_output_shape(self, s):
+        t, b, l, r = self.pads
+        return (_conv_out(s[0], t, b, self.kernel_size[0], self.strides[0]),
+                _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_conv2d(self.name, ids[0], self.filters, *self.kernel_size, *self.strides,
+                                self.pads, self.use_bias)
+
+
+class DepthwiseConv2D(Conv2D):
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
+                 activation=None, depth_multiplier=1, name=None, trainable=True):
+        if depth_multiplier != 1:
+            raise ValueError("DepthwiseConv2D: only depth_multiplier=1 is supported")
+        super().__init__(0, kernel_size, strides, padding, use_bias, activation, name, trainable)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"DepthwiseConv2D '{self.name}' needs (H, W, C) inputs")
+        self.filters = input_shape[2]
+        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        Layer.build(self, input_shape)
+        self._add_glorot("depthwise_kernel", (*self.kernel_size, input_shape[2], 1))
+        if self.use_bias:
+            self._add_weight("bias", (self.filters,))
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_depthwise_conv2d(self.name, ids[0], *self.kernel_size, *self.strides,
+                                          self.pads, self.use_bias)
+
+
+class BatchNormalization(Layer):
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        if axis not in (-1, 3):
+            raise ValueError("BatchNormalization: only the channel axis (-1) is supported")
+        self.momentum, self.epsilon = float(momentum), float(epsilon)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        c = (input_shape[-1],)
+        self._add_weight("gamma", c, 1.0)
+        self._add_weight("beta", c, 0.0)
+        self._add_weight("moving_mean", c, 0.0, can_train=False)
+        self._add_weight("moving_variance", c, 1.0, can_train=False)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_batchnorm(self.name, ids[0], self.epsilon, self.momentum)
+
+
+class ReLU(Layer):
+    def __init__(self, max_value=None, name=None):
+        super().__init__(name=name)
+        self.max_value = max_value
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_relu(self.name, ids[0], float(self.max_value or 0.0))
+
+
+class ZeroPadding2D(Layer):
+    def __init__(self, padding=1, name=None):
+        super().__init__(name=name)
+        if isinstance(padding, int):
+            padding = ((padding, padding), (padding, padding))
+        (t, b), (l, r) = (_pair(p) for p in padding)
+        self.padding = ((t, b), (l, r))
+
+    def compute_output_shape(self, s):
+        (t, b), (l, r) = self.padding
+        return (s[0] + t + b, s[1] + l + r, s[2])
+
+    def add_to_graph(self, graph, ids):
+        (t, b), (l, r) = self.padding
+        return graph.add_zeropad(self.name, ids[0], (t, b, l, r))
+
+
+class Add(Layer):
+    def _check_inputs(self, shapes):
+        if len(shapes) != 2 or tuple(shapes[0]) != tuple(shapes[1]):
+            raise ValueError(f"Add '{self.name}' needs two inputs of the same shape, got {shapes}")
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_add(self.name, ids[0], ids[1])
+
+
+class GlobalAveragePooling2D(Layer):
+    def compute_output_shape(self, s):
+        return (s[-1],)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_gap(self.name, ids[0])
+
+
+class Dropout(Layer):
+    def __init__(self, rate, seed=None, name=None):
+        super().__init__(name=name)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        self.rate, self.seed = float(rate), seed
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_dropout(self.name, ids[0], self.rate)
+
+
+_ACTIVATIONS = {None: 0, "linear": 0, "softmax": 1, "sigmoid": 2}
+
+
+class Dense(Layer):
+    def __init__(self, units, activation=None, use_bias=True, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"Dense activation must be one of {list(_ACTIVATIONS)}, got {activation!r}")
+        self.units, self.activation, self.use_bias = int(units), activation, bool(use_bias)
+
+    def build(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense '{self.name}' needs (batch, features) inputs, got "
+                             f"{input_shape}: add GlobalAveragePooling2D first")
+        super().build(input_shape)
+        self._add_glorot("kernel", (input_shape[0], self.units))
+        if self.use_bias:
+            self._add_weight("bias", (self.units,))
+
+    def compute_output_shape(self, s):
+        return (self.units,)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_dense(self.name, ids[0], self.units, self.use_bias,
+                               _ACTIVATIONS[self.activation])
+
+
+def reset_name_counters() -> None:
+    _counters.clear()
+
+
+class Rescaling(Layer):
+    """y = x * scale + offset (Keras Rescaling); runs in the engine graph."""
+
+    def __init__(self, scale, offset=0.0, name=None):
+        super().__init__(name=name)
+        self.scale, self.offset = float(scale), float(offset)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_rescale(self.name, ids[0], self.scale, self.offset)

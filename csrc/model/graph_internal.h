@@ -1,0 +1,121 @@
+/* graph_internal.h — what layers and the graph share: nodes, parameters, per-layer ops.
+ *
+ * A graph is a list of Keras layers in topological order (index 0 is the input layer).
+ * Every node owns its output buffer out (n, h, w, c) NHWC float32 and, when a gradient flows
+ * through it, dout of the same shape. Parameters are kept in Keras layout (the master copy
+ * the optimizer updates); layers that need another layout (oneDNN blocked weights) keep a
+ * copy keyed by the parameter's version counter.
+ */
+#ifndef CD_MODEL_GRAPH_INTERNAL_H
+#define CD_MODEL_GRAPH_INTERNAL_H
+
+#include <stdint.h>
+
+#include "catdog.h"
+
+#define CD_MAX_PARAMS 4
+#define CD_OPT_SLOTS 3
+
+typedef struct cd_param {
+    char name[32];
+    int ndim;
+    int dims[CD_MAX_DIMS];
+    size_t size;
+    float *value;                 /* Keras layout, size floats */
+    float *grad;                  /* same layout; allocated on first backward that needs it */
+    float *slot[CD_OPT_SLOTS];    /* optimizer state (Adam m, v; RMSprop velocity, ...) */
+    int can_train;                /* 0 for BN moving statistics */
+    uint64_t version;             /* bumped on every write to value */
+} cd_param;
+
+typedef struct cd_graph cd_graph;
+typedef struct cd_node cd_node;
+
+typedef struct cd_layer_ops {
+    /* Build primitives / buffers for batch size n (called when n changes). May be NULL. */
+    cd_status (*prepare)(cd_graph *g, cd_node *node, int n);
+    /* out = f(inputs). `training` is the effective flag for this layer. */
+    cd_status (*forward)(cd_graph *g, cd_node *node, int training);
+    /* From node->dout: parameter gradients (if node_trains(node)) and input gradients into
+     * dx[i] (NULL when input i needs none); accumulate[i] adds to dx[i] instead of writing. */
+    cd_status (*backward)(cd_graph *g, cd_node *node, float *dx[2], const int accumulate[2]);
+    /* Free prepared state (primitives, caches). May be NULL. */
+    void (*release)(cd_node *node);
+    /* Apply state updates a training forward computed (BN moving statistics); run after
+     * the loss was checked finite, so a NaN step changes nothing. May be NULL. */
+    void (*commit)(cd_node *node);
+} cd_layer_ops;
+
+struct cd_node {
+    cd_layer_kind kind;
+    char name[CD_MAX_NAME];
+    int num_inputs, inputs[2];
+    int rank;                     /* 3: (h, w, c) per sample; 1: (c) with h = w = 1 */
+    int h, w, c;
+
+    /* hyperparameters (meaning depends on kind) */
+    int kh, kw, stride_h, stride_w, pad[4], use_bias;
+    float epsilon, momentum, max_value, rate, scale, offset;
+    cd_activation activation;
+
+    cd_param params[CD_MAX_PARAMS];
+    int num_params;
+    int trainable;                /* Keras layer.trainable */
+    cd_mode mode;                 /* call-time training override (nested model(x, training=...)) */
+
+    /* runtime, valid for the graph's current batch size */
+    float *out, *dout;
+    int needs_grad;               /* a gradient flows through this node in backward */
+    int dout_written;             /* during backward: dout holds a value (else first write) */
+    int last_training;            /* effective training flag used by the last forward */
+    void *state;                  /* per-kind prepared state */
+    const cd_layer_ops *ops;
+};
+
+struct cd_graph {
+    cd_node *nodes;
+    int num_nodes, capacity;
+
+    int batch;                    /* batch size the nodes are prepared for (0: none) */
+    int buffer_batch;             /* batch size the activation buffers can hold */
+    int structure_dirty;          /* trainable/mode changed since prepare */
+    int have_forward;             /* outputs valid */
+    int have_backward;            /* gradients valid */
+    float *scratch;               /* largest activation, for accumulate-by-add */
+    size_t scratch_count;
+
+    uint64_t seed;
+    int64_t step;                 /* training steps taken (dropout key) */
+
+    int compiled;
+    cd_optimizer_config opt;
+    cd_loss_kind loss;
+    int64_t opt_iterations;       /* Keras optimizer.iterations */
+    float *dlogits;
+    size_t dlogits_count;
+};
+
+/* True when `node` has parameters that receive gradients (layer trainable, weight trainable). */
+int cd_node_trains(const cd_node *node);
+/* Per-sample element count of the node's output. */
+static inline size_t cd_node_sample_size(const cd_node *node) {
+    return (size_t)node->h * (size_t)node->w * (size_t)node->c;
+}
+static inline cd_node *cd_input_node(cd_graph *g, const cd_node *node, int i) {
+    return &g->nodes[node->inputs[i]];
+}
+/* Add a parameter to a node (allocates value, zero-filled). */
+cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int *dims,
+                            int can_train);
+
+/* Forward without committing moving statistics (cd_graph_forward commits at once). */
+cd_status cd_graph_forward_uncommitted(cd_graph *g, const float *x, int n, int training);
+void cd_graph_commit(cd_graph *g);
+
+/* Per-kind ops tables (csrc/nn/). */
+extern const cd_layer_ops cd_input_ops, cd_conv2d_ops, cd_batchnorm_ops, cd_relu_ops,
+    cd_zeropad_ops, cd_add_ops, cd_gap_ops, cd_dropout_ops, cd_dense_ops, cd_rescale_ops;
+
+/* y += x elementwise (n floats), parallel. */
+void cd_add_inplace(float *y, const float *x, size_t n);
+#endif

@@ -1,0 +1,72 @@
+/* train.c — compile (loss + fresh optimizer state) and the training / evaluation step:
+ * forward -> loss -> backward -> optimizer update, for a batch held in C. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/error.h"
+#include "model/graph_internal.h"
+
+cd_status cd_optimizer_validate(const cd_optimizer_config *o);
+cd_status cd_optimizer_reset(cd_graph *g);
+cd_status cd_optimizer_apply(cd_graph *g);
+
+cd_status cd_graph_compile(cd_graph *g, const cd_optimizer_config *opt, cd_loss_kind loss) {
+    CD_TRY(cd_optimizer_validate(opt));
+    if (loss != CD_LOSS_BCE_LOGITS && loss != CD_LOSS_SPARSE_CE_LOGITS)
+        return cd_fail(CD_ERR_VALUE, "unknown loss %d", (int)loss);
+    if (g->num_nodes < 2) return cd_fail(CD_ERR_STATE, "compile needs a graph with layers");
+    g->opt = *opt;
+    g->loss = loss;
+    CD_TRY(cd_optimizer_reset(g));
+    g->compiled = 1;
+    return CD_OK;
+}
+
+cd_status cd_graph_set_learning_rate(cd_graph *g, float lr) {
+    if (!(lr >= 0.f) || !isfinite(lr))
+        return cd_fail(CD_ERR_VALUE, "learning_rate must be finite and >= 0");
+    g->opt.learning_rate = lr;
+    return CD_OK;
+}
+
+static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *loss,
+                             double *correct, int want_grad) {
+    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    int k = last->c;
+    if (last->rank != 1)
+        return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
+                       "GlobalAveragePooling2D and Dense", last->name);
+    if (want_grad && g->dlogits_count < (size_t)n * k) {
+        free(g->dlogits);
+        g->dlogits_count = 0;
+        g->dlogits = cd_alloc((size_t)n * k, sizeof(float), "loss gradient");
+        if (!g->dlogits) return CD_ERR_MEMORY;
+        g->dlogits_count = (size_t)n * k;
+    }
+    CD_TRY(cd_loss(g->loss, last->out, labels, n, k, loss, want_grad ? g->dlogits : NULL));
+    if (correct) CD_TRY(cd_accuracy(g->loss, last->out, labels, n, k, 0.f, correct));
+    return CD_OK;
+}
+
+cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, int n,
+                              float *loss, double *correct) {
+    if (!g->compiled) return cd_fail(CD_ERR_STATE, "call compile() before training");
+    CD_TRY(cd_graph_forward_uncommitted(g, x, n, 1));
+    CD_TRY(logits_loss(g, labels, n, loss, correct, 1));
+    if (!isfinite(*loss))
+        return cd_fail(CD_ERR_NUMERIC, "loss is %s at training step %lld; weights left as they "
+                       "were before this step (lower the learning rate or check the inputs)",
+                       isnan(*loss) ? "NaN" : "infinite", (long long)g->step + 1);
+    CD_TRY(cd_graph_backward(g, g->dlogits));
+    cd_graph_commit(g);
+    CD_TRY(cd_optimizer_apply(g));
+    g->step++;
+    return CD_OK;
+}
+
+cd_status cd_graph_eval_step(cd_graph *g, const float *x, const float *labels, int n, float *loss,
+                             double *correct) {
+    if (!g->compiled) return cd_fail(CD_ERR_STATE, "call compile() before evaluate()");
+    CD_TRY(cd_graph_forward(g, x, n, 0));
+    return logits_loss(g, labels, n, loss, correct, 0);
+}

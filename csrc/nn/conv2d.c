@@ -1,0 +1,310 @@
+/* conv2d.c — Conv2D and DepthwiseConv2D on oneDNN (no dilation).
+ *
+ * src (n, ih, iw, ic) NHWC -> dst (n, oh, ow, oc) NHWC, explicit padding (top, bottom,
+ * left, right). Weights live in Keras layout in the parameter (Conv2D HWIO (kh, kw, ic, oc);
+ * depthwise (kh, kw, c, 1), i.e. oneDNN's grouped dims (g=c, 1, 1, kh, kw) in tag hwigo).
+ * oneDNN picks its own weight formats ("any"); we reorder the Keras copy into them when its
+ * version changed (after an optimizer step), and reorder weight gradients back to Keras
+ * layout. Activations stay NHWC so every other layer reads them directly.
+ * Primitives are built once per batch size (prepare); backward ones on first use. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "model/graph_internal.h"
+
+enum { KERNEL, BIAS };
+
+typedef struct {
+    dnnl_memory_desc_t src_md, dst_md, w_user_md, bias_md;
+    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_w_pd;
+    dnnl_primitive_t fwd, bwd_data, bwd_w;
+    dnnl_memory_t src, dst, w_user, bias, diff_src, diff_dst, diff_w_user, diff_bias;
+    dnnl_memory_t w_fwd, w_bwd;          /* weights in the forward / backward-data formats */
+    dnnl_primitive_t to_fwd, to_bwd;     /* reorders user -> those formats (NULL if same) */
+    dnnl_memory_t diff_w;                /* weight gradient in bwd_w's format */
+    dnnl_primitive_t diff_w_to_user;     /* NULL if already Keras layout */
+    uint64_t w_fwd_version, w_bwd_version;
+    int have_w_fwd, have_w_bwd;
+} conv_state;
+
+static void destroy_md(dnnl_memory_desc_t *md) {
+    if (*md) dnnl_memory_desc_destroy(*md);
+    *md = NULL;
+}
+static void destroy_mem(dnnl_memory_t *m) {
+    if (*m) dnnl_memory_destroy(*m);
+    *m = NULL;
+}
+static void destroy_prim(dnnl_primitive_t *p) {
+    if (*p) dnnl_primitive_destroy(*p);
+    *p = NULL;
+}
+static void destroy_pd(dnnl_primitive_desc_t *pd) {
+    if (*pd) dnnl_primitive_desc_destroy(*pd);
+    *pd = NULL;
+}
+
+static void conv_release(cd_node *node) {
+    conv_state *s = node->state;
+    if (!s) return;
+    destroy_prim(&s->fwd), destroy_prim(&s->bwd_data), destroy_prim(&s->bwd_w);
+    destroy_prim(&s->to_fwd), destroy_prim(&s->to_bwd), destroy_prim(&s->diff_w_to_user);
+    destroy_pd(&s->fwd_pd), destroy_pd(&s->bwd_data_pd), destroy_pd(&s->bwd_w_pd);
+    destroy_mem(&s->src), destroy_mem(&s->dst), destroy_mem(&s->w_user), destroy_mem(&s->bias);
+    destroy_mem(&s->diff_src), destroy_mem(&s->diff_dst), destroy_mem(&s->diff_w_user);
+    destroy_mem(&s->diff_bias), destroy_mem(&s->w_fwd), destroy_mem(&s->w_bwd);
+    destroy_mem(&s->diff_w);
+    destroy_md(&s->src_md), destroy_md(&s->dst_md), destroy_md(&s->w_user_md);
+    destroy_md(&s->bias_md);
+    free(s);
+    node->state = NULL;
+}
+
+static int is_depthwise(const cd_node *node) { return node->kind == CD_LAYER_DEPTHWISE_CONV2D; }
+
+/* Weights descriptor with Keras's layout, or "any" for oneDNN to choose. */
+static cd_status weights_md(const cd_node *node, int ic, int any, dnnl_memory_desc_t *md) {
+    if (is_depthwise(node)) {
+        dnnl_dims_t dims = {node->c, 1, 1, node->kh, node->kw};
+        CD_DNNL(dnnl_memory_desc_create_with_tag(md, 5, dims, dnnl_f32,
+                                                 any ? dnnl_format_tag_any : dnnl_hwigo),
+                "weights descriptor", node->name);
+    } else {
+        dnnl_dims_t dims = {node->c, ic, node->kh, node->kw};
+        CD_DNNL(dnnl_memory_desc_create_with_tag(md, 4, dims, dnnl_f32,
+                                                 any ? dnnl_format_tag_any : dnnl_hwio),
+                "weights descriptor", node->name);
+    }
+    return CD_OK;
+}
+
+/* Memory in `pd`'s format for `what`; a reorder from/to `user` when formats differ. */
+static cd_status make_internal(const cd_node *node, const_dnnl_memory_desc_t md,
+                               dnnl_memory_t user, int user_is_src, dnnl_memory_t *mem,
+                               dnnl_primitive_t *reorder) {
+    const_dnnl_memory_desc_t user_md;
+    CD_DNNL(dnnl_memory_get_memory_desc(user, &user_md), "memory desc", node->name);
+    *reorder = NULL;
+    CD_DNNL(dnnl_memory_create(mem, md, cd_engine(), DNNL_MEMORY_ALLOCATE), "weights buffer",
+            node->name);
+    if (dnnl_memory_desc_equal(md, user_md)) return CD_OK;
+    dnnl_primitive_desc_t rpd;
+    dnnl_primitive_attr_t attr;
+    CD_TRY(cd_make_attr(&attr));
+    dnnl_status_t st =
+        user_is_src ? dnnl_reorder_primitive_desc_create(&rpd, user_md, cd_engine(), md,
+                                                         cd_engine(), attr)
+                    : dnnl_reorder_primitive_desc_create(&rpd, md, cd_engine(), user_md,
+                                                         cd_engine(), attr);
+    dnnl_primitive_attr_destroy(attr);
+    CD_DNNL(st, "weights reorder", node->name);
+    st = dnnl_primitive_create(reorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    CD_DNNL(st, "weights reorder", node->name);
+    return CD_OK;
+}
+
+static cd_status run(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args, const char *what,
+                     const char *layer) {
+    CD_DNNL(dnnl_primitive_execute(p, cd_stream(), nargs, args), what, layer);
+    CD_DNNL(dnnl_stream_wait(cd_stream()), what, layer);
+    return CD_OK;
+}
+
+static cd_status reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to,
+                         const char *layer) {
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return run(r, 2, args, "reorder", layer);
+}
+
+static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilates,
+                     dnnl_dims_t pad_l, dnnl_dims_t pad_r) {
+    strides[0] = node->stride_h, strides[1] = node->stride_w;
+    dilates[0] = dilates[1] = 0;
+    pad_l[0] = node->pad[0], pad_l[1] = node->pad[2];
+    pad_r[0] = node->pad[1], pad_r[1] = node->pad[3];
+}
+
+static cd_status conv_prepare(cd_graph *g, cd_node *node, int n) {
+    conv_state *s = calloc(1, sizeof *s);
+    if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
+    node->state = s;
+    const cd_node *src = cd_input_node(g, node, 0);
+    dnnl_dims_t src_dims = {n, src->c, src->h, src->w}, dst_dims = {n, node->c, node->h, node->w};
+    CD_DNNL(dnnl_memory_desc_create_with_tag(&s->src_md, 4, src_dims, dnnl_f32, dnnl_nhwc),
+            "src descriptor", node->name);
+    CD_DNNL(dnnl_memory_desc_create_with_tag(&s->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc),
+            "dst descriptor", node->name);
+    CD_TRY(weights_md(node, src->c, 0, &s->w_user_md));
+    if (node->use_bias) {
+        dnnl_dims_t bdims = {node->c};
+        CD_DNNL(dnnl_memory_desc_create_with_tag(&s->bias_md, 1, bdims, dnnl_f32, dnnl_a),
+                "bias descriptor", node->name);
+    }
+    dnnl_memory_desc_t w_any;
+    CD_TRY(weights_md(node, src->c, 1, &w_any));
+    dnnl_dims_t strides, dilates, pad_l, pad_r;
+    geometry(node, strides, dilates, pad_l, pad_r);
+    dnnl_primitive_attr_t attr;
+    CD_TRY(cd_make_attr(&attr));
+    dnnl_status_t st = dnnl_convolution_forward_primitive_desc_create(
+        &s->fwd_pd, cd_engine(), dnnl_forward_training, dnnl_convolution_direct, s->src_md, w_any,
+        s->bias_md, s->dst_md, strides, dilates, pad_l, pad_r, attr);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_memory_desc_destroy(w_any);
+    CD_DNNL(st, "convolution forward descriptor", node->name);
+    CD_DNNL(dnnl_primitive_create(&s->fwd, s->fwd_pd), "convolution forward", node->name);
+
+    CD_DNNL(dnnl_memory_create(&s->src, s->src_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            node->name);
+    CD_DNNL(dnnl_memory_create(&s->dst, s->dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            node->name);
+    CD_DNNL(dnnl_memory_create(&s->w_user, s->w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            node->name);
+    if (node->use_bias)
+        CD_DNNL(dnnl_memory_create(&s->bias, s->bias_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+                node->name);
+    const_dnnl_memory_desc_t w_fwd_md =
+        dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 0);
+    CD_DNNL(dnnl_memory_set_data_handle(s->w_user, node->params[KERNEL].value), "memory",
+            node->name);
+    CD_TRY(make_internal(node, w_fwd_md, s->w_user, 1, &s->w_fwd, &s->to_fwd));
+    return CD_OK;
+}
+
+/* Bring the oneDNN-format weight copy up to date with the Keras-layout master. */
+static cd_status sync_weights(const cd_node *node, dnnl_primitive_t to, dnnl_memory_t internal,
+                              dnnl_memory_t user, uint64_t *version, int *have) {
+    const cd_param *p = &node->params[KERNEL];
+    if (*have && *version == p->version) return CD_OK;
+    CD_DNNL(dnnl_memory_set_data_handle(user, p->value), "memory", node->name);
+    if (to) {
+        CD_TRY(reorder(to, user, internal, node->name));
+    } else {
+        void *dst;
+        CD_DNNL(dnnl_memory_get_data_handle(internal, &dst), "memory", node->name);
+        memcpy(dst, p->value, p->size * sizeof(float));
+    }
+    *version = p->version;
+    *have = 1;
+    return CD_OK;
+}
+
+static cd_status conv_forward(cd_graph *g, cd_node *node, int training) {
+    (void)training;
+    conv_state *s = node->state;
+    CD_TRY(sync_weights(node, s->to_fwd, s->w_fwd, s->w_user, &s->w_fwd_version, &s->have_w_fwd));
+    CD_DNNL(dnnl_memory_set_data_handle(s->src, cd_input_node(g, node, 0)->out), "memory",
+            node->name);
+    CD_DNNL(dnnl_memory_set_data_handle(s->dst, node->out), "memory", node->name);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, s->w_fwd},
+                               {DNNL_ARG_DST, s->dst}, {DNNL_ARG_BIAS, s->bias}};
+    if (node->use_bias)
+        CD_DNNL(dnnl_memory_set_data_handle(s->bias, node->params[BIAS].value), "memory",
+                node->name);
+    return run(s->fwd, node->use_bias ? 4 : 3, args, "convolution forward", node->name);
+}
+
+static cd_status build_backward_data(cd_node *node, conv_state *s) {
+    dnnl_memory_desc_t w_any;
+    const_dnnl_memory_desc_t fwd_w = dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 0);
+    int ndims = 0;
+    dnnl_dims_t *wd = NULL;
+    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_ndims_s32, &ndims), "query", node->name);
+    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_dims, &wd), "query", node->name);
+    CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, ndims, *wd, dnnl_f32, dnnl_format_tag_any),
+            "weights descriptor", node->name);
+    dnnl_dims_t strides, dilates, pad_l, pad_r;
+    geometry(node, strides, dilates, pad_l, pad_r);
+    dnnl_primitive_attr_t attr;
+    CD_TRY(cd_make_attr(&attr));
+    dnnl_status_t st = dnnl_convolution_backward_data_primitive_desc_create(
+        &s->bwd_data_pd, cd_engine(), dnnl_convolution_direct, s->src_md, w_any, s->dst_md,
+        strides, dilates, pad_l, pad_r, s->fwd_pd, attr);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_memory_desc_destroy(w_any);
+    CD_DNNL(st, "convolution backward-data descriptor", node->name);
+    CD_DNNL(dnnl_primitive_create(&s->bwd_data, s->bwd_data_pd), "convolution backward data",
+            node->name);
+    CD_DNNL(dnnl_memory_create(&s->diff_src, s->src_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            node->name);
+    if (!s->diff_dst)
+        CD_DNNL(dnnl_memory_create(&s->diff_dst, s->dst_md, cd_engine(), DNNL_MEMORY_NONE),
+                "memory", node->name);
+    const_dnnl_memory_desc_t md = dnnl_primitive_desc_query_md(s->bwd_data_pd, dnnl_query_weights_md, 0);
+    return make_internal(node, md, s->w_user, 1, &s->w_bwd, &s->to_bwd);
+}
+
+static cd_status build_backward_weights(cd_node *node, conv_state *s) {
+    const_dnnl_memory_desc_t fwd_w = dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 0);
+    int ndims = 0;
+    dnnl_dims_t *wd = NULL;
+    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_ndims_s32, &ndims), "query", node->name);
+    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_dims, &wd), "query", node->name);
+    dnnl_memory_desc_t w_any;
+    CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, ndims, *wd, dnnl_f32, dnnl_format_tag_any),
+            "weights descriptor", node->name);
+    dnnl_dims_t strides, dilates, pad_l, pad_r;
+    geometry(node, strides, dilates, pad_l, pad_r);
+    dnnl_primitive_attr_t attr;
+    CD_TRY(cd_make_attr(&attr));
+    dnnl_status_t st = dnnl_convolution_backward_weights_primitive_desc_create(
+        &s->bwd_w_pd, cd_engine(), dnnl_convolution_direct, s->src_md, w_any, s->bias_md,
+        s->dst_md, strides, dilates, pad_l, pad_r, s->fwd_pd, attr);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_memory_desc_destroy(w_any);
+    CD_DNNL(st, "convolution backward-weights descriptor", node->name);
+    CD_DNNL(dnnl_primitive_create(&s->bwd_w, s->bwd_w_pd), "convolution backward weights",
+            node->name);
+    if (!s->diff_dst)
+        CD_DNNL(dnnl_memory_create(&s->diff_dst, s->dst_md, cd_engine(), DNNL_MEMORY_NONE),
+                "memory", node->name);
+    CD_DNNL(dnnl_memory_create(&s->diff_w_user, s->w_user_md, cd_engine(), DNNL_MEMORY_NONE),
+            "memory", node->name);
+    if (node->use_bias)
+        CD_DNNL(dnnl_memory_create(&s->diff_bias, s->bias_md, cd_engine(), DNNL_MEMORY_NONE),
+                "memory", node->name);
+    const_dnnl_memory_desc_t md =
+        dnnl_primitive_desc_query_md(s->bwd_w_pd, dnnl_query_diff_weights_md, 0);
+    return make_internal(node, md, s->diff_w_user, 0, &s->diff_w, &s->diff_w_to_user);
+}
+
+static cd_status conv_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
+    conv_state *s = node->state;
+    const cd_node *src = cd_input_node(g, node, 0);
+    if (cd_node_trains(node)) {
+        if (!s->bwd_w) CD_TRY(build_backward_weights(node, s));
+        CD_DNNL(dnnl_memory_set_data_handle(s->src, src->out), "memory", node->name);
+        CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, node->dout), "memory", node->name);
+        CD_DNNL(dnnl_memory_set_data_handle(s->diff_w_user, node->params[KERNEL].grad), "memory",
+                node->name);
+        dnnl_memory_t dw = s->diff_w_to_user ? s->diff_w : s->diff_w_user;
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src},
+                                   {DNNL_ARG_DIFF_DST, s->diff_dst},
+                                   {DNNL_ARG_DIFF_WEIGHTS, dw},
+                                   {DNNL_ARG_DIFF_BIAS, s->diff_bias}};
+        if (node->use_bias)
+            CD_DNNL(dnnl_memory_set_data_handle(s->diff_bias, node->params[BIAS].grad), "memory",
+                    node->name);
+        CD_TRY(run(s->bwd_w, node->use_bias ? 4 : 3, args, "convolution backward weights",
+                   node->name));
+        if (s->diff_w_to_user) CD_TRY(reorder(s->diff_w_to_user, s->diff_w, s->diff_w_user,
+                                              node->name));
+    }
+    if (!dx[0]) return CD_OK;
+    if (!s->bwd_data) CD_TRY(build_backward_data(node, s));
+    CD_TRY(sync_weights(node, s->to_bwd, s->w_bwd, s->w_user, &s->w_bwd_version, &s->have_w_bwd));
+    float *target = acc[0] ? g->scratch : dx[0];
+    CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, node->dout), "memory", node->name);
+    CD_DNNL(dnnl_memory_set_data_handle(s->diff_src, target), "memory", node->name);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->diff_dst},
+                               {DNNL_ARG_WEIGHTS, s->w_bwd},
+                               {DNNL_ARG_DIFF_SRC, s->diff_src}};
+    CD_TRY(run(s->bwd_data, 3, args, "convolution backward data", node->name));
+    if (acc[0]) cd_add_inplace(dx[0], g->scratch, (size_t)g->batch * cd_node_sample_size(src));
+    return CD_OK;
+}
+
+const cd_layer_ops cd_conv2d_ops = {conv_prepare, conv_forward, conv_backward, conv_release};

@@ -1,0 +1,147 @@
+/* optimizer.c — Keras 3 update rules, applied to every trainable weight after backward.
+ * t = iterations + 1 (Keras optimizer.iterations counts applied steps).
+ *
+ * SGD:     momentum == 0: w -= lr * g
+ *          else m = momentum * m - lr * g;  w += nesterov ? momentum * m - lr * g : m
+ * Adam:    m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2)
+ *          w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+ * RMSprop: v = rho v + (1 - rho) g^2;  centered: a = rho a + (1 - rho) g, den = v - a^2 + eps
+ *          else den = v + eps;  inc = lr * g / sqrt(den)
+ *          momentum > 0: mo = momentum * mo + inc, w -= mo; else w -= inc
+ * State (slot) arrays start at zero on compile (cd_graph_compile). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/graph_internal.h"
+
+static int slots_needed(const cd_optimizer_config *o) {
+    switch (o->kind) {
+        case CD_OPT_SGD: return o->momentum != 0.f ? 1 : 0;
+        case CD_OPT_ADAM: return 2;
+        case CD_OPT_RMSPROP: return 1 + (o->momentum > 0.f) + (o->centered != 0);
+    }
+    return 0;
+}
+
+cd_status cd_optimizer_validate(const cd_optimizer_config *o) {
+    if (!(o->learning_rate >= 0.f) || !isfinite(o->learning_rate))
+        return cd_fail(CD_ERR_VALUE, "learning_rate must be finite and >= 0, got %g",
+                       (double)o->learning_rate);
+    switch (o->kind) {
+        case CD_OPT_SGD:
+            if (!(o->momentum >= 0.f && o->momentum <= 1.f))
+                return cd_fail(CD_ERR_VALUE, "SGD momentum must be in [0, 1], got %g",
+                               (double)o->momentum);
+            return CD_OK;
+        case CD_OPT_ADAM:
+            if (!(o->beta_1 >= 0.f && o->beta_1 < 1.f && o->beta_2 >= 0.f && o->beta_2 < 1.f))
+                return cd_fail(CD_ERR_VALUE, "Adam betas must be in [0, 1)");
+            if (!(o->epsilon > 0.f)) return cd_fail(CD_ERR_VALUE, "Adam epsilon must be > 0");
+            return CD_OK;
+        case CD_OPT_RMSPROP:
+            if (!(o->rho >= 0.f && o->rho < 1.f))
+                return cd_fail(CD_ERR_VALUE, "RMSprop rho must be in [0, 1)");
+            if (!(o->momentum >= 0.f && o->momentum <= 1.f))
+                return cd_fail(CD_ERR_VALUE, "RMSprop momentum must be in [0, 1]");
+            if (!(o->epsilon > 0.f)) return cd_fail(CD_ERR_VALUE, "RMSprop epsilon must be > 0");
+            return CD_OK;
+    }
+    return cd_fail(CD_ERR_VALUE, "unknown optimizer kind %d", (int)o->kind);
+}
+
+cd_status cd_optimizer_reset(cd_graph *g) {
+    int nslots = slots_needed(&g->opt);
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        for (int k = 0; k < node->num_params; k++) {
+            cd_param *p = &node->params[k];
+            for (int s = 0; s < CD_OPT_SLOTS; s++) {
+                free(p->slot[s]);
+                p->slot[s] = NULL;
+            }
+        }
+    }
+    (void)nslots; /* slots are allocated lazily, zeroed, at the first update of each weight */
+    g->opt_iterations = 0;
+    return CD_OK;
+}
+
+static cd_status update_param(const cd_optimizer_config *o, cd_param *p, int64_t t) {
+    int nslots = slots_needed(o);
+    for (int s = 0; s < nslots; s++)
+        if (!p->slot[s]) {
+            p->slot[s] = cd_calloc(p->size, sizeof(float), "optimizer state");
+            if (!p->slot[s]) return CD_ERR_MEMORY;
+        }
+    float *w = p->value;
+    const float *g = p->grad;
+    const size_t n = p->size;
+    const float lr = o->learning_rate;
+    switch (o->kind) {
+        case CD_OPT_SGD:
+            if (o->momentum == 0.f) {
+                for (size_t i = 0; i < n; i++) w[i] -= lr * g[i];
+            } else {
+                float *m = p->slot[0];
+                const float mu = o->momentum;
+                for (size_t i = 0; i < n; i++) {
+                    m[i] = mu * m[i] - lr * g[i];
+                    w[i] += o->nesterov ? mu * m[i] - lr * g[i] : m[i];
+                }
+            }
+            break;
+        case CD_OPT_ADAM: {
+            float *m = p->slot[0], *v = p->slot[1];
+            const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
+            const float alpha =
+                lr * sqrtf(1.f - powf(b2, (float)t)) / (1.f - powf(b1, (float)t));
+            for (size_t i = 0; i < n; i++) {
+                m[i] += (g[i] - m[i]) * (1.f - b1);
+                v[i] += (g[i] * g[i] - v[i]) * (1.f - b2);
+                w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+            }
+            break;
+        }
+        case CD_OPT_RMSPROP: {
+            float *v = p->slot[0];
+            float *mo = o->momentum > 0.f ? p->slot[1] : NULL;
+            float *a = o->centered ? p->slot[o->momentum > 0.f ? 2 : 1] : NULL;
+            const float rho = o->rho, eps = o->epsilon;
+            for (size_t i = 0; i < n; i++) {
+                v[i] = rho * v[i] + (1.f - rho) * g[i] * g[i];
+                float den = v[i];
+                if (a) {
+                    a[i] = rho * a[i] + (1.f - rho) * g[i];
+                    den -= a[i] * a[i];
+                }
+                float inc = lr * g[i] / sqrtf(den + eps);
+                if (mo) {
+                    mo[i] = o->momentum * mo[i] + inc;
+                    w[i] -= mo[i];
+                } else {
+                    w[i] -= inc;
+                }
+            }
+            break;
+        }
+    }
+    p->version++;
+    return CD_OK;
+}
+
+cd_status cd_optimizer_apply(cd_graph *g) {
+    int64_t t = g->opt_iterations + 1;
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        if (!cd_node_trains(node)) continue;
+        for (int k = 0; k < node->num_params; k++) {
+            cd_param *p = &node->params[k];
+            if (!p->can_train) continue;
+            CD_TRY(update_param(&g->opt, p, t));
+        }
+    }
+    g->opt_iterations = t;
+    return CD_OK;
+}
