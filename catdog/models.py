@@ -306,7 +306,29 @@ class Model(Layer):
                     out[f"{layer.name}/{name}"] = g.get_gradient(i, w)
         return out
 
-    # training API lives in catdog.training (compile/fit/evaluate) and is bound below
+    # -- training (catdog/training.py) ------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        from catdog import training
+        training.compile(self, optimizer, loss, metrics)
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+            validation_data=None, shuffle=True, initial_epoch=0):
+        from catdog import training
+        return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
+                            shuffle, initial_epoch)
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
+        from catdog import training
+        return training.evaluate(self, x, y, batch_size, verbose, return_dict)
+
+    def train_on_batch(self, x, y):
+        from catdog import training
+        return training.train_on_batch(self, x, y)
+
+    def test_on_batch(self, x, y):
+        from catdog import training
+        return training.test_on_batch(self, x, y)
+
     def summary(self, print_fn=print):
         from catdog.summary import summary
 

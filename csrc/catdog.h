@@ -153,6 +153,8 @@ cd_status cd_accuracy(cd_loss_kind kind, const float *logits, const float *label
 /* Fresh optimizer state for every trainable weight (Keras: compile() resets it). */
 cd_status cd_graph_compile(cd_graph *g, const cd_optimizer_config *opt, cd_loss_kind loss);
 cd_status cd_graph_set_learning_rate(cd_graph *g, float lr);
+/* BinaryAccuracy: a logit above `threshold` predicts class 1 (default 0). */
+cd_status cd_graph_set_accuracy_threshold(cd_graph *g, float threshold);
 /* One step: forward(training) -> loss -> backward -> optimizer update. A NaN/Inf loss leaves
  * the weights untouched and returns CD_ERR_NUMERIC naming the step. */
 cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, int n,

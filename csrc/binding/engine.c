@@ -479,6 +479,14 @@ static PyObject *Graph_set_learning_rate(GraphObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Graph_set_accuracy_threshold(GraphObject *self, PyObject *arg) {
+    double t = PyFloat_AsDouble(arg);
+    if (PyErr_Occurred() || check_graph(self)) return NULL;
+    cd_status s = cd_graph_set_accuracy_threshold(self->graph, (float)t);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
 static PyObject *run_step(GraphObject *self, PyObject *args, int train) {
     PyObject *xo, *yo;
     if (!PyArg_ParseTuple(args, "OO", &xo, &yo) || check_graph(self)) return NULL;
@@ -554,6 +562,7 @@ static PyMethodDef Graph_methods[] = {
     {"compile", (PyCFunction)(void (*)(void))Graph_compile, METH_VARARGS | METH_KEYWORDS,
      "(optimizer kind, learning_rate, loss kind, **hyperparameters)"},
     {"set_learning_rate", (PyCFunction)Graph_set_learning_rate, METH_O, ""},
+    {"set_accuracy_threshold", (PyCFunction)Graph_set_accuracy_threshold, METH_O, ""},
     {"train_step", (PyCFunction)Graph_train_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
     {"eval_step", (PyCFunction)Graph_eval_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
     {"step_count", (PyCFunction)Graph_step_count, METH_NOARGS, ""},

@@ -90,6 +90,7 @@ struct cd_graph {
     int compiled;
     cd_optimizer_config opt;
     cd_loss_kind loss;
+    float accuracy_threshold;     /* BinaryAccuracy threshold on logits */
     int64_t opt_iterations;       /* Keras optimizer.iterations */
     float *dlogits;
     size_t dlogits_count;

@@ -22,6 +22,12 @@ cd_status cd_graph_compile(cd_graph *g, const cd_optimizer_config *opt, cd_loss_
     return CD_OK;
 }
 
+cd_status cd_graph_set_accuracy_threshold(cd_graph *g, float threshold) {
+    if (!isfinite(threshold)) return cd_fail(CD_ERR_VALUE, "threshold must be finite");
+    g->accuracy_threshold = threshold;
+    return CD_OK;
+}
+
 cd_status cd_graph_set_learning_rate(cd_graph *g, float lr) {
     if (!(lr >= 0.f) || !isfinite(lr))
         return cd_fail(CD_ERR_VALUE, "learning_rate must be finite and >= 0");
@@ -44,7 +50,8 @@ static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *los
         g->dlogits_count = (size_t)n * k;
     }
     CD_TRY(cd_loss(g->loss, last->out, labels, n, k, loss, want_grad ? g->dlogits : NULL));
-    if (correct) CD_TRY(cd_accuracy(g->loss, last->out, labels, n, k, 0.f, correct));
+    if (correct)
+        CD_TRY(cd_accuracy(g->loss, last->out, labels, n, k, g->accuracy_threshold, correct));
     return CD_OK;
 }
 

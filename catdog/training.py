@@ -1,0 +1,204 @@
+"""compile / fit / evaluate for catdog models: Keras's training loop, with each batch's
+forward, loss, backward and update running in C with the GIL released."""
+from __future__ import annotations
+
+import math
+import time
+from typing import List, Optional
+
+import numpy as np
+
+from catdog import losses as losses_mod
+from catdog import metrics as metrics_mod
+from catdog import optimizers as optimizers_mod
+from catdog.callbacks import CallbackList, History
+from catdog.progress import ProgressBar
+
+
+class _Compiled:
+    def __init__(self, optimizer, loss, metrics):
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        self.metrics = [metrics_mod.get(m) for m in (metrics or [])]
+        if len(self.metrics) > 1:
+            raise ValueError("catdog tracks one accuracy metric per model")
+        self.metric_name = self.metrics[0].name if self.metrics else None
+        self.threshold = self.metrics[0].threshold if self.metrics else 0.0
+
+
+def compile(model, optimizer="rmsprop", loss=None, metrics=None):
+    """Keras compile(): fresh optimizer state every call (as Keras)."""
+    if loss is None:
+        raise ValueError("compile() needs a loss, e.g. catdog.losses.BinaryCrossentropy(from_logits=True)")
+    c = _Compiled(optimizer, loss, metrics)
+    model._compiled = c
+    model._engine_compiled = False  # engine state made fresh at the next run
+
+
+def _engine_ready(model):
+    c = model._compiled
+    if c is None:
+        raise RuntimeError(f"model '{model.name}' must be compiled before training or evaluation")
+    g = model._ensure_graph()
+    if not model._engine_compiled:
+        cfg = c.optimizer.engine_config()
+        g.compile(c.optimizer.kind, c.optimizer.learning_rate, c.loss.kind, **cfg)
+        g.set_accuracy_threshold(c.threshold)
+        model._engine_compiled = True
+    return g
+
+
+def _labels(y) -> np.ndarray:
+    y = np.asarray(y)
+    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+        raise ValueError(f"labels must be numeric, got dtype {y.dtype}")
+    return np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
+
+
+def train_on_batch(model, x, y):
+    g = _engine_ready(model)
+    x = model._check_x(x)
+    y = _labels(y)
+    if len(y) != len(x):
+        raise ValueError(f"got {len(x)} images and {len(y)} labels")
+    loss, correct = g.train_step(x, y)
+    model._pull_weights()
+    return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
+
+
+def test_on_batch(model, x, y):
+    g = _engine_ready(model)
+    x = model._check_x(x)
+    y = _labels(y)
+    loss, correct = g.eval_step(x, y)
+    return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
+
+
+def _batches(data, y=None, batch_size=32, shuffle=False, seed=0, epoch=0):
+    """(images, labels) batches from a dataset object or NumPy arrays."""
+    if y is not None or isinstance(data, np.ndarray):
+        if y is None:
+            raise ValueError("fit/evaluate on arrays needs labels: fit(x, y, ...)")
+        x = np.asarray(data)
+        y = np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"got {len(x)} images and {len(y)} labels")
+        order = np.arange(len(x))
+        if shuffle:
+            order = np.random.default_rng([seed, epoch]).permutation(len(x))
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            yield x[idx], y[idx]
+        return
+    if hasattr(data, "epoch_batches"):
+        yield from data.epoch_batches(epoch)
+        return
+    for batch in data:
+        if not (isinstance(batch, tuple) and len(batch) == 2):
+            raise ValueError("datasets must yield (images, labels) batches")
+        yield batch
+
+
+def _num_batches(data, y=None, batch_size=32) -> Optional[int]:
+    if y is not None or isinstance(data, np.ndarray):
+        return math.ceil(len(data) / batch_size)
+    if hasattr(data, "cardinality"):
+        return int(data.cardinality())
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _augment(model, images, seed, epoch, batch_index):
+    if not getattr(model, "_augment", None):
+        return images
+    from catdog.data import augment_batch  # the C data pipeline
+
+    return augment_batch(images, model._augment, seed=seed, epoch=epoch, batch_index=batch_index)
+
+
+def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+        validation_data=None, shuffle=True, initial_epoch=0):
+    from catdog import random as _random
+
+    g = _engine_ready(model)
+    c = model._compiled
+    history = History()
+    cbs = CallbackList(list(callbacks or []) + [history], model)
+    verbose = 1 if verbose == "auto" else int(verbose)
+    if epochs <= initial_epoch:
+        raise ValueError(f"epochs ({epochs}) must be greater than initial_epoch ({initial_epoch})")
+    seed = _random.get_seed()
+    model.stop_training = False
+    cbs.on_train_begin()
+    steps = _num_batches(x, y, batch_size)
+    metric = c.metric_name
+    try:
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            bar = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
+            total_loss = total_correct = 0.0
+            seen = batches = 0
+            t0 = time.time()
+            for b, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle, seed, epoch)):
+                xb = model._check_x(xb)
+                yb = _labels(yb)
+                xb = _augment(model, xb, seed, epoch, b)
+                loss, correct = g.train_step(xb, yb)
+                batches += 1
+                total_loss += float(loss) * len(xb)  # Keras 3: mean weighted by batch size
+                total_correct += correct
+                seen += len(xb)
+                logs = {"loss": total_loss / seen}
+                if metric:
+                    logs[metric] = total_correct / seen
+                bar.update(batches, logs)
+                cbs.on_train_batch_end(b, logs)
+            if batches == 0:
+                raise ValueError("the training data yielded no batches")
+            model._pull_weights()
+            logs = {"loss": total_loss / seen}
+            if metric:
+                logs[metric] = total_correct / seen
+            if validation_data is not None:
+                vl = evaluate(model, validation_data, verbose=0, return_dict=True)
+                logs.update({f"val_{k}": v for k, v in vl.items()})
+            bar.finish(logs, time.time() - t0)
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    except KeyboardInterrupt:
+        model._pull_weights()
+        if verbose:
+            print("\nTraining interrupted: the model keeps the weights of the last completed "
+                  "batch; History holds the completed epochs.")
+    finally:
+        model._pull_weights()
+    cbs.on_train_end()
+    model.history = history
+    return history
+
+
+def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
+    g = _engine_ready(model)
+    c = model._compiled
+    total_loss = total_correct = 0.0
+    n = 0
+    for xb, yb in _batches(x, y, batch_size):
+        xb = model._check_x(xb)
+        yb = _labels(yb)
+        loss, correct = g.eval_step(xb, yb)
+        total_loss += float(loss) * len(xb)
+        total_correct += correct
+        n += len(xb)
+    if n == 0:
+        raise ValueError("evaluate() got no data")
+    out = {"loss": total_loss / n}
+    if c.metric_name:
+        out[c.metric_name] = total_correct / n
+    if verbose not in (0, "auto"):
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
+    if return_dict:
+        return out
+    return list(out.values()) if len(out) > 1 else out["loss"]
