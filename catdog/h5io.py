@@ -38,6 +38,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from catdog.weights import _plain_mode
+
 __all__ = [
     "Weights",
     "FORMAT_NAME",
@@ -160,6 +162,7 @@ def _atomic_write(path: PathLike, write_fn) -> Path:
         write_fn(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _plain_mode(tmp)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -351,6 +351,16 @@ def sha256_of(path: PathLike) -> str:
     return h.hexdigest()
 
 
+def _plain_mode(path: PathLike) -> None:
+    """Give a mkstemp file (mode 0600) the permissions of a normally created file (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(path, 0o666 & ~mask)
+    except OSError:
+        pass
+
+
 def _check_hdf5(path: Path) -> Optional[str]:
     with open(path, "rb") as f:
         head = f.read(8)
@@ -412,6 +422,7 @@ def _download(url: str, dest_dir: Path, name: str, size: Optional[int], timeout:
                 )
             out.flush()
             os.fsync(out.fileno())
+        _plain_mode(tmp)
         return tmp
     except BaseException:
         tmp.unlink(missing_ok=True)

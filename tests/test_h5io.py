@@ -57,6 +57,9 @@ def test_keras_h5_round_trip_and_layout(tmp_path):
     p = h5io.write_keras_h5(tmp_path / "m.h5", ws)
     assert p == tmp_path / "m.h5"
     assert sorted(os.listdir(tmp_path)) == ["m.h5"]  # no temp file left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # like any file, not the temp file's 0600
     with h5py.File(p, "r") as f:  # exactly Keras's legacy layout
         assert [n.decode() for n in f.attrs["layer_names"]] == list(ws)
         assert f.attrs["backend"] in ("tensorflow", b"tensorflow")

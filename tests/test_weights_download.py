@@ -165,6 +165,9 @@ def test_good_file_checked_by_sha256(server, tmp_path, capsys):
     assert p == cache / "good.bin"
     assert p.read_bytes() == body
     assert _cache_listing(cache) == ["good.bin"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask
     assert "good.bin" in capsys.readouterr().err  # the progress bar went to stderr
 
 
