@@ -253,8 +253,11 @@ def read_keras_h5(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarra
 def read_catdog(path: PathLike, *, with_metadata: bool = False):
     """Read catdog's .npz weights file. With ``with_metadata=True``: (weights, metadata dict)."""
     p = _path(path)
+    with open(p, "rb") as fh:
+        if fh.read(4) != _ZIP_SIG:
+            raise ValueError(f"{p}: not a catdog weights file (a .npz zip)")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             if _META_KEY not in z.files:
                 raise ValueError(f"{p}: a .npz file but not catdog weights (no {_META_KEY!r} entry)")
             meta = json.loads(bytes(z[_META_KEY]).decode("utf8"))

@@ -487,6 +487,8 @@ def get_file(
             raise
         except Exception as e:  # network, HTTP, disk: try the next URL
             errors.append(f"  {url}: {_describe(e)}")
+            if isinstance(e, urllib.error.HTTPError):
+                e.close()
             continue
         try:
             problem = _verify(tmp, size, sha256, check)

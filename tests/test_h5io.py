@@ -123,6 +123,8 @@ def test_missing_file_not_h5_and_corrupt(tmp_path):
         h5io.read_weights(txt)
     with pytest.raises(ValueError, match="notes.h5.*not a readable HDF5"):
         h5io.read_keras_h5(txt)
+    with pytest.raises(ValueError, match="notes.h5.*not a catdog weights file"):
+        h5io.read_catdog(txt)
     empty = tmp_path / "empty.h5"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty"):
