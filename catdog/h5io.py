@@ -1,0 +1,451 @@
+"""Weights files: the Keras legacy HDF5 layout (read and write) and catdog's own format.
+
+In memory, weights are an ordered mapping ``layer name -> [(weight name, float32 array)]``
+(:data:`Weights`), in model order, layers without weights included (with an empty list).
+Weight names drop the layer prefix and the ``:0`` suffix: ``Conv1/kernel:0`` in layer
+``Conv1`` is ``kernel``; inside a nested model's group (the lab's whole-model file holds
+``mobilenetv2_1.00_160`` with ``Conv1/kernel:0``, ...) the inner layer name stays:
+``Conv1/kernel``.
+
+Keras legacy HDF5 (what Keras 2 ``save_weights("x.h5")`` and every
+``keras.applications`` download use): root attribute ``layer_names`` (+ ``backend``,
+``keras_version``); one group per layer with attribute ``weight_names``; each weight a
+dataset at ``<layer>/<weight name>`` (``Conv1/Conv1/kernel:0``). Long attributes are split
+into ``layer_names0``, ``layer_names1``, ... as Keras does (HDF5's 64 KiB header limit).
+Whole-model files (``model.save("x.h5")``) hold the same under the ``model_weights`` group.
+The Keras 3 ``.weights.h5`` layout (``layers/<class name>/vars/<i>``) names layers by
+class, not by layer name, so it cannot be matched by name: it is refused with a hint.
+
+catdog's own format (``.npz``/``.catdog`` or any name not ending in ``.h5``/``.hdf5``): a
+NumPy ``.npz`` (uncompressed zip) holding arrays ``w00000``, ``w00001``, ... and
+``__catdog__``, UTF-8 JSON as uint8: ``{"format": "catdog-weights", "version": 1,
+"layers": [{"name": ..., "weights": [{"name": ..., "key": "w00000", "shape": [...],
+"dtype": "float32"}]}], "metadata": {...}}``. Readable with plain NumPy, no pickle.
+
+Every write goes to a temp file in the destination folder and is moved into place with
+``os.replace``, so a crash never leaves a half-written weights file under the final name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from catdog.weights import _plain_mode
+
+__all__ = [
+    "Weights",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "read_weights",
+    "read_keras_h5",
+    "read_catdog",
+    "write_weights",
+    "write_keras_h5",
+    "write_catdog",
+    "check_weights",
+    "count_values",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+Weights = "OrderedDict[str, List[Tuple[str, np.ndarray]]]"
+Expected = Sequence[Tuple[str, Sequence[Tuple[str, Sequence[int]]]]]
+
+FORMAT_NAME = "catdog-weights"
+FORMAT_VERSION = 1
+_META_KEY = "__catdog__"
+_HDF5_SIG = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIG = b"PK\x03\x04"
+_HDF5_OBJECT_HEADER_LIMIT = 64512  # Keras splits attributes bigger than this
+_SUFFIX = re.compile(r":\d+$")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _path(path: PathLike) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"weights file not found: {p}")
+    if p.is_dir():
+        raise ValueError(f"{p} is a folder, not a weights file")
+    return p
+
+
+def _decode(x: Any) -> str:
+    return x.decode("utf8") if isinstance(x, (bytes, np.bytes_)) else str(x)
+
+
+def _load_attr_list(group, name: str) -> Optional[List[str]]:
+    """Keras's load_attributes_from_hdf5_group: ``name`` or ``name0``, ``name1``, ..."""
+    if name in group.attrs:
+        return [_decode(n) for n in np.atleast_1d(group.attrs[name])]
+    if f"{name}0" in group.attrs:
+        out: List[str] = []
+        i = 0
+        while f"{name}{i}" in group.attrs and i < 100000:
+            out.extend(_decode(n) for n in np.atleast_1d(group.attrs[f"{name}{i}"]))
+            i += 1
+        return out
+    return None
+
+
+def _save_attr_list(group, name: str, values: Sequence[str]) -> None:
+    """Keras's save_attributes_to_hdf5_group: bytes array, split when too big for a header."""
+    encoded = [v.encode("utf8") for v in values]
+    width = max([len(v) for v in encoded] + [1])
+    data = np.array(encoded, dtype=f"S{width}")
+    if data.nbytes <= _HDF5_OBJECT_HEADER_LIMIT:
+        group.attrs[name] = data
+        return
+    if width > _HDF5_OBJECT_HEADER_LIMIT:
+        raise ValueError(f"a name in {name!r} is longer than {_HDF5_OBJECT_HEADER_LIMIT} bytes")
+    chunks = 2
+    while True:
+        parts = np.array_split(data, chunks)
+        if all(p.nbytes <= _HDF5_OBJECT_HEADER_LIMIT for p in parts):
+            break
+        chunks += 1
+    for i, part in enumerate(parts):
+        group.attrs[f"{name}{i}"] = part
+
+
+def _short_name(layer: str, full: str) -> str:
+    name = _SUFFIX.sub("", full)
+    prefix = layer + "/"
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def _long_name(layer: str, short: str) -> str:
+    return (short if "/" in short else f"{layer}/{short}") + ":0"
+
+
+def _as_weights(weights: Mapping[str, Iterable[Tuple[str, Any]]]) -> "OrderedDict[str, List[Tuple[str, np.ndarray]]]":
+    out: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
+    for layer, ws in weights.items():
+        if not isinstance(layer, str) or not layer or "/" in layer:
+            raise ValueError(f"bad layer name {layer!r} (a non-empty string without '/')")
+        items = []
+        seen = set()
+        for item in ws:
+            try:
+                wname, arr = item
+            except (TypeError, ValueError):
+                raise ValueError(f"layer {layer!r}: weights must be (name, array) pairs, got {item!r:.60}") from None
+            if not isinstance(wname, str) or not wname or wname in seen:
+                raise ValueError(f"layer {layer!r}: bad or repeated weight name {wname!r}")
+            seen.add(wname)
+            items.append((wname, np.asarray(arr, dtype=np.float32)))
+        out[layer] = items
+    return out
+
+
+def _atomic_write(path: PathLike, write_fn) -> Path:
+    """Call ``write_fn(tmp_path)`` on a temp file beside ``path``, then os.replace it."""
+    dest = Path(path).expanduser()
+    if dest.is_dir():
+        raise ValueError(f"{dest} is a folder; give a file name")
+    folder = dest.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder does not exist: {folder}")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        _plain_mode(tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _sniff(p: Path) -> str:
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if head == _HDF5_SIG:
+        return "h5"
+    if head[:4] == _ZIP_SIG:
+        return "npz"
+    import h5py
+
+    try:  # HDF5 with a user block: signature at 512, 1024, ...
+        if h5py.is_hdf5(str(p)):
+            return "h5"
+    except Exception:
+        pass
+    return "unknown"
+
+
+def read_weights(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarray]]]":
+    """Read any supported weights file (detected by content, not by extension)."""
+    p = _path(path)
+    kind = _sniff(p)
+    if kind == "h5":
+        return read_keras_h5(p)
+    if kind == "npz":
+        return read_catdog(p)
+    raise ValueError(
+        f"{p}: not a weights file (neither HDF5 nor catdog's .npz format"
+        + (", it is empty)" if p.stat().st_size == 0 else ")")
+    )
+
+
+def read_keras_h5(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarray]]]":
+    """Read the Keras legacy HDF5 weights layout (a weights file or a whole-model .h5)."""
+    import h5py
+
+    p = _path(path)
+    try:
+        f = h5py.File(p, "r")
+    except OSError as e:
+        raise ValueError(f"{p}: not a readable HDF5 file ({e})") from None
+    try:
+        with f:
+            root = f
+            names = _load_attr_list(root, "layer_names")
+            if names is None and "model_weights" in f:
+                root = f["model_weights"]
+                names = _load_attr_list(root, "layer_names")
+            if names is None:
+                if "layers" in f or "vars" in f:
+                    raise ValueError(
+                        f"{p}: this is the Keras 3 '.weights.h5' layout, which names layers by "
+                        "class rather than by layer name and cannot be matched to catdog's layers; "
+                        "in Keras 3 save the whole model as legacy HDF5 instead "
+                        "(model.save('model.h5')) and load that"
+                    )
+                raise ValueError(f"{p}: an HDF5 file but not Keras weights (no 'layer_names' attribute)")
+            out: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
+            for layer in names:
+                if layer not in root:
+                    raise ValueError(f"{p}: layer {layer!r} is listed in layer_names but has no group")
+                g = root[layer]
+                wnames = _load_attr_list(g, "weight_names") or []
+                items = []
+                for wn in wnames:
+                    if wn not in g:
+                        raise ValueError(f"{p}: weight {wn!r} of layer {layer!r} is listed but missing")
+                    ds = g[wn]
+                    if not isinstance(ds, h5py.Dataset):
+                        raise ValueError(f"{p}: {layer}/{wn} is not a dataset")
+                    items.append((_short_name(layer, wn), np.asarray(ds[()], dtype=np.float32)))
+                out[layer] = items
+            return out
+    except ValueError:
+        raise
+    except (OSError, KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{p}: corrupt or truncated HDF5 weights file ({type(e).__name__}: {e})") from None
+
+
+def read_catdog(path: PathLike, *, with_metadata: bool = False):
+    """Read catdog's .npz weights file. With ``with_metadata=True``: (weights, metadata dict)."""
+    p = _path(path)
+    with open(p, "rb") as fh:
+        if fh.read(4) != _ZIP_SIG:
+            raise ValueError(f"{p}: not a catdog weights file (a .npz zip)")
+    try:
+        with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            if _META_KEY not in z.files:
+                raise ValueError(f"{p}: a .npz file but not catdog weights (no {_META_KEY!r} entry)")
+            meta = json.loads(bytes(z[_META_KEY]).decode("utf8"))
+            if meta.get("format") != FORMAT_NAME:
+                raise ValueError(f"{p}: format {meta.get('format')!r}, expected {FORMAT_NAME!r}")
+            if int(meta.get("version", 0)) > FORMAT_VERSION:
+                raise ValueError(
+                    f"{p}: catdog weights format version {meta.get('version')} is newer than this "
+                    f"catdog reads ({FORMAT_VERSION}); upgrade catdog"
+                )
+            out: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
+            for layer in meta["layers"]:
+                items = []
+                for w in layer["weights"]:
+                    arr = np.asarray(z[w["key"]], dtype=np.float32)
+                    if list(arr.shape) != list(w["shape"]):
+                        raise ValueError(f"{p}: {layer['name']}/{w['name']} has shape {arr.shape}, header says {tuple(w['shape'])}")
+                    items.append((w["name"], arr))
+                out[layer["name"]] = items
+    except ValueError:
+        raise
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, UnicodeDecodeError, EOFError) as e:
+        raise ValueError(f"{p}: corrupt catdog weights file ({type(e).__name__}: {e})") from None
+    return (out, meta.get("metadata", {})) if with_metadata else out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_keras_h5(
+    path: PathLike,
+    weights: Mapping[str, Iterable[Tuple[str, Any]]],
+    *,
+    keras_version: str = "2.15.0",
+    backend: str = "tensorflow",
+) -> Path:
+    """Write ``weights`` in the Keras legacy HDF5 layout (loadable by Keras 2 load_weights)."""
+    import h5py
+
+    ws = _as_weights(weights)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            _save_attr_list(f, "layer_names", list(ws))
+            f.attrs["backend"] = backend.encode("utf8")
+            f.attrs["keras_version"] = keras_version.encode("utf8")
+            for layer, items in ws.items():
+                g = f.create_group(layer)
+                long_names = [_long_name(layer, n) for n, _ in items]
+                _save_attr_list(g, "weight_names", long_names)
+                for ln, (_, arr) in zip(long_names, items):
+                    g.create_dataset(ln, data=arr)
+
+    return _atomic_write(path, write)
+
+
+def write_catdog(
+    path: PathLike,
+    weights: Mapping[str, Iterable[Tuple[str, Any]]],
+    *,
+    metadata: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Write catdog's own .npz weights file (``metadata``: any JSON-serialisable dict)."""
+    ws = _as_weights(weights)
+    arrays: Dict[str, np.ndarray] = {}
+    layers = []
+    for layer, items in ws.items():
+        entry = {"name": layer, "weights": []}
+        for wname, arr in items:
+            key = f"w{len(arrays):05d}"
+            arrays[key] = arr
+            entry["weights"].append({"name": wname, "key": key, "shape": list(arr.shape), "dtype": "float32"})
+        layers.append(entry)
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "layers": layers, "metadata": metadata or {}}
+    try:
+        blob = json.dumps(meta).encode("utf8")
+    except TypeError as e:
+        raise ValueError(f"metadata must be JSON-serialisable: {e}") from None
+    arrays[_META_KEY] = np.frombuffer(blob, dtype=np.uint8)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return _atomic_write(path, write)
+
+
+def write_weights(
+    path: PathLike,
+    weights: Mapping[str, Iterable[Tuple[str, Any]]],
+    *,
+    format: Optional[str] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Write by ``format`` ("keras" or "catdog"), else by extension: .h5/.hdf5 -> Keras."""
+    fmt = format
+    if fmt is None:
+        fmt = "keras" if str(path).lower().endswith((".h5", ".hdf5")) else "catdog"
+    if fmt in ("keras", "h5"):
+        return write_keras_h5(path, weights)
+    if fmt == "catdog":
+        return write_catdog(path, weights, metadata=metadata)
+    raise ValueError(f"format must be 'keras' or 'catdog', got {format!r}")
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def _first(names: Sequence[str], k: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:k])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > k else "")
+
+
+def check_weights(
+    weights: Mapping[str, Sequence[Tuple[str, np.ndarray]]],
+    expected: Expected,
+    *,
+    source: Optional[PathLike] = None,
+    by_name: bool = True,
+) -> "OrderedDict[str, List[Tuple[str, np.ndarray]]]":
+    """Match file ``weights`` to a model's ``expected`` [(layer, [(weight, shape)])].
+
+    Only layers that hold weights count (input, activation, padding, add layers may differ).
+    ``by_name=True`` matches layers and weights by name; ``by_name=False`` by position, as
+    Keras's default ``load_weights`` does for h5 files (layer names may differ, the number of
+    weighted layers, of weights per layer, and every shape must agree). Returns the arrays
+    in ``expected`` order under the expected names; raises ValueError naming the first
+    missing/extra layers, or the layer, weight and both shapes of a mismatch.
+    """
+    where = f"{source}: " if source is not None else ""
+    have = [(layer, list(ws)) for layer, ws in weights.items() if len(ws) > 0]
+    want = [(layer, list(ws)) for layer, ws in expected if len(ws) > 0]
+    pairs: List[Tuple[str, List[Tuple[str, Sequence[int]]], str, List[Tuple[str, np.ndarray]]]] = []
+    if by_name:
+        have_map = dict(have)
+        want_names = [layer for layer, _ in want]
+        missing = [n for n in want_names if n not in have_map]
+        extra = [n for n, _ in have if n not in set(want_names)]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing layers {_first(missing)}")
+            if extra:
+                parts.append(f"unexpected layers {_first(extra)}")
+            raise ValueError(f"{where}the weights do not match the model: " + "; ".join(parts))
+        pairs = [(layer, ws, layer, have_map[layer]) for layer, ws in want]
+    else:
+        if len(have) != len(want):
+            raise ValueError(
+                f"{where}the model has {len(want)} layers with weights, the file {len(have)} "
+                f"(model: {_first([n for n, _ in want], 3)}; file: {_first([n for n, _ in have], 3)})"
+            )
+        pairs = [(wl, ws, hl, hs) for (wl, ws), (hl, hs) in zip(want, have)]
+
+    out: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
+    for want_layer, want_ws, have_layer, have_ws in pairs:
+        label = want_layer if want_layer == have_layer else f"{want_layer} (file: {have_layer})"
+        if by_name:
+            hmap = dict(have_ws)
+            wnames = [w for w, _ in want_ws]
+            missing = [w for w in wnames if w not in hmap]
+            extra = [w for w, _ in have_ws if w not in set(wnames)]
+            if missing or extra:
+                parts = []
+                if missing:
+                    parts.append(f"missing weights {_first(missing)}")
+                if extra:
+                    parts.append(f"unexpected weights {_first(extra)}")
+                raise ValueError(f"{where}layer {label}: " + "; ".join(parts))
+            arrays = [hmap[w] for w in wnames]
+        else:
+            if len(have_ws) != len(want_ws):
+                raise ValueError(
+                    f"{where}layer {label}: the model has {len(want_ws)} weights, the file {len(have_ws)}"
+                )
+            arrays = [a for _, a in have_ws]
+        items = []
+        for (wname, shape), arr in zip(want_ws, arrays):
+            if tuple(arr.shape) != tuple(int(s) for s in shape):
+                raise ValueError(
+                    f"{where}layer {label}, weight {wname}: shape {tuple(arr.shape)} in the file, "
+                    f"{tuple(int(s) for s in shape)} in the model"
+                )
+            items.append((wname, np.asarray(arr, dtype=np.float32)))
+        out[want_layer] = items
+    return out
+
+
+def count_values(weights: Mapping[str, Sequence[Tuple[str, np.ndarray]]]) -> int:
+    """Total number of values (2,257,984 for MobileNetV2 1.0 without top)."""
+    return int(sum(int(np.asarray(a).size) for ws in weights.values() for _, a in ws))

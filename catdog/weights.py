@@ -1,0 +1,540 @@
+"""Pretrained MobileNetV2 weights: Keras file names, the local cache, and a checked download.
+
+Where a weights file is looked for, in order (``fetch``):
+
+1. a file registered with :func:`use_file` for that (alpha, size, include_top);
+2. the folder ``weights_dir=`` or ``$CATDOG_WEIGHTS_DIR`` (files under their Keras names);
+3. the cache, ``$CATDOG_HOME/models`` (default ``~/.catdog/models``);
+4. a download from Google's Keras bucket, then the GitHub mirror, into the cache.
+
+With ``any_size=True`` (or ``CATDOG_WEIGHTS_ANY_SIZE=1``), steps 1-3 also accept the file of
+the same alpha at another input size (224 first): every MobileNetV2 layer is convolutional,
+so e.g. the 224 checkpoint runs at 160x160 unchanged (it is what ``../shared`` holds).
+
+Downloads stream to a temporary file in the cache folder and are moved into place with
+``os.replace`` only once complete and verified (size and sha256 when known), so the cache
+never holds a half-written file. ``python -m catdog.weights`` prints the catalogue as JSON
+(``weights/catalogue.json`` in the source tree is that output).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from catdog._progress import ProgressBar, format_bytes
+
+__all__ = [
+    "ALPHAS",
+    "SIZES",
+    "BASE_URL",
+    "MIRROR_URL",
+    "DownloadError",
+    "catdog_home",
+    "cache_folder",
+    "resolve",
+    "urls_for",
+    "known",
+    "catalogue",
+    "use_file",
+    "clear_files",
+    "locate",
+    "fetch",
+    "weights_path",
+    "get_file",
+    "sha256_of",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+ALPHAS: Tuple[float, ...] = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+SIZES: Tuple[int, ...] = (96, 128, 160, 192, 224)
+BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+MIRROR_URL = "https://github.com/JonathanCMitchell/mobilenet_v2_keras/releases/download/v1.1/"
+_PREFIX = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_"
+
+# What we actually know about the official files (file name -> (size in bytes, sha256)).
+# Everything else is unknown (None) and downloads of those files are checked only for
+# completeness (Content-Length) and HDF5 signature -- as Keras itself does (no hash).
+_KNOWN: Dict[str, Tuple[Optional[int], Optional[str]]] = {
+    # the lab's file; size from the TF tutorial's download log
+    _PREFIX + "1.0_160_no_top.h5": (9406464, None),
+}
+
+# Known local copies that are NOT byte-identical to the official download (converted from
+# the TF-slim checkpoint, see weights/README.md). Used to verify those copies, never to
+# verify a download.
+LOCAL_COPIES: Dict[str, Dict[str, object]] = {
+    "shared-1.0_224_no_top": {
+        "file": _PREFIX + "1.0_224_no_top.h5",
+        "where": "../shared/weights/",
+        "size": 9407912,
+        "sha256": "22985a6796884dfe549e25598de1ecd523a9b4d69c9dae1a294bf2af34b27e1c",
+        "origin": "converted from the TF-slim mobilenet_v2_1.0_224 checkpoint into the Keras "
+        "legacy HDF5 layout (see ../shared/weights/PROVENANCE.md); same layer and weight "
+        "names and shapes as the official file, not the same bytes",
+    },
+}
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_CHUNK = 1 << 16
+_overrides: Dict[Tuple[float, int, bool], Path] = {}
+
+
+class DownloadError(OSError):
+    """Nothing cached and no URL gave a complete, verified file. The message says what to do."""
+
+
+# --------------------------------------------------------------------------- names
+
+
+def catdog_home() -> Path:
+    """``$CATDOG_HOME`` or ``~/.catdog``."""
+    env = os.environ.get("CATDOG_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".catdog"
+
+
+def cache_folder(subdir: str = "models") -> Path:
+    """The cache folder for ``subdir`` (``models`` or ``datasets``); not created here."""
+    return catdog_home() / subdir
+
+
+def _alpha(alpha: float) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a number, got {alpha!r}") from None
+    for known_alpha in ALPHAS:
+        if abs(a - known_alpha) < 1e-9:
+            return known_alpha
+    raise ValueError(
+        "ImageNet weights exist only for alpha in "
+        f"{', '.join(str(x) for x in ALPHAS)}; got alpha={alpha!r}"
+    )
+
+
+def _rows(size: Union[int, Sequence[int], None]) -> int:
+    """Keras's rule: a square size in SIZES, else the 224 weights with a warning."""
+    if size is None:
+        return 224
+    if isinstance(size, (tuple, list)):
+        dims = [d for d in size[:2]]
+        if len(dims) != 2 or dims[0] != dims[1] or dims[0] is None:
+            warnings.warn(
+                f"input size {tuple(size)} is not square: using the weights for 224x224 "
+                "(as Keras does)",
+                stacklevel=3,
+            )
+            return 224
+        size = dims[0]
+    try:
+        rows = int(size)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be an int or (rows, cols), got {size!r}") from None
+    if rows not in SIZES:
+        warnings.warn(
+            f"no ImageNet weights for {rows}x{rows} (only {SIZES}): using the 224x224 ones "
+            "(as Keras does)",
+            stacklevel=3,
+        )
+        return 224
+    return rows
+
+
+def resolve(alpha: float = 1.0, size: Union[int, Sequence[int], None] = 224, include_top: bool = False) -> str:
+    """Keras's file name for MobileNetV2(alpha, input size, include_top) ImageNet weights.
+
+    >>> resolve(1.0, 160, False)
+    'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5'
+    """
+    a = _alpha(alpha)
+    rows = _rows(size)
+    return f"{_PREFIX}{a}_{rows}{'' if include_top else '_no_top'}.h5"
+
+
+def urls_for(name: str, base_urls: Optional[Sequence[str]] = None) -> List[str]:
+    """Download URLs for a catalogue file name, official bucket first, then the mirror."""
+    bases = list(base_urls) if base_urls is not None else [BASE_URL, MIRROR_URL]
+    return [b if b.endswith(name) else b.rstrip("/") + "/" + name for b in bases]
+
+
+def known(name: str) -> Tuple[Optional[int], Optional[str]]:
+    """(size, sha256) of an official file, each None when not known."""
+    return _KNOWN.get(name, (None, None))
+
+
+def catalogue() -> Dict[str, object]:
+    """Every Keras MobileNetV2 ImageNet weights file, as written to weights/catalogue.json."""
+    files = []
+    for include_top in (False, True):
+        for a in ALPHAS:
+            for rows in SIZES:
+                name = f"{_PREFIX}{a}_{rows}{'' if include_top else '_no_top'}.h5"
+                size, sha = known(name)
+                files.append(
+                    {
+                        "file": name,
+                        "alpha": a,
+                        "size": rows,
+                        "include_top": include_top,
+                        "bytes": size,
+                        "sha256": sha,
+                        "urls": urls_for(name),
+                    }
+                )
+    return {
+        "format": "catdog-weights-catalogue",
+        "version": 1,
+        "model": "MobileNetV2, ImageNet, Keras legacy HDF5 weights layout",
+        "base_url": BASE_URL,
+        "mirrors": [MIRROR_URL],
+        "note": "bytes/sha256 are null where not known; a download is then checked only for "
+        "completeness (Content-Length) and the HDF5 signature.",
+        "files": files,
+        "local_copies": LOCAL_COPIES,
+    }
+
+
+# --------------------------------------------------------------------------- finding files
+
+
+def _key(alpha: float, size: Union[int, Sequence[int], None], include_top: bool) -> Tuple[float, int, bool]:
+    return (_alpha(alpha), _rows(size), bool(include_top))
+
+
+def use_file(path: PathLike, alpha: float = 1.0, size: Union[int, Sequence[int], None] = 224, include_top: bool = False) -> None:
+    """Use ``path`` whenever ImageNet weights for (alpha, size, include_top) are asked for.
+
+    E.g. ``use_file("../shared/weights/..._1.0_224_no_top.h5", 1.0, 160)`` makes the lab at
+    160x160 run on the 224 checkpoint. Process-wide; undo with :func:`clear_files`.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"weights file not found: {p}")
+    _overrides[_key(alpha, size, include_top)] = p.resolve()
+
+
+def clear_files() -> None:
+    """Forget every :func:`use_file` registration."""
+    _overrides.clear()
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _candidates(alpha: float, rows: int, include_top: bool, any_size: bool) -> List[str]:
+    """File names acceptable for the request, the exact one first, then 224, then the others."""
+    names = [resolve(alpha, rows, include_top)]
+    if any_size:
+        for r in (224,) + tuple(s for s in sorted(SIZES, reverse=True) if s != 224):
+            n = resolve(alpha, r, include_top)
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def locate(
+    alpha: float = 1.0,
+    size: Union[int, Sequence[int], None] = 224,
+    include_top: bool = False,
+    *,
+    weights_dir: Optional[PathLike] = None,
+    cache: Optional[PathLike] = None,
+    any_size: Optional[bool] = None,
+) -> Optional[Path]:
+    """The local weights file for the request (see the module doc for the order), or None."""
+    key = _key(alpha, size, include_top)
+    if any_size is None:
+        any_size = _env_flag("CATDOG_WEIGHTS_ANY_SIZE")
+    if key in _overrides:
+        return _overrides[key]
+    if any_size:
+        for k, p in _overrides.items():
+            if k[0] == key[0] and k[2] == key[2]:
+                return p
+    folders: List[Path] = []
+    wd = weights_dir if weights_dir is not None else os.environ.get("CATDOG_WEIGHTS_DIR")
+    if wd:
+        folders.append(Path(wd).expanduser())
+    folders.append(Path(cache).expanduser() if cache is not None else cache_folder("models"))
+    names = _candidates(key[0], key[1], key[2], bool(any_size))
+    for name in names:  # exact size in every folder before another size anywhere
+        for folder in folders:
+            p = folder / name
+            if p.is_file():
+                if name != names[0]:
+                    warnings.warn(f"using {p} for the {key[1]}x{key[1]} model (any_size)", stacklevel=2)
+                return p
+    return None
+
+
+def fetch(
+    alpha: float = 1.0,
+    size: Union[int, Sequence[int], None] = 224,
+    include_top: bool = False,
+    *,
+    weights_dir: Optional[PathLike] = None,
+    cache: Optional[PathLike] = None,
+    any_size: Optional[bool] = None,
+    base_urls: Optional[Sequence[str]] = None,
+    progress: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Path of the ImageNet weights file for (alpha, size, include_top): local, else downloaded."""
+    found = locate(alpha, size, include_top, weights_dir=weights_dir, cache=cache, any_size=any_size)
+    if found is not None:
+        return found
+    name = resolve(alpha, size, include_top)
+    nbytes, sha = known(name)
+    hint = (
+        "Or point catdog at a copy you already have: pass weights='/path/to/file.h5', "
+        "set CATDOG_WEIGHTS_DIR to the folder holding it, or call "
+        f"catdog.weights.use_file(path, alpha={_alpha(alpha)}, size={_rows(size)}, include_top={bool(include_top)})."
+    )
+    return get_file(
+        name,
+        urls_for(name, base_urls),
+        cache if cache is not None else None,
+        sha256=sha,
+        size=nbytes,
+        progress=progress,
+        timeout=timeout,
+        check=_check_hdf5,
+        hint=hint,
+    )
+
+
+def weights_path(
+    weights: Optional[PathLike],
+    alpha: float = 1.0,
+    size: Union[int, Sequence[int], None] = 224,
+    include_top: bool = False,
+    **kwargs,
+) -> Optional[Path]:
+    """Interpret a ``weights=`` argument: None, ``"imagenet"`` (-> :func:`fetch`) or a file path."""
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights == "imagenet":
+        return fetch(alpha, size, include_top, **kwargs)
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            "weights must be None (random initialization), 'imagenet' (pre-training on "
+            f"ImageNet) or the path to a weights file; got {weights!r}"
+        )
+    p = Path(weights).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(
+            f"weights file not found: {p} (weights= takes None, 'imagenet' or a file path)"
+        )
+    if p.is_dir():
+        raise ValueError(f"weights= must be a file, but {p} is a folder")
+    return p
+
+
+# --------------------------------------------------------------------------- download
+
+
+def sha256_of(path: PathLike) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _plain_mode(path: PathLike) -> None:
+    """Give a mkstemp file (mode 0600) the permissions of a normally created file (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(path, 0o666 & ~mask)
+    except OSError:
+        pass
+
+
+def _check_hdf5(path: Path) -> Optional[str]:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return None if head == _HDF5_SIGNATURE else "not an HDF5 file (an error page?)"
+
+
+def _verify(path: Path, size: Optional[int], sha256: Optional[str], check=None) -> Optional[str]:
+    """None when ``path`` matches; else what is wrong."""
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        return f"size {actual} bytes, expected {size}"
+    if sha256 is not None:
+        digest = sha256_of(path)
+        if digest.lower() != sha256.lower():
+            return f"sha256 {digest}, expected {sha256.lower()}"
+    if check is not None:
+        return check(path)
+    return None
+
+
+def _open(url: str, timeout: float):
+    """urlopen with catdog's User-Agent (a seam the tests use to keep traffic on loopback)."""
+    req = urllib.request.Request(url, headers={"User-Agent": "catdog (python urllib)"})
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+def _download(url: str, dest_dir: Path, name: str, size: Optional[int], timeout: float, progress: bool) -> Path:
+    """Stream ``url`` into a temp file in ``dest_dir``; return it (caller verifies/moves)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, _open(url, timeout) as resp:
+            length_header = resp.headers.get("Content-Length")
+            try:
+                length = int(length_header) if length_header is not None else None
+            except ValueError:
+                length = None
+            total = length if length is not None else size
+            limit = size if size is not None else length  # never read beyond what we expect
+            received = 0
+            bar = ProgressBar(total, name, enabled=progress)
+            ok = False
+            try:
+                while True:
+                    chunk = resp.read(_CHUNK)
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    if limit is not None and received > limit:
+                        raise OSError(f"server sent more than the expected {limit} bytes")
+                    out.write(chunk)
+                    bar.update(len(chunk))
+                ok = True
+            finally:
+                bar.close("" if ok else "failed")
+            if length is not None and received != length:
+                raise OSError(
+                    f"transfer interrupted: got {received} of {length} bytes"
+                )
+            out.flush()
+            os.fsync(out.fileno())
+        _plain_mode(tmp)
+        return tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot connect ({exc.reason})"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def get_file(
+    name: str,
+    urls: Union[str, Iterable[str]],
+    cache_dir: Optional[PathLike] = None,
+    sha256: Optional[str] = None,
+    size: Optional[int] = None,
+    progress: bool = True,
+    *,
+    subdir: str = "models",
+    timeout: float = 30.0,
+    check=None,
+    hint: str = "",
+) -> Path:
+    """Return ``cache_dir/name``, downloading it from the first URL that works if needed.
+
+    ``cache_dir`` defaults to ``$CATDOG_HOME/<subdir>``. A cached file is used when it matches
+    ``size``/``sha256`` (those that are given); a mismatching one is downloaded again. A
+    download is verified (Content-Length, ``size``, ``sha256``, then ``check(path)`` which
+    returns None or a complaint) before it is moved into place; any failure leaves nothing
+    behind and the next URL is tried. Raises :class:`DownloadError` when all fail.
+    """
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(f"get_file: bad file name {name!r}")
+    url_list = [urls] if isinstance(urls, str) else list(urls)
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_folder(subdir)
+    dest = folder / name
+
+    stale = None
+    if dest.is_file():
+        problem = _verify(dest, size, sha256, check)
+        if problem is None:
+            return dest
+        stale = problem
+        warnings.warn(f"cached {dest} does not match ({problem}); downloading it again", stacklevel=2)
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"cannot create the cache folder {folder}: {e}") from None
+
+    errors: List[str] = []
+    for url in url_list:
+        try:
+            tmp = _download(url, folder, name, size, timeout, progress)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # network, HTTP, disk: try the next URL
+            errors.append(f"  {url}: {_describe(e)}")
+            if isinstance(e, urllib.error.HTTPError):
+                e.close()
+            continue
+        try:
+            problem = _verify(tmp, size, sha256, check)
+            if problem is not None:
+                errors.append(f"  {url}: downloaded file is corrupt ({problem})")
+                continue
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    what = []
+    if size is not None:
+        what.append(f"{size} bytes ({format_bytes(size)})")
+    if sha256 is not None:
+        what.append(f"sha256 {sha256}")
+    lines = [
+        f"Could not get {name}: no cached copy"
+        + (f" (the cached one is bad: {stale})" if stale else "")
+        + (" and every download failed:" if url_list else " and no URL to download it from."),
+        *errors,
+        f"Download it yourself from {url_list[0] if url_list else '(no URL known)'}"
+        + (f" (or {', '.join(url_list[1:])})" if len(url_list) > 1 else "")
+        + f" and put it at {dest}"
+        + (f" [{', '.join(what)}]" if what else "")
+        + ".",
+    ]
+    if hint:
+        lines.append(hint)
+    raise DownloadError("\n".join(lines))
+
+
+def _main(argv: Optional[Sequence[str]] = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m catdog.weights", description=__doc__.splitlines()[0])
+    ap.add_argument("--catalogue", action="store_true", help="print the catalogue as JSON (default)")
+    ap.add_argument("--fetch", nargs=3, metavar=("ALPHA", "SIZE", "TOP"), help="fetch one file, TOP is 0/1")
+    args = ap.parse_args(argv)
+    if args.fetch:
+        a, s, t = args.fetch
+        print(fetch(float(a), int(s), t.lower() in ("1", "true", "yes")))
+        return 0
+    print(json.dumps(catalogue(), indent=1))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main())
