@@ -104,8 +104,8 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
     if weights is not None:
         from catdog import weights as weights_mod
 
-        path = weights_mod.resolve_weights(weights, alpha=alpha, rows=input_shape[0],
-                                           include_top=include_top)
+        path = weights_mod.weights_path(weights, alpha=alpha, size=input_shape[0],
+                                        include_top=include_top)
         model.load_weights(path)
     return model
 
