@@ -321,3 +321,18 @@ def test_shared_weights_file_matches_its_recorded_hash():
     copy = weights.LOCAL_COPIES["shared-1.0_224_no_top"]
     assert f.stat().st_size == copy["size"]
     assert weights.sha256_of(f) == copy["sha256"]
+
+
+def test_a_silent_server_times_out_and_leaves_nothing(tmp_path):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection (backlog) but never answers
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/slow.bin"
+        with pytest.raises(weights.DownloadError, match="timed out"):
+            weights.get_file("slow.bin", url, tmp_path / "c", progress=False, timeout=0.3)
+    finally:
+        silent.close()
+    assert _cache_listing(tmp_path / "c") == []
