@@ -283,28 +283,33 @@ class Model(Layer):
             self._pull_weights()  # BN moving statistics moved
         return {n: g.get_output(g.find_layer(n), x.shape[0]) for n in names}
 
-    def gradients(self, x, y, loss="binary_crossentropy_logits") -> Dict[str, np.ndarray]:
-        """Gradients of the loss w.r.t. every trainable weight, inference-mode forward
-        (`training=False`, as the lab's `base(x, training=False)`), keyed 'layer/weight'."""
+    def gradients(self, x, y=None, loss="binary_crossentropy_logits", training=False,
+                  output_gradient=None) -> Dict[str, np.ndarray]:
+        """Gradients w.r.t. every trainable weight, keyed 'layer/weight', of the loss on (x, y),
+        or of sum(output * output_gradient) when output_gradient is given. training=False is
+        the lab's inference-mode forward (BN moving statistics, no dropout)."""
         from catdog import losses
 
         x = self._check_x(x)
         g = self._ensure_graph()
-        g.forward(x, False)
-        logits = g.get_output(g.num_layers() - 1, x.shape[0])
-        kind = losses.get(loss).kind
-        _, dlogits = _engine.loss(kind, logits.reshape(len(x), -1),
-                                  np.ascontiguousarray(y, np.float32).reshape(-1))
-        g.backward(dlogits.reshape(logits.shape))
-        out = {}
+        g.forward(x, bool(training))
+        out = g.get_output(g.num_layers() - 1, x.shape[0])
+        if output_gradient is None:
+            kind = losses.get(loss).kind
+            _, dy = _engine.loss(kind, out.reshape(len(x), -1),
+                                 np.ascontiguousarray(y, np.float32).reshape(-1))
+        else:
+            dy = np.ascontiguousarray(output_gradient, np.float32)
+        g.backward(dy.reshape(out.shape))
+        grads = {}
         for layer, tr in self._trainable_map():
             if not tr:
                 continue
             i = self._graph_index[id(layer)]
             for w, (name, _, t) in enumerate(layer._weights):
                 if t:
-                    out[f"{layer.name}/{name}"] = g.get_gradient(i, w)
-        return out
+                    grads[f"{layer.name}/{name}"] = g.get_gradient(i, w)
+        return grads
 
     # -- training (catdog/training.py) ------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
