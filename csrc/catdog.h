@@ -93,6 +93,8 @@ typedef struct {
     int num_weights;
     int trainable;
     cd_mode mode;
+    int needs_grad;         /* last forward/backward: a gradient flows through this layer */
+    int kept;               /* last forward kept this layer's output */
 } cd_layer_info;
 
 typedef struct {
@@ -119,6 +121,9 @@ cd_status cd_graph_init_weights(cd_graph *g, uint64_t seed);
 /* ---- execution ------------------------------------------------------------------------ */
 /* x: (n, H, W, C) of the input layer. Keeps every layer's output until the next forward. */
 cd_status cd_graph_forward(cd_graph *g, const float *x, int n, int training);
+/* Inference forward that keeps only the last layer's output (predict): frozen activations
+ * share a few pooled buffers. */
+cd_status cd_graph_predict(cd_graph *g, const float *x, int n);
 /* Output of `layer` from the last forward: n * prod(out_shape) floats. */
 cd_status cd_graph_get_output(const cd_graph *g, int layer, float *dst, size_t count);
 /* dy: gradient of the loss w.r.t. the last layer's output. Computes weight gradients of

@@ -244,10 +244,12 @@ static PyObject *Graph_layer_info(GraphObject *self, PyObject *arg) {
     PyObject *inputs = info.num_inputs == 2 ? Py_BuildValue("(ii)", info.inputs[0], info.inputs[1])
                        : info.num_inputs == 1 ? Py_BuildValue("(i)", info.inputs[0])
                                               : PyTuple_New(0);
-    return Py_BuildValue("{s:s,s:i,s:N,s:N,s:i,s:O,s:i}", "name", info.name, "kind",
+    return Py_BuildValue("{s:s,s:i,s:N,s:N,s:i,s:O,s:i,s:O,s:O}", "name", info.name, "kind",
                          (int)info.kind, "inputs", inputs, "shape", shape, "num_weights",
                          info.num_weights, "trainable", info.trainable ? Py_True : Py_False,
-                         "mode", (int)info.mode);
+                         "mode", (int)info.mode, "needs_grad",
+                         info.needs_grad ? Py_True : Py_False, "kept",
+                         info.kept ? Py_True : Py_False);
 }
 
 static PyObject *Graph_find_layer(GraphObject *self, PyObject *arg) {
@@ -374,8 +376,13 @@ static PyObject *Graph_set_seed(GraphObject *self, PyObject *arg) {
 
 static PyObject *Graph_forward(GraphObject *self, PyObject *args) {
     PyObject *obj;
-    int training = 0;
-    if (!PyArg_ParseTuple(args, "O|p", &obj, &training) || check_graph(self)) return NULL;
+    int training = 0, keep_all = 1;
+    if (!PyArg_ParseTuple(args, "O|pp", &obj, &training, &keep_all) || check_graph(self))
+        return NULL;
+    if (!keep_all && training) {
+        PyErr_SetString(PyExc_ValueError, "a lean forward (keep_all=False) is inference only");
+        return NULL;
+    }
     PyArrayObject *x = float_array(obj, 4, "input batch");
     if (!x) return NULL;
     int n = check_input_batch(self, x);
@@ -385,7 +392,8 @@ static PyObject *Graph_forward(GraphObject *self, PyObject *args) {
     }
     cd_status s;
     self->busy = 1;
-    Py_BEGIN_ALLOW_THREADS s = cd_graph_forward(self->graph, PyArray_DATA(x), n, training);
+    Py_BEGIN_ALLOW_THREADS s = keep_all ? cd_graph_forward(self->graph, PyArray_DATA(x), n, training)
+                                        : cd_graph_predict(self->graph, PyArray_DATA(x), n);
     Py_END_ALLOW_THREADS self->busy = 0;
     Py_DECREF(x);
     if (s != CD_OK) return cd_py_raise(s);
@@ -555,7 +563,7 @@ static PyMethodDef Graph_methods[] = {
     {"set_mode", (PyCFunction)Graph_set_mode, METH_VARARGS, "(layer, -1 inherit / 0 inference / 1 training)"},
     {"init_weights", (PyCFunction)Graph_init_weights, METH_O, "seed: glorot-uniform kernels"},
     {"set_seed", (PyCFunction)Graph_set_seed, METH_O, "seed for dropout"},
-    {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False)"},
+    {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False, keep_all=True): keep_all=False keeps only the output"},
     {"get_output", (PyCFunction)Graph_get_output, METH_VARARGS, "(layer, batch) -> array"},
     {"backward", (PyCFunction)Graph_backward, METH_VARARGS, "(d loss / d output)"},
     {"get_gradient", (PyCFunction)Graph_get_gradient, METH_VARARGS, "(layer, w) -> array"},

@@ -24,24 +24,7 @@ cd_status cd_graph_create(cd_graph **out) {
     return CD_OK;
 }
 
-static void release_runtime(cd_graph *g) {
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        if (node->ops && node->ops->release) node->ops->release(node);
-        node->state = NULL;
-        free(node->out);
-        free(node->dout);
-        node->out = node->dout = NULL;
-    }
-    free(g->scratch);
-    g->scratch = NULL;
-    g->scratch_count = 0;
-    free(g->dlogits);
-    g->dlogits = NULL;
-    g->dlogits_count = 0;
-    g->batch = g->buffer_batch = 0;
-    g->have_forward = g->have_backward = 0;
-}
+#define release_runtime cd_graph_release_runtime
 
 static void free_param(cd_param *p) {
     free(p->value);
@@ -93,7 +76,7 @@ static cd_status append_node(cd_graph *g, cd_layer_kind kind, const char *name, 
         if (inputs[i] < 0 || inputs[i] >= g->num_nodes)
             return cd_fail(CD_ERR_VALUE, "layer '%s': input index %d out of range [0, %d)", name,
                            inputs[i], g->num_nodes);
-    if (g->batch) release_runtime(g);  /* structure changes invalidate prepared state */
+    release_runtime(g); /* structure changes invalidate prepared state */
     if (g->num_nodes == g->capacity) {
         int cap = g->capacity ? 2 * g->capacity : 64;
         cd_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
@@ -354,6 +337,8 @@ cd_status cd_graph_layer_info(const cd_graph *g, int layer, cd_layer_info *info)
     info->num_weights = node->num_params;
     info->trainable = node->trainable;
     info->mode = node->mode;
+    info->needs_grad = node->needs_grad;
+    info->kept = g->have_forward && node->keep;
     return CD_OK;
 }
 
@@ -458,182 +443,11 @@ cd_status cd_graph_init_weights(cd_graph *g, uint64_t seed) {
     return CD_OK;
 }
 
-/* ---- execution ------------------------------------------------------------------------ */
+/* ---- trainability ---------------------------------------------------------------------- */
 
 int cd_node_trains(const cd_node *node) {
     if (!node->trainable) return 0;
     for (int k = 0; k < node->num_params; k++)
         if (node->params[k].can_train) return 1;
     return 0;
-}
-
-/* Effective training flag of a node for a call with `training`: the nested-model override,
- * and the TF2 rule that a non-trainable BatchNormalization always runs in inference mode. */
-static int effective_training(const cd_node *node, int training) {
-    int t = node->mode == CD_MODE_INHERIT ? training : node->mode == CD_MODE_TRAINING;
-    if (node->kind == CD_LAYER_BATCHNORM && !node->trainable) t = 0;
-    return t;
-}
-
-/* Which nodes a gradient flows through: those with trainable weights and all above them. */
-static void mark_needs_grad(cd_graph *g) {
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        node->needs_grad = cd_node_trains(node);
-        for (int j = 0; j < node->num_inputs; j++)
-            if (g->nodes[node->inputs[j]].needs_grad) node->needs_grad = 1;
-    }
-}
-
-static cd_status prepare(cd_graph *g, int n) {
-    if (n == g->batch && !g->structure_dirty) return CD_OK;
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        if (node->ops->release) node->ops->release(node);
-        node->state = NULL;
-    }
-    if (n > g->buffer_batch) {
-        size_t largest = 0;
-        for (int i = 0; i < g->num_nodes; i++) {
-            cd_node *node = &g->nodes[i];
-            free(node->out);
-            free(node->dout);
-            node->dout = NULL;
-            size_t count = (size_t)n * cd_node_sample_size(node);
-            if (count > largest) largest = count;
-            node->out = cd_alloc(count, sizeof(float), "layer outputs");
-            if (!node->out) {
-                g->buffer_batch = 0;
-                g->batch = 0;
-                return cd_fail(CD_ERR_MEMORY, "out of memory for the outputs of layer '%s' "
-                               "(batch %d)", node->name, n);
-            }
-        }
-        free(g->scratch);
-        g->scratch = cd_alloc(largest, sizeof(float), "scratch");
-        if (!g->scratch) return CD_ERR_MEMORY;
-        g->scratch_count = largest;
-        g->buffer_batch = n;
-    }
-    mark_needs_grad(g);
-    g->batch = n;
-    g->structure_dirty = 0;
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        if (node->ops->prepare) {
-            cd_status s = node->ops->prepare(g, node, n);
-            if (s != CD_OK) {
-                g->batch = 0;
-                return s;
-            }
-        }
-    }
-    return CD_OK;
-}
-
-cd_status cd_graph_forward_uncommitted(cd_graph *g, const float *x, int n, int training) {
-    if (g->num_nodes == 0) return cd_fail(CD_ERR_STATE, "the graph has no layers");
-    if (n < 1 || n > 1 << 16) return cd_fail(CD_ERR_VALUE, "batch size must be >= 1, got %d", n);
-    CD_TRY(prepare(g, n));
-    g->have_forward = g->have_backward = 0;
-    cd_node *input = &g->nodes[0];
-    memcpy(input->out, x, (size_t)n * cd_node_sample_size(input) * sizeof(float));
-    for (int i = 1; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        node->last_training = effective_training(node, training);
-        CD_TRY(node->ops->forward(g, node, node->last_training));
-    }
-    g->have_forward = 1;
-    return CD_OK;
-}
-
-void cd_graph_commit(cd_graph *g) {
-    for (int i = 1; i < g->num_nodes; i++)
-        if (g->nodes[i].ops->commit) g->nodes[i].ops->commit(&g->nodes[i]);
-}
-
-cd_status cd_graph_forward(cd_graph *g, const float *x, int n, int training) {
-    CD_TRY(cd_graph_forward_uncommitted(g, x, n, training));
-    cd_graph_commit(g);
-    return CD_OK;
-}
-
-cd_status cd_graph_get_output(const cd_graph *g, int layer, float *dst, size_t count) {
-    CD_TRY(check_layer(g, layer));
-    if (!g->have_forward) return cd_fail(CD_ERR_STATE, "no forward pass has run yet");
-    const cd_node *node = &g->nodes[layer];
-    size_t expect = (size_t)g->batch * cd_node_sample_size(node);
-    if (count != expect)
-        return cd_fail(CD_ERR_VALUE, "output of '%s' has %zu values, not %zu", node->name, expect,
-                       count);
-    memcpy(dst, node->out, count * sizeof(float));
-    return CD_OK;
-}
-
-void cd_add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
-cd_status cd_graph_backward(cd_graph *g, const float *dy) {
-    if (!g->have_forward) return cd_fail(CD_ERR_STATE, "backward needs a forward pass first");
-    if (g->structure_dirty) return cd_fail(CD_ERR_STATE, "trainable flags changed since the forward "
-                                           "pass; run forward again");
-    int n = g->batch;
-    cd_node *last = &g->nodes[g->num_nodes - 1];
-    if (!last->needs_grad) return cd_fail(CD_ERR_STATE, "nothing in the graph is trainable");
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        node->dout_written = 0;
-        if (node->needs_grad && !node->dout) {
-            node->dout = cd_alloc((size_t)g->buffer_batch * cd_node_sample_size(node),
-                                  sizeof(float), "gradients");
-            if (!node->dout) return CD_ERR_MEMORY;
-        }
-        if (cd_node_trains(node))
-            for (int k = 0; k < node->num_params; k++) {
-                cd_param *p = &node->params[k];
-                if (p->can_train && !p->grad) {
-                    p->grad = cd_calloc(p->size, sizeof(float), "weight gradients");
-                    if (!p->grad) return CD_ERR_MEMORY;
-                }
-            }
-    }
-    memcpy(last->dout, dy, (size_t)n * cd_node_sample_size(last) * sizeof(float));
-    last->dout_written = 1;
-    for (int i = g->num_nodes - 1; i >= 1; i--) {
-        cd_node *node = &g->nodes[i];
-        if (!node->needs_grad) continue;
-        if (!node->dout_written) /* output unused by the loss: zero gradient */
-            memset(node->dout, 0, (size_t)n * cd_node_sample_size(node) * sizeof(float));
-        float *dx[2] = {NULL, NULL};
-        int accumulate[2] = {0, 0};
-        for (int j = 0; j < node->num_inputs; j++) {
-            cd_node *src = cd_input_node(g, node, j);
-            if (!src->needs_grad) continue;
-            dx[j] = src->dout;
-            accumulate[j] = src->dout_written;
-        }
-        if (node->num_inputs == 2 && dx[0] && dx[0] == dx[1]) accumulate[1] = 1; /* x + x */
-        CD_TRY(node->ops->backward(g, node, dx, accumulate));
-        for (int j = 0; j < node->num_inputs; j++)
-            if (dx[j]) cd_input_node(g, node, j)->dout_written = 1;
-    }
-    g->have_backward = 1;
-    return CD_OK;
-}
-
-cd_status cd_graph_get_gradient(const cd_graph *g, int layer, int w, float *dst, size_t n) {
-    CD_TRY(check_weight(g, layer, w));
-    const cd_node *node = &g->nodes[layer];
-    const cd_param *p = &node->params[w];
-    if (!g->have_backward) return cd_fail(CD_ERR_STATE, "no backward pass has run yet");
-    if (!cd_node_trains(node) || !p->can_train || !p->grad)
-        return cd_fail(CD_ERR_VALUE, "layer '%s' weight '%s' is not trainable: no gradient",
-                       node->name, p->name);
-    if (n != p->size)
-        return cd_fail(CD_ERR_VALUE, "gradient of '%s/%s' has %zu values, not %zu", node->name,
-                       p->name, p->size, n);
-    memcpy(dst, p->grad, n * sizeof(float));
-    return CD_OK;
 }

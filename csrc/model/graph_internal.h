@@ -15,6 +15,8 @@
 
 #define CD_MAX_PARAMS 4
 #define CD_OPT_SLOTS 3
+#define CD_PLAN_SLOTS 2    /* batch sizes with primitives kept (full + last partial) */
+#define CD_POOL_SLOTS 8    /* reusable buffers for outputs nobody keeps */
 
 typedef struct cd_param {
     char name[32];
@@ -64,7 +66,14 @@ struct cd_node {
     cd_mode mode;                 /* call-time training override (nested model(x, training=...)) */
 
     /* runtime, valid for the graph's current batch size */
-    float *out, *dout;
+    float *out, *dout;            /* out: own buffer or a pooled one (see run.c) */
+    float *own;                   /* this node's dedicated output buffer, own_cap floats */
+    size_t own_cap, dout_cap;
+    int keep;                     /* output kept after the forward (backward or get_output) */
+    int last_use;                 /* index of the last node reading this output */
+    int pool_slot;                /* pooled buffer in use, or -1 */
+    void *plan_state[CD_PLAN_SLOTS]; /* prepared state per batch size (state points at one) */
+    int plan_batch[CD_PLAN_SLOTS];
     int needs_grad;               /* a gradient flows through this node in backward */
     int dout_written;             /* during backward: dout holds a value (else first write) */
     int last_training;            /* effective training flag used by the last forward */
@@ -77,7 +86,11 @@ struct cd_graph {
     int num_nodes, capacity;
 
     int batch;                    /* batch size the nodes are prepared for (0: none) */
-    int buffer_batch;             /* batch size the activation buffers can hold */
+    int plan_lru[CD_PLAN_SLOTS];  /* batch size held by each plan slot, most recent first */
+    float *pool[CD_POOL_SLOTS];   /* buffers for outputs not kept: reused along the chain */
+    size_t pool_cap;
+    int pool_busy[CD_POOL_SLOTS];
+    int forward_kind;             /* CD_KEEP_* of the last forward */
     int structure_dirty;          /* trainable/mode changed since prepare */
     int have_forward;             /* outputs valid */
     int have_backward;            /* gradients valid */
@@ -109,8 +122,12 @@ static inline cd_node *cd_input_node(cd_graph *g, const cd_node *node, int i) {
 cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int *dims,
                             int can_train);
 
+/* What a forward keeps: every output (tests, get_output), what backward reads (training
+ * step: nothing below the first trainable layer), or only the logits (evaluation). */
+enum { CD_KEEP_ALL = 0, CD_KEEP_FOR_BACKWARD = 1, CD_KEEP_LAST = 2 };
 /* Forward without committing moving statistics (cd_graph_forward commits at once). */
-cd_status cd_graph_forward_uncommitted(cd_graph *g, const float *x, int n, int training);
+cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training, int keep);
+void cd_graph_release_runtime(cd_graph *g);
 void cd_graph_commit(cd_graph *g);
 
 /* Per-kind ops tables (csrc/nn/). */

@@ -42,7 +42,7 @@ static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *los
     if (last->rank != 1)
         return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
                        "GlobalAveragePooling2D and Dense", last->name);
-    if (want_grad && g->dlogits_count < (size_t)n * k) {
+    if (want_grad && g->dlogits_count < (size_t)n * k) {  /* grows to the largest batch */
         free(g->dlogits);
         g->dlogits_count = 0;
         g->dlogits = cd_alloc((size_t)n * k, sizeof(float), "loss gradient");
@@ -58,7 +58,7 @@ static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *los
 cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, int n,
                               float *loss, double *correct) {
     if (!g->compiled) return cd_fail(CD_ERR_STATE, "call compile() before training");
-    CD_TRY(cd_graph_forward_uncommitted(g, x, n, 1));
+    CD_TRY(cd_graph_forward_mode(g, x, n, 1, CD_KEEP_FOR_BACKWARD));
     CD_TRY(logits_loss(g, labels, n, loss, correct, 1));
     if (!isfinite(*loss))
         return cd_fail(CD_ERR_NUMERIC, "loss is %s at training step %lld; weights left as they "
@@ -74,6 +74,7 @@ cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, 
 cd_status cd_graph_eval_step(cd_graph *g, const float *x, const float *labels, int n, float *loss,
                              double *correct) {
     if (!g->compiled) return cd_fail(CD_ERR_STATE, "call compile() before evaluate()");
-    CD_TRY(cd_graph_forward(g, x, n, 0));
+    CD_TRY(cd_graph_forward_mode(g, x, n, 0, CD_KEEP_LAST));
+    cd_graph_commit(g);
     return logits_loss(g, labels, n, loss, correct, 0);
 }

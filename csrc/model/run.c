@@ -1,0 +1,339 @@
+/* run.c — running a graph: per-batch-size plans, output buffers, forward and backward.
+ *
+ * Plans: each layer's prepared state (oneDNN primitives) is kept for the last
+ * CD_PLAN_SLOTS batch sizes, so an epoch's full batches and its last partial batch both
+ * reuse primitives built once.
+ * Buffers: an output is kept (own buffer) only when something reads it after the forward:
+ * a backward that needs it, get_output (CD_KEEP_ALL), or the loss (last layer). The others
+ * live in a few pooled buffers, released after their last reader ran, so the frozen part of
+ * the network costs no activation memory.
+ * Backward runs only through layers with needs_grad: those with trainable weights and
+ * everything above them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/graph_internal.h"
+
+/* ---- plans --------------------------------------------------------------------------- */
+
+static void release_state(cd_node *node, void *state) {
+    if (!state) return;
+    node->state = state;
+    if (node->ops->release) node->ops->release(node);
+    else free(node->state);
+    node->state = NULL;
+}
+
+void cd_graph_release_runtime(cd_graph *g) {
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        for (int s = 0; s < CD_PLAN_SLOTS; s++) {
+            release_state(node, node->plan_state[s]);
+            node->plan_state[s] = NULL;
+            node->plan_batch[s] = 0;
+        }
+        node->state = NULL;
+        free(node->own);
+        free(node->dout);
+        node->own = node->dout = node->out = NULL;
+        node->own_cap = node->dout_cap = 0;
+    }
+    for (int k = 0; k < CD_POOL_SLOTS; k++) {
+        free(g->pool[k]);
+        g->pool[k] = NULL;
+    }
+    g->pool_cap = 0;
+    free(g->scratch);
+    g->scratch = NULL;
+    g->scratch_count = 0;
+    free(g->dlogits);
+    g->dlogits = NULL;
+    g->dlogits_count = 0;
+    for (int s = 0; s < CD_PLAN_SLOTS; s++) g->plan_lru[s] = 0;
+    g->batch = 0;
+    g->have_forward = g->have_backward = 0;
+}
+
+/* Make the plan slot for batch n current: reuse it, or rebuild the least recently used. */
+static cd_status activate_plan(cd_graph *g, int n) {
+    int slot = -1;
+    for (int s = 0; s < CD_PLAN_SLOTS; s++)
+        if (g->plan_lru[s] == n) slot = s;
+    int fresh = slot < 0;
+    if (fresh) slot = CD_PLAN_SLOTS - 1; /* evict the oldest */
+    /* move slot to the front of the LRU order */
+    int held = fresh ? n : g->plan_lru[slot];
+    for (int s = slot; s > 0; s--) g->plan_lru[s] = g->plan_lru[s - 1];
+    g->plan_lru[0] = held;
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        /* node slots follow the same permutation: rotate them identically */
+        void *st = node->plan_state[slot];
+        int b = node->plan_batch[slot];
+        for (int s = slot; s > 0; s--) {
+            node->plan_state[s] = node->plan_state[s - 1];
+            node->plan_batch[s] = node->plan_batch[s - 1];
+        }
+        node->plan_state[0] = st;
+        node->plan_batch[0] = b;
+        if (fresh || node->plan_batch[0] != n) {
+            release_state(node, node->plan_state[0]);
+            node->plan_state[0] = NULL;
+            node->plan_batch[0] = 0;
+            if (node->ops->prepare) {
+                node->state = NULL;
+                cd_status s = node->ops->prepare(g, node, n);
+                node->plan_state[0] = node->state;
+                if (s != CD_OK) {
+                    g->plan_lru[0] = 0;
+                    return s;
+                }
+            }
+            node->plan_batch[0] = n;
+        }
+        node->state = node->plan_state[0];
+    }
+    return CD_OK;
+}
+
+/* Which nodes a gradient flows through: those with trainable weights and all above them. */
+static void mark_needs_grad(cd_graph *g) {
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        node->needs_grad = cd_node_trains(node);
+        for (int j = 0; j < node->num_inputs; j++)
+            if (g->nodes[node->inputs[j]].needs_grad) node->needs_grad = 1;
+    }
+}
+
+static int ensure(float **buf, size_t *cap, size_t count, const char *what) {
+    if (*cap >= count) return 0;
+    free(*buf);
+    *cap = 0;
+    *buf = cd_alloc(count, sizeof(float), what);
+    if (!*buf) return -1;
+    *cap = count;
+    return 0;
+}
+
+static cd_status prepare(cd_graph *g, int n) {
+    if (n != g->batch) {
+        size_t largest = 0;
+        for (int i = 0; i < g->num_nodes; i++) {
+            size_t c = (size_t)n * cd_node_sample_size(&g->nodes[i]);
+            if (c > largest) largest = c;
+        }
+        if (ensure(&g->scratch, &g->scratch_count, largest, "scratch")) return CD_ERR_MEMORY;
+        g->batch = 0;
+        CD_TRY(activate_plan(g, n));
+        g->batch = n;
+    }
+    if (g->structure_dirty) g->structure_dirty = 0;
+    mark_needs_grad(g);
+    return CD_OK;
+}
+
+/* Does the node's backward read its inputs' values? (Add, padding, pooling, dropout and
+ * rescaling only need shapes; a convolution needs its input for the weight gradient.) */
+static int reads_inputs(const cd_node *node) {
+    switch (node->kind) {
+        case CD_LAYER_BATCHNORM:
+        case CD_LAYER_RELU:
+        case CD_LAYER_DENSE: return 1;
+        case CD_LAYER_CONV2D:
+        case CD_LAYER_DEPTHWISE_CONV2D: return cd_node_trains(node);
+        default: return 0;
+    }
+}
+
+/* Does node i's backward read its own output? (Dense through softmax/sigmoid.) */
+static int reads_own_output(const cd_node *node) {
+    return node->kind == CD_LAYER_DENSE && node->activation != CD_ACT_NONE;
+}
+
+static void plan_keep(cd_graph *g, int keep_kind) {
+    for (int i = 0; i < g->num_nodes; i++) {
+        g->nodes[i].last_use = i;
+        g->nodes[i].keep = keep_kind == CD_KEEP_ALL;
+    }
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        for (int j = 0; j < node->num_inputs; j++) {
+            cd_node *src = &g->nodes[node->inputs[j]];
+            if (i > src->last_use) src->last_use = i;
+            if (keep_kind == CD_KEEP_FOR_BACKWARD && node->needs_grad && reads_inputs(node))
+                src->keep = 1;
+        }
+        if (keep_kind == CD_KEEP_FOR_BACKWARD && node->needs_grad && reads_own_output(node))
+            node->keep = 1;
+    }
+    g->nodes[g->num_nodes - 1].keep = 1;
+}
+
+static cd_status assign_output(cd_graph *g, cd_node *node, size_t count) {
+    node->pool_slot = -1;
+    if (!node->keep) {
+        if (g->pool_cap < g->scratch_count) { /* pooled buffers hold the largest output */
+            for (int k = 0; k < CD_POOL_SLOTS; k++) {
+                free(g->pool[k]);
+                g->pool[k] = NULL;
+                g->pool_busy[k] = 0;
+            }
+            g->pool_cap = g->scratch_count;
+        }
+        for (int k = 0; k < CD_POOL_SLOTS; k++) {
+            if (g->pool_busy[k]) continue;
+            if (!g->pool[k]) {
+                g->pool[k] = cd_alloc(g->pool_cap, sizeof(float), "layer outputs");
+                if (!g->pool[k]) return CD_ERR_MEMORY;
+            }
+            g->pool_busy[k] = 1;
+            node->pool_slot = k;
+            node->out = g->pool[k];
+            return CD_OK;
+        }
+        /* every pooled buffer is live (a wide graph): fall back to a dedicated one */
+    }
+    if (ensure(&node->own, &node->own_cap, count, "layer outputs"))
+        return cd_fail(CD_ERR_MEMORY, "out of memory for the outputs of layer '%s' (batch %d)",
+                       node->name, g->batch);
+    node->out = node->own;
+    return CD_OK;
+}
+
+cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training, int keep_kind) {
+    if (g->num_nodes == 0) return cd_fail(CD_ERR_STATE, "the graph has no layers");
+    if (n < 1 || n > 1 << 16) return cd_fail(CD_ERR_VALUE, "batch size must be >= 1, got %d", n);
+    g->have_forward = g->have_backward = 0;
+    CD_TRY(prepare(g, n));
+    plan_keep(g, keep_kind);
+    for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        CD_TRY(assign_output(g, node, (size_t)n * cd_node_sample_size(node)));
+        if (i == 0) {
+            memcpy(node->out, x, (size_t)n * cd_node_sample_size(node) * sizeof(float));
+        } else {
+            int mode = node->mode == CD_MODE_INHERIT ? training : node->mode == CD_MODE_TRAINING;
+            /* TF2 rule: a non-trainable BatchNormalization always runs in inference mode */
+            if (node->kind == CD_LAYER_BATCHNORM && !node->trainable) mode = 0;
+            node->last_training = mode;
+            CD_TRY(node->ops->forward(g, node, mode));
+        }
+        for (int j = 0; j < node->num_inputs; j++) {
+            cd_node *src = &g->nodes[node->inputs[j]];
+            if (src->pool_slot >= 0 && src->last_use == i) g->pool_busy[src->pool_slot] = 0;
+        }
+    }
+    g->forward_kind = keep_kind;
+    g->have_forward = 1;
+    return CD_OK;
+}
+
+void cd_graph_commit(cd_graph *g) {
+    for (int i = 1; i < g->num_nodes; i++)
+        if (g->nodes[i].ops->commit) g->nodes[i].ops->commit(&g->nodes[i]);
+}
+
+cd_status cd_graph_forward(cd_graph *g, const float *x, int n, int training) {
+    CD_TRY(cd_graph_forward_mode(g, x, n, training, CD_KEEP_ALL));
+    cd_graph_commit(g);
+    return CD_OK;
+}
+
+cd_status cd_graph_predict(cd_graph *g, const float *x, int n) {
+    CD_TRY(cd_graph_forward_mode(g, x, n, 0, CD_KEEP_LAST));
+    cd_graph_commit(g);
+    return CD_OK;
+}
+
+cd_status cd_graph_get_output(const cd_graph *g, int layer, float *dst, size_t count) {
+    if (layer < 0 || layer >= g->num_nodes)
+        return cd_fail(CD_ERR_VALUE, "layer index %d out of range [0, %d)", layer, g->num_nodes);
+    if (!g->have_forward) return cd_fail(CD_ERR_STATE, "no forward pass has run yet");
+    const cd_node *node = &g->nodes[layer];
+    if (!node->keep)
+        return cd_fail(CD_ERR_STATE, "the output of '%s' was not kept by the last forward pass "
+                       "(only cd_graph_forward keeps every layer's output)", node->name);
+    size_t expect = (size_t)g->batch * cd_node_sample_size(node);
+    if (count != expect)
+        return cd_fail(CD_ERR_VALUE, "output of '%s' has %zu values, not %zu", node->name, expect,
+                       count);
+    memcpy(dst, node->out, count * sizeof(float));
+    return CD_OK;
+}
+
+void cd_add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+cd_status cd_graph_backward(cd_graph *g, const float *dy) {
+    if (!g->have_forward) return cd_fail(CD_ERR_STATE, "backward needs a forward pass first");
+    if (g->forward_kind == CD_KEEP_LAST)
+        return cd_fail(CD_ERR_STATE, "the last forward pass was an evaluation; run a training "
+                       "or full forward pass before backward");
+    if (g->structure_dirty)
+        return cd_fail(CD_ERR_STATE, "trainable flags changed since the forward pass; run "
+                       "forward again");
+    int n = g->batch;
+    cd_node *last = &g->nodes[g->num_nodes - 1];
+    if (!last->needs_grad) return cd_fail(CD_ERR_STATE, "nothing in the graph is trainable");
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        node->dout_written = 0;
+        if (node->needs_grad &&
+            ensure(&node->dout, &node->dout_cap, (size_t)n * cd_node_sample_size(node), "gradients"))
+            return CD_ERR_MEMORY;
+        if (cd_node_trains(node))
+            for (int k = 0; k < node->num_params; k++) {
+                cd_param *p = &node->params[k];
+                if (p->can_train && !p->grad) {
+                    p->grad = cd_calloc(p->size, sizeof(float), "weight gradients");
+                    if (!p->grad) return CD_ERR_MEMORY;
+                }
+            }
+    }
+    memcpy(last->dout, dy, (size_t)n * cd_node_sample_size(last) * sizeof(float));
+    last->dout_written = 1;
+    for (int i = g->num_nodes - 1; i >= 1; i--) {
+        cd_node *node = &g->nodes[i];
+        if (!node->needs_grad) continue;
+        if (!node->dout_written) /* output unused by the loss: zero gradient */
+            memset(node->dout, 0, (size_t)n * cd_node_sample_size(node) * sizeof(float));
+        float *dx[2] = {NULL, NULL};
+        int accumulate[2] = {0, 0};
+        for (int j = 0; j < node->num_inputs; j++) {
+            cd_node *src = cd_input_node(g, node, j);
+            if (!src->needs_grad) continue;
+            dx[j] = src->dout;
+            accumulate[j] = src->dout_written;
+        }
+        if (node->num_inputs == 2 && dx[0] && dx[0] == dx[1]) accumulate[1] = 1; /* x + x */
+        CD_TRY(node->ops->backward(g, node, dx, accumulate));
+        for (int j = 0; j < node->num_inputs; j++)
+            if (dx[j]) cd_input_node(g, node, j)->dout_written = 1;
+    }
+    g->have_backward = 1;
+    return CD_OK;
+}
+
+cd_status cd_graph_get_gradient(const cd_graph *g, int layer, int w, float *dst, size_t n) {
+    if (layer < 0 || layer >= g->num_nodes)
+        return cd_fail(CD_ERR_VALUE, "layer index %d out of range [0, %d)", layer, g->num_nodes);
+    const cd_node *node = &g->nodes[layer];
+    if (w < 0 || w >= node->num_params)
+        return cd_fail(CD_ERR_VALUE, "layer '%s' has %d weights; index %d is out of range",
+                       node->name, node->num_params, w);
+    const cd_param *p = &node->params[w];
+    if (!g->have_backward) return cd_fail(CD_ERR_STATE, "no backward pass has run yet");
+    if (!cd_node_trains(node) || !p->can_train || !p->grad)
+        return cd_fail(CD_ERR_VALUE, "layer '%s' weight '%s' is not trainable: no gradient",
+                       node->name, p->name);
+    if (n != p->size)
+        return cd_fail(CD_ERR_VALUE, "gradient of '%s/%s' has %zu values, not %zu", node->name,
+                       p->name, p->size, n);
+    memcpy(dst, p->grad, n * sizeof(float));
+    return CD_OK;
+}

@@ -1,0 +1,88 @@
+"""Below the first trainable layer the engine runs inference only: no activation is kept and
+no gradient flows there; primitives are built once per batch size."""
+import numpy as np
+import pytest
+
+import catdog
+from catdog import layers
+
+
+def lab(size=64):
+    base = catdog.applications.MobileNetV2(input_shape=(size, size, 3), alpha=0.35,
+                                           include_top=False, weights=None)
+    inputs = catdog.Input((size, size, 3))
+    x = catdog.applications.mobilenet_v2.preprocess_input(inputs)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    out = layers.Dense(1)(x)
+    model = catdog.Model(inputs, out)
+    model.compile(optimizer=catdog.optimizers.Adam(1e-4),
+                  loss=catdog.losses.BinaryCrossentropy(from_logits=True))
+    return base, model
+
+
+def flags(model):
+    g = model._graph
+    info = [g.layer_info(i) for i in range(g.num_layers())]
+    return info
+
+
+def batch(n=4, size=64):
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32), np.arange(n) % 2
+
+
+def test_frozen_base_keeps_nothing_below_the_head():
+    base, model = lab()
+    base.trainable = False
+    model.train_on_batch(*batch())
+    info = flags(model)
+    kept = [i["name"] for i in info if i["kept"]]
+    grad = [i["name"] for i in info if i["needs_grad"]]
+    assert grad == [info[-1]["name"]]  # only Dense
+    assert kept == [info[-2]["name"], info[-1]["name"]]  # Dense's input (dropout) and logits
+    g = model._graph
+    with pytest.raises(RuntimeError, match="not kept"):
+        g.get_output(g.find_layer("Conv1"), 4)
+    with pytest.raises(ValueError, match="not trainable: no gradient"):
+        g.get_gradient(g.find_layer("Conv_1"), 0)
+
+
+def test_fine_tuning_from_100_keeps_only_the_top():
+    base, model = lab()
+    base.trainable = True
+    for layer in base.layers[:100]:
+        layer.trainable = False
+    model.train_on_batch(*batch())
+    info = flags(model)
+    names = [i["name"] for i in info]
+    first_grad = min(i for i, f in enumerate(info) if f["needs_grad"])
+    first_kept = min(i for i, f in enumerate(info) if f["kept"])
+    # the first trainable weights are block_11_depthwise's; its input is the first kept output
+    assert names[first_grad] == "block_11_depthwise"
+    assert names[first_kept] == "block_11_expand_relu"
+    assert not any(f["needs_grad"] for f in info[:first_grad])
+
+
+def test_predict_keeps_only_the_output_and_matches_full_forward():
+    base, model = lab()
+    x, _ = batch()
+    lean = model.predict_on_batch(x)
+    assert sum(f["kept"] for f in flags(model)) == 1
+    g = model._graph
+    g.forward(x, False)  # keeps everything
+    full = g.get_output(g.num_layers() - 1, 4)
+    np.testing.assert_array_equal(lean, full)
+
+
+def test_partial_last_batch_reuses_plans():
+    """Alternating batch sizes (an epoch's full batches and its last partial one) gives the
+    same results as running each size alone."""
+    base, model = lab()
+    x, _ = batch(6)
+    a32 = model.predict_on_batch(x[:4])
+    a16 = model.predict_on_batch(x[4:])
+    for _ in range(3):
+        np.testing.assert_array_equal(model.predict_on_batch(x[:4]), a32)
+        np.testing.assert_array_equal(model.predict_on_batch(x[4:]), a16)
