@@ -1,0 +1,37 @@
+"""model.summary(): Keras's table (layer (type), output shape, params) ending with the
+Total / Trainable / Non-trainable counts."""
+from __future__ import annotations
+
+
+def _shape(shape):
+    return "(None, " + ", ".join(str(s) for s in shape) + ")"
+
+
+def _trainable_counts(model):
+    trainable = sum(w.size for w in model.trainable_weights)
+    total = model.count_params()
+    return total, trainable, total - trainable
+
+
+def summary(model, print_fn=print, line_length=98):
+    names = [f" {l.name} ({type(l).__name__})" for l in model.layers]
+    widths = (max(40, max(len(n) for n in names) + 2), 28, 14)
+    line_length = max(line_length, sum(widths))
+    rule = "_" * line_length
+    lines = [f'Model: "{model.name}"', rule,
+             " Layer (type)".ljust(widths[0]) + "Output Shape".ljust(widths[1]) + "Param #".rjust(widths[2]),
+             "=" * line_length]
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Model":
+            kind = "Functional"
+        name = f" {layer.name} ({kind})"
+        lines.append(name.ljust(widths[0]) + _shape(layer.output_shape).ljust(widths[1])
+                     + f"{layer.count_params():,}".rjust(widths[2]))
+        lines.append("")
+    lines[-1] = "=" * line_length
+    total, trainable, non = _trainable_counts(model)
+    lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {non:,}", rule]
+    for line in lines:
+        print_fn(line)
