@@ -20,7 +20,7 @@
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
 #define STBI_MAX_DIMENSIONS (1 << 16)
-#ifndef STBI_ASSERT /* the fuzz build keeps stb's asserts to catch broken invariants */
+#ifndef STBI_ASSERT /* stb asserts invariants that corrupt files can break: never abort */
 #define STBI_ASSERT(x) ((void)0)
 #endif
 /* Every allocation stb makes goes through a per-thread byte cap set from the pixel limit, so a
