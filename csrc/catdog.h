@@ -169,6 +169,150 @@ cd_status cd_graph_eval_step(cd_graph *g, const float *x, const float *labels, i
                              double *correct);
 int64_t cd_graph_step_count(const cd_graph *g);
 
+
+/* ---- data pipeline -------------------------------------------------------------------- */
+/* Images are decoded once (stb_image: JPEG, PNG, BMP, GIF first frame -> RGB uint8), resized
+ * like tf.image.resize (bilinear: half-pixel centres, no antialias; or nearest) and rounded to
+ * uint8 into an optional cache (N, H, W, 3). A loader turns an ordered list of sample indices
+ * into batches (float32 images (n, H, W, 3) in [0, 255] after the augmentation ops, float32
+ * labels (n, label_width)) produced ahead by worker threads.
+ *
+ * Determinism: the shuffle is keyed by (seed, epoch); every random draw of an augmentation op
+ * by (seed, epoch, sample index, op position). Batches are bit-identical for any number of
+ * workers, with or without the cache. */
+typedef struct cd_dataset cd_dataset;
+typedef struct cd_loader cd_loader;
+
+typedef enum { CD_INTERP_BILINEAR = 0, CD_INTERP_NEAREST = 1 } cd_interpolation;
+typedef enum { CD_FILL_REFLECT = 0, CD_FILL_WRAP = 1, CD_FILL_CONSTANT = 2, CD_FILL_NEAREST = 3 } cd_fill_mode;
+typedef enum { CD_LABELS_NONE = 0, CD_LABELS_INT = 1, CD_LABELS_BINARY = 2, CD_LABELS_CATEGORICAL = 3 } cd_label_mode;
+/* What a file that cannot be decoded does. WARN and SKIP drop it (the caller reports); RAISE
+ * makes cd_dataset_load / cd_loader_next fail with CD_ERR_IO or CD_ERR_VALUE naming the file. */
+typedef enum { CD_ON_ERROR_WARN = 0, CD_ON_ERROR_SKIP = 1, CD_ON_ERROR_RAISE = 2 } cd_on_error;
+
+#define CD_DEFAULT_MAX_PIXELS ((size_t)1 << 26)     /* 67 M pixels: refuse bigger headers */
+#define CD_DEFAULT_MAX_FILE_BYTES ((size_t)1 << 28) /* 256 MiB */
+
+/* One decoded image: RGB uint8 (h, w, 3), owned by the caller (free with cd_image_free). */
+typedef struct {
+    int height, width;
+    uint8_t *pixels;
+} cd_image;
+
+/* Decode bytes (JPEG/PNG/BMP/GIF) to RGB. Refuses (CD_ERR_VALUE) unknown or corrupt data and
+ * headers above max_pixels (0 = CD_DEFAULT_MAX_PIXELS) before allocating anything big. */
+cd_status cd_decode_image(const uint8_t *bytes, size_t size, size_t max_pixels, cd_image *out);
+/* Read a regular file (no FIFOs/devices, <= max_bytes; 0 = default) and decode it. */
+cd_status cd_decode_file(const char *path, size_t max_pixels, size_t max_bytes, cd_image *out);
+void cd_image_free(cd_image *img);
+
+/* Resize uint8 (sh, sw, 3) to float32 (dh, dw, 3) as tf.image.resize does, reading the
+ * source rectangle (y0, x0, ch, cw) (Keras crop_to_aspect_ratio; the full image otherwise). */
+cd_status cd_resize_rgb(const uint8_t *src, int sh, int sw, int y0, int x0, int ch, int cw,
+                        float *dst, int dh, int dw, cd_interpolation interp);
+/* Keras smart-resize centre crop for crop_to_aspect_ratio: crop box of (h, w) for (th, tw). */
+void cd_crop_box(int h, int w, int th, int tw, int *y0, int *x0, int *ch, int *cw);
+
+/* Permutation of `in` (n sample indices) for (seed, epoch): Fisher-Yates driven by the
+ * counter RNG. in == out allowed. */
+cd_status cd_shuffle(uint64_t seed, int64_t epoch, const int64_t *in, int64_t n, int64_t *out);
+
+typedef struct {
+    int height, width;               /* output image size */
+    cd_interpolation interpolation;
+    int crop_to_aspect_ratio;
+    cd_label_mode label_mode;
+    int num_classes;                 /* label width: 1, or num_classes for CATEGORICAL */
+    size_t cache_bytes;              /* cache samples [0, k) with k*H*W*3 <= cache_bytes; 0 = off */
+    cd_on_error on_error;
+    size_t max_pixels, max_file_bytes; /* 0 = defaults above */
+} cd_dataset_config;
+
+/* n files (paths are bytes in the OS encoding, copied) with class labels in [0, num_classes)
+ * (labels may be NULL for CD_LABELS_NONE). Nothing is read until cd_dataset_load. */
+cd_status cd_dataset_create(const cd_dataset_config *cfg, const char *const *paths,
+                            const int32_t *labels, int64_t n, cd_dataset **out);
+void cd_dataset_free(cd_dataset *ds);
+/* Decode every sample once with `num_threads` threads: cached samples are decoded and
+ * resized into the cache; the others only have their header checked. Samples that fail are
+ * marked bad (WARN/SKIP) or make it fail (RAISE). Call once, before any loader. */
+cd_status cd_dataset_load(cd_dataset *ds, int num_threads);
+int64_t cd_dataset_size(const cd_dataset *ds);
+int64_t cd_dataset_cached_count(const cd_dataset *ds);
+int cd_dataset_label_width(const cd_dataset *ds);
+void cd_dataset_image_shape(const cd_dataset *ds, int *height, int *width);
+/* 1 if sample i decoded (or passed its header check), 0 if it is bad. */
+int cd_dataset_sample_ok(const cd_dataset *ds, int64_t i);
+/* Failures recorded so far (load and loaders): sample index and message of the k-th. */
+int64_t cd_dataset_num_failures(const cd_dataset *ds);
+cd_status cd_dataset_failure(const cd_dataset *ds, int64_t k, int64_t *sample, const char **message);
+/* The resized uint8 (H, W, 3) pixels of sample i (from the cache, or decoded now). */
+cd_status cd_dataset_get_image(cd_dataset *ds, int64_t i, uint8_t *dst);
+
+/* Augmentation and preprocessing ops, applied in order to each float image. Random ops
+ * (flip, rotation, zoom, translation) run only when the loader's `training` is set;
+ * RESCALE always (x * scale + offset: Keras Rescaling, mobilenet_v2 preprocess_input). */
+typedef enum { CD_AUG_FLIP = 0, CD_AUG_ROTATION = 1, CD_AUG_ZOOM = 2, CD_AUG_TRANSLATION = 3,
+               CD_AUG_RESCALE = 4 } cd_aug_kind;
+typedef struct {
+    cd_aug_kind kind;
+    int horizontal, vertical;       /* FLIP: each flips with probability 1/2 */
+    /* ROTATION: angle uniform in [lo, hi] * 2*pi. ZOOM: height zoom 1 + uniform[lo, hi]
+     * (negative = zoom in); TRANSLATION: dy = uniform[lo, hi] * H. */
+    float lo, hi;
+    /* ZOOM: width zoom 1 + uniform[lo2, hi2] if has_second, else the height zoom.
+     * TRANSLATION: dx = uniform[lo2, hi2] * W (has_second must be 1). */
+    float lo2, hi2;
+    int has_second;
+    cd_fill_mode fill_mode;
+    cd_interpolation interpolation;
+    float fill_value;
+    float scale, offset;            /* RESCALE */
+} cd_aug_op;
+
+/* Apply ops to one float (h, w, 3) image in place (scratch: h*w*3 floats), with the random
+ * draws of (seed, epoch, sample). Exposed for tests and for callers without a loader. */
+cd_status cd_augment_image(const cd_aug_op *ops, int num_ops, int training, uint64_t seed,
+                           int64_t epoch, int64_t sample, float *image, float *scratch, int h,
+                           int w);
+/* Fixed-parameter geometry (tests): Keras's projective transform (8 floats, output->input
+ * map) with a fill mode and interpolation, src and dst (h, w, 3) float, distinct. */
+void cd_affine_transform(const float *src, float *dst, int h, int w, const float transform[8],
+                         cd_fill_mode fill, cd_interpolation interp, float fill_value);
+
+typedef struct {
+    int batch_size;
+    int training;                  /* random ops active */
+    uint64_t seed;
+    int64_t epoch;
+    int num_workers;               /* 0: batches are made in cd_loader_next's thread */
+    int prefetch;                  /* batches made ahead (>= 1; 0 = 2 per worker) */
+    const cd_aug_op *ops;          /* copied */
+    int num_ops;
+} cd_loader_config;
+
+typedef struct {
+    const float *images;           /* (n, H, W, 3) */
+    const float *labels;           /* (n, label_width); NULL for CD_LABELS_NONE */
+    const int64_t *samples;        /* (n) dataset sample index of each row */
+    int n;                         /* rows: batch_size, fewer in the last batch, or fewer when
+                                      uncached files failed under WARN/SKIP */
+    int64_t batch;                 /* batch number in the epoch */
+} cd_batch;
+
+/* A loader over `indices` (n sample indices, in the order batches take them: the caller
+ * passes cd_shuffle's output to shuffle). Starts the workers. The dataset must outlive it. */
+cd_status cd_loader_create(cd_dataset *ds, const int64_t *indices, int64_t n,
+                           const cd_loader_config *cfg, cd_loader **out);
+int64_t cd_loader_num_batches(const cd_loader *l);
+/* The next batch, in order; b->n == 0 at the end of the epoch. b's buffers stay valid until
+ * the next call (they are then reused: no allocation per batch). Safe to call without the
+ * GIL; one consumer thread at a time. */
+cd_status cd_loader_next(cd_loader *l, cd_batch *b);
+/* Start another epoch on the same buffers and threads' settings (stops pending work). */
+cd_status cd_loader_restart(cd_loader *l, const int64_t *indices, int64_t n, int64_t epoch);
+void cd_loader_free(cd_loader *l);
+
 #ifdef __cplusplus
 }
 #endif

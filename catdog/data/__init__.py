@@ -1,0 +1,185 @@
+"""catdog.data: batched image datasets backed by the C data pipeline (csrc/data).
+
+An :class:`ImageDataset` is a fixed list of samples of a C dataset (files decoded once into a
+uint8 cache), a batch size and a shuffle seed. Every iteration is a new epoch, reshuffled
+with the counter RNG keyed by (seed, epoch) — Keras's reshuffle_each_iteration — and batches
+are made ahead by C worker threads.
+
+``take(n)`` / ``skip(n)`` count batches, like tf.data, but select a *fixed* set of samples:
+the first n batches (or all but them) of the epoch-0 order. The resulting datasets keep that
+set across epochs (only its order changes), so ``take`` and ``skip`` of the same dataset are
+disjoint in every epoch. This is catdog's fix of tensorflow/tensorflow#59279, where the lab's
+test split, taken from a dataset that reshuffles each epoch, mixes with the validation split.
+
+For the engine (a whole epoch in C, GIL released): ``ds.loader(epoch, training, layers)``
+returns a ``catdog._engine.Loader`` whose ``capsule()`` holds the ``cd_loader *`` (see
+csrc/catdog.h, "data pipeline"); ``ds.engine_dataset.capsule()`` holds the ``cd_dataset *``
+and ``ds.epoch_indices(epoch)`` the sample order, for a caller that makes its own loader.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+AUTOTUNE = -1
+
+
+def default_workers() -> int:
+    """Loader threads: two (decode/augment ahead of the engine) unless there is one core."""
+    return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
+class ImageDataset:
+    """Batches (images float32 (n, H, W, 3) in [0, 255], labels) of a C-backed dataset."""
+
+    def __init__(self, engine_dataset, samples, file_paths, labels, class_names, label_mode,
+                 batch_size, shuffle, seed, image_size, num_workers=None, skipped=(),
+                 on_error="warn"):
+        self.engine_dataset = engine_dataset          # catdog._engine.Dataset (all files)
+        self._samples = np.ascontiguousarray(samples, dtype=np.int64)  # C sample indices
+        self._all_paths = file_paths                  # path of every C sample
+        self._all_labels = labels                     # class index of every C sample, or None
+        self.class_names = class_names
+        self.label_mode = label_mode
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.image_size = tuple(image_size)
+        self.num_workers = default_workers() if num_workers is None else int(num_workers)
+        self.skipped_files = list(skipped)            # (path, reason) dropped at load
+        self.on_error = on_error
+        self._iterations = 0                          # epochs started by __iter__
+
+    # -- size -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.cardinality()
+
+    def cardinality(self) -> int:
+        """Number of batches (the last one may be partial)."""
+        return math.ceil(len(self._samples) / self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self._samples)
+
+    @property
+    def file_paths(self) -> List[str]:
+        """Paths of this dataset's samples (Keras order: shuffled once by `seed` if shuffle)."""
+        return [self._all_paths[i] for i in self._samples]
+
+    @property
+    def labels(self) -> Optional[np.ndarray]:
+        if self._all_labels is None:
+            return None
+        return np.asarray(self._all_labels, np.int32)[self._samples]
+
+    # -- order ------------------------------------------------------------------------------
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        """C sample indices in the order of epoch `epoch` (int64)."""
+        if not self.shuffle:
+            return self._samples.copy()
+        from catdog import _engine
+
+        return _engine.shuffle(self.seed & ((1 << 64) - 1), int(epoch), self._samples)
+
+    def _derive(self, samples) -> "ImageDataset":
+        d = object.__new__(ImageDataset)
+        d.__dict__.update(self.__dict__)
+        d._samples = np.ascontiguousarray(samples, dtype=np.int64)
+        d._iterations = 0
+        return d
+
+    def take(self, count: int) -> "ImageDataset":
+        """The first `count` batches of the epoch-0 order, as a fixed set of samples
+        (count < 0: all)."""
+        count = int(count)
+        order = self.epoch_indices(0)
+        return self._derive(order if count < 0 else order[:count * self.batch_size])
+
+    def skip(self, count: int) -> "ImageDataset":
+        """All but the first `count` batches of the epoch-0 order, as a fixed set of samples
+        (count < 0: none)."""
+        count = int(count)
+        order = self.epoch_indices(0)
+        return self._derive(order[:0] if count < 0 else order[count * self.batch_size:])
+
+    # tf.data compatibility: the pipeline already caches and prefetches.
+    def prefetch(self, buffer_size=AUTOTUNE) -> "ImageDataset":
+        return self
+
+    def cache(self, filename: str = "") -> "ImageDataset":
+        return self
+
+    # -- batches ----------------------------------------------------------------------------
+    def loader(self, epoch: int = 0, training: bool = False, layers: Sequence = (),
+               num_workers: Optional[int] = None, seed: Optional[int] = None):
+        """A C loader (catdog._engine.Loader) over epoch `epoch`, running the augmentation
+        `layers` (catdog.layers.preprocessing objects) when `training`."""
+        from catdog import _engine
+
+        ops = [layer._cd_op() for layer in layers]
+        return _engine.Loader(self.engine_dataset, self.epoch_indices(epoch), self.batch_size,
+                              training=bool(training),
+                              seed=(self.seed if seed is None else int(seed)) & ((1 << 64) - 1),
+                              epoch=int(epoch),
+                              num_workers=self.num_workers if num_workers is None else int(num_workers),
+                              ops=ops)
+
+    def _convert(self, images, labels):
+        if self.label_mode is None:
+            return images
+        if self.label_mode == "int":
+            return images, labels[:, 0].astype(np.int32)
+        return images, labels  # binary (n, 1) / categorical (n, K): float32
+
+    def epoch_batches(self, epoch: int, training: bool = False, layers: Sequence = ()):
+        """Yield the batches of epoch `epoch`: images, or (images, labels) as Keras."""
+        known = len(self.engine_dataset.failures())
+        for images, labels, _ in self.loader(epoch, training, layers):
+            yield self._convert(images, labels)
+        self._report_new_failures(known)
+
+    def _report_new_failures(self, known: int) -> None:
+        """Uncached files that failed during this epoch (on_error="warn"): warn once."""
+        failures = self.engine_dataset.failures()[known:]
+        if not failures:
+            return
+        self.skipped_files += [(self._all_paths[i], m) for i, m in failures]
+        if getattr(self, "on_error", "warn") == "warn":
+            import warnings
+
+            shown = "\n".join(f"  {m}" for _, m in failures[:20])
+            warnings.warn(f"catdog: skipped {len(failures)} files that could not be decoded "
+                          f"this epoch:\n{shown}", RuntimeWarning, stacklevel=3)
+
+    def __iter__(self):
+        epoch = self._iterations
+        self._iterations += 1
+        return self.epoch_batches(epoch)
+
+    def as_numpy_iterator(self):
+        return iter(self)
+
+    def __repr__(self) -> str:
+        h, w = self.image_size
+        lab = "" if self.label_mode is None else f", labels={self.label_mode}"
+        return (f"<ImageDataset {len(self._samples)} images in {self.cardinality()} batches of "
+                f"{self.batch_size}, {h}x{w}{lab}, shuffle={self.shuffle}>")
+
+
+def augment_batch(images, layers, seed=0, epoch=0, batch_index=0, samples=None, training=True):
+    """Run augmentation `layers` on a batch in C; draws keyed by (seed, epoch, sample) where
+    sample defaults to batch_index * 65536 + row."""
+    from catdog.layers.preprocessing import apply_layers
+
+    images = np.asarray(images, np.float32)
+    if samples is None:
+        samples = int(batch_index) * 65536 + np.arange(len(images), dtype=np.int64)
+    return apply_layers(layers, images, training=training, seed=int(seed), epoch=int(epoch),
+                        samples=samples)
+
+
+__all__ = ["ImageDataset", "AUTOTUNE", "augment_batch", "default_workers"]

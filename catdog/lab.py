@@ -1,0 +1,214 @@
+"""python -m catdog.lab — the whole transfer-learning lab (../shared/DESIGN.md), on catdog:
+data, frozen ImageNet MobileNetV2 + head, 10 epochs, fine-tuning from layer 100 for 10 more,
+test accuracy; writes learning curves (PNG), metrics (JSON) and a short Markdown report.
+
+Data and weights: --data / --weights, else ../shared (beside the working directory or the
+source tree) when present, else downloaded and cached (catdog.datasets, catdog.weights).
+Environment overrides (used by the CI's reduced lab and the notebook test):
+CATDOG_LAB_EPOCHS, CATDOG_LAB_FINE_TUNE_EPOCHS, CATDOG_LAB_SUBSET (images per class)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPORT_ACC = {"transfer": 0.9703, "transfer_loss": 0.1066, "fine_tuned": 0.98}
+
+
+def _shared_candidates():
+    here = Path(__file__).resolve()
+    for root in (Path.cwd(), here.parents[1], here.parents[2] if len(here.parents) > 2 else here):
+        yield root.parent / "shared"
+        yield root / "shared"
+
+
+def find_shared():
+    env = os.environ.get("CATDOG_SHARED")
+    if env:
+        return Path(env)
+    for cand in _shared_candidates():
+        if (cand / "data" / "cats_and_dogs_filtered").is_dir():
+            return cand
+    return None
+
+
+def subset_folder(src: Path, per_class: int, dest: Path) -> Path:
+    """A copy of src (train/ or validation/) with only the first `per_class` files of each
+    class, as symlinks (the originals stay read-only and untouched)."""
+    for cls in sorted(p for p in src.iterdir() if p.is_dir()):
+        out = dest / cls.name
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(cls.iterdir())[:per_class]:
+            (out / f.name).symlink_to(f.resolve())
+    return dest
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(prog="python -m catdog.lab", description=__doc__.split("\n")[0])
+    p.add_argument("--data", help="folder holding train/ and validation/ (cats_and_dogs_filtered)")
+    p.add_argument("--weights", help="MobileNetV2 no-top .h5 weights file (default: imagenet)")
+    p.add_argument("--epochs", type=int, default=int(os.environ.get("CATDOG_LAB_EPOCHS", 10)))
+    p.add_argument("--fine-tune-epochs", type=int,
+                   default=int(os.environ.get("CATDOG_LAB_FINE_TUNE_EPOCHS", 10)))
+    p.add_argument("--fine-tune-at", type=int, default=100)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--subset", type=int, default=int(os.environ.get("CATDOG_LAB_SUBSET", 0)),
+                   help="use only the first N images of each class (0: all)")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--threads", type=int, default=0, help="0: all cores")
+    p.add_argument("--output", default="lab_output")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def run(args) -> dict:
+    import catdog
+    from catdog import layers
+
+    t_start = time.time()
+    if args.threads:
+        catdog.set_num_threads(args.threads)
+    catdog.random.set_seed(args.seed)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    verbose = 0 if args.quiet else 1
+
+    shared = find_shared()
+    data = Path(args.data) if args.data else (
+        shared / "data" / "cats_and_dogs_filtered" if shared else catdog.datasets.cats_and_dogs())
+    weights = args.weights
+    if weights is None and shared is not None:
+        cand = shared / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+        weights = str(cand) if cand.exists() else None
+    weights = weights or "imagenet"
+
+    tmp = None
+    train_dir, validation_dir = data / "train", data / "validation"
+    if args.subset:
+        tmp = tempfile.TemporaryDirectory(prefix="catdog-lab-")
+        train_dir = subset_folder(train_dir, args.subset, Path(tmp.name) / "train")
+        validation_dir = subset_folder(validation_dir, max(args.subset // 2, 1),
+                                       Path(tmp.name) / "validation")
+
+    # -- the lab, as the notebook reads (DESIGN.md) ----------------------------------------
+    BATCH_SIZE, IMG_SIZE = 32, (160, 160)
+    train_ds = catdog.utils.image_dataset_from_directory(
+        train_dir, shuffle=True, batch_size=BATCH_SIZE, image_size=IMG_SIZE, seed=args.seed)
+    validation_ds = catdog.utils.image_dataset_from_directory(
+        validation_dir, shuffle=True, batch_size=BATCH_SIZE, image_size=IMG_SIZE, seed=args.seed)
+    class_names = train_ds.class_names
+    val_batches = validation_ds.cardinality()
+    test_ds = validation_ds.take(val_batches // 5)
+    validation_ds = validation_ds.skip(val_batches // 5)
+
+    data_augmentation = catdog.Sequential([layers.RandomFlip("horizontal"),
+                                           layers.RandomRotation(0.2)])
+    preprocess_input = catdog.applications.mobilenet_v2.preprocess_input
+    IMG_SHAPE = IMG_SIZE + (3,)
+    base_model = catdog.applications.MobileNetV2(input_shape=IMG_SHAPE, include_top=False,
+                                                 weights=weights)
+    base_model.trainable = False
+    inputs = catdog.Input(shape=IMG_SHAPE)
+    x = data_augmentation(inputs)
+    x = preprocess_input(x)
+    x = base_model(x, training=False)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    outputs = layers.Dense(1)(x)
+    model = catdog.Model(inputs, outputs)
+    summary_frozen = []
+    model.summary(print_fn=summary_frozen.append)
+
+    loss = catdog.losses.BinaryCrossentropy(from_logits=True)
+    metrics = [catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")]
+    model.compile(optimizer=catdog.optimizers.Adam(learning_rate=args.learning_rate), loss=loss,
+                  metrics=metrics)
+    loss0, accuracy0 = model.evaluate(validation_ds, verbose=0)
+    t0 = time.time()
+    history = model.fit(train_ds, epochs=args.epochs, validation_data=validation_ds, verbose=verbose)
+    t_transfer = time.time() - t0
+
+    base_model.trainable = True
+    for layer in base_model.layers[:args.fine_tune_at]:
+        layer.trainable = False
+    model.compile(optimizer=catdog.optimizers.RMSprop(learning_rate=args.learning_rate / 10),
+                  loss=loss, metrics=metrics)
+    summary_fine = []
+    model.summary(print_fn=summary_fine.append)
+    total_epochs = args.epochs + args.fine_tune_epochs
+    t0 = time.time()
+    history_fine = model.fit(train_ds, epochs=total_epochs, initial_epoch=history.epoch[-1],
+                             validation_data=validation_ds, verbose=verbose)
+    t_fine = time.time() - t0
+    test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
+
+    images, labels = next(iter(test_ds))
+    predicted = (model.predict_on_batch(images).ravel() > 0).astype(int)
+
+    # -- outputs ----------------------------------------------------------------------------
+    from catdog import plot
+
+    plot.learning_curves(history, path=out / "learning_curves_transfer.png")
+    plot.learning_curves(history, history_fine, path=out / "learning_curves_fine_tuning.png")
+    plot.predictions(images, labels.ravel().astype(int), predicted, class_names,
+                     path=out / "test_predictions.png")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    metrics_out = {
+        "initial": {"val_loss": loss0, "val_accuracy": accuracy0},
+        "transfer": {k: v[-1] for k, v in history.history.items()},
+        "fine_tuned": {k: v[-1] for k, v in history_fine.history.items()},
+        "test": {"loss": test_loss, "accuracy": test_accuracy},
+        "history": history.history, "history_fine": history_fine.history,
+        "epochs": [args.epochs, args.fine_tune_epochs], "subset": args.subset, "seed": args.seed,
+        "threads": catdog.get_num_threads(), "seconds": {"transfer": t_transfer,
+                                                          "fine_tuning": t_fine,
+                                                          "total": time.time() - t_start},
+        "peak_rss_mb": peak_mb, "data": str(data), "weights": str(weights),
+        "train_images": train_ds.num_samples, "class_names": class_names,
+        "report": REPORT_ACC,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics_out, indent=2))
+    t, f = metrics_out["transfer"], metrics_out["fine_tuned"]
+    report = f"""# catdog lab report
+
+Cats vs dogs, MobileNetV2 (ImageNet, {weights}) at 160x160, seed {args.seed},
+{catdog.get_num_threads()} threads, {train_ds.num_samples} training images.
+
+| stage | val_accuracy | val_loss | student report |
+|---|---|---|---|
+| before training | {accuracy0:.4f} | {loss0:.4f} | |
+| transfer learning ({args.epochs} epochs) | {t['val_accuracy']:.4f} | {t['val_loss']:.4f} | 0.9703 / 0.1066 |
+| fine-tuning from layer {args.fine_tune_at} (+{args.fine_tune_epochs}) | {f['val_accuracy']:.4f} | {f['val_loss']:.4f} | 0.98 |
+| test split | {test_accuracy:.4f} | {test_loss:.4f} | |
+
+Wall time: transfer {t_transfer:.0f} s, fine-tuning {t_fine:.0f} s, total {time.time() - t_start:.0f} s;
+peak memory {peak_mb:.0f} MB.
+
+![transfer](learning_curves_transfer.png)
+![fine-tuning](learning_curves_fine_tuning.png)
+
+```
+{chr(10).join(summary_fine)}
+```
+"""
+    (out / "report.md").write_text(report)
+    if tmp is not None:
+        tmp.cleanup()
+    if verbose:
+        print(f"\nTest accuracy: {test_accuracy:.4f}; outputs in {out.resolve()}")
+    return metrics_out
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

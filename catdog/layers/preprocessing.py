@@ -1,0 +1,228 @@
+"""Keras's image preprocessing layers, run by catdog's C data pipeline (csrc/data/augment.c).
+
+RandomFlip, RandomRotation, RandomZoom, RandomTranslation and Rescaling take Keras's
+arguments with Keras's meanings. Inside a model they carry the configuration the C
+augmentation runs (on loader worker threads, during fit only); called directly on a NumPy
+batch (as a notebook does to show augmented samples) they augment it at once, as Keras's
+layers do when called eagerly.
+
+Randomness: every draw is keyed by (seed, epoch, sample, position of the op) with the
+counter RNG, so results do not depend on thread count. Differences from Keras 3 on purpose:
+"horizontal_and_vertical" flips each axis with its own coin (Keras 2 did; Keras 3 uses one
+coin for both), and the random stream is catdog's own (same distributions, not the same
+numbers as TensorFlow's).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Optional
+
+import numpy as np
+
+try:  # the engine's layer base (symbolic calls, names) when the Python API is present
+    from catdog.layers.core import Layer as _Base
+except ImportError:  # pragma: no cover - the data pipeline on its own
+    class _Base:  # minimal stand-in: a name and a trainable flag
+        _names = itertools.count()
+
+        def __init__(self, name=None, trainable=True):
+            self.name = name or f"{type(self).__name__.lower()}_{next(_Base._names)}"
+            self.trainable = trainable
+
+        def __call__(self, inputs, training=None):
+            raise TypeError(f"layer '{self.name}' can only be called on NumPy arrays here")
+
+try:
+    from catdog.layers.core import Rescaling as _RescalingBase
+except ImportError:  # pragma: no cover
+    _RescalingBase = _Base
+
+_FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+_INTERPOLATIONS = ("bilinear", "nearest")
+_call_counter = itertools.count(1)
+
+
+def _check_choice(value, allowed, what):
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _factor_range(factor, what, low=None, high=None):
+    """Keras: a single value f means (-f, f); a pair is (lower, upper)."""
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2:
+            raise ValueError(f"{what} must be a float or a pair (lower, upper), got {factor!r}")
+        lo, hi = float(factor[0]), float(factor[1])
+    else:
+        f = float(factor)
+        if f < 0:
+            raise ValueError(f"{what} as a single value must be >= 0, got {f}")
+        lo, hi = -f, f
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise ValueError(f"{what} must satisfy lower <= upper (finite), got ({lo}, {hi})")
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        raise ValueError(f"{what} values must be in [{low}, {high}], got ({lo}, {hi})")
+    return lo, hi
+
+
+class _Augmentation(_Base):
+    """Base of the random layers: `is_augmentation` tells catdog.Model to run them in the data
+    pipeline (training only) rather than in the engine graph."""
+
+    is_augmentation = True
+
+    def __init__(self, seed=None, name=None, **kwargs):
+        super().__init__(name=name)
+        self.seed = seed
+        self.trainable = False
+
+    def _cd_op(self) -> dict:  # the op dict csrc/binding/data.c parses
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def count_params(self) -> int:
+        return 0
+
+    def __call__(self, inputs, training=None):
+        if isinstance(inputs, np.ndarray) or (hasattr(inputs, "__array__") and not _is_symbolic(inputs)):
+            return apply_layers([self], inputs, training=True if training is None else bool(training),
+                                seed=self.seed)
+        return super().__call__(inputs, training=training)
+
+    def get_config(self) -> dict:
+        cfg = {k: v for k, v in self._cd_op().items() if k != "kind"}
+        cfg.update(name=self.name, seed=self.seed)
+        return cfg
+
+
+def _is_symbolic(x) -> bool:
+    return type(x).__name__ == "KerasTensor"
+
+
+def apply_layers(layers, images, training=True, seed=None, epoch=0, samples=None):
+    """Run preprocessing layers on a NumPy batch (n, H, W, 3) or image (H, W, 3) in C.
+    Eager calls without a seed draw a fresh one each call (Keras: a new augmentation each
+    time); with a seed the result is reproducible."""
+    from catdog import _engine
+
+    x = np.asarray(images, dtype=np.float32)
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected images of shape (n, H, W, 3) or (H, W, 3), got {x.shape}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (1 << 63)) ^ next(_call_counter)
+    if samples is None:
+        samples = np.arange(len(x), dtype=np.int64)
+    out = _engine.augment(np.ascontiguousarray(x), [l._cd_op() for l in layers], bool(training),
+                          int(seed) & ((1 << 64) - 1), int(epoch), np.asarray(samples, np.int64))
+    return out[0] if single else out
+
+
+class RandomFlip(_Augmentation):
+    """RandomFlip(mode="horizontal_and_vertical" | "horizontal" | "vertical", seed=None):
+    each image flipped with probability 1/2 along each named axis."""
+
+    def __init__(self, mode="horizontal_and_vertical", seed=None, name=None, **kwargs):
+        super().__init__(seed=seed, name=name)
+        self.mode = _check_choice(mode, ("horizontal", "vertical", "horizontal_and_vertical"), "mode")
+
+    def _cd_op(self):
+        return {"kind": "flip", "horizontal": int("horizontal" in self.mode),
+                "vertical": int("vertical" in self.mode)}
+
+
+class _Geometric(_Augmentation):
+    def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
+                 name=None):
+        super().__init__(seed=seed, name=name)
+        self.fill_mode = _check_choice(fill_mode, _FILL_MODES, "fill_mode")
+        self.interpolation = _check_choice(interpolation, _INTERPOLATIONS, "interpolation")
+        self.fill_value = float(fill_value)
+
+    def _common(self):
+        return {"fill_mode": self.fill_mode, "interpolation": self.interpolation,
+                "fill_value": self.fill_value}
+
+
+class RandomRotation(_Geometric):
+    """RandomRotation(factor, fill_mode="reflect", interpolation="bilinear", seed=None,
+    fill_value=0.0): angle uniform in [lower, upper] * 2*pi (factor f means (-f, f)),
+    counter-clockwise for positive angles, about the image centre."""
+
+    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None,
+                 fill_value=0.0, name=None, **kwargs):
+        super().__init__(fill_mode, interpolation, seed, fill_value, name)
+        self.factor = factor
+        self.lower, self.upper = _factor_range(factor, "factor")
+
+    def _cd_op(self):
+        return {"kind": "rotation", "lo": self.lower, "hi": self.upper, **self._common()}
+
+
+class RandomZoom(_Geometric):
+    """RandomZoom(height_factor, width_factor=None, ...): zoom 1 + uniform[lower, upper] per
+    axis (positive = zoom out, negative = zoom in); width_factor None keeps the aspect ratio
+    (the height's zoom for both axes)."""
+
+    def __init__(self, height_factor, width_factor=None, fill_mode="reflect",
+                 interpolation="bilinear", seed=None, fill_value=0.0, name=None, **kwargs):
+        super().__init__(fill_mode, interpolation, seed, fill_value, name)
+        self.height_factor, self.width_factor = height_factor, width_factor
+        self.height_lower, self.height_upper = _factor_range(height_factor, "height_factor", -1.0)
+        self.width_lower = self.width_upper = None
+        if width_factor is not None:
+            self.width_lower, self.width_upper = _factor_range(width_factor, "width_factor", -1.0)
+
+    def _cd_op(self):
+        op = {"kind": "zoom", "lo": self.height_lower, "hi": self.height_upper, **self._common()}
+        if self.width_lower is not None:
+            op.update(lo2=self.width_lower, hi2=self.width_upper, has_second=1)
+        return op
+
+
+class RandomTranslation(_Geometric):
+    """RandomTranslation(height_factor, width_factor, ...): shift by uniform[lower, upper]
+    times the image height (width); both factors in [-1, 1]."""
+
+    def __init__(self, height_factor, width_factor, fill_mode="reflect",
+                 interpolation="bilinear", seed=None, fill_value=0.0, name=None, **kwargs):
+        super().__init__(fill_mode, interpolation, seed, fill_value, name)
+        self.height_factor, self.width_factor = height_factor, width_factor
+        self.height_lower, self.height_upper = _factor_range(height_factor, "height_factor", -1.0, 1.0)
+        self.width_lower, self.width_upper = _factor_range(width_factor, "width_factor", -1.0, 1.0)
+
+    def _cd_op(self):
+        return {"kind": "translation", "lo": self.height_lower, "hi": self.height_upper,
+                "lo2": self.width_lower, "hi2": self.width_upper, "has_second": 1, **self._common()}
+
+
+class Rescaling(_RescalingBase):
+    """Rescaling(scale, offset=0.0): x * scale + offset, in training and inference. In a model
+    it runs in the engine graph; in the data pipeline it is the op "rescale"."""
+
+    def __init__(self, scale, offset=0.0, name=None, **kwargs):
+        if _RescalingBase is _Base:
+            super().__init__(name=name)
+        else:
+            super().__init__(scale, offset, name=name)
+        self.scale, self.offset = float(scale), float(offset)
+
+    def _cd_op(self):
+        return {"kind": "rescale", "scale": self.scale, "offset": self.offset}
+
+    def __call__(self, inputs, training=None):
+        if isinstance(inputs, np.ndarray):
+            return (np.asarray(inputs, np.float32) * np.float32(self.scale) + np.float32(self.offset))
+        return super().__call__(inputs, training=training)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "scale": self.scale, "offset": self.offset}
+
+
+__all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling", "apply_layers"]

@@ -1,0 +1,190 @@
+/* augment.c — Keras's random image layers on one float32 (h, w, 3) image:
+ * RandomFlip, RandomRotation, RandomZoom, RandomTranslation (all through the projective
+ * transform of TF's ImageProjectiveTransformV3, reproduced with its fill modes and
+ * interpolations), and Rescaling. Random draws are keyed by (seed, epoch, sample, op). */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+#define CD_STREAM_AUGMENT 0x100u
+
+/* TF MapCoordinate<FILL_MODE>: an input coordinate outside [0, len-1] mapped back inside. */
+static inline float map_coordinate(float c, int len, cd_fill_mode mode) {
+    const float last = (float)(len - 1);
+    switch (mode) {
+        case CD_FILL_REFLECT:
+            if (c < 0) {
+                if (len <= 1) {
+                    c = 0;
+                } else {
+                    const int64_t sz2 = 2 * (int64_t)len;
+                    if (c < sz2) c = (float)(sz2 * (int64_t)(-c / (float)sz2)) + c;
+                    c = (c < (float)-len) ? c + (float)sz2 : -c - 1;
+                }
+            } else if (c > last) {
+                if (len <= 1) {
+                    c = 0;
+                } else {
+                    const int64_t sz2 = 2 * (int64_t)len;
+                    c -= (float)(sz2 * (int64_t)(c / (float)sz2));
+                    if (c >= (float)len) c = (float)sz2 - c - 1;
+                }
+            }
+            break;
+        case CD_FILL_WRAP:
+            if (c < 0) {
+                if (len <= 1) {
+                    c = 0;
+                } else {
+                    const int64_t sz = len - 1;
+                    c += (float)((int64_t)len * ((int64_t)(-c / (float)sz) + 1));
+                }
+            } else if (c > last) {
+                if (len <= 1) {
+                    c = 0;
+                } else {
+                    const int64_t sz = len - 1;
+                    c -= (float)((int64_t)len * (int64_t)(c / (float)sz));
+                }
+            }
+            break;
+        case CD_FILL_NEAREST: break;
+        case CD_FILL_CONSTANT: default: return c;
+    }
+    return c < 0 ? 0 : (c > last ? last : c);
+}
+
+static inline const float *pixel_or_null(const float *src, int h, int w, int64_t y, int64_t x) {
+    return (y >= 0 && y < h && x >= 0 && x < w) ? src + ((size_t)y * w + (size_t)x) * 3 : NULL;
+}
+
+/* dst(y, x) = src(T(x, y)) with T the Keras/TF 8-parameter output->input projective map. */
+void cd_affine_transform(const float *src, float *dst, int h, int w, const float t[8],
+                         cd_fill_mode fill, cd_interpolation interp, float fill_value) {
+    for (int oy = 0; oy < h; oy++) {
+        for (int ox = 0; ox < w; ox++) {
+            float *o = dst + ((size_t)oy * w + (size_t)ox) * 3;
+            const float fx = (float)ox, fy = (float)oy;
+            const float proj = t[6] * fx + t[7] * fy + 1.f;
+            if (proj == 0) {
+                o[0] = o[1] = o[2] = fill_value;
+                continue;
+            }
+            const float x = map_coordinate((t[0] * fx + t[1] * fy + t[2]) / proj, w, fill);
+            const float y = map_coordinate((t[3] * fx + t[4] * fy + t[5]) / proj, h, fill);
+            if (interp == CD_INTERP_NEAREST) {
+                const float *p = pixel_or_null(src, h, w, (int64_t)roundf(y), (int64_t)roundf(x));
+                for (int c = 0; c < 3; c++) o[c] = p ? p[c] : fill_value;
+                continue;
+            }
+            const float x0 = floorf(x), y0 = floorf(y), x1 = x0 + 1, y1 = y0 + 1;
+            const float wx0 = x1 - x, wx1 = x - x0, wy0 = y1 - y, wy1 = y - y0;
+            const int64_t ix = (int64_t)x0, iy = (int64_t)y0;
+            const float *p00 = pixel_or_null(src, h, w, iy, ix);
+            const float *p01 = pixel_or_null(src, h, w, iy, ix + 1);
+            const float *p10 = pixel_or_null(src, h, w, iy + 1, ix);
+            const float *p11 = pixel_or_null(src, h, w, iy + 1, ix + 1);
+            for (int c = 0; c < 3; c++) {
+                const float v00 = p00 ? p00[c] : fill_value, v01 = p01 ? p01[c] : fill_value;
+                const float v10 = p10 ? p10[c] : fill_value, v11 = p11 ? p11[c] : fill_value;
+                const float top = wx0 * v00 + wx1 * v01;
+                const float bot = wx0 * v10 + wx1 * v11;
+                o[c] = wy0 * top + wy1 * bot;
+            }
+        }
+    }
+}
+
+static void flip_horizontal(float *img, int h, int w) {
+    for (int y = 0; y < h; y++) {
+        float *r = img + (size_t)y * w * 3;
+        for (int a = 0, b = w - 1; a < b; a++, b--)
+            for (int c = 0; c < 3; c++) {
+                float t = r[3 * a + c];
+                r[3 * a + c] = r[3 * b + c];
+                r[3 * b + c] = t;
+            }
+    }
+}
+
+static void flip_vertical(float *img, int h, int w, float *row_tmp) {
+    const size_t row = (size_t)w * 3 * sizeof(float);
+    for (int a = 0, b = h - 1; a < b; a++, b--) {
+        memcpy(row_tmp, img + (size_t)a * w * 3, row);
+        memcpy(img + (size_t)a * w * 3, img + (size_t)b * w * 3, row);
+        memcpy(img + (size_t)b * w * 3, row_tmp, row);
+    }
+}
+
+static inline float uniform_in(uint64_t key, uint64_t counter, float lo, float hi) {
+    return lo + (hi - lo) * cd_rng_uniform(key, counter);
+}
+
+/* Keras RandomRotation's matrix for angle a (radians) on an (h, w) image. */
+static void rotation_matrix(float a, int h, int w, float t[8]) {
+    const float c = cosf(a), s = sinf(a), fh = (float)h, fw = (float)w;
+    t[0] = c;
+    t[1] = -s;
+    t[2] = ((fw - 1) - (c * (fw - 1) - s * (fh - 1))) / 2.0f;
+    t[3] = s;
+    t[4] = c;
+    t[5] = ((fh - 1) - (s * (fw - 1) + c * (fh - 1))) / 2.0f;
+    t[6] = t[7] = 0;
+}
+
+static int is_geometric(cd_aug_kind k) {
+    return k == CD_AUG_ROTATION || k == CD_AUG_ZOOM || k == CD_AUG_TRANSLATION;
+}
+
+cd_status cd_augment_image(const cd_aug_op *ops, int num_ops, int training, uint64_t seed,
+                           int64_t epoch, int64_t sample, float *image, float *scratch, int h,
+                           int w) {
+    if (num_ops < 0 || (num_ops > 0 && !ops) || !image || h <= 0 || w <= 0)
+        return cd_fail(CD_ERR_VALUE, "augment: bad arguments");
+    float *cur = image, *other = scratch;
+    const size_t count = (size_t)h * w * 3;
+    for (int k = 0; k < num_ops; k++) {
+        const cd_aug_op *op = &ops[k];
+        if (op->kind == CD_AUG_RESCALE) {
+            for (size_t i = 0; i < count; i++) cur[i] = cur[i] * op->scale + op->offset;
+            continue;
+        }
+        if (!training) continue;
+        const uint64_t key = cd_rng_key(seed, (uint64_t)epoch, (uint64_t)sample, CD_STREAM_AUGMENT + k);
+        if (op->kind == CD_AUG_FLIP) {
+            if (op->horizontal && cd_rng_uniform(key, 0) < 0.5f) flip_horizontal(cur, h, w);
+            if (op->vertical && cd_rng_uniform(key, 1) < 0.5f) {
+                if (!other) return cd_fail(CD_ERR_VALUE, "augment: scratch buffer needed");
+                flip_vertical(cur, h, w, other);
+            }
+            continue;
+        }
+        if (!is_geometric(op->kind)) return cd_fail(CD_ERR_VALUE, "augment: unknown op kind %d", op->kind);
+        if (!other) return cd_fail(CD_ERR_VALUE, "augment: scratch buffer needed");
+        float t[8] = {1, 0, 0, 0, 1, 0, 0, 0};
+        if (op->kind == CD_AUG_ROTATION) {
+            const float a = uniform_in(key, 0, op->lo, op->hi) * 2.0f * (float)M_PI;
+            rotation_matrix(a, h, w, t);
+        } else if (op->kind == CD_AUG_ZOOM) {
+            const float zy = uniform_in(key, 0, 1.0f + op->lo, 1.0f + op->hi);
+            const float zx = op->has_second ? uniform_in(key, 1, 1.0f + op->lo2, 1.0f + op->hi2) : zy;
+            t[0] = zx;
+            t[2] = ((float)w - 1.0f) / 2.0f * (1.0f - zx);
+            t[4] = zy;
+            t[5] = ((float)h - 1.0f) / 2.0f * (1.0f - zy);
+        } else { /* translation */
+            const float dy = uniform_in(key, 0, op->lo, op->hi) * (float)h;
+            const float dx = uniform_in(key, 1, op->lo2, op->hi2) * (float)w;
+            t[2] = -dx;
+            t[5] = -dy;
+        }
+        cd_affine_transform(cur, other, h, w, t, op->fill_mode, op->interpolation, op->fill_value);
+        float *swap = cur;
+        cur = other;
+        other = swap;
+    }
+    if (cur != image) memcpy(image, cur, count * sizeof(float));
+    return CD_OK;
+}
