@@ -118,8 +118,41 @@ def _augment(model, images, seed, epoch, batch_index):
     return augment_batch(images, model._augment, seed=seed, epoch=epoch, batch_index=batch_index)
 
 
+def _is_pipeline(data) -> bool:
+    return hasattr(data, "loader") and hasattr(data, "epoch_indices")
+
+
+def _check_pipeline_labels(data):
+    if getattr(data, "label_mode", "binary") not in ("binary", "int"):
+        raise ValueError(f"label_mode={data.label_mode!r}: catdog's losses take one label per "
+                         "image (label_mode 'binary' or 'int')")
+
+
+def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
+    """A whole epoch in C (GIL released), with progress reported after each batch."""
+    _check_pipeline_labels(data)
+    loader = data.loader(epoch, training=train, layers=model._augment if train else ())
+
+    def progress(batches, samples, loss_sum, correct):
+        logs = {"loss": loss_sum / samples}
+        if metric:
+            logs[metric] = correct / samples
+        if bar is not None:
+            bar.update(int(batches), logs)
+        if cbs is not None:
+            cbs.on_train_batch_end(int(batches) - 1, logs)
+        return bool(model.stop_training) if train else False
+
+    st = g.run_epoch(loader, bool(train), progress if (bar is not None or cbs is not None) else None)
+    return st["batches"], st["samples"], st["loss_sum"], st["correct"]
+
+
 def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
         validation_data=None, shuffle=True, initial_epoch=0):
+    """Keras fit(): per epoch the running mean of loss and accuracy (weighted by batch size,
+    as Keras 3), validation at the end of the epoch, callbacks. Ctrl-C stops at a batch
+    boundary: the model keeps the weights of the last finished batch, History the finished
+    epochs."""
     from catdog import random as _random
 
     g = _engine_ready(model)
@@ -138,23 +171,29 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             bar = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
-            total_loss = total_correct = 0.0
-            seen = batches = 0
             t0 = time.time()
-            for b, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle, seed, epoch)):
-                xb = model._check_x(xb)
-                yb = _labels(yb)
-                xb = _augment(model, xb, seed, epoch, b)
-                loss, correct = g.train_step(xb, yb)
-                batches += 1
-                total_loss += float(loss) * len(xb)  # Keras 3: mean weighted by batch size
-                total_correct += correct
-                seen += len(xb)
-                logs = {"loss": total_loss / seen}
-                if metric:
-                    logs[metric] = total_correct / seen
-                bar.update(batches, logs)
-                cbs.on_train_batch_end(b, logs)
+            if _is_pipeline(x):
+                batches, seen, total_loss, total_correct = _run_pipeline_epoch(
+                    model, g, x, epoch, True, bar, metric, cbs)
+            else:
+                total_loss = total_correct = 0.0
+                seen = batches = 0
+                for b, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle, seed, epoch)):
+                    xb = model._check_x(xb)
+                    yb = _labels(yb)
+                    xb = _augment(model, xb, seed, epoch, b)
+                    loss, correct = g.train_step(xb, yb)
+                    batches += 1
+                    total_loss += float(loss) * len(xb)  # Keras 3: mean weighted by batch size
+                    total_correct += correct
+                    seen += len(xb)
+                    logs = {"loss": total_loss / seen}
+                    if metric:
+                        logs[metric] = total_correct / seen
+                    bar.update(batches, logs)
+                    cbs.on_train_batch_end(b, logs)
+                    if model.stop_training:
+                        break
             if batches == 0:
                 raise ValueError("the training data yielded no batches")
             model._pull_weights()
@@ -181,17 +220,22 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
 
 
 def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
+    """Loss (mean over images) and accuracy in inference mode (no augmentation, no dropout)."""
     g = _engine_ready(model)
     c = model._compiled
-    total_loss = total_correct = 0.0
-    n = 0
-    for xb, yb in _batches(x, y, batch_size):
-        xb = model._check_x(xb)
-        yb = _labels(yb)
-        loss, correct = g.eval_step(xb, yb)
-        total_loss += float(loss) * len(xb)
-        total_correct += correct
-        n += len(xb)
+    if _is_pipeline(x):
+        batches, n, total_loss, total_correct = _run_pipeline_epoch(model, g, x, 0, False, None,
+                                                                    c.metric_name, None)
+    else:
+        total_loss = total_correct = 0.0
+        n = 0
+        for xb, yb in _batches(x, y, batch_size):
+            xb = model._check_x(xb)
+            yb = _labels(yb)
+            loss, correct = g.eval_step(xb, yb)
+            total_loss += float(loss) * len(xb)
+            total_correct += correct
+            n += len(xb)
     if n == 0:
         raise ValueError("evaluate() got no data")
     out = {"loss": total_loss / n}

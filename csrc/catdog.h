@@ -313,6 +313,22 @@ cd_status cd_loader_next(cd_loader *l, cd_batch *b);
 cd_status cd_loader_restart(cd_loader *l, const int64_t *indices, int64_t n, int64_t epoch);
 void cd_loader_free(cd_loader *l);
 
+/* ---- a whole epoch in C ----------------------------------------------------------------- */
+typedef struct {
+    int64_t batches, samples;
+    double loss_sum;      /* sum over batches of (batch mean loss * batch size) */
+    double correct;       /* correct predictions (accuracy metric) */
+    int stopped;          /* the progress callback asked to stop at a batch boundary */
+} cd_epoch_stats;
+
+/* Called after every batch with the running stats; return nonzero to stop (Ctrl-C). */
+typedef int (*cd_progress_fn)(void *ctx, const cd_epoch_stats *stats);
+
+/* Train (train != 0: forward, loss, backward, update per batch) or evaluate every batch the
+ * loader yields, without returning to the caller in between. Labels must be one per image. */
+cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progress_fn progress,
+                             void *ctx, cd_epoch_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -534,6 +534,66 @@ static PyObject *run_step(GraphObject *self, PyObject *args, int train) {
 static PyObject *Graph_train_step(GraphObject *self, PyObject *args) { return run_step(self, args, 1); }
 static PyObject *Graph_eval_step(GraphObject *self, PyObject *args) { return run_step(self, args, 0); }
 
+/* ---- a whole epoch: run_epoch(loader, train, callback) ---- */
+
+typedef struct {
+    PyObject *callback;   /* callable(batches, samples, loss_sum, correct) -> stop? or None */
+    int failed;           /* a Python exception (incl. KeyboardInterrupt) is pending */
+} epoch_ctx;
+
+/* Called from C after each batch, without the GIL: take it, report, look for Ctrl-C. */
+static int epoch_progress(void *p, const cd_epoch_stats *st) {
+    epoch_ctx *ctx = p;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int stop = 0;
+    if (ctx->callback != Py_None) {
+        PyObject *r = PyObject_CallFunction(ctx->callback, "LLdd", (long long)st->batches,
+                                            (long long)st->samples, st->loss_sum, st->correct);
+        if (!r) {
+            ctx->failed = 1;
+            stop = 1;
+        } else {
+            stop = PyObject_IsTrue(r) > 0;
+            Py_DECREF(r);
+        }
+    }
+    if (!stop && PyErr_CheckSignals() < 0) {
+        ctx->failed = 1;
+        stop = 1;
+    }
+    PyGILState_Release(gil);
+    return stop;
+}
+
+static PyObject *Graph_run_epoch(GraphObject *self, PyObject *args) {
+    PyObject *loader_obj, *callback = Py_None;
+    int train;
+    if (!PyArg_ParseTuple(args, "Op|O", &loader_obj, &train, &callback) || check_graph(self))
+        return NULL;
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return NULL;
+    }
+    PyObject *cap = PyObject_CallMethod(loader_obj, "capsule", NULL);
+    if (!cap) return NULL;
+    cd_loader *loader = PyCapsule_GetPointer(cap, "catdog.cd_loader");
+    Py_DECREF(cap);
+    if (!loader) return NULL;
+    epoch_ctx ctx = {callback, 0};
+    cd_epoch_stats st;
+    cd_status s;
+    Py_INCREF(loader_obj); /* the loader must outlive the call */
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_run_epoch(self->graph, loader, train, epoch_progress, &ctx, &st);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(loader_obj);
+    if (ctx.failed) return NULL; /* the callback's exception or KeyboardInterrupt */
+    if (s != CD_OK) return cd_py_raise(s);
+    return Py_BuildValue("{s:L,s:L,s:d,s:d,s:O}", "batches", (long long)st.batches, "samples",
+                         (long long)st.samples, "loss_sum", st.loss_sum, "correct", st.correct,
+                         "stopped", st.stopped ? Py_True : Py_False);
+}
+
 static PyObject *Graph_step_count(GraphObject *self, PyObject *unused) {
     return PyLong_FromLongLong(cd_graph_step_count(self->graph));
 }
@@ -574,6 +634,8 @@ static PyMethodDef Graph_methods[] = {
     {"train_step", (PyCFunction)Graph_train_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
     {"eval_step", (PyCFunction)Graph_eval_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
     {"step_count", (PyCFunction)Graph_step_count, METH_NOARGS, ""},
+    {"run_epoch", (PyCFunction)Graph_run_epoch, METH_VARARGS,
+     "(loader, train, callback=None) -> stats: a whole epoch in C, GIL released"},
     {NULL, NULL, 0, NULL},
 };
 

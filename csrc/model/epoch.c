@@ -1,0 +1,35 @@
+/* epoch.c — one epoch of training or evaluation driven from C: batches come from the data
+ * pipeline's loader (decoded, augmented ahead by its workers) straight into the graph. */
+#include <string.h>
+
+#include "core/error.h"
+#include "model/graph_internal.h"
+
+cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progress_fn progress,
+                             void *ctx, cd_epoch_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    if (!loader) return cd_fail(CD_ERR_VALUE, "no loader");
+    for (;;) {
+        cd_batch b;
+        CD_TRY(cd_loader_next(loader, &b));
+        if (b.n == 0) break;
+        if (!b.labels)
+            return cd_fail(CD_ERR_VALUE, "the dataset has no labels (label_mode=None): fit and "
+                           "evaluate need labels");
+        float loss = 0.f;
+        double correct = 0;
+        if (train)
+            CD_TRY(cd_graph_train_step(g, b.images, b.labels, b.n, &loss, &correct));
+        else
+            CD_TRY(cd_graph_eval_step(g, b.images, b.labels, b.n, &loss, &correct));
+        stats->batches++;
+        stats->samples += b.n;
+        stats->loss_sum += (double)loss * b.n;
+        stats->correct += correct;
+        if (progress && progress(ctx, stats)) {
+            stats->stopped = 1;
+            break;
+        }
+    }
+    return CD_OK;
+}
