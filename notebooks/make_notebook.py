@@ -1,0 +1,176 @@
+"""Writes transfer_learning.ipynb (the lab as a notebook). Edit the cells here, then run
+`python notebooks/make_notebook.py`; the .ipynb is committed without outputs."""
+import json
+from pathlib import Path
+
+cells = []
+
+
+def md(text):
+    cells.append({"cell_type": "markdown", "metadata": {}, "source": text.strip("\n")})
+
+
+def code(text):
+    cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                  "source": text.strip("\n")})
+
+
+md("""
+# Transfer learning and fine-tuning with catdog
+
+The TensorFlow tutorial's cats-vs-dogs lab — an ImageNet MobileNetV2 frozen as a feature
+extractor, a small classifier trained on top, then fine-tuning from layer 100 — with `catdog`
+written where the lab said `tf.keras`. Everything runs on catdog's C engine (oneDNN); no
+TensorFlow is needed.
+""")
+code("""
+# Colab: install catdog first (stb_image from apt, then the package). Set CATDOG_SOURCE to a
+# git URL or an uploaded folder of the catdog sources. Elsewhere this cell does nothing.
+import os, sys
+if "google.colab" in sys.modules:
+    !apt-get -qq install -y libstb-dev > /dev/null
+    !pip -q install "{os.environ.get('CATDOG_SOURCE', '/content/catdog')}"
+""")
+code("""
+import os
+from pathlib import Path
+
+import numpy as np
+import catdog
+from catdog import layers
+
+# Small settings for quick runs (the notebook test uses them); the lab's are 10 + 10 epochs.
+INITIAL_EPOCHS = int(os.environ.get("CATDOG_LAB_EPOCHS", 10))
+FINE_TUNE_EPOCHS = int(os.environ.get("CATDOG_LAB_FINE_TUNE_EPOCHS", 10))
+SUBSET = int(os.environ.get("CATDOG_LAB_SUBSET", 0))  # images per class, 0 = all
+catdog.random.set_seed(1337)
+print("catdog", catdog.__version__, "on oneDNN", catdog._engine.onednn_version(),
+      "with", catdog.get_num_threads(), "threads")
+""")
+md("""
+## Data
+
+`catdog.datasets.cats_and_dogs()` downloads and caches the official zip (or uses `CATDOG_DATA`
+/ a copy beside the project). `image_dataset_from_directory` decodes every image once in C.
+""")
+code("""
+from catdog.lab import find_shared, subset_folder
+import tempfile
+
+shared = find_shared()
+PATH = shared / "data" / "cats_and_dogs_filtered" if shared else catdog.datasets.cats_and_dogs()
+train_dir, validation_dir = PATH / "train", PATH / "validation"
+if SUBSET:
+    tmp = Path(tempfile.mkdtemp(prefix="catdog-nb-"))
+    train_dir = subset_folder(train_dir, SUBSET, tmp / "train")
+    validation_dir = subset_folder(validation_dir, SUBSET, tmp / "validation")
+
+BATCH_SIZE = 32
+IMG_SIZE = (160, 160)
+train_dataset = catdog.utils.image_dataset_from_directory(train_dir, shuffle=True,
+                                                          batch_size=BATCH_SIZE, image_size=IMG_SIZE)
+validation_dataset = catdog.utils.image_dataset_from_directory(validation_dir, shuffle=True,
+                                                               batch_size=BATCH_SIZE, image_size=IMG_SIZE)
+class_names = train_dataset.class_names
+class_names
+""")
+code("""
+catdog.plot.samples(train_dataset, class_names=class_names)
+""")
+md("""
+The lab takes a test split from the validation set with `take`/`skip`. In TensorFlow those
+splits mix from one epoch to the next, because the dataset reshuffles (tensorflow#59279);
+catdog's `take`/`skip` select a fixed, disjoint set of images.
+""")
+code("""
+val_batches = validation_dataset.cardinality()
+test_dataset = validation_dataset.take(max(val_batches // 5, 1))
+validation_dataset = validation_dataset.skip(max(val_batches // 5, 1))
+print("Number of validation batches:", validation_dataset.cardinality())
+print("Number of test batches:", test_dataset.cardinality())
+""")
+md("## Data augmentation (runs in C on the loader's threads, only while training)")
+code("""
+data_augmentation = catdog.Sequential([
+    layers.RandomFlip("horizontal"),
+    layers.RandomRotation(0.2),
+])
+image, _ = next(iter(train_dataset))
+augmented = np.stack([data_augmentation.layers[1](data_augmentation.layers[0](image[:1]))[0]
+                      for _ in range(9)])
+catdog.plot.predictions(augmented, np.zeros(9, int), np.zeros(9, int), ["augmented"] )
+""")
+md("## The base model: MobileNetV2 pre-trained on ImageNet, without its classifier")
+code("""
+preprocess_input = catdog.applications.mobilenet_v2.preprocess_input
+IMG_SHAPE = IMG_SIZE + (3,)
+weights = "imagenet"
+if shared and (shared / "weights").is_dir():  # the 224 checkpoint serves 160x160 here
+    weights = str(shared / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
+base_model = catdog.applications.MobileNetV2(input_shape=IMG_SHAPE, include_top=False, weights=weights)
+image_batch, label_batch = next(iter(train_dataset))
+feature_batch = base_model.predict_on_batch(preprocess_input(image_batch))
+print(feature_batch.shape)
+""")
+md("## Feature extraction: freeze the base, add a classification head")
+code("""
+base_model.trainable = False
+inputs = catdog.Input(shape=IMG_SHAPE)
+x = data_augmentation(inputs)
+x = preprocess_input(x)
+x = base_model(x, training=False)
+x = layers.GlobalAveragePooling2D()(x)
+x = layers.Dropout(0.2)(x)
+outputs = layers.Dense(1)(x)
+model = catdog.Model(inputs, outputs)
+
+base_learning_rate = 0.0001
+model.compile(optimizer=catdog.optimizers.Adam(learning_rate=base_learning_rate),
+              loss=catdog.losses.BinaryCrossentropy(from_logits=True),
+              metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
+model.summary()
+""")
+code("""
+loss0, accuracy0 = model.evaluate(validation_dataset)
+print(f"initial loss: {loss0:.2f}, initial accuracy: {accuracy0:.2f}")
+history = model.fit(train_dataset, epochs=INITIAL_EPOCHS, validation_data=validation_dataset)
+""")
+code("""
+catdog.plot.learning_curves(history)
+""")
+md("## Fine-tuning: unfreeze the top of the base model (from layer 100)")
+code("""
+base_model.trainable = True
+print("Number of layers in the base model:", len(base_model.layers))
+fine_tune_at = 100
+for layer in base_model.layers[:fine_tune_at]:
+    layer.trainable = False
+model.compile(loss=catdog.losses.BinaryCrossentropy(from_logits=True),
+              optimizer=catdog.optimizers.RMSprop(learning_rate=base_learning_rate / 10),
+              metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
+model.summary()
+""")
+code("""
+total_epochs = INITIAL_EPOCHS + FINE_TUNE_EPOCHS
+history_fine = model.fit(train_dataset, epochs=total_epochs, initial_epoch=history.epoch[-1],
+                         validation_data=validation_dataset)
+catdog.plot.learning_curves(history, history_fine)
+""")
+md("## Evaluation and prediction on the test split")
+code("""
+loss, accuracy = model.evaluate(test_dataset)
+print("Test accuracy:", accuracy)
+image_batch, label_batch = next(iter(test_dataset))
+predictions = (model.predict_on_batch(image_batch).ravel() > 0).astype(int)
+catdog.plot.predictions(image_batch, label_batch.ravel().astype(int), predictions, class_names)
+""")
+
+nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                  "name": "python3"},
+                                   "language_info": {"name": "python"}},
+      "nbformat": 4, "nbformat_minor": 5}
+for i, c in enumerate(nb["cells"]):
+    c["id"] = f"cell-{i}"
+    c["source"] = [line + "\n" for line in c["source"].split("\n")]
+    c["source"][-1] = c["source"][-1].rstrip("\n")
+Path(__file__).with_name("transfer_learning.ipynb").write_text(json.dumps(nb, indent=1) + "\n")
