@@ -522,7 +522,7 @@ static PyObject *Loader_iternext(LoaderObject *self) {
     Py_END_ALLOW_THREADS
     self->busy = 0;
     if (s != CD_OK) return cd_py_raise(s);
-    if (b.n == 0 && b.batch >= cd_loader_num_batches(l)) return NULL; /* StopIteration */
+    if (b.end_of_epoch) return NULL; /* StopIteration */
     npy_intp idims[4] = {b.n, self->height, self->width, 3};
     npy_intp ldims[2] = {b.n, self->label_width};
     npy_intp sdims[1] = {b.n};
