@@ -296,8 +296,9 @@ typedef struct {
     const float *labels;           /* (n, label_width); NULL for CD_LABELS_NONE */
     const int64_t *samples;        /* (n) dataset sample index of each row */
     int n;                         /* rows: batch_size, fewer in the last batch, or fewer when
-                                      uncached files failed under WARN/SKIP */
+                                      uncached files failed under WARN/SKIP (even 0: skip it) */
     int64_t batch;                 /* batch number in the epoch */
+    int end_of_epoch;              /* 1: no batch returned, the epoch is over */
 } cd_batch;
 
 /* A loader over `indices` (n sample indices, in the order batches take them: the caller
@@ -305,13 +306,21 @@ typedef struct {
 cd_status cd_loader_create(cd_dataset *ds, const int64_t *indices, int64_t n,
                            const cd_loader_config *cfg, cd_loader **out);
 int64_t cd_loader_num_batches(const cd_loader *l);
-/* The next batch, in order; b->n == 0 at the end of the epoch. b's buffers stay valid until
+/* The next batch, in order; b->end_of_epoch == 1 after the last one. b's buffers stay valid until
  * the next call (they are then reused: no allocation per batch). Safe to call without the
  * GIL; one consumer thread at a time. */
 cd_status cd_loader_next(cd_loader *l, cd_batch *b);
 /* Start another epoch on the same buffers and threads' settings (stops pending work). */
 cd_status cd_loader_restart(cd_loader *l, const int64_t *indices, int64_t n, int64_t epoch);
 void cd_loader_free(cd_loader *l);
+/* An epoch on the engine side (GIL released; Python hands over the handles as capsules
+ * "catdog.cd_dataset" / "catdog.cd_loader", see csrc/binding/data.c):
+ *     int64_t *order = ...;  cd_shuffle(seed, epoch, samples, n, order);
+ *     cd_loader *l;  CD_TRY(cd_loader_create(ds, order, n, &cfg, &l));
+ *     cd_batch b;
+ *     while ((s = cd_loader_next(l, &b)) == CD_OK && !b.end_of_epoch)
+ *         if (b.n > 0) step(b.images, b.labels, b.n);
+ *     cd_loader_free(l);   (or cd_loader_restart for the next epoch) */
 
 /* ---- a whole epoch in C ----------------------------------------------------------------- */
 typedef struct {

@@ -153,8 +153,9 @@ ALL_AUG = [RandomFlip("horizontal_and_vertical"), RandomRotation(0.1, fill_mode=
 
 def test_batches_identical_for_any_workers_and_cache(folder):
     ref = None
-    for cache in (True, False):
+    for cache in (True, False, 10 * 16 * 16 * 3):  # full, off, a bound holding 10 images
         ds = idfd(folder, batch_size=8, image_size=(16, 16), seed=9, cache=cache, verbose=False)
+        assert ds.engine_dataset.cached_count == {True: 41, False: 0}.get(cache, 10)
         for workers in (0, 1, 2, 3):
             got = [(x.copy(), y.copy(), s.copy())
                    for x, y, s in ds.loader(epoch=2, training=True, layers=ALL_AUG, num_workers=workers)]

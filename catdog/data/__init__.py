@@ -139,7 +139,8 @@ class ImageDataset:
         """Yield the batches of epoch `epoch`: images, or (images, labels) as Keras."""
         known = len(self.engine_dataset.failures())
         for images, labels, _ in self.loader(epoch, training, layers):
-            yield self._convert(images, labels)
+            if len(images):  # a batch whose every (uncached) file failed is skipped
+                yield self._convert(images, labels)
         self._report_new_failures(known)
 
     def _report_new_failures(self, known: int) -> None:

@@ -251,14 +251,15 @@ static PyObject *py_augment(PyObject *self, PyObject *args, PyObject *kw) {
         goto done;
     }
     const int64_t *ids = PyArray_DATA(samples);
-    for (npy_intp i = 0; i < n; i++) {
-        float *img = (float *)PyArray_DATA((PyArrayObject *)out) + (size_t)i * h * w * 3;
-        cd_status s = cd_augment_image(ops, nops, training, seed, epoch, ids[i], img, scratch, h, w);
-        if (s != CD_OK) {
-            Py_CLEAR(out);
-            cd_py_raise(s);
-            break;
-        }
+    float *base = PyArray_DATA((PyArrayObject *)out);
+    cd_status s = CD_OK;
+    Py_BEGIN_ALLOW_THREADS
+    for (npy_intp i = 0; i < n && s == CD_OK; i++)
+        s = cd_augment_image(ops, nops, training, seed, epoch, ids[i], base + (size_t)i * h * w * 3, scratch, h, w);
+    Py_END_ALLOW_THREADS
+    if (s != CD_OK) {
+        Py_CLEAR(out);
+        cd_py_raise(s);
     }
 done:
     PyMem_Free(scratch);
@@ -522,7 +523,7 @@ static PyObject *Loader_iternext(LoaderObject *self) {
     Py_END_ALLOW_THREADS
     self->busy = 0;
     if (s != CD_OK) return cd_py_raise(s);
-    if (b.n == 0 && b.batch >= cd_loader_num_batches(l)) return NULL; /* StopIteration */
+    if (b.end_of_epoch) return NULL; /* StopIteration */
     npy_intp idims[4] = {b.n, self->height, self->width, 3};
     npy_intp ldims[2] = {b.n, self->label_width};
     npy_intp sdims[1] = {b.n};

@@ -60,39 +60,94 @@ static inline const float *pixel_or_null(const float *src, int h, int w, int64_t
     return (y >= 0 && y < h && x >= 0 && x < w) ? src + ((size_t)y * w + (size_t)x) * 3 : NULL;
 }
 
-/* dst(y, x) = src(T(x, y)) with T the Keras/TF 8-parameter output->input projective map. */
+/* floorf without a libm call (the default x86-64 target has no SSE4.1 round). |v| < 2^31. */
+static inline float floor_fast(float v) {
+    if (!(v > -1e9f && v < 1e9f)) return floorf(v);
+    float t = (float)(int64_t)v;
+    return t > v ? t - 1.0f : t;
+}
+
+/* One output pixel through TF's general path: fill-mode mapping, then interpolation whose
+ * taps outside the image read fill_value. */
+static inline void sample_general(const float *src, int h, int w, float xin, float yin,
+                                  cd_fill_mode fill, cd_interpolation interp, float fill_value,
+                                  float *o) {
+    const float x = map_coordinate(xin, w, fill);
+    const float y = map_coordinate(yin, h, fill);
+    if (!(x > -2.0f && x < (float)w + 1.0f && y > -2.0f && y < (float)h + 1.0f)) { /* or NaN */
+        o[0] = o[1] = o[2] = fill_value; /* every tap is outside (constant mode only) */
+        return;
+    }
+    if (interp == CD_INTERP_NEAREST) {
+        const float *p = pixel_or_null(src, h, w, (int64_t)roundf(y), (int64_t)roundf(x));
+        for (int c = 0; c < 3; c++) o[c] = p ? p[c] : fill_value;
+        return;
+    }
+    const float x0 = floor_fast(x), y0 = floor_fast(y), x1 = x0 + 1, y1 = y0 + 1;
+    const float wx0 = x1 - x, wx1 = x - x0, wy0 = y1 - y, wy1 = y - y0;
+    const int64_t ix = (int64_t)x0, iy = (int64_t)y0;
+    if (fill != CD_FILL_CONSTANT) {
+        /* x, y are in [0, len-1]: only the +1 tap can fall outside, at x == len-1 where its
+         * weight is 0, so clamping it gives TF's value (0 * fill == 0 * pixel == 0). */
+        const int64_t ix1 = ix + 1 < w ? ix + 1 : ix, iy1 = iy + 1 < h ? iy + 1 : iy;
+        const float *r0 = src + (size_t)iy * w * 3, *r1 = src + (size_t)iy1 * w * 3;
+        for (int c = 0; c < 3; c++) {
+            const float top = wx0 * r0[ix * 3 + c] + wx1 * r0[ix1 * 3 + c];
+            const float bot = wx0 * r1[ix * 3 + c] + wx1 * r1[ix1 * 3 + c];
+            o[c] = wy0 * top + wy1 * bot;
+        }
+        return;
+    }
+    const float *p00 = pixel_or_null(src, h, w, iy, ix);
+    const float *p01 = pixel_or_null(src, h, w, iy, ix + 1);
+    const float *p10 = pixel_or_null(src, h, w, iy + 1, ix);
+    const float *p11 = pixel_or_null(src, h, w, iy + 1, ix + 1);
+    for (int c = 0; c < 3; c++) {
+        const float v00 = p00 ? p00[c] : fill_value, v01 = p01 ? p01[c] : fill_value;
+        const float v10 = p10 ? p10[c] : fill_value, v11 = p11 ? p11[c] : fill_value;
+        const float top = wx0 * v00 + wx1 * v01;
+        const float bot = wx0 * v10 + wx1 * v11;
+        o[c] = wy0 * top + wy1 * bot;
+    }
+}
+
+/* dst(y, x) = src(T(x, y)) with T the Keras/TF 8-parameter output->input projective map.
+ * Pixels whose taps all fall inside the image take a fast path with the same arithmetic
+ * (the fill-mode mapping is the identity there). */
 void cd_affine_transform(const float *src, float *dst, int h, int w, const float t[8],
                          cd_fill_mode fill, cd_interpolation interp, float fill_value) {
+    const int affine = t[6] == 0 && t[7] == 0; /* proj == 1: x / 1 == x exactly */
+    const size_t row = (size_t)w * 3;
+    const float xmax = (float)(w - 1), ymax = (float)(h - 1);
     for (int oy = 0; oy < h; oy++) {
+        const float fy = (float)oy;
         for (int ox = 0; ox < w; ox++) {
-            float *o = dst + ((size_t)oy * w + (size_t)ox) * 3;
-            const float fx = (float)ox, fy = (float)oy;
-            const float proj = t[6] * fx + t[7] * fy + 1.f;
-            if (proj == 0) {
-                o[0] = o[1] = o[2] = fill_value;
+            float *o = dst + (size_t)oy * row + (size_t)ox * 3;
+            const float fx = (float)ox;
+            float xin = t[0] * fx + t[1] * fy + t[2];
+            float yin = t[3] * fx + t[4] * fy + t[5];
+            if (!affine) {
+                const float proj = t[6] * fx + t[7] * fy + 1.f;
+                if (proj == 0) {
+                    o[0] = o[1] = o[2] = fill_value;
+                    continue;
+                }
+                xin /= proj;
+                yin /= proj;
+            }
+            if (interp == CD_INTERP_BILINEAR && xin >= 0 && yin >= 0 && xin < xmax && yin < ymax) {
+                const int ix = (int)xin, iy = (int)yin; /* floor: both >= 0 */
+                const float x0 = (float)ix, y0 = (float)iy;
+                const float wx0 = (x0 + 1) - xin, wx1 = xin - x0, wy0 = (y0 + 1) - yin, wy1 = yin - y0;
+                const float *p = src + (size_t)iy * row + (size_t)ix * 3;
+                for (int c = 0; c < 3; c++) {
+                    const float top = wx0 * p[c] + wx1 * p[3 + c];
+                    const float bot = wx0 * p[row + c] + wx1 * p[row + 3 + c];
+                    o[c] = wy0 * top + wy1 * bot;
+                }
                 continue;
             }
-            const float x = map_coordinate((t[0] * fx + t[1] * fy + t[2]) / proj, w, fill);
-            const float y = map_coordinate((t[3] * fx + t[4] * fy + t[5]) / proj, h, fill);
-            if (interp == CD_INTERP_NEAREST) {
-                const float *p = pixel_or_null(src, h, w, (int64_t)roundf(y), (int64_t)roundf(x));
-                for (int c = 0; c < 3; c++) o[c] = p ? p[c] : fill_value;
-                continue;
-            }
-            const float x0 = floorf(x), y0 = floorf(y), x1 = x0 + 1, y1 = y0 + 1;
-            const float wx0 = x1 - x, wx1 = x - x0, wy0 = y1 - y, wy1 = y - y0;
-            const int64_t ix = (int64_t)x0, iy = (int64_t)y0;
-            const float *p00 = pixel_or_null(src, h, w, iy, ix);
-            const float *p01 = pixel_or_null(src, h, w, iy, ix + 1);
-            const float *p10 = pixel_or_null(src, h, w, iy + 1, ix);
-            const float *p11 = pixel_or_null(src, h, w, iy + 1, ix + 1);
-            for (int c = 0; c < 3; c++) {
-                const float v00 = p00 ? p00[c] : fill_value, v01 = p01 ? p01[c] : fill_value;
-                const float v10 = p10 ? p10[c] : fill_value, v11 = p11 ? p11[c] : fill_value;
-                const float top = wx0 * v00 + wx1 * v01;
-                const float bot = wx0 * v10 + wx1 * v11;
-                o[c] = wy0 * top + wy1 * bot;
-            }
+            sample_general(src, h, w, xin, yin, fill, interp, fill_value, o);
         }
     }
 }

@@ -242,6 +242,7 @@ cd_status cd_loader_next(cd_loader *l, cd_batch *out) {
     const int64_t b = l->handed;
     if (b >= l->num_batches) {
         out->batch = b;
+        out->end_of_epoch = 1;
         return CD_OK;
     }
     batch_slot *s;
