@@ -12,7 +12,8 @@ cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progr
     for (;;) {
         cd_batch b;
         CD_TRY(cd_loader_next(loader, &b));
-        if (b.n == 0) break;
+        if (b.end_of_epoch) break;
+        if (b.n == 0) continue; /* every file of this batch failed (on_error warn/skip) */
         if (!b.labels)
             return cd_fail(CD_ERR_VALUE, "the dataset has no labels (label_mode=None): fit and "
                            "evaluate need labels");
