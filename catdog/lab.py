@@ -66,7 +66,7 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
-def run(args) -> dict:
+def run(args, return_model: bool = False):
     import catdog
     from catdog import layers
 
@@ -202,7 +202,7 @@ peak memory {peak_mb:.0f} MB.
         tmp.cleanup()
     if verbose:
         print(f"\nTest accuracy: {test_accuracy:.4f}; outputs in {out.resolve()}")
-    return metrics_out
+    return (metrics_out, model) if return_model else metrics_out
 
 
 def main(argv=None) -> int:
