@@ -12,11 +12,19 @@ def _expected(model):
     return [(l.name, [(n, w.shape) for n, w, _ in l._weights]) for l in model._leaf_layers()]
 
 
-def load_weights(model, path, by_name: bool = True, skip_mismatch: bool = False):
-    """Load `path` into `model`. Raises FileNotFoundError / ValueError naming the file and the
-    first missing, extra or mis-shaped layer or weight; the model is untouched on error."""
+def load_weights(model, path, by_name=None):
+    """Load `path` into `model`. Layers are matched by name when every name matches (the
+    ImageNet files), else by position, as Keras's load_weights does for h5 files (a rebuilt
+    model whose auto-named layers got other numbers); shapes are always checked. Raises
+    FileNotFoundError / ValueError naming the file and the first missing, extra or mis-shaped
+    layer or weight; the model is untouched on error."""
     weights = h5io.read_weights(path)
-    matched = h5io.check_weights(weights, _expected(model), source=path, by_name=by_name)
+    expected = _expected(model)
+    if by_name is None:
+        have = {n for n, ws in weights.items() if len(ws)}
+        want = {n for n, ws in expected if len(ws)}
+        by_name = have == want or len(have) != len(want)
+    matched = h5io.check_weights(weights, expected, source=path, by_name=by_name)
     layers = {l.name: l for l in model._leaf_layers()}
     for name, items in matched.items():
         layers[name].set_weights([a for _, a in items])

@@ -234,10 +234,11 @@ class Model(Layer):
             layer.set_weights(weights[k:k + n])
             k += n
 
-    def load_weights(self, path, by_name=True):
+    def load_weights(self, path, by_name=None):
+        """Keras .h5 or catdog .npz; by name when all names match, else by position."""
         from catdog import checkpoint
 
-        checkpoint.load_weights(self, path)
+        checkpoint.load_weights(self, path, by_name=by_name)
 
     def save_weights(self, path):
         from catdog import checkpoint

@@ -201,7 +201,11 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
             if metric:
                 logs[metric] = total_correct / seen
             if validation_data is not None:
-                vl = evaluate(model, validation_data, verbose=0, return_dict=True)
+                if isinstance(validation_data, tuple) and len(validation_data) == 2:
+                    vl = evaluate(model, *validation_data, batch_size=batch_size, verbose=0,
+                                  return_dict=True)
+                else:
+                    vl = evaluate(model, validation_data, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in vl.items()})
             bar.finish(logs, time.time() - t0)
             cbs.on_epoch_end(epoch, logs)

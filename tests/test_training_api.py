@@ -1,0 +1,148 @@
+"""Keras training semantics of the Python API: fit on arrays, History, callbacks
+(EarlyStopping, ModelCheckpoint, LambdaCallback), Ctrl-C, compile() resetting optimizer state,
+BN inference rules, the sparse categorical loss."""
+import numpy as np
+import pytest
+
+import catdog
+from catdog import _engine, callbacks, layers
+
+
+def small_model(seed=3, units=1):
+    catdog.random.set_seed(seed)
+    base = catdog.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                           include_top=False, weights=None)
+    inputs = catdog.Input((32, 32, 3))
+    x = catdog.applications.mobilenet_v2.preprocess_input(inputs)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(units)(x)
+    model = catdog.Model(inputs, out)
+    base.trainable = False
+    return base, model
+
+
+def data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype(np.float32)
+    x = rng.uniform(0, 255, (n, 32, 32, 3)).astype(np.float32)
+    x[y == 1, :, :, 0] = 255.0  # a learnable signal: red channel
+    return x, y
+
+
+def compile_(model, lr=1e-2):
+    model.compile(optimizer=catdog.optimizers.Adam(lr),
+                  loss=catdog.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
+
+
+def test_fit_arrays_history_and_evaluate():
+    _, model = small_model()
+    compile_(model)
+    x, y = data()
+    h = model.fit(x, y, epochs=3, batch_size=16, validation_data=(x, y), verbose=0)
+    assert h.epoch == [0, 1, 2]
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 3 for v in h.history.values())
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert loss == pytest.approx(h.history["val_loss"][-1], rel=1e-6)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    h2 = model.fit(x, y, epochs=5, initial_epoch=3, verbose=0)
+    assert h2.epoch == [3, 4]
+
+
+def test_compile_gives_fresh_optimizer_state():
+    """Re-compiling resets Adam's moments and step: training after compile() equals training
+    a copy of the weights with a new optimizer."""
+    x, y = data(32)
+    _, a = small_model()
+    compile_(a)
+    a.train_on_batch(x, y)
+    start = a.get_weights()
+    compile_(a)  # fresh state
+    a.train_on_batch(x, y)
+    _, b = small_model()
+    b.set_weights(start)
+    compile_(b)
+    b.train_on_batch(x, y)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_early_stopping_and_checkpoint(tmp_path):
+    _, model = small_model()
+    compile_(model, lr=0.0)  # nothing improves: stops after `patience` epochs
+    x, y = data(32)
+    stop = callbacks.EarlyStopping(monitor="loss", patience=2)
+    path = tmp_path / "ckpt_{epoch}.npz"
+    ckpt = callbacks.ModelCheckpoint(str(path), monitor="loss")
+    seen = []
+    hook = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    h = model.fit(x, y, epochs=10, callbacks=[stop, ckpt, hook], verbose=0)
+    assert h.epoch == [0, 1, 2] and seen == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_1.npz", "ckpt_2.npz", "ckpt_3.npz"]
+    copy = small_model()[1]
+    copy.load_weights(tmp_path / "ckpt_3.npz")
+    for a, b in zip(copy.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keyboard_interrupt_keeps_model_and_history():
+    _, model = small_model()
+    compile_(model)
+    x, y = data(64)
+
+    def interrupt(batch, logs):
+        if model._epochs_seen == 1 and batch == 1:
+            raise KeyboardInterrupt
+
+    model._epochs_seen = 0
+
+    def count(epoch, logs):
+        model._epochs_seen += 1
+
+    cb = callbacks.LambdaCallback(on_train_batch_end=interrupt, on_epoch_end=count)
+    h = model.fit(x, y, epochs=5, batch_size=16, callbacks=[cb], verbose=0)
+    assert h.epoch == [0]  # the finished epoch only
+    before = model.get_weights()
+    assert model.predict_on_batch(x[:2]).shape == (2, 1)  # still usable
+    model.fit(x, y, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_non_trainable_bn_runs_in_inference_mode_even_when_training():
+    """TF2 rule: layer.trainable=False puts BatchNormalization in inference mode, so a
+    training-mode call gives the same output and leaves the moving statistics alone."""
+    base = catdog.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                           include_top=False, weights=None)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    base.trainable = False
+    infer = base.layer_outputs(x, ["out_relu"])["out_relu"]
+    train = base.layer_outputs(x, ["out_relu"], training=True)["out_relu"]
+    np.testing.assert_array_equal(infer, train)
+    base.trainable = True
+    moved = base.layer_outputs(x, ["out_relu"], training=True)["out_relu"]
+    assert not np.array_equal(moved, infer)
+
+
+def test_sparse_categorical_crossentropy_and_accuracy():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(5, 4)).astype(np.float32)
+    y = np.array([0, 3, 1, 2, 3], np.float32)
+    loss, d = _engine.loss(1, z, y)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert loss == pytest.approx(float(np.mean(-np.log(p[np.arange(5), y.astype(int)]))), rel=1e-5)
+    onehot = np.eye(4)[y.astype(int)]
+    np.testing.assert_allclose(d, (p - onehot) / 5, rtol=1e-4, atol=1e-7)
+    _, model = small_model(units=3)
+    model.compile(optimizer="adam",
+                  loss=catdog.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    x, _ = data(12)
+    labels = np.arange(12) % 3
+    loss, acc = model.train_on_batch(x, labels)
+    logits = model.predict_on_batch(x)
+    assert 0 <= acc <= 1 and np.isfinite(loss)
+    assert model.evaluate(x, labels, verbose=0)[1] == pytest.approx(
+        float(np.mean(logits.argmax(1) == labels)))
