@@ -21,8 +21,10 @@ REPORT_ACC = {"transfer": 0.9703, "transfer_loss": 0.1066, "fine_tuned": 0.98}
 
 
 def _shared_candidates():
+    """`shared/` beside the working directory or any of its parents, or beside the source
+    tree (an in-place checkout)."""
     here = Path(__file__).resolve()
-    for root in (Path.cwd(), here.parents[1], here.parents[2] if len(here.parents) > 2 else here):
+    for root in [Path.cwd(), *list(Path.cwd().parents)[:4], here.parents[1]]:
         yield root.parent / "shared"
         yield root / "shared"
 

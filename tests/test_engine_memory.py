@@ -71,9 +71,10 @@ def test_predict_keeps_only_the_output_and_matches_full_forward():
     lean = model.predict_on_batch(x)
     assert sum(f["kept"] for f in flags(model)) == 1
     g = model._graph
-    g.forward(x, False)  # keeps everything
+    g.forward(x, False)  # keeps everything, runs layer by layer
     full = g.get_output(g.num_layers() - 1, 4)
-    np.testing.assert_array_equal(lean, full)
+    # the lean pass folds BN into the convolutions: same maths, other rounding
+    np.testing.assert_allclose(lean, full, rtol=1e-4, atol=1e-5 * float(np.abs(full).max()))
 
 
 def test_partial_last_batch_reuses_plans():

@@ -9,6 +9,11 @@ from conftest import needs_shared_data, needs_shared_weights
 
 
 def run(tmp_path, name, subset=100, seed=1337):
+    import os
+
+    from conftest import shared_dir
+
+    os.environ["CATDOG_SHARED"] = str(shared_dir())
     args = lab.parse(["--subset", str(subset), "--epochs", "1", "--fine-tune-epochs", "1",
                       "--seed", str(seed), "--output", str(tmp_path / name), "--quiet"])
     return lab.run(args, return_model=True)

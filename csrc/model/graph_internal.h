@@ -74,6 +74,7 @@ struct cd_node {
     int pool_slot;                /* pooled buffer in use, or -1 */
     void *plan_state[CD_PLAN_SLOTS]; /* prepared state per batch size (state points at one) */
     int plan_batch[CD_PLAN_SLOTS];
+    void *fused_slot[CD_PLAN_SLOTS]; /* conv only: the fused inference block per batch size */
     int needs_grad;               /* a gradient flows through this node in backward */
     int dout_written;             /* during backward: dout holds a value (else first write) */
     int last_training;            /* effective training flag used by the last forward */
@@ -133,6 +134,9 @@ void cd_graph_commit(cd_graph *g);
 /* Per-kind ops tables (csrc/nn/). */
 extern const cd_layer_ops cd_input_ops, cd_conv2d_ops, cd_batchnorm_ops, cd_relu_ops,
     cd_zeropad_ops, cd_add_ops, cd_gap_ops, cd_dropout_ops, cd_dense_ops, cd_rescale_ops;
+
+/* A fused block computed this BatchNormalization: drop any uncommitted statistics. */
+void cd_batchnorm_discard(cd_node *node);
 
 /* y += x elementwise (n floats), parallel. */
 void cd_add_inplace(float *y, const float *x, size_t n);

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "model/graph_internal.h"
+#include "nn/conv_fused.h"
 
 /* ---- plans --------------------------------------------------------------------------- */
 
@@ -32,6 +33,7 @@ void cd_graph_release_runtime(cd_graph *g) {
             release_state(node, node->plan_state[s]);
             node->plan_state[s] = NULL;
             node->plan_batch[s] = 0;
+            cd_conv_fused_release(&node->fused_slot[s]);
         }
         node->state = NULL;
         free(node->own);
@@ -69,15 +71,18 @@ static cd_status activate_plan(cd_graph *g, int n) {
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
         /* node slots follow the same permutation: rotate them identically */
-        void *st = node->plan_state[slot];
+        void *st = node->plan_state[slot], *fu = node->fused_slot[slot];
         int b = node->plan_batch[slot];
         for (int s = slot; s > 0; s--) {
             node->plan_state[s] = node->plan_state[s - 1];
             node->plan_batch[s] = node->plan_batch[s - 1];
+            node->fused_slot[s] = node->fused_slot[s - 1];
         }
         node->plan_state[0] = st;
         node->plan_batch[0] = b;
+        node->fused_slot[0] = fu;
         if (fresh || node->plan_batch[0] != n) {
+            cd_conv_fused_release(&node->fused_slot[0]);
             release_state(node, node->plan_state[0]);
             node->plan_state[0] = NULL;
             node->plan_batch[0] = 0;
@@ -202,6 +207,43 @@ static cd_status assign_output(cd_graph *g, cd_node *node, size_t count) {
     return CD_OK;
 }
 
+/* Effective training flag: the nested-model override, and the TF2 rule that a
+ * non-trainable BatchNormalization always runs in inference mode. */
+static int node_mode(const cd_node *node, int training) {
+    int mode = node->mode == CD_MODE_INHERIT ? training : node->mode == CD_MODE_TRAINING;
+    if (node->kind == CD_LAYER_BATCHNORM && !node->trainable) mode = 0;
+    return mode;
+}
+
+/* Can conv i run as one fused inference block with the BN after it (and a ReLU or Add)?
+ * Only where no gradient flows, BN uses its moving statistics, and nobody else reads the
+ * conv's or BN's output. Returns CD_FUSE_* (NONE: run layer by layer). */
+static int fusion_at(const cd_graph *g, int i, int training, int keep_kind) {
+    if (keep_kind == CD_KEEP_ALL || i + 1 >= g->num_nodes) return CD_FUSE_NONE;
+    const cd_node *conv = &g->nodes[i], *bn = &g->nodes[i + 1];
+    if (conv->kind != CD_LAYER_CONV2D && conv->kind != CD_LAYER_DEPTHWISE_CONV2D) return CD_FUSE_NONE;
+    if (conv->needs_grad || conv->keep || conv->last_use != i + 1) return CD_FUSE_NONE;
+    if (bn->kind != CD_LAYER_BATCHNORM || bn->inputs[0] != i || bn->needs_grad ||
+        node_mode(bn, training))
+        return CD_FUSE_NONE;
+    if (i + 2 >= g->num_nodes || bn->keep || bn->last_use != i + 2) return CD_FUSE_BN;
+    const cd_node *t = &g->nodes[i + 2];
+    if (t->needs_grad) return CD_FUSE_BN;
+    if (t->kind == CD_LAYER_RELU && t->inputs[0] == i + 1) return CD_FUSE_RELU;
+    if (t->kind == CD_LAYER_ADD) {
+        int other = t->inputs[0] == i + 1 ? t->inputs[1] : t->inputs[1] == i + 1 ? t->inputs[0] : -1;
+        if (other >= 0 && other < i) return CD_FUSE_ADD;
+    }
+    return CD_FUSE_BN;
+}
+
+static void release_inputs(cd_graph *g, const cd_node *node, int i) {
+    for (int j = 0; j < node->num_inputs; j++) {
+        cd_node *src = &g->nodes[node->inputs[j]];
+        if (src->pool_slot >= 0 && src->last_use == i) g->pool_busy[src->pool_slot] = 0;
+    }
+}
+
 cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training, int keep_kind) {
     if (g->num_nodes == 0) return cd_fail(CD_ERR_STATE, "the graph has no layers");
     if (n < 1 || n > 1 << 16) return cd_fail(CD_ERR_VALUE, "batch size must be >= 1, got %d", n);
@@ -209,22 +251,42 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
     CD_TRY(prepare(g, n));
     plan_keep(g, keep_kind);
     for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
+    int fused_until = -1;
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
+        if (i <= fused_until) { /* computed by the fused block that started before it */
+            node->last_training = 0;
+            release_inputs(g, node, i);
+            continue;
+        }
+        int tail = i == 0 ? CD_FUSE_NONE : fusion_at(g, i, training, keep_kind);
+        if (tail != CD_FUSE_NONE) {
+            int last = i + (tail == CD_FUSE_BN ? 1 : 2);
+            cd_node *out = &g->nodes[last], *bn = &g->nodes[i + 1];
+            for (int k = i; k < last; k++) {
+                g->nodes[k].out = NULL;
+                g->nodes[k].pool_slot = -1;
+            }
+            CD_TRY(assign_output(g, out, (size_t)n * cd_node_sample_size(out)));
+            const float *skip = NULL;
+            if (tail == CD_FUSE_ADD)
+                skip = g->nodes[out->inputs[0] == i + 1 ? out->inputs[1] : out->inputs[0]].out;
+            node->last_training = bn->last_training = 0;
+            cd_batchnorm_discard(bn);
+            CD_TRY(cd_conv_forward_fused(g, node, bn, tail, out->max_value, skip, out->out,
+                                         &node->fused_slot[0]));
+            fused_until = last;
+            release_inputs(g, node, i);
+            continue;
+        }
         CD_TRY(assign_output(g, node, (size_t)n * cd_node_sample_size(node)));
         if (i == 0) {
             memcpy(node->out, x, (size_t)n * cd_node_sample_size(node) * sizeof(float));
         } else {
-            int mode = node->mode == CD_MODE_INHERIT ? training : node->mode == CD_MODE_TRAINING;
-            /* TF2 rule: a non-trainable BatchNormalization always runs in inference mode */
-            if (node->kind == CD_LAYER_BATCHNORM && !node->trainable) mode = 0;
-            node->last_training = mode;
-            CD_TRY(node->ops->forward(g, node, mode));
+            node->last_training = node_mode(node, training);
+            CD_TRY(node->ops->forward(g, node, node->last_training));
         }
-        for (int j = 0; j < node->num_inputs; j++) {
-            cd_node *src = &g->nodes[node->inputs[j]];
-            if (src->pool_slot >= 0 && src->last_use == i) g->pool_busy[src->pool_slot] = 0;
-        }
+        release_inputs(g, node, i);
     }
     g->forward_kind = keep_kind;
     g->have_forward = 1;

@@ -177,4 +177,10 @@ static void bn_commit(cd_node *node) {
     s->pending = 0;
 }
 
+/* A fused inference block computed this BN (conv_fused.c): nothing left to commit. */
+void cd_batchnorm_discard(cd_node *node) {
+    bn_state *s = node->state;
+    if (s) s->pending = 0;
+}
+
 const cd_layer_ops cd_batchnorm_ops = {bn_prepare, bn_forward, bn_backward, bn_release, bn_commit};

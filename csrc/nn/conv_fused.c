@@ -1,0 +1,191 @@
+/* conv_fused.c — inference-only Conv2D/DepthwiseConv2D -> BatchNormalization (-> ReLU6 | -> Add)
+ * as one oneDNN convolution, for the frozen part of the network where no gradient flows and
+ * nobody reads the intermediate outputs (run.c decides).
+ *
+ * BN folded into the convolution: s = gamma / sqrt(moving_variance + eps),
+ *   kernel'[..., oc] = kernel[..., oc] * s[oc], bias' = beta - moving_mean * s (+ bias * s);
+ * the ReLU6 is an eltwise clip post-op (0, max), the residual Add a binary-add post-op reading
+ * the skip tensor, so the block's output is written once.
+ * src (n, ih, iw, ic) NHWC -> dst (n, oh, ow, oc) NHWC; skip (n, oh, ow, oc) NHWC. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "model/graph_internal.h"
+#include "nn/conv_fused.h"
+
+typedef struct {
+    int tail;                   /* CD_FUSE_* */
+    float max_value;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst, skip, w, bias, w_user;
+    dnnl_primitive_t to_w;      /* reorder folded HWIO -> primitive format (NULL: same) */
+    float *folded;              /* folded kernel in Keras layout */
+    float *folded_bias;         /* (oc) */
+    uint64_t versions[6];
+    int valid;
+} fused_state;
+
+static void fused_free(fused_state *f) {
+    if (!f) return;
+    if (f->prim) dnnl_primitive_destroy(f->prim);
+    if (f->to_w) dnnl_primitive_destroy(f->to_w);
+    if (f->pd) dnnl_primitive_desc_destroy(f->pd);
+    dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->w, f->bias, f->w_user};
+    for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    free(f->folded);
+    free(f->folded_bias);
+    free(f);
+}
+
+void cd_conv_fused_release(void **slot) {
+    fused_free(*slot);
+    *slot = NULL;
+}
+
+static cd_status build(cd_graph *g, cd_node *conv, int tail, float max_value, fused_state **out) {
+    fused_state *f = calloc(1, sizeof *f);
+    if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
+    *out = f;
+    f->tail = tail, f->max_value = max_value;
+    const cd_node *src = cd_input_node(g, conv, 0);
+    const int n = g->batch, depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
+    dnnl_dims_t sd = {n, src->c, src->h, src->w}, dd = {n, conv->c, conv->h, conv->w};
+    dnnl_memory_desc_t src_md = NULL, dst_md = NULL, w_any = NULL, w_user = NULL, b_md = NULL;
+    dnnl_dims_t bd = {conv->c};
+    cd_status st = CD_OK;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+#define TRY_D(call, what)                                                   \
+    do {                                                                    \
+        st = cd_dnnl_check((call), (what), conv->name);                     \
+        if (st != CD_OK) goto done;                                         \
+    } while (0)
+    TRY_D(dnnl_memory_desc_create_with_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc), "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc), "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&b_md, 1, bd, dnnl_f32, dnnl_a), "descriptor");
+    if (depthwise) {
+        dnnl_dims_t wd = {conv->c, 1, 1, conv->kh, conv->kw};
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_user, 5, wd, dnnl_f32, dnnl_hwigo), "descriptor");
+    } else {
+        dnnl_dims_t wd = {conv->c, src->c, conv->kh, conv->kw};
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_user, 4, wd, dnnl_f32, dnnl_hwio), "descriptor");
+    }
+    st = cd_make_attr(&attr);
+    if (st != CD_OK) goto done;
+    TRY_D(dnnl_post_ops_create(&po), "post-ops");
+    if (tail == CD_FUSE_RELU) {
+        if (max_value > 0.f)
+            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip_v2, 0.f, max_value), "post-ops");
+        else
+            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f), "post-ops");
+    } else if (tail == CD_FUSE_ADD) {
+        TRY_D(dnnl_post_ops_append_binary(po, dnnl_binary_add, dst_md), "post-ops");
+    }
+    TRY_D(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
+    dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
+    dnnl_dims_t pl = {conv->pad[0], conv->pad[2]}, pr = {conv->pad[1], conv->pad[3]};
+    TRY_D(dnnl_convolution_forward_primitive_desc_create(&f->pd, cd_engine(), dnnl_forward_inference,
+                                                         dnnl_convolution_direct, src_md, w_any, b_md,
+                                                         dst_md, strides, dil, pl, pr, attr),
+          "fused convolution descriptor");
+    TRY_D(dnnl_primitive_create(&f->prim, f->pd), "fused convolution");
+    TRY_D(dnnl_memory_create(&f->src, src_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->dst, dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->skip, dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->w_user, w_user, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    const_dnnl_memory_desc_t w_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0);
+    TRY_D(dnnl_memory_create(&f->w, w_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory");
+    if (!dnnl_memory_desc_equal(w_md, w_user)) {
+        dnnl_primitive_desc_t rpd;
+        TRY_D(dnnl_reorder_primitive_desc_create(&rpd, w_user, cd_engine(), w_md, cd_engine(), NULL),
+              "reorder");
+        dnnl_status_t s2 = dnnl_primitive_create(&f->to_w, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        TRY_D(s2, "reorder");
+    }
+    const size_t ksize = conv->params[0].size;
+    f->folded = cd_alloc(ksize, sizeof(float), "folded weights");
+    f->folded_bias = cd_alloc((size_t)conv->c, sizeof(float), "folded bias");
+    if (!f->folded || !f->folded_bias) st = CD_ERR_MEMORY;
+done:
+#undef TRY_D
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    dnnl_memory_desc_t mds[] = {src_md, dst_md, w_any, w_user, b_md};
+    for (size_t i = 0; i < sizeof mds / sizeof *mds; i++)
+        if (mds[i]) dnnl_memory_desc_destroy(mds[i]);
+    return st;
+}
+
+/* Recompute the folded kernel and bias when the conv or BN weights changed. */
+static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
+    uint64_t v[6] = {conv->params[0].version, conv->use_bias ? conv->params[1].version : 0,
+                     bn->params[0].version, bn->params[1].version, bn->params[2].version,
+                     bn->params[3].version};
+    if (f->valid && memcmp(v, f->versions, sizeof v) == 0) return CD_OK;
+    const int oc = conv->c;
+    float s[oc];
+    for (int k = 0; k < oc; k++) {
+        s[k] = bn->params[0].value[k] / sqrtf(bn->params[3].value[k] + bn->epsilon);
+        float b = conv->use_bias ? conv->params[1].value[k] : 0.f;
+        f->folded_bias[k] = bn->params[1].value[k] + (b - bn->params[2].value[k]) * s[k];
+    }
+    /* Keras layouts put the output channel last: HWIO (.., oc) and depthwise (.., c, 1) */
+    const float *w = conv->params[0].value;
+    const size_t total = conv->params[0].size;
+    for (size_t i = 0; i < total; i++) f->folded[i] = w[i] * s[i % (size_t)oc];
+    CD_DNNL(dnnl_memory_set_data_handle(f->w_user, f->folded), "memory", conv->name);
+    if (f->to_w) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, f->w_user}, {DNNL_ARG_TO, f->w}};
+        CD_DNNL(dnnl_primitive_execute(f->to_w, cd_stream(), 2, args), "reorder", conv->name);
+        CD_DNNL(dnnl_stream_wait(cd_stream()), "reorder", conv->name);
+    } else {
+        void *dst;
+        CD_DNNL(dnnl_memory_get_data_handle(f->w, &dst), "memory", conv->name);
+        memcpy(dst, f->folded, total * sizeof(float));
+    }
+    memcpy(f->versions, v, sizeof v);
+    f->valid = 1;
+    return CD_OK;
+}
+
+cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *bn, int tail,
+                                float max_value, const float *skip, float *dst, void **slot) {
+    fused_state *f = *slot;
+    if (f && (f->tail != tail || f->max_value != max_value)) {
+        fused_free(f);
+        *slot = f = NULL;
+    }
+    if (!f) {
+        cd_status s = build(g, conv, tail, max_value, &f);
+        *slot = f;
+        if (s != CD_OK) {
+            fused_free(f);
+            *slot = NULL;
+            return s;
+        }
+    }
+    CD_TRY(fold(conv, bn, f));
+    CD_DNNL(dnnl_memory_set_data_handle(f->src, cd_input_node(g, conv, 0)->out), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->dst, dst), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->bias, f->folded_bias), "memory", conv->name);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, f->src}, {DNNL_ARG_WEIGHTS, f->w},
+                               {DNNL_ARG_BIAS, f->bias}, {DNNL_ARG_DST, f->dst},
+                               {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, f->skip}};
+    int nargs = 4;
+    if (tail == CD_FUSE_ADD) {
+        CD_DNNL(dnnl_memory_set_data_handle(f->skip, (void *)skip), "memory", conv->name);
+        nargs = 5;
+    }
+    CD_DNNL(dnnl_primitive_execute(f->prim, cd_stream(), nargs, args), "fused convolution", conv->name);
+    CD_DNNL(dnnl_stream_wait(cd_stream()), "fused convolution", conv->name);
+    return CD_OK;
+}
