@@ -53,6 +53,7 @@ def parse_args(name, argv=None):
                    help="(tensorflow) write an npz with input/weights/outputs for the parity check")
     p.add_argument("--check-parity", default=None,
                    help="(pytorch) compare against an npz written by --dump-reference")
+    p.add_argument("--precision", default="fp32", help="(catdog) fp32 or bf16")
     a = p.parse_args(argv)
     a.case_list = [int(c) for c in a.cases.split(",") if c.strip()]
     e = [int(x) for x in a.lab_epochs.split(",")]
