@@ -81,6 +81,27 @@ def import_catdog():
     return catdog
 
 
+def catdog_source(catdog):
+    """Where the imported catdog was installed from, and that tree's git commit now."""
+    import json
+    import subprocess
+    src = os.path.dirname(os.path.dirname(os.path.abspath(catdog.__file__)))
+    try:
+        import importlib.metadata as md
+        url = json.loads(md.distribution("catdog").read_text("direct_url.json") or "{}").get("url", "")
+        if url.startswith("file://") and os.path.isdir(url[7:]):
+            src = url[7:]
+    except Exception:
+        pass
+    try:
+        out = subprocess.run(["git", "-C", src, "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        commit = out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return src + (" @ " + commit if commit else "")
+
+
 def build_lab_model(catdog, weights):
     """The lab's model, as DESIGN.md writes it."""
     layers = catdog.layers
@@ -184,6 +205,7 @@ def main():
         R.d["versions"]["onednn"] = md.version("onednn")
     except Exception:
         pass
+    R.d["versions"]["source"] = catdog_source(catdog)
     fl = flops.summary(C.ALPHA, C.SIZE)
 
     def case5():

@@ -223,7 +223,10 @@ def write_report(doc, path_md):
                  "(PyTorch, TensorFlow's oneDNN) degrade badly under contention.\n"
                  % (la[0], (meta.get("loadavg_end") or [0])[0]))
     L.append("- date: %s" % meta["date"])
-    L.append("- commit: `%s`" % meta["commit"])
+    L.append("- commit (benchmarks): `%s`" % meta["commit"])
+    src = R.get("catdog", {}).get("versions", {}).get("source")
+    if src:
+        L.append("- catdog installed from: `%s` (the installed package, not necessarily this commit)" % src)
     m = meta["machine"]
     L.append("- machine: %s; %s logical CPUs (%s physical cores), %s MHz; %s"
              % (m["model"], m["logical_cpus"], m.get("physical_cores", "?"), fmt(m.get("max_mhz") or m.get("mhz"), 0),
