@@ -202,8 +202,14 @@ def cell(R, fw, case, *keys, nd=1):
     return fmt(v, nd)
 
 
+_MARKS = {"on": True}
+
+
 def check(ok):
-    return "" if ok is None else (" ✓" if ok else " ✗")
+    """✓/✗ against a target; suppressed in --quick mode, whose numbers measure nothing."""
+    if ok is None or not _MARKS["on"]:
+        return ""
+    return " ✓" if ok else " ✗"
 
 
 def write_report(doc, path_md):
@@ -211,11 +217,13 @@ def write_report(doc, path_md):
     cd = "catdog"
     refs = [f for f in fws if f in REFS]
     cds = [f for f in fws if f.startswith("catdog")]
+    _MARKS["on"] = not meta["quick"]
     L = []
     L.append("# catdog benchmark results\n")
     if meta["quick"]:
         L.append("> **QUICK MODE** (`--quick`): few iterations and a tiny lab (1+1 epochs on 3 "
-                 "batches). These numbers only prove that every side runs; they are not measurements.\n")
+                 "batches). These numbers only prove that every side runs; they are not measurements, and no ✓/✗ "
+                 "against the targets is shown.\n")
     la = meta.get("loadavg_start")
     if la and la[0] > 0.5:
         L.append("> **The machine was not quiet**: 1-minute load average %.2f when the run started "
