@@ -1,0 +1,175 @@
+"""Helpers shared by the three benchmark sides (standard library only: each side runs in its
+own interpreter/venv). A side is run as
+
+    python benchmarks/bench_<side>.py --cases 1,2,3 --threads 2 --repeats 5 [--quick] --json OUT
+
+and writes one JSON object to OUT: {"framework", "available", "reason", "versions", "cases":
+{"1": {...}, ...}, "peak_rss_mb", "errors"}. A side whose framework is missing writes
+available=false with the reason and exits with code 3; run.py reports it as "not available".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.environ.get("CATDOG_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+if not os.path.isdir(SHARED):
+    SHARED = "/work/shared"
+DATA_DIR = os.path.join(SHARED, "data", "cats_and_dogs_filtered")
+WEIGHTS_H5 = os.path.join(SHARED, "weights",
+                          "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
+
+BATCH = 32
+SIZE = 160
+ALPHA = 1.0
+FINE_TUNE_AT = 100
+SEED = 1234
+
+NOT_AVAILABLE = 3  # exit code of a side whose framework/API is missing
+
+
+class NotAvailable(Exception):
+    """The framework (or the API the benchmark needs) is not there."""
+
+
+def parse_args(name, argv=None):
+    p = argparse.ArgumentParser(description="%s side of the catdog benchmark" % name)
+    p.add_argument("--cases", default="1,2,3", help="comma list of cases 1-5")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
+    p.add_argument("--quick", action="store_true", help="few iterations, tiny lab: proves it runs")
+    p.add_argument("--json", default=None, help="write results here (default: stdout)")
+    p.add_argument("--data", default=DATA_DIR)
+    p.add_argument("--weights", default=WEIGHTS_H5)
+    p.add_argument("--lab-epochs", default="2,2", help="case 4: initial,fine-tune epochs")
+    p.add_argument("--dump-reference", default=None,
+                   help="(tensorflow) write an npz with input/weights/outputs for the parity check")
+    p.add_argument("--check-parity", default=None,
+                   help="(pytorch) compare against an npz written by --dump-reference")
+    p.add_argument("--precision", default="fp32", help="(catdog) fp32 or bf16")
+    a = p.parse_args(argv)
+    a.case_list = [int(c) for c in a.cases.split(",") if c.strip()]
+    e = [int(x) for x in a.lab_epochs.split(",")]
+    a.initial_epochs, a.fine_tune_epochs = e[0], e[1]
+    return a
+
+
+def settings(quick):
+    """Iteration counts: (warmup steps, timed steps per repeat) for batch-32 and batch-1 runs."""
+    if quick:
+        return dict(warmup=1, iters=2, warmup1=2, iters1=3, max_repeats=2)
+    return dict(warmup=3, iters=10, warmup1=10, iters1=30, max_repeats=None)
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process (VmHWM), MiB; falls back to getrusage."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss():
+    """Reset VmHWM (Linux >= 4.0: write 5 to clear_refs) so a later read is the peak from now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+
+
+def time_steps(step, warmup, iters, repeats, sync=None):
+    """Run `step()` warmup times, then `repeats` × (`iters` steps timed together).
+    Returns the list of seconds per step, one entry per repeat."""
+    for _ in range(warmup):
+        step()
+    if sync:
+        sync()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        if sync:
+            sync()
+        out.append((time.perf_counter() - t0) / iters)
+    return out
+
+
+def throughput_record(sec_per_step, batch, method, gflop_per_image=None):
+    med = statistics.median(sec_per_step)
+    r = {"images_per_s": batch / med, "ms_per_step": 1e3 * med,
+         "ms_per_step_all": [1e3 * s for s in sec_per_step], "batch": batch, "method": method}
+    if gflop_per_image:
+        r["gflop_per_s"] = gflop_per_image * batch / med
+    return r
+
+
+def latency_record(sec_per_call, method):
+    med = statistics.median(sec_per_call)
+    return {"latency_ms": 1e3 * med, "latency_ms_all": [1e3 * s for s in sec_per_call],
+            "method": method}
+
+
+class Result:
+    def __init__(self, framework, args):
+        self.args = args
+        self.d = {"framework": framework, "available": True, "reason": None, "versions": {},
+                  "threads": args.threads, "quick": args.quick, "cases": {}, "errors": {},
+                  "python": sys.version.split()[0], "executable": sys.executable}
+
+    def unavailable(self, reason):
+        self.d["available"] = False
+        self.d["reason"] = reason
+        self.write()
+        sys.exit(NOT_AVAILABLE)
+
+    def run_case(self, case, fn):
+        try:
+            self.d["cases"][str(case)] = fn()
+        except NotAvailable as e:
+            self.d["errors"][str(case)] = "not available: %s" % e
+        except Exception as e:  # keep the other cases going; report the failure
+            self.d["errors"][str(case)] = "%s: %s" % (type(e).__name__, e)
+            traceback.print_exc()
+        self.write()  # write after every case so a later crash keeps what was measured
+
+    def write(self, final=False):
+        self.d["peak_rss_mb"] = peak_rss_mb()
+        txt = json.dumps(self.d, indent=1, default=float)
+        if not self.args.json:
+            if final or not self.d["available"]:
+                print(txt)
+            return
+        if self.args.json:
+            tmp = self.args.json + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(txt)
+            os.replace(tmp, self.args.json)
+
+
+def log(*a):
+    print("[bench]", *a, file=sys.stderr, flush=True)

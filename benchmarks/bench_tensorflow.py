@@ -1,0 +1,216 @@
+"""TensorFlow/Keras side: the lab's own Keras code (tf.keras = Keras 3, TensorFlow backend).
+
+Run with benchmarks/.venv-tf/bin/python (made by benchmarks/setup.sh); normally run.py does it.
+Cases: 1 inference (batch 32 images/s, batch-1 latency), 2 transfer-learning train step,
+3 fine-tuning train step, 4 short lab on the real data, 5 import + build + load weights.
+Only the standard library is imported at module level, so case 5 times the real import.
+"""
+import time
+
+_T_START = time.perf_counter()  # case 5 starts here (before `import tensorflow`)
+
+import os  # noqa: E402
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+import flops  # noqa: E402
+
+FRAMEWORK = "tensorflow"
+
+
+def import_tf(threads):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise C.NotAvailable("cannot import tensorflow (%s); run benchmarks/setup.sh" % e)
+    # Same thread count as the other sides; must come before TF's runtime starts.
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
+
+
+def build_lab_model(tf, weights):
+    """The lab's model, as the Keras tutorial writes it."""
+    data_augmentation = tf.keras.Sequential([
+        tf.keras.layers.RandomFlip("horizontal"),
+        tf.keras.layers.RandomRotation(0.2),
+    ])
+    preprocess_input = tf.keras.applications.mobilenet_v2.preprocess_input
+    base_model = tf.keras.applications.MobileNetV2(input_shape=(C.SIZE, C.SIZE, 3), alpha=C.ALPHA,
+                                                   include_top=False, weights=weights)
+    base_model.trainable = False
+    inputs = tf.keras.Input(shape=(C.SIZE, C.SIZE, 3))
+    x = data_augmentation(inputs)
+    x = preprocess_input(x)
+    x = base_model(x, training=False)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    x = tf.keras.layers.Dropout(0.2)(x)
+    outputs = tf.keras.layers.Dense(1)(x)
+    model = tf.keras.Model(inputs, outputs)
+    return model, base_model
+
+
+def compile_frozen(tf, model):
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=1e-4),
+                  loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=[tf.keras.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
+
+
+def unfreeze_and_compile(tf, model, base_model):
+    base_model.trainable = True
+    for layer in base_model.layers[:C.FINE_TUNE_AT]:
+        layer.trainable = False
+    model.compile(optimizer=tf.keras.optimizers.RMSprop(learning_rate=1e-5),
+                  loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=[tf.keras.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
+
+
+def n_trainable(tf, model):
+    import numpy as np
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+def random_batch(n, seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, size=(n, C.SIZE, C.SIZE, 3)).astype("float32")
+    y = rng.integers(0, 2, size=(n, 1)).astype("float32")
+    return x, y
+
+
+def main():
+    a = C.parse_args(FRAMEWORK)
+    R = C.Result(FRAMEWORK, a)
+    st = C.settings(a.quick)
+    reps = min(a.repeats, st["max_repeats"] or a.repeats)
+    try:
+        tf = import_tf(a.threads)
+    except C.NotAvailable as e:
+        R.unavailable(str(e))
+    import keras
+    R.d["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__,
+                       "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")}
+    tf.keras.utils.set_random_seed(C.SEED)
+    fl = flops.summary(C.ALPHA, C.SIZE)
+
+    if a.dump_reference:
+        dump_reference(tf, a)
+        return
+
+    def case5():
+        model = tf.keras.applications.MobileNetV2(input_shape=(C.SIZE, C.SIZE, 3), alpha=C.ALPHA,
+                                                  include_top=False, weights=a.weights)
+        t = time.perf_counter() - _T_START
+        return {"seconds": t, "params": int(model.count_params()),
+                "what": "import tensorflow + MobileNetV2(include_top=False, weights=h5 path)"}
+
+    if 5 in a.case_list:  # first, before anything else warms the process
+        R.run_case(5, case5)
+
+    shared = {}
+
+    def lab_model():
+        if "model" not in shared:
+            shared["model"], shared["base"] = build_lab_model(tf, a.weights)
+        return shared["model"], shared["base"]
+
+    def case1():
+        model, _ = lab_model()
+        compile_frozen(tf, model)
+        x32, _ = random_batch(C.BATCH)
+        x1, _ = random_batch(1, seed=1)
+        t32 = C.time_steps(lambda: model.predict_on_batch(x32), st["warmup"], st["iters"], reps)
+        t1 = C.time_steps(lambda: model.predict_on_batch(x1), st["warmup1"], st["iters1"], reps)
+        r = C.throughput_record(t32, C.BATCH, "model.predict_on_batch(x)", fl["case1_gflop_per_image"])
+        r["batch1"] = C.latency_record(t1, "model.predict_on_batch(x[None])")
+        return r
+
+    def case2():
+        model, _ = lab_model()
+        compile_frozen(tf, model)
+        x, y = random_batch(C.BATCH)
+        t = C.time_steps(lambda: model.train_on_batch(x, y), st["warmup"], st["iters"], reps)
+        r = C.throughput_record(t, C.BATCH, "model.train_on_batch(x, y) [Adam 1e-4, augmentation on]",
+                                fl["case2_gflop_per_image"])
+        r["trainable_params"] = n_trainable(tf, model)
+        return r
+
+    def case3():
+        model, base = lab_model()
+        unfreeze_and_compile(tf, model, base)
+        x, y = random_batch(C.BATCH)
+        t = C.time_steps(lambda: model.train_on_batch(x, y), st["warmup"], st["iters"], reps)
+        r = C.throughput_record(t, C.BATCH, "model.train_on_batch(x, y) [RMSprop 1e-5, from layer 100]",
+                                fl["case3_gflop_per_image"])
+        r["trainable_params"] = n_trainable(tf, model)
+        return r
+
+    def case4():
+        C.reset_peak_rss()  # not reset in practice: the process is fresh; kept for clarity
+        t0 = time.perf_counter()
+        train_dir = os.path.join(a.data, "train")
+        validation_dir = os.path.join(a.data, "validation")
+        train_dataset = tf.keras.utils.image_dataset_from_directory(
+            train_dir, shuffle=True, batch_size=C.BATCH, image_size=(C.SIZE, C.SIZE))
+        validation_dataset = tf.keras.utils.image_dataset_from_directory(
+            validation_dir, shuffle=True, batch_size=C.BATCH, image_size=(C.SIZE, C.SIZE))
+        val_batches = tf.data.experimental.cardinality(validation_dataset)
+        test_dataset = validation_dataset.take(val_batches // 5)
+        validation_dataset = validation_dataset.skip(val_batches // 5)
+        if a.quick:  # a tiny lab, only to prove the code path
+            train_dataset = train_dataset.take(3)
+            validation_dataset = validation_dataset.take(2)
+            test_dataset = test_dataset.take(1)
+        AUTOTUNE = tf.data.AUTOTUNE
+        train_dataset = train_dataset.prefetch(buffer_size=AUTOTUNE)
+        validation_dataset = validation_dataset.prefetch(buffer_size=AUTOTUNE)
+        test_dataset = test_dataset.prefetch(buffer_size=AUTOTUNE)
+
+        model, base_model = build_lab_model(tf, a.weights)
+        compile_frozen(tf, model)
+        ie, fe = (1, 1) if a.quick else (a.initial_epochs, a.fine_tune_epochs)
+        t1 = time.perf_counter()
+        history = model.fit(train_dataset, epochs=ie, validation_data=validation_dataset, verbose=2)
+        t2 = time.perf_counter()
+        unfreeze_and_compile(tf, model, base_model)
+        history_fine = model.fit(train_dataset, epochs=ie + fe, initial_epoch=len(history.epoch),
+                                 validation_data=validation_dataset, verbose=2)
+        t3 = time.perf_counter()
+        loss, accuracy = model.evaluate(test_dataset, verbose=0)
+        t4 = time.perf_counter()
+        return {"wall_s": t4 - t0, "setup_s": t1 - t0, "phase1_s": t2 - t1, "phase2_s": t3 - t2,
+                "evaluate_s": t4 - t3, "epochs": [ie, fe], "quick": a.quick,
+                "peak_rss_mb": C.peak_rss_mb(),
+                "final_val_accuracy": float(history_fine.history["val_accuracy"][-1]),
+                "test_accuracy": float(accuracy), "test_loss": float(loss),
+                "what": "image_dataset_from_directory train+validation (take/skip test), prefetch, "
+                        "fit %d epochs (Adam) + fit %d epochs (RMSprop, from layer 100) with "
+                        "validation, evaluate(test)" % (ie, fe)}
+
+    for c, fn in ((1, case1), (2, case2), (3, case3), (4, case4)):
+        if c in a.case_list:
+            C.log(FRAMEWORK, "case", c)
+            R.run_case(c, fn)
+    R.write(final=True)
+
+
+def dump_reference(tf, a):
+    """Input, head weights and Keras outputs, for bench_pytorch.py --check-parity."""
+    import numpy as np
+    model, base = build_lab_model(tf, a.weights)
+    x, _ = random_batch(2, seed=7)
+    pre = tf.keras.applications.mobilenet_v2.preprocess_input(x.copy())
+    base_out = base(pre, training=False).numpy()
+    logits = model(x, training=False).numpy()
+    dense = model.layers[-1]
+    k, b = [w.numpy() for w in dense.weights]
+    names = np.array([l.name for l in base.layers])
+    np.savez(a.dump_reference, x=x, base_out=base_out, logits=logits, dense_kernel=k,
+             dense_bias=b, layer_names=names)
+    C.log("wrote", a.dump_reference, "base_out", base_out.shape, "logits", logits.ravel())
+
+
+if __name__ == "__main__":
+    main()

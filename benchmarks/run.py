@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""catdog vs TensorFlow/Keras vs PyTorch, side by side: the one command.
+
+    python benchmarks/run.py [--threads 2] [--repeats N] [--quick] [--cases 1,2,3,4,5]
+                             [--frameworks catdog,tensorflow,pytorch] [--bf16] [--no-parity]
+
+Each framework runs in its own child process (its own interpreter: catdog from this python,
+TensorFlow from benchmarks/.venv-tf, PyTorch from benchmarks/.venv-torch; see setup.sh):
+one process for cases 1-3, one fresh process for case 4 (so its peak RSS is the lab's), and
+one fresh process per repeat of case 5. Frameworks are interleaved case group by case group
+so that all three see the same machine state. Writes benchmarks/results.json and
+benchmarks/RESULTS.md. A side that cannot run is reported as "not available: <reason>".
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import flops  # noqa: E402
+
+NAMES = {"catdog": "catdog", "catdog-bf16": "catdog bf16", "tensorflow": "TensorFlow/Keras",
+         "pytorch": "PyTorch"}
+REFS = ["tensorflow", "pytorch"]
+
+
+def interpreter(fw, args):
+    if fw.startswith("catdog"):
+        return args.catdog_python or os.environ.get("CATDOG_PYTHON") or sys.executable
+    return os.path.join(HERE, ".venv-tf" if fw == "tensorflow" else ".venv-torch", "bin", "python")
+
+
+def script(fw):
+    return os.path.join(HERE, "bench_%s.py" % ("catdog" if fw.startswith("catdog") else fw))
+
+
+def child_env(threads):
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+              "CATDOG_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[k] = str(threads)
+    env["TF_NUM_INTEROP_THREADS"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["PYTHONHASHSEED"] = "0"
+    # The catdog child must import the installed catdog, never the tf.keras shim.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                        if p and "catdog_shim" not in p)
+    return env
+
+
+def run_child(fw, cases, args, workdir, tag, timeout):
+    """Run one child; returns (json dict or None, info dict with rc, wall_s, maxrss_mb, log)."""
+    py = interpreter(fw, args)
+    out = os.path.join(workdir, "%s_%s.json" % (fw, tag))
+    log = os.path.join(workdir, "%s_%s.log" % (fw, tag))
+    info = {"cmd": None, "log": os.path.relpath(log, ROOT)}
+    if not os.path.exists(py):
+        info["rc"] = None
+        return {"available": False, "reason": "%s not found: run `bash benchmarks/setup.sh`" % py}, info
+    cmd = [py, script(fw), "--cases", cases, "--threads", str(args.threads),
+           "--repeats", str(args.repeats), "--json", out, "--lab-epochs", args.lab_epochs]
+    if args.quick:
+        cmd.append("--quick")
+    if fw == "catdog-bf16":
+        cmd += ["--precision", "bf16"]
+    info["cmd"] = " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
+    if os.path.exists(out):
+        os.remove(out)
+    print("[run] %-12s cases %-5s %s" % (fw, cases, tag), flush=True)
+    t0 = time.perf_counter()
+    with open(log, "w") as lf:
+        p = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=child_env(args.threads),
+                             cwd=HERE)
+        deadline = time.time() + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.time() > deadline:
+                p.kill()
+                pid, status, ru = os.wait4(p.pid, 0)
+                info["timeout"] = True
+                break
+            time.sleep(0.05)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    info.update(rc=p.returncode, wall_s=time.perf_counter() - t0, maxrss_mb=ru.ru_maxrss / 1024.0)
+    res = None
+    if os.path.exists(out):
+        with open(out) as f:
+            res = json.load(f)
+    if res is None or (p.returncode not in (0, 3) and not res.get("cases")):
+        tail = open(log, errors="replace").read().strip().splitlines()[-3:]
+        why = "timed out after %ds" % timeout if info.get("timeout") else "exit code %s" % p.returncode
+        err = "%s: %s" % (why, " | ".join(tail))
+        if res is None:
+            res = {"available": True, "cases": {}, "errors": {c: err for c in cases.split(",")}}
+        else:
+            res.setdefault("errors", {}).update({c: err for c in cases.split(",") if c not in res["cases"]})
+    return res, info
+
+
+def merge(R, fw, res, info):
+    r = R[fw]
+    r["processes"].append(info)
+    if res.get("executable"):
+        r["executable"] = res["executable"]
+    if not res.get("available", True):
+        r["available"] = False
+        r["reason"] = res.get("reason")
+        return
+    for k in ("versions", "executable", "python"):
+        if res.get(k):
+            r[k] = res[k]
+    r["errors"].update(res.get("errors", {}))
+    for c, v in res.get("cases", {}).items():
+        if c == "4":
+            v["parent_maxrss_mb"] = info.get("maxrss_mb")
+            v["process_wall_s"] = info.get("wall_s")
+        r["cases"][c] = v
+    if "parity" in res:
+        r["parity"] = res["parity"]
+
+
+def loadavg():
+    try:
+        return [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+    except OSError:
+        return None
+
+
+def git_commit():
+    try:
+        h = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return h + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def parity(args, workdir, R):
+    """Keras (dumps input/weights/outputs) vs the torch.nn network on the same weights."""
+    npz = os.path.join(workdir, "keras_reference.npz")
+    env = child_env(args.threads)
+    py_tf, py_pt = interpreter("tensorflow", args), interpreter("pytorch", args)
+    if not (os.path.exists(py_tf) and os.path.exists(py_pt)):
+        return {"skipped": "needs both reference venvs"}
+    a = subprocess.run([py_tf, script("tensorflow"), "--dump-reference", npz], env=env, cwd=HERE,
+                       capture_output=True, text=True)
+    if a.returncode or not os.path.exists(npz):
+        return {"error": "keras dump failed: " + a.stderr.strip()[-300:]}
+    out = os.path.join(workdir, "parity.json")
+    b = subprocess.run([py_pt, script("pytorch"), "--check-parity", npz, "--json", out], env=env,
+                       cwd=HERE, capture_output=True, text=True)
+    if b.returncode or not os.path.exists(out):
+        return {"error": "torch check failed: " + b.stderr.strip()[-300:]}
+    return json.load(open(out)).get("parity", {})
+
+
+# ------------------------------------------------------------------ report
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    return ("%%.%df" % nd) % v
+
+
+def ratio(a, b, nd=2):
+    if a is None or b is None or not b:
+        return "—"
+    return "%.*f×" % (nd, a / b)
+
+
+def get(R, fw, case, *keys):
+    v = R.get(fw, {}).get("cases", {}).get(str(case))
+    for k in keys:
+        if v is None:
+            return None
+        v = v.get(k)
+    return v
+
+
+def cell(R, fw, case, *keys, nd=1):
+    r = R.get(fw)
+    if r is None:
+        return "—"
+    if not r["available"]:
+        return "n/a"
+    v = get(R, fw, case, *keys)
+    if v is None:
+        return "error" if str(case) in r["errors"] else "—"
+    return fmt(v, nd)
+
+
+_MARKS = {"on": True}
+
+
+def check(ok):
+    """✓/✗ against a target; suppressed in --quick mode, whose numbers measure nothing."""
+    if ok is None or not _MARKS["on"]:
+        return ""
+    return " ✓" if ok else " ✗"
+
+
+def write_report(doc, path_md):
+    R, fws, meta = doc["frameworks"], doc["frameworks_order"], doc["meta"]
+    cd = "catdog"
+    refs = [f for f in fws if f in REFS]
+    cds = [f for f in fws if f.startswith("catdog")]
+    _MARKS["on"] = not meta["quick"]
+    L = []
+    L.append("# catdog benchmark results\n")
+    if meta["quick"]:
+        L.append("> **QUICK MODE** (`--quick`): few iterations and a tiny lab (1+1 epochs on 3 "
+                 "batches). These numbers only prove that every side runs; they are not measurements, and no ✓/✗ "
+                 "against the targets is shown.\n")
+    la = meta.get("loadavg_start")
+    if la and la[0] > 0.5:
+        L.append("> **The machine was not quiet**: 1-minute load average %.2f when the run started "
+                 "(%.2f at the end). Other work competes for the cores; OpenMP-based runtimes "
+                 "(PyTorch, TensorFlow's oneDNN) degrade badly under contention.\n"
+                 % (la[0], (meta.get("loadavg_end") or [0])[0]))
+    L.append("- date: %s" % meta["date"])
+    L.append("- commit (benchmarks): `%s`" % meta["commit"])
+    src = R.get("catdog", {}).get("versions", {}).get("source")
+    if src:
+        L.append("- catdog installed from: `%s` (the installed package, not necessarily this commit)" % src)
+    m = meta["machine"]
+    L.append("- machine: %s; %s logical CPUs (%s physical cores), %s MHz; %s"
+             % (m["model"], m["logical_cpus"], m.get("physical_cores", "?"), fmt(m.get("max_mhz") or m.get("mhz"), 0),
+                meta["platform"]))
+    L.append("- CPU flags: %s" % (" ".join(m["flags"]) or "none of avx/avx2/avx512/amx/bf16"))
+    L.append("- threads: %d for every framework (OMP_NUM_THREADS, TF intra-op %d / inter-op 1, "
+             "torch.set_num_threads(%d) / interop 1, catdog.set_num_threads(%d))"
+             % ((meta["threads"],) * 4))
+    L.append("- batch %d, %d×%d, alpha %.1f; cases 1–3: median of %d timed repeats (%s steps each) after "
+             "warm-up; case 5: median of %d fresh processes"
+             % (32, 160, 160, 1.0, meta["repeats_eff"], meta["iters"], meta["case5_runs"]))
+    L.append("- command: `%s`" % meta["command"])
+    for f in fws:
+        r = R[f]
+        if r["available"]:
+            L.append("- %s: %s" % (NAMES.get(f, f), ", ".join("%s %s" % kv for kv in r.get("versions", {}).items())))
+        else:
+            L.append("- %s: **not available: %s**" % (NAMES.get(f, f), r["reason"]))
+    L.append("")
+
+    # cases 1-3
+    L.append("## Cases 1–3: throughput (images/s, higher is better)\n")
+    hdr = ["case"] + [NAMES[f] for f in fws]
+    for c in cds:
+        hdr += ["%s / %s" % (NAMES[c], NAMES[r]) for r in refs]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + "---|" * len(hdr))
+    targets = {1: {"tensorflow": 1.5, "pytorch": 1.5}, 2: {"tensorflow": 2.0, "pytorch": 1.5},
+               3: {"tensorflow": 2.0, "pytorch": 1.5}}
+    labels = {1: "1 inference, batch 32", 2: "2 transfer-learning train step (frozen base, aug, Adam)",
+              3: "3 fine-tuning train step (from layer 100, RMSprop)"}
+    for c in (1, 2, 3):
+        row = [labels[c]] + [cell(R, f, c, "images_per_s") for f in fws]
+        for cf in cds:
+            for rf in refs:
+                a, b = get(R, cf, c, "images_per_s"), get(R, rf, c, "images_per_s")
+                t = targets[c][rf]
+                row.append(ratio(a, b) + (check(a / b >= t) if a and b else "") + " (target ≥ %.1f×)" % t)
+        L.append("| " + " | ".join(row) + " |")
+    row = ["1 batch-1 latency, ms (lower is better)"] + [cell(R, f, 1, "batch1", "latency_ms", nd=2) for f in fws]
+    for cf in cds:
+        for rf in refs:
+            a, b = get(R, cf, 1, "batch1", "latency_ms"), get(R, rf, 1, "batch1", "latency_ms")
+            row.append(ratio(a, b) + (check(a < b) if a and b else "") + " (target < 1×)")
+    L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    # case 4
+    L.append("## Case 4: the short lab (%s epochs, real data, validation included)\n"
+             % ("1+1 (quick, 3 batches)" if meta["quick"] else meta["lab_epochs"].replace(",", "+")))
+    L.append("| framework | wall time, s | phase 1 fit, s | phase 2 fit, s | peak RSS, MiB | test accuracy | "
+             "wall vs TF | RSS vs TF |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    tfw, tfr = get(R, "tensorflow", 4, "wall_s"), get(R, "tensorflow", 4, "peak_rss_mb")
+    for f in fws:
+        w, rss = get(R, f, 4, "wall_s"), get(R, f, 4, "peak_rss_mb")
+        rw = ratio(w, tfw) + (check(w / tfw <= 0.5) if f.startswith("catdog") and w and tfw else "")
+        rr = ratio(rss, tfr) + (check(rss / tfr <= 0.5) if f.startswith("catdog") and rss and tfr else "")
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            NAMES[f], cell(R, f, 4, "wall_s"), cell(R, f, 4, "phase1_s"), cell(R, f, 4, "phase2_s"),
+            cell(R, f, 4, "peak_rss_mb", nd=0), cell(R, f, 4, "test_accuracy", nd=3),
+            rw if f != "tensorflow" else "1×", rr if f != "tensorflow" else "1×"))
+    L.append("\nTargets: catdog wall time ≤ 0.5× and peak RSS ≤ 0.5× TensorFlow/Keras. Peak RSS is the "
+             "child process's VmHWM (cross-checked with the parent's wait4 ru_maxrss in results.json). "
+             "Wall time runs from creating the datasets to the end of `evaluate(test)`; it includes "
+             "building the model and loading the weights, not the `import`.\n")
+
+    # case 5
+    L.append("## Case 5: import + build MobileNetV2 + load the ImageNet weights (s, fresh process)\n")
+    L.append("| framework | seconds (median) | all runs | process wall incl. interpreter start |")
+    L.append("|---|---|---|---|")
+    for f in fws:
+        v = get(R, f, 5, "seconds")
+        tgt = (check(v < 1.0) + " (target < 1 s)") if f.startswith("catdog") and v else ""
+        L.append("| %s | %s%s | %s | %s |" % (NAMES[f], cell(R, f, 5, "seconds", nd=2), tgt,
+                                             ", ".join(fmt(x, 2) for x in (get(R, f, 5, "all") or [])),
+                                             cell(R, f, 5, "process_wall_s", nd=2)))
+    L.append("")
+
+    # GFLOP/s
+    fl, pk = doc["flops"], doc["peak"]
+    L.append("## Achieved GFLOP/s against the machine's peak\n")
+    L.append("MACs counted from the layer shapes (`benchmarks/flops.py`: Conv2D, DepthwiseConv2D, Dense; "
+             "1 MAC = 2 FLOP; BN/ReLU6/add/augmentation not counted). Forward: %.1f M MACs/image. "
+             "Training step = forward + backward-data above the lowest trainable layer + "
+             "backward-weights of trainable layers: case 2 %.1f M, case 3 %.1f M MACs/image.\n"
+             % (fl["forward_macs"] / 1e6, fl["case2"]["total"] / 1e6, fl["case3"]["total"] / 1e6))
+    L.append("Peak (fp32, %d threads): **%.0f GFLOP/s** = %s%s.\n"
+             % (meta["threads"], pk["fp32_gflops"], pk["how"],
+                ("; bf16 peak %.0f GFLOP/s (AVX512_BF16 doubles the rate)" % pk["bf16_gflops"]) if pk["bf16_gflops"] else ""))
+    hdr = ["case", "GFLOP/image"] + ["%s GFLOP/s (%% of peak)" % NAMES[f] for f in fws]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + "---|" * len(hdr))
+    for c in (1, 2, 3):
+        row = [labels[c].split(",")[0].split(" (")[0], "%.3f" % fl["case%d_gflop_per_image" % c]]
+        for f in fws:
+            g = get(R, f, c, "gflop_per_s")
+            row.append("—" if g is None else "%.1f (%.0f%%)" % (g, 100 * g / pk["fp32_gflops"]))
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    # parity
+    p = doc.get("parity")
+    if p:
+        L.append("## PyTorch network vs Keras (same weights, same input)\n")
+        if "base_output_rel_err" in p:
+            L.append("max|torch − keras| / max|keras|: base output (5×5×1280) %.2e, logits %.2e → %s "
+                     "(tolerance 1e-4)\n" % (p["base_output_rel_err"], p["logits_rel_err"],
+                                             "OK" if p["ok"] else "FAILED"))
+        else:
+            L.append("%s\n" % p)
+
+    errs = [(f, c, e) for f in fws for c, e in sorted(R[f]["errors"].items())]
+    if errs:
+        L.append("## Errors\n")
+        for f, c, e in errs:
+            L.append("- %s case %s: %s" % (NAMES[f], c, e))
+        L.append("")
+    L.append("## How each side runs\n")
+    L.append("- **catdog**: the lab's Keras code with `catdog` in place of `tf.keras` (`bench_catdog.py`), "
+             "from `%s`." % (R.get("catdog", {}).get("executable") or sys.executable))
+    L.append("- **TensorFlow/Keras**: the lab's own code (`bench_tensorflow.py`): `predict_on_batch`, "
+             "`train_on_batch` (tf.function graphs, oneDNN on, XLA off as Keras decides on CPU), "
+             "`image_dataset_from_directory` + `prefetch(AUTOTUNE)` + `fit` for the lab.")
+    L.append("- **PyTorch**: Keras's MobileNetV2 written with torch.nn (`bench_pytorch.py`), eager, "
+             "channels_last, fp32; augmentation on the batch with torch ops (flip, "
+             "affine_grid/grid_sample rotation with reflection); case 4 loads JPEGs with PIL on a "
+             "prefetch thread.")
+    L.append("- Inputs for cases 1–3 are random (speed does not depend on values); the base's weights come "
+             "from the ImageNet h5. See `benchmarks/README.md`.")
+    with open(path_md, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="few iterations, tiny lab: proves it runs")
+    ap.add_argument("--cases", default="1,2,3,4,5")
+    ap.add_argument("--frameworks", default="catdog,tensorflow,pytorch")
+    ap.add_argument("--bf16", action="store_true", help="also run catdog with set_precision('bf16')")
+    ap.add_argument("--lab-epochs", default="2,2", help="case 4: initial,fine-tune epochs")
+    ap.add_argument("--case5-runs", type=int, default=None, help="fresh processes for case 5 (default: repeats)")
+    ap.add_argument("--no-parity", action="store_true", help="skip the torch-vs-Keras output check")
+    ap.add_argument("--catdog-python", default=None, help="interpreter with catdog installed (default: this one)")
+    ap.add_argument("--timeout", type=int, default=3600, help="per child process, seconds")
+    ap.add_argument("--out-dir", default=HERE, help="where RESULTS.md and results.json go")
+    ap.add_argument("--report-only", action="store_true", help="re-render RESULTS.md from results.json")
+    args = ap.parse_args()
+    if args.report_only:
+        with open(os.path.join(args.out_dir, "results.json")) as f:
+            doc = json.load(f)
+        write_report(doc, os.path.join(args.out_dir, "RESULTS.md"))
+        print("[run] re-rendered RESULTS.md")
+        return
+    cases = [int(c) for c in args.cases.split(",") if c]
+    fws = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    if args.bf16 and "catdog-bf16" not in fws:
+        fws.insert(fws.index("catdog") + 1 if "catdog" in fws else 0, "catdog-bf16")
+    bad = [f for f in fws if f not in NAMES]
+    if bad:
+        ap.error("unknown framework(s): %s (choose from %s)" % (bad, ", ".join(NAMES)))
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = os.path.join(HERE, "_work", stamp)
+    os.makedirs(workdir, exist_ok=True)
+    R = {f: {"available": True, "reason": None, "cases": {}, "errors": {}, "processes": [], "versions": {}}
+         for f in fws}
+
+    def active():
+        return [f for f in fws if R[f]["available"]]
+
+    t_all = time.perf_counter()
+    load_start = loadavg()
+    # cases 1-3: one process per framework
+    c123 = ",".join(str(c) for c in cases if c in (1, 2, 3))
+    if c123:
+        for f in active():
+            merge(R, f, *run_child(f, c123, args, workdir, "c123", args.timeout))
+    # case 4: one fresh process per framework
+    if 4 in cases:
+        for f in active():
+            merge(R, f, *run_child(f, "4", args, workdir, "c4", args.timeout))
+    # case 5: fresh processes, interleaved, median
+    n5 = args.case5_runs or (1 if args.quick else args.repeats)
+    if 5 in cases:
+        runs = {f: [] for f in fws}
+        for i in range(n5):
+            for f in active():
+                res, info = run_child(f, "5", args, workdir, "c5_%d" % i, 600)
+                if res.get("available", True) and "5" in res.get("cases", {}):
+                    runs[f].append((res["cases"]["5"]["seconds"], info["wall_s"]))
+                    R[f]["processes"].append(info)
+                    for k in ("versions", "executable"):
+                        if res.get(k):
+                            R[f][k] = res[k]
+                else:
+                    merge(R, f, res, info)
+        for f, rr in runs.items():
+            if rr:
+                R[f]["cases"]["5"] = {"seconds": statistics.median(s for s, _ in rr), "all": [s for s, _ in rr],
+                                      "process_wall_s": statistics.median(w for _, w in rr)}
+
+    doc = {"frameworks": R, "frameworks_order": fws}
+    if not args.no_parity and "tensorflow" in fws and "pytorch" in fws:
+        print("[run] parity: Keras vs torch.nn on the same weights", flush=True)
+        doc["parity"] = parity(args, workdir, R)
+    info = flops.cpu_info()
+    iters = "2 (batch 32) / 3 (batch 1)" if args.quick else "10 (batch 32) / 30 (batch 1)"
+    doc["meta"] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(), "machine": info, "platform": platform.platform(),
+        "threads": args.threads, "repeats": args.repeats,
+        "repeats_eff": min(args.repeats, 2) if args.quick else args.repeats, "iters": iters,
+        "case5_runs": n5, "quick": args.quick, "lab_epochs": args.lab_epochs,
+        "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
+        "total_s": time.perf_counter() - t_all, "loadavg_start": load_start, "loadavg_end": loadavg(), "workdir": os.path.relpath(workdir, ROOT)}
+    doc["flops"] = flops.summary(1.0, 160)
+    doc["peak"] = flops.peak_gflops(args.threads, info)
+    os.makedirs(args.out_dir, exist_ok=True)
+    jpath = os.path.join(args.out_dir, "results.json")
+    mpath = os.path.join(args.out_dir, "RESULTS.md")
+    with open(jpath, "w") as f:
+        json.dump(doc, f, indent=1, default=float)
+    write_report(doc, mpath)
+    print(open(mpath).read())
+    print("[run] wrote %s and %s (%.0f s)" % (os.path.relpath(mpath), os.path.relpath(jpath),
+                                              doc["meta"]["total_s"]))
+
+
+if __name__ == "__main__":
+    main()

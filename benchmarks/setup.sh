@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Creates the benchmark-only virtual environments for the reference frameworks.
+# These are NOT catdog dependencies and are never installed by `pip install .`.
+#   benchmarks/.venv-tf     tensorflow-cpu==2.21.0 (Keras 3 with the TensorFlow backend) + h5py, pillow
+#   benchmarks/.venv-torch  torch==2.13.0 (CPU build) + numpy, pillow, h5py
+# catdog itself runs from the interpreter where it is pip-installed (the system python).
+#
+# Usage: bash benchmarks/setup.sh [tf|torch|all]   (default all; re-running is a no-op when done)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+which="${1:-all}"
+
+make_venv() {  # name, packages...
+  local dir="$here/$1"; shift
+  if [ -x "$dir/bin/python" ] && [ -f "$dir/.ok" ]; then
+    echo "[setup] $dir already set up"; return 0
+  fi
+  echo "[setup] creating $dir with $PY"
+  "$PY" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  "$dir/bin/python" -m pip install "$@"
+  touch "$dir/.ok"
+}
+
+if [ "$which" = tf ] || [ "$which" = all ]; then
+  make_venv .venv-tf "tensorflow-cpu==2.21.0" h5py pillow
+  "$here/.venv-tf/bin/python" -c "import tensorflow as tf, keras; print('[setup] tensorflow', tf.__version__, 'keras', keras.__version__)"
+fi
+if [ "$which" = torch ] || [ "$which" = all ]; then
+  # Only this exact version: the CPU build lies on disk for Python 3.11. Any other version
+  # would pull multi-GB CUDA builds.
+  make_venv .venv-torch "torch==2.13.0" numpy pillow h5py
+  "$here/.venv-torch/bin/python" -c "import torch; print('[setup] torch', torch.__version__, 'mkldnn', torch.backends.mkldnn.is_available())"
+fi
