@@ -221,14 +221,16 @@ static int node_mode(const cd_node *node, int training) {
 static int fusion_at(const cd_graph *g, int i, int training, int keep_kind) {
     if (keep_kind == CD_KEEP_ALL || i + 1 >= g->num_nodes) return CD_FUSE_NONE;
     const cd_node *conv = &g->nodes[i], *bn = &g->nodes[i + 1];
+    /* gradients only matter to a forward that a backward will follow */
+    const int grads = keep_kind == CD_KEEP_FOR_BACKWARD;
     if (conv->kind != CD_LAYER_CONV2D && conv->kind != CD_LAYER_DEPTHWISE_CONV2D) return CD_FUSE_NONE;
-    if (conv->needs_grad || conv->keep || conv->last_use != i + 1) return CD_FUSE_NONE;
-    if (bn->kind != CD_LAYER_BATCHNORM || bn->inputs[0] != i || bn->needs_grad ||
+    if ((grads && conv->needs_grad) || conv->keep || conv->last_use != i + 1) return CD_FUSE_NONE;
+    if (bn->kind != CD_LAYER_BATCHNORM || bn->inputs[0] != i || (grads && bn->needs_grad) ||
         node_mode(bn, training))
         return CD_FUSE_NONE;
     if (i + 2 >= g->num_nodes || bn->keep || bn->last_use != i + 2) return CD_FUSE_BN;
     const cd_node *t = &g->nodes[i + 2];
-    if (t->needs_grad) return CD_FUSE_BN;
+    if (grads && t->needs_grad) return CD_FUSE_BN;
     if (t->kind == CD_LAYER_RELU && t->inputs[0] == i + 1) return CD_FUSE_RELU;
     if (t->kind == CD_LAYER_ADD) {
         int other = t->inputs[0] == i + 1 ? t->inputs[1] : t->inputs[1] == i + 1 ? t->inputs[0] : -1;
@@ -259,10 +261,19 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
             release_inputs(g, node, i);
             continue;
         }
-        int tail = i == 0 ? CD_FUSE_NONE : fusion_at(g, i, training, keep_kind);
+        /* a ZeroPadding2D whose only reader is a fusable conv joins the block */
+        int c = i;
+        if (node->kind == CD_LAYER_ZEROPAD && i + 1 < g->num_nodes && !node->keep &&
+            node->last_use == i + 1 && g->nodes[i + 1].inputs[0] == i &&
+            (g->nodes[i + 1].kind == CD_LAYER_DEPTHWISE_CONV2D || g->nodes[i + 1].kind == CD_LAYER_CONV2D) &&
+            !(keep_kind == CD_KEEP_FOR_BACKWARD && node->needs_grad))
+            c = i + 1;
+        int tail = i == 0 ? CD_FUSE_NONE : fusion_at(g, c, training, keep_kind);
+        if (tail == CD_FUSE_NONE) c = i;
         if (tail != CD_FUSE_NONE) {
-            int last = i + (tail == CD_FUSE_BN ? 1 : 2);
-            cd_node *out = &g->nodes[last], *bn = &g->nodes[i + 1];
+            int last = c + (tail == CD_FUSE_BN ? 1 : 2);
+            cd_node *out = &g->nodes[last], *bn = &g->nodes[c + 1], *conv = &g->nodes[c];
+            cd_node *zeropad = c != i ? node : NULL;
             for (int k = i; k < last; k++) {
                 g->nodes[k].out = NULL;
                 g->nodes[k].pool_slot = -1;
@@ -270,11 +281,11 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
             CD_TRY(assign_output(g, out, (size_t)n * cd_node_sample_size(out)));
             const float *skip = NULL;
             if (tail == CD_FUSE_ADD)
-                skip = g->nodes[out->inputs[0] == i + 1 ? out->inputs[1] : out->inputs[0]].out;
-            node->last_training = bn->last_training = 0;
+                skip = g->nodes[out->inputs[0] == c + 1 ? out->inputs[1] : out->inputs[0]].out;
+            node->last_training = conv->last_training = bn->last_training = 0;
             cd_batchnorm_discard(bn);
-            CD_TRY(cd_conv_forward_fused(g, node, bn, tail, out->max_value, skip, out->out,
-                                         &node->fused_slot[0]));
+            CD_TRY(cd_conv_forward_fused(g, conv, zeropad, bn, tail, out->max_value, skip,
+                                         out->out, &conv->fused_slot[0]));
             fused_until = last;
             release_inputs(g, node, i);
             continue;

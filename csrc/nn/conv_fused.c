@@ -5,7 +5,8 @@
  * BN folded into the convolution: s = gamma / sqrt(moving_variance + eps),
  *   kernel'[..., oc] = kernel[..., oc] * s[oc], bias' = beta - moving_mean * s (+ bias * s);
  * the ReLU6 is an eltwise clip post-op (0, max), the residual Add a binary-add post-op reading
- * the skip tensor, so the block's output is written once.
+ * the skip tensor, and a ZeroPadding2D just before the conv extra convolution padding, so the
+ * block's output is written once.
  * src (n, ih, iw, ic) NHWC -> dst (n, oh, ow, oc) NHWC; skip (n, oh, ow, oc) NHWC. */
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 typedef struct {
     int tail;                   /* CD_FUSE_* */
+    int padded;                 /* built with a ZeroPadding2D folded in */
     float max_value;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
@@ -47,12 +49,12 @@ void cd_conv_fused_release(void **slot) {
     *slot = NULL;
 }
 
-static cd_status build(cd_graph *g, cd_node *conv, int tail, float max_value, fused_state **out) {
+static cd_status build(cd_graph *g, cd_node *conv, const cd_node *src, const int pad[4], int tail,
+                       float max_value, fused_state **out) {
     fused_state *f = calloc(1, sizeof *f);
     if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
     *out = f;
     f->tail = tail, f->max_value = max_value;
-    const cd_node *src = cd_input_node(g, conv, 0);
     const int n = g->batch, depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
     dnnl_dims_t sd = {n, src->c, src->h, src->w}, dd = {n, conv->c, conv->h, conv->w};
     dnnl_memory_desc_t src_md = NULL, dst_md = NULL, w_any = NULL, w_user = NULL, b_md = NULL;
@@ -90,7 +92,7 @@ static cd_status build(cd_graph *g, cd_node *conv, int tail, float max_value, fu
     }
     TRY_D(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
     dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
-    dnnl_dims_t pl = {conv->pad[0], conv->pad[2]}, pr = {conv->pad[1], conv->pad[3]};
+    dnnl_dims_t pl = {pad[0], pad[2]}, pr = {pad[1], pad[3]};
     TRY_D(dnnl_convolution_forward_primitive_desc_create(&f->pd, cd_engine(), dnnl_forward_inference,
                                                          dnnl_convolution_direct, src_md, w_any, b_md,
                                                          dst_md, strides, dil, pl, pr, attr),
@@ -157,15 +159,21 @@ static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
     return CD_OK;
 }
 
-cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *bn, int tail,
-                                float max_value, const float *skip, float *dst, void **slot) {
+cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
+                                const cd_node *bn, int tail, float max_value, const float *skip,
+                                float *dst, void **slot) {
     fused_state *f = *slot;
-    if (f && (f->tail != tail || f->max_value != max_value)) {
+    /* a ZeroPadding2D before the conv becomes extra (asymmetric) convolution padding */
+    const cd_node *src = zeropad ? cd_input_node(g, zeropad, 0) : cd_input_node(g, conv, 0);
+    int pad[4];
+    for (int k = 0; k < 4; k++) pad[k] = conv->pad[k] + (zeropad ? zeropad->pad[k] : 0);
+    if (f && (f->tail != tail || f->max_value != max_value || f->padded != (zeropad != NULL))) {
         fused_free(f);
         *slot = f = NULL;
     }
     if (!f) {
-        cd_status s = build(g, conv, tail, max_value, &f);
+        cd_status s = build(g, conv, src, pad, tail, max_value, &f);
+        if (f) f->padded = zeropad != NULL;
         *slot = f;
         if (s != CD_OK) {
             fused_free(f);
@@ -174,7 +182,7 @@ cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *bn, i
         }
     }
     CD_TRY(fold(conv, bn, f));
-    CD_DNNL(dnnl_memory_set_data_handle(f->src, cd_input_node(g, conv, 0)->out), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->src, src->out), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->dst, dst), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->bias, f->folded_bias), "memory", conv->name);
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, f->src}, {DNNL_ARG_WEIGHTS, f->w},
