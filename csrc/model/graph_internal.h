@@ -68,6 +68,7 @@ struct cd_node {
     /* runtime, valid for the graph's current batch size */
     float *out, *dout;            /* out: own buffer or a pooled one (see run.c) */
     float *own;                   /* this node's dedicated output buffer, own_cap floats */
+    float *own_dout;              /* dedicated gradient buffer when the pool is exhausted */
     size_t own_cap, dout_cap;
     int keep;                     /* output kept after the forward (backward or get_output) */
     int last_use;                 /* index of the last node reading this output */

@@ -37,8 +37,8 @@ void cd_graph_release_runtime(cd_graph *g) {
         }
         node->state = NULL;
         free(node->own);
-        free(node->dout);
-        node->own = node->dout = node->out = NULL;
+        free(node->own_dout);
+        node->own = node->own_dout = node->dout = node->out = NULL;
         node->own_cap = node->dout_cap = 0;
     }
     for (int k = 0; k < CD_POOL_SLOTS; k++) {
@@ -139,12 +139,12 @@ static cd_status prepare(cd_graph *g, int n) {
     return CD_OK;
 }
 
-/* Does the node's backward read its inputs' values? (Add, padding, pooling, dropout and
- * rescaling only need shapes; a convolution needs its input for the weight gradient.) */
+/* Does the node's backward read its inputs' values? (ReLU reads its output instead; add,
+ * padding, pooling, dropout and rescaling only need shapes; a convolution needs its input
+ * for the weight gradient.) */
 static int reads_inputs(const cd_node *node) {
     switch (node->kind) {
         case CD_LAYER_BATCHNORM:
-        case CD_LAYER_RELU:
         case CD_LAYER_DENSE: return 1;
         case CD_LAYER_CONV2D:
         case CD_LAYER_DEPTHWISE_CONV2D: return cd_node_trains(node);
@@ -152,9 +152,10 @@ static int reads_inputs(const cd_node *node) {
     }
 }
 
-/* Does node i's backward read its own output? (Dense through softmax/sigmoid.) */
+/* Does node i's backward read its own output? (ReLU; Dense through softmax/sigmoid.) */
 static int reads_own_output(const cd_node *node) {
-    return node->kind == CD_LAYER_DENSE && node->activation != CD_ACT_NONE;
+    return node->kind == CD_LAYER_RELU ||
+           (node->kind == CD_LAYER_DENSE && node->activation != CD_ACT_NONE);
 }
 
 static void plan_keep(cd_graph *g, int keep_kind) {
@@ -342,6 +343,35 @@ void cd_add_inplace(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* Gradient buffers live in the forward's pooled buffers (all free once the forward is done):
+ * a node's dout is taken when its first reader's backward writes it and given back after the
+ * node's own backward, so only a few are alive at once. */
+static cd_status take_dout(cd_graph *g, cd_node *node) {
+    for (int k = 0; k < CD_POOL_SLOTS; k++) {
+        if (g->pool_busy[k]) continue;
+        if (!g->pool[k]) {
+            g->pool[k] = cd_alloc(g->pool_cap, sizeof(float), "gradients");
+            if (!g->pool[k]) return CD_ERR_MEMORY;
+        }
+        g->pool_busy[k] = 1;
+        node->pool_slot = k;
+        node->dout = g->pool[k];
+        return CD_OK;
+    }
+    node->pool_slot = -1; /* every pooled buffer is live: a dedicated one */
+    if (ensure(&node->own_dout, &node->dout_cap, (size_t)g->batch * cd_node_sample_size(node),
+               "gradients"))
+        return CD_ERR_MEMORY;
+    node->dout = node->own_dout;
+    return CD_OK;
+}
+
+static void give_back_dout(cd_graph *g, cd_node *node) {
+    if (node->pool_slot >= 0) g->pool_busy[node->pool_slot] = 0;
+    node->pool_slot = -1;
+    node->dout = NULL;
+}
+
 cd_status cd_graph_backward(cd_graph *g, const float *dy) {
     if (!g->have_forward) return cd_fail(CD_ERR_STATE, "backward needs a forward pass first");
     if (g->forward_kind == CD_KEEP_LAST)
@@ -353,12 +383,19 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
     int n = g->batch;
     cd_node *last = &g->nodes[g->num_nodes - 1];
     if (!last->needs_grad) return cd_fail(CD_ERR_STATE, "nothing in the graph is trainable");
+    if (g->pool_cap < g->scratch_count) { /* a forward without pooled outputs (keep all) */
+        for (int k = 0; k < CD_POOL_SLOTS; k++) {
+            free(g->pool[k]);
+            g->pool[k] = NULL;
+        }
+        g->pool_cap = g->scratch_count;
+    }
+    for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
         node->dout_written = 0;
-        if (node->needs_grad &&
-            ensure(&node->dout, &node->dout_cap, (size_t)n * cd_node_sample_size(node), "gradients"))
-            return CD_ERR_MEMORY;
+        node->dout = NULL;
+        node->pool_slot = -1;
         if (cd_node_trains(node))
             for (int k = 0; k < node->num_params; k++) {
                 cd_param *p = &node->params[k];
@@ -368,18 +405,22 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
                 }
             }
     }
+    CD_TRY(take_dout(g, last));
     memcpy(last->dout, dy, (size_t)n * cd_node_sample_size(last) * sizeof(float));
     last->dout_written = 1;
     for (int i = g->num_nodes - 1; i >= 1; i--) {
         cd_node *node = &g->nodes[i];
         if (!node->needs_grad) continue;
-        if (!node->dout_written) /* output unused by the loss: zero gradient */
+        if (!node->dout_written) { /* output unused by the loss: zero gradient */
+            CD_TRY(take_dout(g, node));
             memset(node->dout, 0, (size_t)n * cd_node_sample_size(node) * sizeof(float));
+        }
         float *dx[2] = {NULL, NULL};
         int accumulate[2] = {0, 0};
         for (int j = 0; j < node->num_inputs; j++) {
             cd_node *src = cd_input_node(g, node, j);
             if (!src->needs_grad) continue;
+            if (!src->dout) CD_TRY(take_dout(g, src));
             dx[j] = src->dout;
             accumulate[j] = src->dout_written;
         }
@@ -387,6 +428,7 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         CD_TRY(node->ops->backward(g, node, dx, accumulate));
         for (int j = 0; j < node->num_inputs; j++)
             if (dx[j]) cd_input_node(g, node, j)->dout_written = 1;
+        give_back_dout(g, node);
     }
     g->have_backward = 1;
     return CD_OK;

@@ -30,7 +30,9 @@ static cd_status input_backward(cd_graph *g, cd_node *node, float *dx[2], const 
 const cd_layer_ops cd_input_ops = {NULL, input_forward, input_backward, NULL};
 
 /* ---- ReLU(max_value): y = min(max(x, 0), max_value); dy passes where 0 < x < max_value
- * (strict on both sides, as tf.nn.relu6's gradient). max_value <= 0 means no upper bound. */
+ * (strict on both sides, as tf.nn.relu6's gradient). max_value <= 0 means no upper bound.
+ * Backward reads the output (0 < y < max exactly when 0 < x < max), so the input (a BN
+ * output) need not be kept for it. */
 static cd_status relu_forward(cd_graph *g, cd_node *node, int training) {
     (void)training;
     const float *x = cd_input_node(g, node, 0)->out;
@@ -46,7 +48,7 @@ static cd_status relu_forward(cd_graph *g, cd_node *node, int training) {
 }
 static cd_status relu_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
     if (!dx[0]) return CD_OK;
-    const float *x = cd_input_node(g, node, 0)->out, *dy = node->dout;
+    const float *x = node->out, *dy = node->dout; /* the output: see above */
     float *out = dx[0];
     const size_t n = count_of(g, node);
     const float hi = node->max_value > 0.f ? node->max_value : INFINITY;
