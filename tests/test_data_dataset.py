@@ -224,3 +224,25 @@ def test_layer_arguments_validated():
         RandomTranslation(0.1, 1.5)
     r = RandomRotation(0.2)
     assert (r.lower, r.upper) == (-0.2, 0.2) and r.get_config()["fill_mode"] == "reflect"
+
+
+def test_abandoned_loaders_stop_their_workers(folder):
+    import gc
+    import os
+
+    def threads():
+        return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
+
+    ds = idfd(folder, batch_size=4, image_size=(8, 8), seed=2, verbose=False)
+    before = threads()
+    for epoch in range(20):
+        loader = ds.loader(epoch, training=True, layers=LAB_AUG, num_workers=3)
+        next(iter(loader))
+        del loader  # workers blocked on a full prefetch ring are woken and joined
+        it = iter(ds)
+        next(it)
+        del it
+    gc.collect()
+    assert threads() <= before
+    x = np.concatenate([b[0] for b in ds.loader(0, num_workers=2)])
+    assert len(x) == 41

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "data/dataset.h"
 
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_PNG
@@ -197,7 +198,6 @@ cd_status cd_decode_file(const char *path, size_t max_pixels, size_t max_bytes, 
 }
 
 /* Header-only check used for samples that are not cached (dimensions within limit). */
-cd_status cd_check_file_header(const char *path, size_t max_pixels, size_t max_bytes);
 cd_status cd_check_file_header(const char *path, size_t max_pixels, size_t max_bytes) {
     if (max_bytes == 0) max_bytes = CD_DEFAULT_MAX_FILE_BYTES;
     if (max_pixels == 0) max_pixels = CD_DEFAULT_MAX_PIXELS;
