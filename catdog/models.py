@@ -384,6 +384,12 @@ class Sequential(Model):
 
     def __call__(self, inputs, training=None):
         if not isinstance(inputs, KerasTensor):
+            if self._stack and all(hasattr(l, "_cd_op") for l in self._stack):
+                # a preprocessing stack on arrays (the lab shows augmented samples): run it
+                from catdog.layers.preprocessing import apply_layers
+
+                return apply_layers(self._stack, inputs,
+                                    training=True if training is None else bool(training))
             raise TypeError(f"Sequential '{self.name}' was called on {type(inputs).__name__}; "
                             "use .predict(x) for arrays")
         if self.input_shape is None:

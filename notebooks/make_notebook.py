@@ -96,8 +96,7 @@ data_augmentation = catdog.Sequential([
     layers.RandomRotation(0.2),
 ])
 image, _ = next(iter(train_dataset))
-augmented = np.stack([data_augmentation.layers[1](data_augmentation.layers[0](image[:1]))[0]
-                      for _ in range(9)])
+augmented = np.stack([data_augmentation(image[:1])[0] for _ in range(9)])
 catdog.plot.predictions(augmented, np.zeros(9, int), np.zeros(9, int), ["augmented"] )
 """)
 md("## The base model: MobileNetV2 pre-trained on ImageNet, without its classifier")
