@@ -14,7 +14,7 @@ from catdog import _engine  # noqa: E402
 
 _engine.init()
 
-from catdog import callbacks, layers, losses, metrics, optimizers, random  # noqa: E402,F401
+from catdog import callbacks, config, layers, losses, metrics, optimizers, random  # noqa: E402,F401
 from catdog.models import Input, Model, Sequential  # noqa: E402,F401
 from catdog import applications, datasets, plot, utils  # noqa: E402,F401
 

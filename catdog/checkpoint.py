@@ -33,7 +33,7 @@ def load_weights(model, path, by_name=None):
 def save_weights(model, path, format=None):
     """Write atomically (temp file + rename): .h5/.hdf5 -> Keras legacy layout (leaf layers
     by name), anything else -> catdog's .npz."""
-    model._pull_weights()
+    model._sync()
     weights = OrderedDict((l.name, [(n, w) for n, w, _ in l._weights]) for l in model._leaf_layers())
     return h5io.write_weights(path, weights, format=format,
                               metadata={"model": model.name} if format != "keras" else None)

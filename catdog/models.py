@@ -61,6 +61,7 @@ class Model(Layer):
         self._graph = None
         self._graph_index: Dict[int, int] = {}
         self._pushed: Dict[int, int] = {}
+        self._graph_dirty = False  # the graph holds newer weights than the layers
         self._compiled = None
         self.history = None
         self.stop_training = False
@@ -170,6 +171,10 @@ class Model(Layer):
 
             g.set_seed(_random.get_seed())
         g = self._graph
+        for layer, *_ in flat:  # weights another model trained since: fetch them first
+            layer._sync_from_owners()
+            if self not in layer._owners:
+                layer._owners.append(self)
         for i, (layer, _, tr, mode) in enumerate(flat):
             g.set_trainable(i, tr)
             g.set_mode(i, mode)
@@ -181,6 +186,7 @@ class Model(Layer):
 
     def _pull_weights(self):
         """Copy the graph's weights (trained, BN statistics) back into the layers."""
+        self._graph_dirty = False
         if self._graph is None:
             return
         for layer in self._flat_layers:
@@ -193,7 +199,13 @@ class Model(Layer):
             self._pushed[id(layer)] = layer._version
 
     def _pull_layer(self, layer):
-        pass
+        """A layer is being read: bring every layer up to date if this graph trained."""
+        if self._graph_dirty:
+            self._pull_weights()
+
+    def _sync(self):
+        for layer in self._leaf_layers():
+            layer._sync_from_owners()
 
     # -- weights ---------------------------------------------------------------------------
     def _leaf_layers(self):
@@ -206,14 +218,17 @@ class Model(Layer):
 
     @property
     def weights(self):
+        self._sync()
         return [w for l in self._leaf_layers() for _, w, _ in l._weights]
 
     @property
     def trainable_weights(self):
+        self._sync()
         return [w for l, tr in self._trainable_map() if tr for _, w, t in l._weights if t]
 
     @property
     def non_trainable_weights(self):
+        self._sync()
         return [w for l, tr in self._trainable_map()
                 for _, w, t in l._weights if not (tr and t)]
 
@@ -224,6 +239,7 @@ class Model(Layer):
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights: Sequence[np.ndarray]):
+        self._sync()
         leaves = [l for l in self._leaf_layers() if l._weights]
         expected = sum(len(l._weights) for l in leaves)
         if len(weights) != expected:

@@ -56,13 +56,17 @@ def _labels(y) -> np.ndarray:
 
 
 def train_on_batch(model, x, y):
+    """One step on a batch, augmentation layers included (keyed by the step count)."""
+    from catdog import random as _random
+
     g = _engine_ready(model)
     x = model._check_x(x)
     y = _labels(y)
     if len(y) != len(x):
         raise ValueError(f"got {len(x)} images and {len(y)} labels")
+    x = _augment(model, x, _random.get_seed(), 0, g.step_count())
     loss, correct = g.train_step(x, y)
-    model._pull_weights()
+    model._graph_dirty = True  # layers pull the new weights when read
     return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
 
 
@@ -143,7 +147,12 @@ def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
             cbs.on_train_batch_end(int(batches) - 1, logs)
         return bool(model.stop_training) if train else False
 
-    st = g.run_epoch(loader, bool(train), progress if (bar is not None or cbs is not None) else None)
+    try:
+        st = g.run_epoch(loader, bool(train),
+                         progress if (bar is not None or cbs is not None) else None)
+    finally:
+        if train:
+            model._graph_dirty = True
     return st["batches"], st["samples"], st["loss_sum"], st["correct"]
 
 
@@ -183,6 +192,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                     yb = _labels(yb)
                     xb = _augment(model, xb, seed, epoch, b)
                     loss, correct = g.train_step(xb, yb)
+                    model._graph_dirty = True
                     batches += 1
                     total_loss += float(loss) * len(xb)  # Keras 3: mean weighted by batch size
                     total_correct += correct

@@ -33,6 +33,16 @@ cd_status cd_set_num_threads(int n);    /* oneDNN (TBB) and catdog's own loops *
 int cd_get_num_threads(void);
 const char *cd_onednn_version(void);
 
+/* Arithmetic of the convolutions: CD_PRECISION_FP32 (default, exact float32), or
+ * CD_PRECISION_BF16: tensors stay float32 but oneDNN may compute convolutions in bfloat16
+ * (fpmath mode), on CPUs with AMX; refused (CD_ERR_VALUE) elsewhere, since oneDNN keeps
+ * its f32 kernels without AMX (seen on AVX512-BF16 Zen 4).
+ * Graphs rebuild their primitives at their next run. */
+typedef enum { CD_PRECISION_FP32 = 0, CD_PRECISION_BF16 = 1 } cd_precision;
+cd_status cd_set_precision(cd_precision p);
+cd_precision cd_get_precision(void);
+int cd_precision_generation(void); /* bumped by every change */
+
 /* ---- graph: a chain of Keras layers --------------------------------------------------- */
 typedef struct cd_graph cd_graph;
 

@@ -146,3 +146,68 @@ def test_sparse_categorical_crossentropy_and_accuracy():
     assert 0 <= acc <= 1 and np.isfinite(loss)
     assert model.evaluate(x, labels, verbose=0)[1] == pytest.approx(
         float(np.mean(logits.argmax(1) == labels)))
+
+
+def test_layers_shared_between_models_see_trained_weights():
+    """Training the lab model updates the base model it contains (weights are pulled lazily
+    from the graph that trained them)."""
+    base, model = small_model()
+    base.trainable = True
+    compile_(model, lr=1e-2)
+    x, y = data(8)
+    xn = catdog.applications.mobilenet_v2.preprocess_input(x)
+    before = base.predict_on_batch(xn)
+    kernel_before = base.get_layer("Conv_1").get_weights()[0]
+    model.train_on_batch(x, y)
+    after = base.predict_on_batch(xn)
+    assert not np.array_equal(before, after)
+    assert not np.array_equal(kernel_before, base.get_layer("Conv_1").get_weights()[0])
+    copy = catdog.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                           include_top=False, weights=None)
+    copy.set_weights(base.get_weights())
+    np.testing.assert_array_equal(copy.predict_on_batch(xn), after)
+
+
+def test_train_on_batch_applies_augmentation(monkeypatch):
+    """Keras's train_on_batch runs the model's augmentation layers: so does catdog's."""
+    from catdog import training
+
+    catdog.random.set_seed(1)
+    inputs = catdog.Input((32, 32, 3))
+    x = catdog.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.2)])(inputs)
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(2, 3, name="c")(x))
+    model = catdog.Model(inputs, layers.Dense(1)(x))
+    compile_(model)
+    assert [type(l).__name__ for l in model._flatten()[1]] == ["RandomFlip", "RandomRotation"]
+    seen = []
+    real = training._augment
+    monkeypatch.setattr(training, "_augment",
+                        lambda m, xb, *a: seen.append(real(m, xb, *a)) or seen[-1])
+    xb, yb = data(4)
+    model.train_on_batch(xb, yb)
+    model.train_on_batch(xb, yb)
+    assert len(seen) == 2 and not np.array_equal(seen[0], xb)
+    assert not np.array_equal(seen[0], seen[1])  # a new draw per step
+    assert model.evaluate(xb, yb, verbose=0)  # inference: no augmentation, no error
+
+
+def test_bf16_precision_close_to_fp32():
+    base = catdog.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35,
+                                           include_top=False, weights=None)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
+    fp32 = base.predict_on_batch(x)
+    try:
+        catdog.config.set_precision("bf16")
+    except ValueError as e:
+        assert "AMX" in str(e) and catdog.config.get_precision() == "fp32"
+        pytest.skip(f"bf16 mode refused on this CPU, as it should be: {e}")
+    try:
+        assert catdog.config.get_precision() == "bf16"
+        bf16 = base.predict_on_batch(x)
+    finally:
+        catdog.config.set_precision("fp32")
+    err = float(np.abs(bf16 - fp32).max() / np.abs(fp32).max())
+    assert 0 < err < 5e-2, err  # bf16 rounds (8-bit mantissa): different, close
+    np.testing.assert_array_equal(base.predict_on_batch(x), fp32)  # back to exact fp32
+    with pytest.raises(ValueError, match="fp32' or 'bf16"):
+        catdog.config.set_precision("fp16")

@@ -102,6 +102,7 @@ class Layer:
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        self._sync_from_owners()  # a pending pull must not overwrite what is set now
         if len(weights) != len(self._weights):
             raise ValueError(f"layer '{self.name}' expects {len(self._weights)} weights "
                              f"({', '.join(n for n, _, _ in self._weights) or 'none'}), "

@@ -2,6 +2,8 @@
  * Graph and data types are registered by engine.c and data.c. */
 #include "binding/common.h"
 
+#include <string.h>
+
 #define PY_ARRAY_UNIQUE_SYMBOL catdog_ARRAY_API
 #include <numpy/arrayobject.h>
 
@@ -42,7 +44,29 @@ static PyObject *py_init(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_set_precision(PyObject *self, PyObject *arg) {
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return NULL;
+    cd_precision p;
+    if (strcmp(name, "fp32") == 0 || strcmp(name, "float32") == 0) p = CD_PRECISION_FP32;
+    else if (strcmp(name, "bf16") == 0 || strcmp(name, "bfloat16") == 0) p = CD_PRECISION_BF16;
+    else {
+        PyErr_Format(PyExc_ValueError, "precision must be 'fp32' or 'bf16', got '%s'", name);
+        return NULL;
+    }
+    cd_status s = cd_runtime_init();
+    if (s == CD_OK) s = cd_set_precision(p);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_precision(PyObject *self, PyObject *unused) {
+    return PyUnicode_FromString(cd_get_precision() == CD_PRECISION_BF16 ? "bf16" : "fp32");
+}
+
 static PyMethodDef methods[] = {
+    {"set_precision", py_set_precision, METH_O, "'fp32' or 'bf16' (convolutions in bfloat16)."},
+    {"get_precision", py_get_precision, METH_NOARGS, "Current precision."},
     {"init", py_init, METH_NOARGS, "Create the oneDNN engine and stream (idempotent)."},
     {"set_num_threads", py_set_num_threads, METH_O, "Threads for oneDNN and catdog's loops."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Current thread count."},

@@ -93,6 +93,7 @@ struct cd_graph {
     size_t pool_cap;
     int pool_busy[CD_POOL_SLOTS];
     int forward_kind;             /* CD_KEEP_* of the last forward */
+    int precision_generation;     /* cd_precision_generation() the plans were built with */
     int structure_dirty;          /* trainable/mode changed since prepare */
     int have_forward;             /* outputs valid */
     int have_backward;            /* gradients valid */

@@ -123,6 +123,21 @@ static int ensure(float **buf, size_t *cap, size_t count, const char *what) {
 }
 
 static cd_status prepare(cd_graph *g, int n) {
+    if (g->precision_generation != cd_precision_generation()) { /* fp32 <-> bf16: rebuild */
+        for (int i = 0; i < g->num_nodes; i++) {
+            cd_node *node = &g->nodes[i];
+            for (int s = 0; s < CD_PLAN_SLOTS; s++) {
+                release_state(node, node->plan_state[s]);
+                node->plan_state[s] = NULL;
+                node->plan_batch[s] = 0;
+                cd_conv_fused_release(&node->fused_slot[s]);
+            }
+            node->state = NULL;
+        }
+        for (int s = 0; s < CD_PLAN_SLOTS; s++) g->plan_lru[s] = 0;
+        g->batch = 0;
+        g->precision_generation = cd_precision_generation();
+    }
     if (n != g->batch) {
         size_t largest = 0;
         for (int i = 0; i < g->num_nodes; i++) {
