@@ -211,3 +211,36 @@ def test_bf16_precision_close_to_fp32():
     np.testing.assert_array_equal(base.predict_on_batch(x), fp32)  # back to exact fp32
     with pytest.raises(ValueError, match="fp32' or 'bf16"):
         catdog.config.set_precision("fp16")
+
+
+def test_ctrl_c_during_a_c_epoch_stops_at_a_batch_boundary(tmp_path):
+    """A real SIGINT while the C loop trains an epoch on a dataset: fit returns, the model
+    keeps the last finished batch's weights and stays usable."""
+    import os
+    import signal
+    import threading
+
+    from PIL import Image
+
+    for cls in ("cats", "dogs"):
+        (tmp_path / cls).mkdir()
+        for i in range(48):
+            rgb = np.full((40, 40, 3), 200 if cls == "dogs" else 30, np.uint8)
+            Image.fromarray(rgb).save(tmp_path / cls / f"{i}.png")
+    ds = catdog.utils.image_dataset_from_directory(tmp_path, batch_size=8, image_size=(32, 32),
+                                                   label_mode="binary", seed=1)
+    _, model = small_model()
+    compile_(model)
+    calls = []
+
+    def interrupt(batch, logs):
+        calls.append(batch)
+        if len(calls) == 3:  # deliver SIGINT to ourselves while the C epoch is running
+            threading.Timer(0.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    h = model.fit(ds, epochs=50, verbose=0,
+                  callbacks=[callbacks.LambdaCallback(on_train_batch_end=interrupt)])
+    assert len(calls) < 50 * 12  # stopped long before the end
+    assert h.epoch == list(range(len(h.epoch)))
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    assert np.all(np.isfinite(model.predict_on_batch(x)))

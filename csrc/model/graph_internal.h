@@ -15,7 +15,8 @@
 
 #define CD_MAX_PARAMS 4
 #define CD_OPT_SLOTS 3
-#define CD_PLAN_SLOTS 2    /* batch sizes with primitives kept (full + last partial) */
+#define CD_PLAN_SLOTS 4    /* batch sizes with primitives kept: full, and the last partial
+                              batches of training, validation and test sets */
 #define CD_POOL_SLOTS 8    /* reusable buffers for outputs nobody keeps */
 
 typedef struct cd_param {
