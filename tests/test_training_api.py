@@ -244,3 +244,17 @@ def test_ctrl_c_during_a_c_epoch_stops_at_a_batch_boundary(tmp_path):
     assert h.epoch == list(range(len(h.epoch)))
     x = np.zeros((2, 32, 32, 3), np.float32)
     assert np.all(np.isfinite(model.predict_on_batch(x)))
+
+
+def test_augmentation_of_a_batch_is_independent_of_threads():
+    from catdog.layers.preprocessing import apply_layers
+
+    x = np.random.default_rng(0).uniform(0, 255, (6, 40, 40, 3)).astype(np.float32)
+    ops = [layers.RandomFlip("horizontal"), layers.RandomRotation(0.2)]
+    outs = []
+    for threads in (1, 2):
+        catdog.set_num_threads(threads)
+        outs.append(apply_layers(ops, x, training=True, seed=5, epoch=1))
+    catdog.set_num_threads(2)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], x)

@@ -5,6 +5,8 @@
  * Python object, so hold a reference to the object while C uses it. */
 #include "binding/common.h"
 
+#include <omp.h>
+
 #define PY_ARRAY_UNIQUE_SYMBOL catdog_ARRAY_API
 #define NO_IMPORT_ARRAY
 #include <numpy/arrayobject.h>
@@ -244,7 +246,10 @@ static PyObject *py_augment(PyObject *self, PyObject *args, PyObject *kw) {
         goto done;
     }
     out = (PyObject *)PyArray_NewCopy(in, NPY_CORDER);
-    scratch = PyMem_Malloc((size_t)h * w * 3 * sizeof(float));
+    /* one scratch image per thread: images are augmented in parallel (each image's draws are
+     * keyed by its sample index, so the result does not depend on the thread count) */
+    const int threads = cd_get_num_threads() > 0 ? cd_get_num_threads() : 1;
+    scratch = PyMem_Malloc((size_t)threads * h * w * 3 * sizeof(float));
     if (!out || !scratch) {
         if (!scratch) PyErr_NoMemory();
         Py_CLEAR(out);
@@ -253,9 +258,20 @@ static PyObject *py_augment(PyObject *self, PyObject *args, PyObject *kw) {
     const int64_t *ids = PyArray_DATA(samples);
     float *base = PyArray_DATA((PyArrayObject *)out);
     cd_status s = CD_OK;
+    npy_intp failed = -1;
     Py_BEGIN_ALLOW_THREADS
-    for (npy_intp i = 0; i < n && s == CD_OK; i++)
-        s = cd_augment_image(ops, nops, training, seed, epoch, ids[i], base + (size_t)i * h * w * 3, scratch, h, w);
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+    for (npy_intp i = 0; i < n; i++) {
+        float *mine = scratch + (size_t)omp_get_thread_num() * h * w * 3;
+        if (cd_augment_image(ops, nops, training, seed, epoch, ids[i],
+                             base + (size_t)i * h * w * 3, mine, h, w) != CD_OK) {
+#pragma omp critical
+            if (failed < 0 || i < failed) failed = i;
+        }
+    }
+    if (failed >= 0) /* again on this thread, for its (thread-local) error message */
+        s = cd_augment_image(ops, nops, training, seed, epoch, ids[failed],
+                             base + (size_t)failed * h * w * 3, scratch, h, w);
     Py_END_ALLOW_THREADS
     if (s != CD_OK) {
         Py_CLEAR(out);
