@@ -2,6 +2,7 @@
 #include "core/runtime.h"
 
 #include <omp.h>
+#include <xmmintrin.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -13,6 +14,14 @@ static cd_status init_status = CD_ERR_STATE;
 static char init_message[512];
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int num_threads;
+
+/* Flush denormals to zero (FTZ) and read them as zero (DAZ) on every thread of catdog's own
+ * loops, as TensorFlow does for its kernels: tiny gradients otherwise hit the CPU's slow
+ * denormal path (measured: ReLU backward 8x slower than its forward). */
+static void flush_denormals_everywhere(void) {
+#pragma omp parallel
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+}
 
 static void init_runtime(void) {
     dnnl_status_t s = dnnl_engine_create(&engine, dnnl_cpu, 0);
@@ -33,6 +42,7 @@ static void init_runtime(void) {
         return;
     }
     if (num_threads == 0) num_threads = omp_get_max_threads();
+    flush_denormals_everywhere();
     init_status = CD_OK;
 }
 
@@ -51,6 +61,7 @@ cd_status cd_set_num_threads(int n) {
         return cd_fail(CD_ERR_RUNTIME, "could not limit oneDNN's TBB threads to %d", n);
     omp_set_num_threads(n);
     num_threads = n;
+    flush_denormals_everywhere();
     return CD_OK;
 }
 
