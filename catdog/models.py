@@ -414,16 +414,6 @@ class Sequential(Model):
         self.output_shape = m.output_shape
         return KerasTensor(self.output_shape, self, [inputs], training)
 
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        self._trainable = bool(value)
-        for layer in self._stack:
-            layer.trainable = value
-
     def _flatten(self):
         return self._as_model()._flatten()
 

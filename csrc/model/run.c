@@ -192,29 +192,47 @@ static void plan_keep(cd_graph *g, int keep_kind) {
     g->nodes[g->num_nodes - 1].keep = 1;
 }
 
+/* Pooled buffers hold the largest output of the current batch size. */
+static void size_pool(cd_graph *g) {
+    if (g->pool_cap >= g->scratch_count) return;
+    for (int k = 0; k < CD_POOL_SLOTS; k++) {
+        free(g->pool[k]);
+        g->pool[k] = NULL;
+        g->pool_busy[k] = 0;
+    }
+    g->pool_cap = g->scratch_count;
+}
+
+/* A free pooled buffer (marked busy, index in *slot), or NULL with *slot = -1 when all are
+ * live (a wide graph) or memory ran out (*status). */
+static float *take_pooled(cd_graph *g, int *slot, cd_status *status) {
+    *slot = -1;
+    *status = CD_OK;
+    for (int k = 0; k < CD_POOL_SLOTS; k++) {
+        if (g->pool_busy[k]) continue;
+        if (!g->pool[k]) {
+            g->pool[k] = cd_alloc(g->pool_cap, sizeof(float), "activations");
+            if (!g->pool[k]) {
+                *status = CD_ERR_MEMORY;
+                return NULL;
+            }
+        }
+        g->pool_busy[k] = 1;
+        *slot = k;
+        return g->pool[k];
+    }
+    return NULL;
+}
+
 static cd_status assign_output(cd_graph *g, cd_node *node, size_t count) {
     node->pool_slot = -1;
     if (!node->keep) {
-        if (g->pool_cap < g->scratch_count) { /* pooled buffers hold the largest output */
-            for (int k = 0; k < CD_POOL_SLOTS; k++) {
-                free(g->pool[k]);
-                g->pool[k] = NULL;
-                g->pool_busy[k] = 0;
-            }
-            g->pool_cap = g->scratch_count;
-        }
-        for (int k = 0; k < CD_POOL_SLOTS; k++) {
-            if (g->pool_busy[k]) continue;
-            if (!g->pool[k]) {
-                g->pool[k] = cd_alloc(g->pool_cap, sizeof(float), "layer outputs");
-                if (!g->pool[k]) return CD_ERR_MEMORY;
-            }
-            g->pool_busy[k] = 1;
-            node->pool_slot = k;
-            node->out = g->pool[k];
-            return CD_OK;
-        }
-        /* every pooled buffer is live (a wide graph): fall back to a dedicated one */
+        size_pool(g);
+        cd_status s;
+        node->out = take_pooled(g, &node->pool_slot, &s);
+        if (s != CD_OK) return s;
+        if (node->out) return CD_OK;
+        /* every pooled buffer is live: fall back to a dedicated one */
     }
     if (ensure(&node->own, &node->own_cap, count, "layer outputs"))
         return cd_fail(CD_ERR_MEMORY, "out of memory for the outputs of layer '%s' (batch %d)",
@@ -362,18 +380,11 @@ void cd_add_inplace(float *y, const float *x, size_t n) {
  * a node's dout is taken when its first reader's backward writes it and given back after the
  * node's own backward, so only a few are alive at once. */
 static cd_status take_dout(cd_graph *g, cd_node *node) {
-    for (int k = 0; k < CD_POOL_SLOTS; k++) {
-        if (g->pool_busy[k]) continue;
-        if (!g->pool[k]) {
-            g->pool[k] = cd_alloc(g->pool_cap, sizeof(float), "gradients");
-            if (!g->pool[k]) return CD_ERR_MEMORY;
-        }
-        g->pool_busy[k] = 1;
-        node->pool_slot = k;
-        node->dout = g->pool[k];
-        return CD_OK;
-    }
-    node->pool_slot = -1; /* every pooled buffer is live: a dedicated one */
+    cd_status s;
+    node->dout = take_pooled(g, &node->pool_slot, &s);
+    if (s != CD_OK) return s;
+    if (node->dout) return CD_OK;
+    /* every pooled buffer is live: a dedicated one */
     if (ensure(&node->own_dout, &node->dout_cap, (size_t)g->batch * cd_node_sample_size(node),
                "gradients"))
         return CD_ERR_MEMORY;
@@ -398,13 +409,7 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
     int n = g->batch;
     cd_node *last = &g->nodes[g->num_nodes - 1];
     if (!last->needs_grad) return cd_fail(CD_ERR_STATE, "nothing in the graph is trainable");
-    if (g->pool_cap < g->scratch_count) { /* a forward without pooled outputs (keep all) */
-        for (int k = 0; k < CD_POOL_SLOTS; k++) {
-            free(g->pool[k]);
-            g->pool[k] = NULL;
-        }
-        g->pool_cap = g->scratch_count;
-    }
+    size_pool(g); /* a forward that kept everything may not have sized it */
     for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
