@@ -83,15 +83,13 @@ class Model(Layer):
         return order
 
     def __call__(self, inputs, training=None):
-        from catdog.models import KerasTensor as KT
-
-        if not isinstance(inputs, KT):
+        if not isinstance(inputs, KerasTensor):
             raise TypeError(f"model '{self.name}' was called on {type(inputs).__name__}; use "
                             "model.predict(x) for arrays")
         if tuple(inputs.shape) != tuple(self.input_shape):
             raise ValueError(f"model '{self.name}' expects inputs of shape {self.input_shape}, "
                              f"got {inputs.shape}")
-        return KT(self.output_shape, self, [inputs], training)
+        return KerasTensor(self.output_shape, self, [inputs], training)
 
     @property
     def trainable(self):
@@ -390,13 +388,8 @@ class Sequential(Model):
                 if isinstance(layer, InputLayer):
                     continue
                 x = layer(x)
-            Model.__init__(self._shadow(), inp, x)
-            self._model = self._shadow_model
+            self._model = Model(inp, x, name=f"{self.name}_graph")
         return self._model
-
-    def _shadow(self):
-        self._shadow_model = Model.__new__(Model)
-        return self._shadow_model
 
     def __call__(self, inputs, training=None):
         if not isinstance(inputs, KerasTensor):

@@ -125,8 +125,6 @@ cd_status cd_graph_get_weight(const cd_graph *g, int layer, int w, float *dst, s
 cd_status cd_graph_set_weight(cd_graph *g, int layer, int w, const float *src, size_t n);
 cd_status cd_graph_set_trainable(cd_graph *g, int layer, int trainable);
 cd_status cd_graph_set_mode(cd_graph *g, int layer, cd_mode mode);
-/* Glorot-uniform kernels / zero biases / BN (1,0,0,1), from a seed. */
-cd_status cd_graph_init_weights(cd_graph *g, uint64_t seed);
 
 /* ---- execution ------------------------------------------------------------------------ */
 /* x: (n, H, W, C) of the input layer. Keeps every layer's output until the next forward. */

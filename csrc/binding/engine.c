@@ -357,14 +357,6 @@ static PyObject *Graph_set_mode(GraphObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Graph_init_weights(GraphObject *self, PyObject *arg) {
-    unsigned long long seed = PyLong_AsUnsignedLongLongMask(arg);
-    if (PyErr_Occurred() || check_graph(self)) return NULL;
-    cd_status s = cd_graph_init_weights(self->graph, seed);
-    if (s != CD_OK) return cd_py_raise(s);
-    Py_RETURN_NONE;
-}
-
 static PyObject *Graph_set_seed(GraphObject *self, PyObject *arg) {
     unsigned long long seed = PyLong_AsUnsignedLongLongMask(arg);
     if (PyErr_Occurred() || check_graph(self)) return NULL;
@@ -621,7 +613,6 @@ static PyMethodDef Graph_methods[] = {
     {"set_weight", (PyCFunction)Graph_set_weight, METH_VARARGS, "(layer, w, float32 array)"},
     {"set_trainable", (PyCFunction)Graph_set_trainable, METH_VARARGS, "(layer, flag)"},
     {"set_mode", (PyCFunction)Graph_set_mode, METH_VARARGS, "(layer, -1 inherit / 0 inference / 1 training)"},
-    {"init_weights", (PyCFunction)Graph_init_weights, METH_O, "seed: glorot-uniform kernels"},
     {"set_seed", (PyCFunction)Graph_set_seed, METH_O, "seed for dropout"},
     {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False, keep_all=True): keep_all=False keeps only the output"},
     {"get_output", (PyCFunction)Graph_get_output, METH_VARARGS, "(layer, batch) -> array"},

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "core/rng.h"
 #include "core/runtime.h"
 #include "model/graph_internal.h"
 
@@ -24,8 +23,6 @@ cd_status cd_graph_create(cd_graph **out) {
     return CD_OK;
 }
 
-#define release_runtime cd_graph_release_runtime
-
 static void free_param(cd_param *p) {
     free(p->value);
     free(p->grad);
@@ -34,7 +31,7 @@ static void free_param(cd_param *p) {
 
 void cd_graph_free(cd_graph *g) {
     if (!g) return;
-    release_runtime(g);
+    cd_graph_release_runtime(g);
     for (int i = 0; i < g->num_nodes; i++)
         for (int k = 0; k < g->nodes[i].num_params; k++) free_param(&g->nodes[i].params[k]);
     free(g->nodes);
@@ -76,7 +73,7 @@ static cd_status append_node(cd_graph *g, cd_layer_kind kind, const char *name, 
         if (inputs[i] < 0 || inputs[i] >= g->num_nodes)
             return cd_fail(CD_ERR_VALUE, "layer '%s': input index %d out of range [0, %d)", name,
                            inputs[i], g->num_nodes);
-    release_runtime(g); /* structure changes invalidate prepared state */
+    cd_graph_release_runtime(g); /* structure changes invalidate prepared state */
     if (g->num_nodes == g->capacity) {
         int cap = g->capacity ? 2 * g->capacity : 64;
         cd_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
@@ -412,36 +409,6 @@ cd_status cd_graph_set_seed(cd_graph *g, uint64_t seed) {
 }
 
 int64_t cd_graph_step_count(const cd_graph *g) { return g->step; }
-
-/* Keras glorot_uniform: limit sqrt(6 / (fan_in + fan_out)), fans from the Keras shape
- * (receptive field = product of all but the last two dims). */
-cd_status cd_graph_init_weights(cd_graph *g, uint64_t seed) {
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        for (int k = 0; k < node->num_params; k++) {
-            cd_param *p = &node->params[k];
-            float fill = 0.f;
-            if (strcmp(p->name, "kernel") == 0 || strcmp(p->name, "depthwise_kernel") == 0) {
-                double receptive = 1;
-                for (int d = 0; d < p->ndim - 2; d++) receptive *= p->dims[d];
-                double fan_in = p->dims[p->ndim - 2] * receptive;
-                double fan_out = p->dims[p->ndim - 1] * receptive;
-                float limit = (float)sqrt(6.0 / (fan_in + fan_out));
-                uint64_t key = cd_rng_key(seed, (uint64_t)i, (uint64_t)k, 0x6c0ULL);
-                for (size_t e = 0; e < p->size; e++)
-                    p->value[e] = (2.f * cd_rng_uniform(key, e) - 1.f) * limit;
-                p->version++;
-                continue;
-            }
-            if (strcmp(p->name, "gamma") == 0 || strcmp(p->name, "moving_variance") == 0)
-                fill = 1.f;
-            for (size_t e = 0; e < p->size; e++) p->value[e] = fill;
-            p->version++;
-        }
-    }
-    g->have_forward = g->have_backward = 0;
-    return CD_OK;
-}
 
 /* ---- trainability ---------------------------------------------------------------------- */
 

@@ -207,15 +207,12 @@ static cd_status conv_forward(cd_graph *g, cd_node *node, int training) {
     return run(s->fwd, node->use_bias ? 4 : 3, args, "convolution forward", node->name);
 }
 
+/* Input channels of the convolution, from its kernel (HWIO; depthwise ignores it). */
+static int input_channels(const cd_node *node) { return node->params[KERNEL].dims[2]; }
+
 static cd_status build_backward_data(cd_node *node, conv_state *s) {
     dnnl_memory_desc_t w_any;
-    const_dnnl_memory_desc_t fwd_w = dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 0);
-    int ndims = 0;
-    dnnl_dims_t *wd = NULL;
-    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_ndims_s32, &ndims), "query", node->name);
-    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_dims, &wd), "query", node->name);
-    CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, ndims, *wd, dnnl_f32, dnnl_format_tag_any),
-            "weights descriptor", node->name);
+    CD_TRY(weights_md(node, input_channels(node), 1, &w_any));
     dnnl_dims_t strides, dilates, pad_l, pad_r;
     geometry(node, strides, dilates, pad_l, pad_r);
     dnnl_primitive_attr_t attr;
@@ -238,14 +235,8 @@ static cd_status build_backward_data(cd_node *node, conv_state *s) {
 }
 
 static cd_status build_backward_weights(cd_node *node, conv_state *s) {
-    const_dnnl_memory_desc_t fwd_w = dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 0);
-    int ndims = 0;
-    dnnl_dims_t *wd = NULL;
-    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_ndims_s32, &ndims), "query", node->name);
-    CD_DNNL(dnnl_memory_desc_query(fwd_w, dnnl_query_dims, &wd), "query", node->name);
     dnnl_memory_desc_t w_any;
-    CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, ndims, *wd, dnnl_f32, dnnl_format_tag_any),
-            "weights descriptor", node->name);
+    CD_TRY(weights_md(node, input_channels(node), 1, &w_any));
     dnnl_dims_t strides, dilates, pad_l, pad_r;
     geometry(node, strides, dilates, pad_l, pad_r);
     dnnl_primitive_attr_t attr;

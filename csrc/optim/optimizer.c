@@ -51,8 +51,8 @@ cd_status cd_optimizer_validate(const cd_optimizer_config *o) {
     return cd_fail(CD_ERR_VALUE, "unknown optimizer kind %d", (int)o->kind);
 }
 
+/* Slots are freed here and allocated lazily, zeroed, at the first update of each weight. */
 cd_status cd_optimizer_reset(cd_graph *g) {
-    int nslots = slots_needed(&g->opt);
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
         for (int k = 0; k < node->num_params; k++) {
@@ -63,7 +63,6 @@ cd_status cd_optimizer_reset(cd_graph *g) {
             }
         }
     }
-    (void)nslots; /* slots are allocated lazily, zeroed, at the first update of each weight */
     g->opt_iterations = 0;
     return CD_OK;
 }
