@@ -295,7 +295,7 @@ class Model(Layer):
         g = self._ensure_graph()
         g.forward(x, bool(training))
         if training:
-            self._pull_weights()  # BN moving statistics moved
+            self._graph_dirty = True  # BN moving statistics moved
         return {n: g.get_output(g.find_layer(n), x.shape[0]) for n in names}
 
     def gradients(self, x, y=None, loss="binary_crossentropy_logits", training=False,

@@ -206,7 +206,6 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                         break
             if batches == 0:
                 raise ValueError("the training data yielded no batches")
-            model._pull_weights()
             logs = {"loss": total_loss / seen}
             if metric:
                 logs[metric] = total_correct / seen
@@ -221,13 +220,11 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
-    except KeyboardInterrupt:
-        model._pull_weights()
+    except KeyboardInterrupt:  # the graph keeps the last finished batch's weights
         if verbose:
             print("\nTraining interrupted: the model keeps the weights of the last completed "
                   "batch; History holds the completed epochs.")
-    finally:
-        model._pull_weights()
+    # no explicit pull: layers fetch the trained weights from the graph when read
     cbs.on_train_end()
     model.history = history
     return history
