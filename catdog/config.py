@@ -1,12 +1,16 @@
 """Engine settings: threads and arithmetic precision.
 
-    catdog.config.set_precision("bf16")   # convolutions in bfloat16 (CPUs with AMX)
+    catdog.config.set_precision("bf16")   # the frozen part in bfloat16 (AVX512-BF16 or AMX)
     catdog.config.set_precision("fp32")   # the default: exact float32, Keras parity
 
-bf16 keeps tensors and weights in float32 and lets oneDNN compute the convolutions with
-bfloat16 inputs (fpmath mode). oneDNN does that only on CPUs with AMX; elsewhere set_precision("bf16")
-raises ValueError instead of silently staying in fp32. Not yet measured: no AMX machine was
-at hand (see NOTES.md)."""
+In bf16 mode the frozen part of the network - every layer below the first trainable one in
+training, the whole network in predict/evaluate - runs its fused Conv+BN(+ReLU6/+Add) blocks
+on bfloat16 activations and weights (about twice as fast here). Trainable layers, gradients,
+optimizer state, the weights you read and every output you get stay float32. Results are
+close to fp32, not equal (bf16 keeps 8 bits of mantissa): tests/test_engine_bf16.py states
+the tolerances, benchmarks/RESULTS.md the lab's accuracy in both modes. CPUs without
+AVX512-BF16 or AMX get a ValueError and stay in fp32.
+"""
 from catdog import _engine
 
 

@@ -78,6 +78,10 @@ struct cd_node {
     int plan_batch[CD_PLAN_SLOTS];
     void *fused_slot[CD_PLAN_SLOTS]; /* conv only: the fused inference block per batch size */
     int needs_grad;               /* a gradient flows through this node in backward */
+    /* the forward's fused blocks (run.c plan_fusions): on a block's first node, the conv's
+     * index, CD_FUSE_* tail and last node (-1 elsewhere); in_block: the block's first node */
+    int block_conv, block_tail, block_last, in_block;
+    int out_bf16;                 /* output stored as bfloat16 (bf16 mode, only fused blocks read it) */
     int dout_written;             /* during backward: dout holds a value (else first write) */
     int last_training;            /* effective training flag used by the last forward */
     void *state;                  /* per-kind prepared state */

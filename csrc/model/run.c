@@ -192,7 +192,8 @@ static void plan_keep(cd_graph *g, int keep_kind) {
     g->nodes[g->num_nodes - 1].keep = 1;
 }
 
-/* Pooled buffers hold the largest output of the current batch size. */
+/* Pooled buffers hold the largest output of the current batch size (as float32; a bf16
+ * output uses half of one). */
 static void size_pool(cd_graph *g) {
     if (g->pool_cap >= g->scratch_count) return;
     for (int k = 0; k < CD_POOL_SLOTS; k++) {
@@ -280,21 +281,18 @@ static void release_inputs(cd_graph *g, const cd_node *node, int i) {
     }
 }
 
-cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training, int keep_kind) {
-    if (g->num_nodes == 0) return cd_fail(CD_ERR_STATE, "the graph has no layers");
-    if (n < 1 || n > 1 << 16) return cd_fail(CD_ERR_VALUE, "batch size must be >= 1, got %d", n);
-    g->have_forward = g->have_backward = 0;
-    CD_TRY(prepare(g, n));
-    plan_keep(g, keep_kind);
-    for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
-    int fused_until = -1;
+/* Decide this forward's fused blocks (a block: [ZeroPadding2D] Conv BN [ReLU | Add], see
+ * fusion_at) and, in bf16 mode, which block outputs are stored as bfloat16: those that only
+ * other fused blocks read, as their source or as their Add's skip input. Everything a plain
+ * layer, the loss or get_output reads stays float32. */
+static void plan_fusions(cd_graph *g, int training, int keep_kind) {
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
-        if (i <= fused_until) { /* computed by the fused block that started before it */
-            node->last_training = 0;
-            release_inputs(g, node, i);
-            continue;
-        }
+        node->block_last = node->in_block = -1;
+        node->out_bf16 = 0;
+    }
+    for (int i = 1; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
         /* a ZeroPadding2D whose only reader is a fusable conv joins the block */
         int c = i;
         if (node->kind == CD_LAYER_ZEROPAD && i + 1 < g->num_nodes && !node->keep &&
@@ -302,10 +300,52 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
             (g->nodes[i + 1].kind == CD_LAYER_DEPTHWISE_CONV2D || g->nodes[i + 1].kind == CD_LAYER_CONV2D) &&
             !(keep_kind == CD_KEEP_FOR_BACKWARD && node->needs_grad))
             c = i + 1;
-        int tail = i == 0 ? CD_FUSE_NONE : fusion_at(g, c, training, keep_kind);
-        if (tail == CD_FUSE_NONE) c = i;
-        if (tail != CD_FUSE_NONE) {
-            int last = c + (tail == CD_FUSE_BN ? 1 : 2);
+        int tail = fusion_at(g, c, training, keep_kind);
+        if (tail == CD_FUSE_NONE) continue;
+        int last = c + (tail == CD_FUSE_BN ? 1 : 2);
+        node->block_conv = c, node->block_tail = tail, node->block_last = last;
+        for (int k = i; k <= last; k++) g->nodes[k].in_block = i;
+        i = last;
+    }
+    if (cd_get_precision() != CD_PRECISION_BF16) return;
+    for (int i = 1; i < g->num_nodes; i++) {
+        if (g->nodes[i].block_last < 0) continue;
+        cd_node *out = &g->nodes[g->nodes[i].block_last];
+        int readers = 0, fused_readers = 0;
+        for (int j = g->nodes[i].block_last + 1; j < g->num_nodes; j++) {
+            const cd_node *r = &g->nodes[j];
+            for (int k = 0; k < r->num_inputs; k++) {
+                if (&g->nodes[r->inputs[k]] != out) continue;
+                readers++;
+                const int start = r->in_block;
+                if (start == j) fused_readers++; /* the block's source */
+                else if (start >= 0 && g->nodes[start].block_tail == CD_FUSE_ADD &&
+                         g->nodes[start].block_last == j)
+                    fused_readers++; /* the block's Add skip input */
+            }
+        }
+        out->out_bf16 = !out->keep && readers > 0 && readers == fused_readers;
+    }
+}
+
+cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training, int keep_kind) {
+    if (g->num_nodes == 0) return cd_fail(CD_ERR_STATE, "the graph has no layers");
+    if (n < 1 || n > 1 << 16) return cd_fail(CD_ERR_VALUE, "batch size must be >= 1, got %d", n);
+    g->have_forward = g->have_backward = 0;
+    CD_TRY(prepare(g, n));
+    plan_keep(g, keep_kind);
+    plan_fusions(g, training, keep_kind);
+    for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
+        if (node->in_block >= 0 && node->in_block != i) {
+            /* computed by the fused block that started before it */
+            node->last_training = 0;
+            release_inputs(g, node, i);
+            continue;
+        }
+        if (node->block_last >= 0) {
+            const int c = node->block_conv, tail = node->block_tail, last = node->block_last;
             cd_node *out = &g->nodes[last], *bn = &g->nodes[c + 1], *conv = &g->nodes[c];
             cd_node *zeropad = c != i ? node : NULL;
             for (int k = i; k < last; k++) {
@@ -313,14 +353,19 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
                 g->nodes[k].pool_slot = -1;
             }
             CD_TRY(assign_output(g, out, (size_t)n * cd_node_sample_size(out)));
-            const float *skip = NULL;
+            const cd_node *skip = NULL;
             if (tail == CD_FUSE_ADD)
-                skip = g->nodes[out->inputs[0] == c + 1 ? out->inputs[1] : out->inputs[0]].out;
+                skip = &g->nodes[out->inputs[0] == c + 1 ? out->inputs[1] : out->inputs[0]];
+            cd_fused_types types = {
+                .compute_bf16 = cd_get_precision() == CD_PRECISION_BF16,
+                .src_bf16 = cd_input_node(g, node, 0)->out_bf16,
+                .dst_bf16 = out->out_bf16,
+                .skip_bf16 = skip ? skip->out_bf16 : 0,
+            };
             node->last_training = conv->last_training = bn->last_training = 0;
             cd_batchnorm_discard(bn);
-            CD_TRY(cd_conv_forward_fused(g, conv, zeropad, bn, tail, out->max_value, skip,
-                                         out->out, &conv->fused_slot[0]));
-            fused_until = last;
+            CD_TRY(cd_conv_forward_fused(g, conv, zeropad, bn, tail, out->max_value, types,
+                                         skip ? skip->out : NULL, out->out, &conv->fused_slot[0]));
             release_inputs(g, node, i);
             continue;
         }

@@ -7,7 +7,12 @@
  * the ReLU6 is an eltwise clip post-op (0, max), the residual Add a binary-add post-op reading
  * the skip tensor, and a ZeroPadding2D just before the conv extra convolution padding, so the
  * block's output is written once.
- * src (n, ih, iw, ic) NHWC -> dst (n, oh, ow, oc) NHWC; skip (n, oh, ow, oc) NHWC. */
+ * src (n, ih, iw, ic) NHWC -> dst (n, oh, ow, oc) NHWC; skip (n, oh, ow, oc) NHWC.
+ *
+ * bf16 mode (catdog.config.set_precision("bf16")): the block computes with bfloat16 source
+ * and folded weights (AVX512-BF16 / AMX kernels); each of src, dst and skip is bf16 or f32 as
+ * run.c decided for the tensor (bf16 where only fused blocks read it). An f32 source (the
+ * input layer, or a layer that ran unfused) is first converted into a block-owned buffer. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +25,15 @@
 typedef struct {
     int tail;                   /* CD_FUSE_* */
     int padded;                 /* built with a ZeroPadding2D folded in */
+    cd_fused_types types;       /* data types it was built for */
     float max_value;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     dnnl_memory_t src, dst, skip, w, bias, w_user;
     dnnl_primitive_t to_w;      /* reorder folded HWIO -> primitive format (NULL: same) */
+    dnnl_primitive_t to_src;    /* bf16 compute on an f32 source: convert it first */
+    dnnl_memory_t src_user;     /* the f32 source to_src reads */
+    void *src_converted;        /* (n, ih, iw, ic) bf16 */
     float *folded;              /* folded kernel in Keras layout */
     float *folded_bias;         /* (oc) */
     uint64_t versions[6];
@@ -35,12 +44,14 @@ static void fused_free(fused_state *f) {
     if (!f) return;
     if (f->prim) dnnl_primitive_destroy(f->prim);
     if (f->to_w) dnnl_primitive_destroy(f->to_w);
+    if (f->to_src) dnnl_primitive_destroy(f->to_src);
     if (f->pd) dnnl_primitive_desc_destroy(f->pd);
-    dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->w, f->bias, f->w_user};
+    dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->w, f->bias, f->w_user, f->src_user};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     free(f->folded);
     free(f->folded_bias);
+    free(f->src_converted);
     free(f);
 }
 
@@ -49,15 +60,20 @@ void cd_conv_fused_release(void **slot) {
     *slot = NULL;
 }
 
+static dnnl_data_type_t dt(int bf16) { return bf16 ? dnnl_bf16 : dnnl_f32; }
+
 static cd_status build(cd_graph *g, cd_node *conv, const cd_node *src, const int pad[4], int tail,
-                       float max_value, fused_state **out) {
+                       float max_value, cd_fused_types types, fused_state **out) {
     fused_state *f = calloc(1, sizeof *f);
     if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
     *out = f;
-    f->tail = tail, f->max_value = max_value;
+    f->tail = tail, f->max_value = max_value, f->types = types;
+    /* the convolution's own src/weights type; bias stays f32 */
+    const dnnl_data_type_t compute = dt(types.compute_bf16);
     const int n = g->batch, depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
     dnnl_dims_t sd = {n, src->c, src->h, src->w}, dd = {n, conv->c, conv->h, conv->w};
-    dnnl_memory_desc_t src_md = NULL, dst_md = NULL, w_any = NULL, w_user = NULL, b_md = NULL;
+    dnnl_memory_desc_t src_md = NULL, dst_md = NULL, w_any = NULL, w_user = NULL, b_md = NULL,
+                       src_user_md = NULL, skip_md = NULL;
     dnnl_dims_t bd = {conv->c};
     cd_status st = CD_OK;
     dnnl_primitive_attr_t attr = NULL;
@@ -67,16 +83,19 @@ static cd_status build(cd_graph *g, cd_node *conv, const cd_node *src, const int
         st = cd_dnnl_check((call), (what), conv->name);                     \
         if (st != CD_OK) goto done;                                         \
     } while (0)
-    TRY_D(dnnl_memory_desc_create_with_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc), "descriptor");
-    TRY_D(dnnl_memory_desc_create_with_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc), "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&src_md, 4, sd, compute, dnnl_nhwc), "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&src_user_md, 4, sd, dt(types.src_bf16), dnnl_nhwc),
+          "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&dst_md, 4, dd, dt(types.dst_bf16), dnnl_nhwc), "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&skip_md, 4, dd, dt(types.skip_bf16), dnnl_nhwc), "descriptor");
     TRY_D(dnnl_memory_desc_create_with_tag(&b_md, 1, bd, dnnl_f32, dnnl_a), "descriptor");
     if (depthwise) {
         dnnl_dims_t wd = {conv->c, 1, 1, conv->kh, conv->kw};
-        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, compute, dnnl_format_tag_any), "descriptor");
         TRY_D(dnnl_memory_desc_create_with_tag(&w_user, 5, wd, dnnl_f32, dnnl_hwigo), "descriptor");
     } else {
         dnnl_dims_t wd = {conv->c, src->c, conv->kh, conv->kw};
-        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, compute, dnnl_format_tag_any), "descriptor");
         TRY_D(dnnl_memory_desc_create_with_tag(&w_user, 4, wd, dnnl_f32, dnnl_hwio), "descriptor");
     }
     st = cd_make_attr(&attr);
@@ -88,7 +107,7 @@ static cd_status build(cd_graph *g, cd_node *conv, const cd_node *src, const int
         else
             TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f), "post-ops");
     } else if (tail == CD_FUSE_ADD) {
-        TRY_D(dnnl_post_ops_append_binary(po, dnnl_binary_add, dst_md), "post-ops");
+        TRY_D(dnnl_post_ops_append_binary(po, dnnl_binary_add, skip_md), "post-ops");
     }
     TRY_D(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
     dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
@@ -100,7 +119,22 @@ static cd_status build(cd_graph *g, cd_node *conv, const cd_node *src, const int
     TRY_D(dnnl_primitive_create(&f->prim, f->pd), "fused convolution");
     TRY_D(dnnl_memory_create(&f->src, src_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
     TRY_D(dnnl_memory_create(&f->dst, dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
-    TRY_D(dnnl_memory_create(&f->skip, dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->skip, skip_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    if (types.compute_bf16 && !types.src_bf16) {
+        dnnl_primitive_desc_t rpd;
+        TRY_D(dnnl_memory_create(&f->src_user, src_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+        TRY_D(dnnl_reorder_primitive_desc_create(&rpd, src_user_md, cd_engine(), src_md, cd_engine(),
+                                                 NULL),
+              "reorder");
+        dnnl_status_t s2 = dnnl_primitive_create(&f->to_src, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        TRY_D(s2, "reorder");
+        f->src_converted = cd_alloc(dnnl_memory_desc_get_size(src_md), 1, "bf16 source");
+        if (!f->src_converted) {
+            st = CD_ERR_MEMORY;
+            goto done;
+        }
+    }
     TRY_D(dnnl_memory_create(&f->bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
     TRY_D(dnnl_memory_create(&f->w_user, w_user, cd_engine(), DNNL_MEMORY_NONE), "memory");
     const_dnnl_memory_desc_t w_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0);
@@ -121,7 +155,7 @@ done:
 #undef TRY_D
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
-    dnnl_memory_desc_t mds[] = {src_md, dst_md, w_any, w_user, b_md};
+    dnnl_memory_desc_t mds[] = {src_md, dst_md, w_any, w_user, b_md, src_user_md, skip_md};
     for (size_t i = 0; i < sizeof mds / sizeof *mds; i++)
         if (mds[i]) dnnl_memory_desc_destroy(mds[i]);
     return st;
@@ -160,19 +194,20 @@ static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
 }
 
 cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
-                                const cd_node *bn, int tail, float max_value, const float *skip,
-                                float *dst, void **slot) {
+                                const cd_node *bn, int tail, float max_value, cd_fused_types types,
+                                const void *skip, void *dst, void **slot) {
     fused_state *f = *slot;
     /* a ZeroPadding2D before the conv becomes extra (asymmetric) convolution padding */
     const cd_node *src = zeropad ? cd_input_node(g, zeropad, 0) : cd_input_node(g, conv, 0);
     int pad[4];
     for (int k = 0; k < 4; k++) pad[k] = conv->pad[k] + (zeropad ? zeropad->pad[k] : 0);
-    if (f && (f->tail != tail || f->max_value != max_value || f->padded != (zeropad != NULL))) {
+    if (f && (f->tail != tail || f->max_value != max_value || f->padded != (zeropad != NULL) ||
+              memcmp(&f->types, &types, sizeof types) != 0)) {
         fused_free(f);
         *slot = f = NULL;
     }
     if (!f) {
-        cd_status s = build(g, conv, src, pad, tail, max_value, &f);
+        cd_status s = build(g, conv, src, pad, tail, max_value, types, &f);
         if (f) f->padded = zeropad != NULL;
         *slot = f;
         if (s != CD_OK) {
@@ -182,7 +217,14 @@ cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zerop
         }
     }
     CD_TRY(fold(conv, bn, f));
-    CD_DNNL(dnnl_memory_set_data_handle(f->src, src->out), "memory", conv->name);
+    if (f->to_src) { /* f32 source, bf16 compute */
+        CD_DNNL(dnnl_memory_set_data_handle(f->src_user, src->out), "memory", conv->name);
+        CD_DNNL(dnnl_memory_set_data_handle(f->src, f->src_converted), "memory", conv->name);
+        dnnl_exec_arg_t cargs[2] = {{DNNL_ARG_FROM, f->src_user}, {DNNL_ARG_TO, f->src}};
+        CD_DNNL(dnnl_primitive_execute(f->to_src, cd_stream(), 2, cargs), "bf16 conversion", conv->name);
+    } else {
+        CD_DNNL(dnnl_memory_set_data_handle(f->src, src->out), "memory", conv->name);
+    }
     CD_DNNL(dnnl_memory_set_data_handle(f->dst, dst), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->bias, f->folded_bias), "memory", conv->name);
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, f->src}, {DNNL_ARG_WEIGHTS, f->w},

@@ -5,11 +5,18 @@
 
 enum { CD_FUSE_NONE = 0, CD_FUSE_BN = 1, CD_FUSE_RELU = 2, CD_FUSE_ADD = 3 };
 
-/* dst = tail(conv(zeropad(src)) folded with bn) (zeropad may be NULL); skip is the Add's other input (CD_FUSE_ADD). *slot
- * holds the fused primitive and folded weights (per batch size; free with
+/* Data types of a fused block's tensors (1: bfloat16, 0: float32). compute_bf16: the
+ * convolution runs on bf16 source and weights (bf16 mode); a float32 source is converted. */
+typedef struct {
+    int compute_bf16, src_bf16, dst_bf16, skip_bf16;
+} cd_fused_types;
+
+/* dst = tail(conv(zeropad(src)) folded with bn) (zeropad may be NULL); skip is the Add's
+ * other input (CD_FUSE_ADD). src, dst and skip are float32 or bfloat16 as `types` says.
+ * *slot holds the fused primitive and folded weights (per batch size; free with
  * cd_conv_fused_release). */
 cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
-                                const cd_node *bn, int tail, float max_value, const float *skip,
-                                float *dst, void **slot);
+                                const cd_node *bn, int tail, float max_value, cd_fused_types types,
+                                const void *skip, void *dst, void **slot);
 void cd_conv_fused_release(void **slot);
 #endif

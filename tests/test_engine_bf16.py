@@ -1,0 +1,154 @@
+"""bf16 mode (catdog.config.set_precision("bf16")): the frozen part's fused convolutions run
+on bfloat16 activations and folded weights; everything a caller reads stays float32.
+
+Stated tolerances:
+- against an exact NumPy emulation of the bf16 arithmetic (inputs, folded weights and the
+  tensors between fused blocks rounded to bf16, sums in float32): 1e-5 of the output's range;
+- against fp32 on the ImageNet base with real images: pooled features at cosine >= 0.99 and
+  the same predicted class for a head trained on fp32 features.
+"""
+import numpy as np
+import pytest
+
+import catdog
+from catdog import layers
+from conftest import needs_shared_data, needs_shared_weights, shared_dir
+
+
+@pytest.fixture
+def bf16():
+    try:
+        catdog.config.set_precision("bf16")
+    except ValueError as e:
+        assert "AVX512-BF16" in str(e) and catdog.config.get_precision() == "fp32"
+        pytest.skip(f"bf16 mode refused on this CPU, as it should be: {e}")
+    yield
+    catdog.config.set_precision("fp32")
+
+
+def to_bf16(a):
+    """Round float32 to the nearest bfloat16 (ties to even), returned as float32."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
+def fold(conv, bn):
+    """Keras HWIO kernel and BN weights -> the folded kernel and bias of the fused block."""
+    gamma, beta, mean, var = bn.get_weights()
+    s = gamma / np.sqrt(var + bn.epsilon)
+    return conv.get_weights()[0] * s, beta - mean * s
+
+
+def pointwise(x, w, b):
+    """1x1 convolution in float64 on (n, h, w, ci) with HWIO (1, 1, ci, co)."""
+    return np.einsum("nhwc,co->nhwo", x.astype(np.float64), w[0, 0].astype(np.float64)) + b
+
+
+def two_block_model(rng):
+    """x -> [conv_a bn_a relu6] -> [conv_b bn_b + skip(relu_a)]: the first block's output is
+    read only by fused blocks (as source and as the Add's skip), so bf16 mode stores it in
+    bf16; the Add's output is the model's, kept in float32."""
+    inputs = catdog.Input((6, 5, 8))
+    conv_a, bn_a = layers.Conv2D(16, 1, use_bias=False, name="conv_a"), layers.BatchNormalization(name="bn_a")
+    conv_b, bn_b = layers.Conv2D(16, 1, use_bias=False, name="conv_b"), layers.BatchNormalization(name="bn_b")
+    a = layers.ReLU(6.0, name="relu_a")(bn_a(conv_a(inputs)))
+    out = layers.Add(name="add")([bn_b(conv_b(a)), a])
+    model = catdog.Model(inputs, out)
+    for bn in (bn_a, bn_b):
+        bn.set_weights([rng.uniform(0.5, 2, 16), rng.normal(0, 0.5, 16), rng.normal(0, 0.5, 16),
+                        rng.uniform(0.5, 2, 16)])
+    for conv in (conv_a, conv_b):
+        conv.set_weights([rng.normal(0, 0.5, conv.get_weights()[0].shape)])
+    model.trainable = False
+    return model, (conv_a, bn_a, conv_b, bn_b)
+
+
+def test_fused_blocks_match_a_bf16_emulation(bf16):
+    rng = np.random.default_rng(3)
+    model, (conv_a, bn_a, conv_b, bn_b) = two_block_model(rng)
+    x = rng.uniform(-2, 2, (3, 6, 5, 8)).astype(np.float32)
+    got = model.predict_on_batch(x)
+
+    wa, ba = fold(conv_a, bn_a)
+    wb, bb = fold(conv_b, bn_b)
+    a = to_bf16(np.clip(pointwise(to_bf16(x), to_bf16(wa), ba), 0, 6).astype(np.float32))
+    emulated = pointwise(a, to_bf16(wb), bb) + a
+    a32 = np.clip(pointwise(x, wa, ba), 0, 6)
+    exact = pointwise(a32, wb, bb) + a32
+
+    scale = np.abs(emulated).max()
+    assert np.abs(got - emulated).max() <= 1e-5 * scale
+    assert np.abs(got - exact).max() > 1e-3 * scale  # it did round: not the fp32 answer
+
+
+def test_bf16_close_to_fp32_and_back_to_exact(bf16):
+    base = catdog.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35,
+                                           include_top=False, weights=None)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
+    half = base.predict_on_batch(x)
+    catdog.config.set_precision("fp32")
+    fp32 = base.predict_on_batch(x)
+    err = float(np.abs(half - fp32).max() / np.abs(fp32).max())
+    assert 0 < err < 5e-2, err  # rounded through 52 convolutions: different, close
+    np.testing.assert_array_equal(base.predict_on_batch(x), fp32)  # fp32 again: exact
+
+
+def test_precision_names_are_checked():
+    with pytest.raises(ValueError, match="fp32' or 'bf16"):
+        catdog.config.set_precision("fp16")
+    assert catdog.config.get_precision() == "fp32"
+
+
+def test_bf16_training_is_deterministic_and_trains_in_fp32(bf16):
+    """A transfer step in bf16: the frozen base in bf16, the head's gradients and update in
+    float32 - same bits twice, and close to the fp32 step."""
+    def run():
+        catdog.random.set_seed(4)
+        base, _ = two_block_model(np.random.default_rng(1))  # frozen: fused, bf16
+        inputs = catdog.Input((6, 5, 8))
+        out = layers.Dense(1)(layers.GlobalAveragePooling2D()(base(inputs, training=False)))
+        model = catdog.Model(inputs, out)
+        model.compile(optimizer=catdog.optimizers.Adam(1e-2),
+                      loss=catdog.losses.BinaryCrossentropy(from_logits=True))
+        rng = np.random.default_rng(0)
+        x = rng.uniform(-2, 2, (8, 6, 5, 8)).astype(np.float32)
+        y = (rng.uniform(size=8) > 0.5).astype(np.float32)
+        losses = [model.train_on_batch(x, y) for _ in range(3)]
+        return losses, model.layers[-1].get_weights()[0]
+
+    l1, w1 = run()
+    l2, w2 = run()
+    assert l1 == l2 and np.array_equal(w1, w2)
+    catdog.config.set_precision("fp32")
+    l32, w32 = run()
+    assert l1 != l32
+    np.testing.assert_allclose(l1, l32, rtol=2e-2)
+    assert np.abs(w1 - w32).max() <= 0.05 * np.abs(w32).max()
+
+
+@needs_shared_weights
+@needs_shared_data
+def test_imagenet_features_in_bf16_agree_with_fp32(bf16):
+    from PIL import Image
+
+    root = shared_dir() / "data" / "cats_and_dogs_filtered" / "validation"
+    files = sorted(root.glob("*/*.jpg"))[::25][:40]
+    labels = np.array([f.parent.name == "dogs" for f in files], np.float32)
+    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((160, 160)), np.float32)
+                  for f in files])
+    x = catdog.applications.mobilenet_v2.preprocess_input(x)
+    weights = shared_dir() / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    base = catdog.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False,
+                                           weights=str(weights))
+    half = base.predict(x, verbose=0).mean(axis=(1, 2))
+    catdog.config.set_precision("fp32")
+    full = base.predict(x, verbose=0).mean(axis=(1, 2))
+    cos = (half * full).sum(1) / np.linalg.norm(half, axis=1) / np.linalg.norm(full, axis=1)
+    assert cos.min() >= 0.99, cos.min()
+    # nearest class centroid (centroids from the fp32 features): the same answers in bf16
+    dog, cat = full[labels == 1].mean(0), full[labels == 0].mean(0)
+    def says_dog(f):
+        return np.linalg.norm(f - dog, axis=1) < np.linalg.norm(f - cat, axis=1)
+    assert (says_dog(full) == labels).mean() >= 0.9  # the probe itself works
+    assert np.array_equal(says_dog(half), says_dog(full))
