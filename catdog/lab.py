@@ -5,7 +5,8 @@ test accuracy; writes learning curves (PNG), metrics (JSON) and a short Markdown
 Data and weights: --data / --weights, else ../shared (beside the working directory or the
 source tree) when present, else downloaded and cached (catdog.datasets, catdog.weights).
 Environment overrides (used by the CI's reduced lab and the notebook test):
-CATDOG_LAB_EPOCHS, CATDOG_LAB_FINE_TUNE_EPOCHS, CATDOG_LAB_SUBSET (images per class)."""
+CATDOG_LAB_EPOCHS, CATDOG_LAB_FINE_TUNE_EPOCHS, CATDOG_LAB_SUBSET (images per class),
+CATDOG_LAB_PRECISION (fp32 | bf16)."""
 from __future__ import annotations
 
 import argparse
@@ -63,12 +64,26 @@ def parse(argv=None):
                    help="use only the first N images of each class (0: all)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--threads", type=int, default=0, help="0: all cores")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   default=os.environ.get("CATDOG_LAB_PRECISION", "fp32"),
+                   help="bf16: the frozen part in bfloat16 (CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--output", default="lab_output")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
 
 def run(args, return_model: bool = False):
+    import catdog
+
+    previous = catdog.config.get_precision()
+    catdog.config.set_precision(getattr(args, "precision", "fp32"))
+    try:
+        return _run(args, return_model)
+    finally:
+        catdog.config.set_precision(previous)
+
+
+def _run(args, return_model):
     import catdog
     from catdog import layers
 
@@ -168,6 +183,7 @@ def run(args, return_model: bool = False):
         "test": {"loss": test_loss, "accuracy": test_accuracy},
         "history": history.history, "history_fine": history_fine.history,
         "epochs": [args.epochs, args.fine_tune_epochs], "subset": args.subset, "seed": args.seed,
+        "precision": catdog.config.get_precision(),
         "threads": catdog.get_num_threads(), "seconds": {"transfer": t_transfer,
                                                           "fine_tuning": t_fine,
                                                           "total": time.time() - t_start},
@@ -180,7 +196,7 @@ def run(args, return_model: bool = False):
     report = f"""# catdog lab report
 
 Cats vs dogs, MobileNetV2 (ImageNet, {weights}) at 160x160, seed {args.seed},
-{catdog.get_num_threads()} threads, {train_ds.num_samples} training images.
+{catdog.get_num_threads()} threads, {train_ds.num_samples} training images, {catdog.config.get_precision()}.
 
 | stage | val_accuracy | val_loss | student report |
 |---|---|---|---|

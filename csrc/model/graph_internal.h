@@ -95,7 +95,7 @@ struct cd_graph {
     int batch;                    /* batch size the nodes are prepared for (0: none) */
     int plan_lru[CD_PLAN_SLOTS];  /* batch size held by each plan slot, most recent first */
     float *pool[CD_POOL_SLOTS];   /* buffers for outputs not kept: reused along the chain */
-    size_t pool_cap;
+    size_t pool_cap[CD_POOL_SLOTS]; /* floats each holds (they grow to the largest tensor held) */
     int pool_busy[CD_POOL_SLOTS];
     int forward_kind;             /* CD_KEEP_* of the last forward */
     int precision_generation;     /* cd_precision_generation() the plans were built with */

@@ -44,8 +44,8 @@ void cd_graph_release_runtime(cd_graph *g) {
     for (int k = 0; k < CD_POOL_SLOTS; k++) {
         free(g->pool[k]);
         g->pool[k] = NULL;
+        g->pool_cap[k] = 0;
     }
-    g->pool_cap = 0;
     free(g->scratch);
     g->scratch = NULL;
     g->scratch_count = 0;
@@ -192,45 +192,53 @@ static void plan_keep(cd_graph *g, int keep_kind) {
     g->nodes[g->num_nodes - 1].keep = 1;
 }
 
-/* Pooled buffers hold the largest output of the current batch size (as float32; a bf16
- * output uses half of one). */
-static void size_pool(cd_graph *g) {
-    if (g->pool_cap >= g->scratch_count) return;
-    for (int k = 0; k < CD_POOL_SLOTS; k++) {
-        free(g->pool[k]);
-        g->pool[k] = NULL;
-        g->pool_busy[k] = 0;
-    }
-    g->pool_cap = g->scratch_count;
-}
-
-/* A free pooled buffer (marked busy, index in *slot), or NULL with *slot = -1 when all are
- * live (a wide graph) or memory ran out (*status). */
-static float *take_pooled(cd_graph *g, int *slot, cd_status *status) {
+/* A free pooled buffer of at least `count` floats (marked busy, index in *slot): the smallest
+ * free one that fits, else a free one grown to fit. Buffers only grow and a run's sequence
+ * of requests repeats batch after batch, so after the first pass nothing is allocated, and
+ * each buffer is only as large as the largest tensor it ever held (a bf16 tensor asks for
+ * half its element count). NULL with *slot = -1 when all are live (a wide graph) or memory
+ * ran out (*status). */
+static float *take_pooled(cd_graph *g, size_t count, int *slot, cd_status *status) {
     *slot = -1;
     *status = CD_OK;
+    int fit = -1, grow = -1;
     for (int k = 0; k < CD_POOL_SLOTS; k++) {
         if (g->pool_busy[k]) continue;
-        if (!g->pool[k]) {
-            g->pool[k] = cd_alloc(g->pool_cap, sizeof(float), "activations");
-            if (!g->pool[k]) {
-                *status = CD_ERR_MEMORY;
-                return NULL;
-            }
+        if (g->pool_cap[k] >= count) {
+            if (fit < 0 || g->pool_cap[k] < g->pool_cap[fit]) fit = k;
+        } else if (grow < 0 || g->pool_cap[k] > g->pool_cap[grow]) {
+            grow = k; /* the largest that is too small: the least memory thrown away */
         }
-        g->pool_busy[k] = 1;
-        *slot = k;
-        return g->pool[k];
     }
-    return NULL;
+    int k = fit >= 0 ? fit : grow;
+    if (k < 0) return NULL;
+    if (fit < 0) {
+        free(g->pool[k]);
+        g->pool_cap[k] = 0;
+        g->pool[k] = cd_alloc(count, sizeof(float), "activations");
+        if (!g->pool[k]) {
+            *status = CD_ERR_MEMORY;
+            return NULL;
+        }
+        g->pool_cap[k] = count;
+    }
+    g->pool_busy[k] = 1;
+    *slot = k;
+    return g->pool[k];
 }
 
-static cd_status assign_output(cd_graph *g, cd_node *node, size_t count) {
+/* Floats of storage for the node's output at the current batch size. */
+static size_t output_floats(const cd_graph *g, const cd_node *node) {
+    size_t count = (size_t)g->batch * cd_node_sample_size(node);
+    return node->out_bf16 ? (count + 1) / 2 : count;
+}
+
+static cd_status assign_output(cd_graph *g, cd_node *node) {
     node->pool_slot = -1;
+    const size_t count = output_floats(g, node);
     if (!node->keep) {
-        size_pool(g);
         cd_status s;
-        node->out = take_pooled(g, &node->pool_slot, &s);
+        node->out = take_pooled(g, count, &node->pool_slot, &s);
         if (s != CD_OK) return s;
         if (node->out) return CD_OK;
         /* every pooled buffer is live: fall back to a dedicated one */
@@ -352,7 +360,7 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
                 g->nodes[k].out = NULL;
                 g->nodes[k].pool_slot = -1;
             }
-            CD_TRY(assign_output(g, out, (size_t)n * cd_node_sample_size(out)));
+            CD_TRY(assign_output(g, out));
             const cd_node *skip = NULL;
             if (tail == CD_FUSE_ADD)
                 skip = &g->nodes[out->inputs[0] == c + 1 ? out->inputs[1] : out->inputs[0]];
@@ -369,7 +377,7 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
             release_inputs(g, node, i);
             continue;
         }
-        CD_TRY(assign_output(g, node, (size_t)n * cd_node_sample_size(node)));
+        CD_TRY(assign_output(g, node));
         if (i == 0) {
             memcpy(node->out, x, (size_t)n * cd_node_sample_size(node) * sizeof(float));
         } else {
@@ -426,7 +434,7 @@ void cd_add_inplace(float *y, const float *x, size_t n) {
  * node's own backward, so only a few are alive at once. */
 static cd_status take_dout(cd_graph *g, cd_node *node) {
     cd_status s;
-    node->dout = take_pooled(g, &node->pool_slot, &s);
+    node->dout = take_pooled(g, (size_t)g->batch * cd_node_sample_size(node), &node->pool_slot, &s);
     if (s != CD_OK) return s;
     if (node->dout) return CD_OK;
     /* every pooled buffer is live: a dedicated one */
@@ -454,7 +462,6 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
     int n = g->batch;
     cd_node *last = &g->nodes[g->num_nodes - 1];
     if (!last->needs_grad) return cd_fail(CD_ERR_STATE, "nothing in the graph is trainable");
-    size_pool(g); /* a forward that kept everything may not have sized it */
     for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
