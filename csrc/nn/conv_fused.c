@@ -34,7 +34,6 @@ typedef struct {
     dnnl_primitive_t to_src;    /* bf16 compute on an f32 source: convert it first */
     dnnl_memory_t src_user;     /* the f32 source to_src reads */
     void *src_converted;        /* (n, ih, iw, ic) bf16 */
-    float *folded;              /* folded kernel in Keras layout */
     float *folded_bias;         /* (oc) */
     uint64_t versions[6];
     int valid;
@@ -49,7 +48,6 @@ static void fused_free(fused_state *f) {
     dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->w, f->bias, f->w_user, f->src_user};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
-    free(f->folded);
     free(f->folded_bias);
     free(f->src_converted);
     free(f);
@@ -147,10 +145,8 @@ static cd_status build(cd_graph *g, cd_node *conv, const cd_node *src, const int
         dnnl_primitive_desc_destroy(rpd);
         TRY_D(s2, "reorder");
     }
-    const size_t ksize = conv->params[0].size;
-    f->folded = cd_alloc(ksize, sizeof(float), "folded weights");
     f->folded_bias = cd_alloc((size_t)conv->c, sizeof(float), "folded bias");
-    if (!f->folded || !f->folded_bias) st = CD_ERR_MEMORY;
+    if (!f->folded_bias) st = CD_ERR_MEMORY;
 done:
 #undef TRY_D
     if (po) dnnl_post_ops_destroy(po);
@@ -161,7 +157,9 @@ done:
     return st;
 }
 
-/* Recompute the folded kernel and bias when the conv or BN weights changed. */
+/* Recompute the folded kernel and bias when the conv or BN weights changed. The kernel is
+ * folded in Keras layout into a temporary buffer and reordered into the primitive's; only the
+ * latter is kept (one copy per batch-size plan). */
 static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
     uint64_t v[6] = {conv->params[0].version, conv->use_bias ? conv->params[1].version : 0,
                      bn->params[0].version, bn->params[1].version, bn->params[2].version,
@@ -177,17 +175,21 @@ static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
     /* Keras layouts put the output channel last: HWIO (.., oc) and depthwise (.., c, 1) */
     const float *w = conv->params[0].value;
     const size_t total = conv->params[0].size;
-    for (size_t i = 0; i < total; i++) f->folded[i] = w[i] * s[i % (size_t)oc];
-    CD_DNNL(dnnl_memory_set_data_handle(f->w_user, f->folded), "memory", conv->name);
-    if (f->to_w) {
+    float *folded = cd_alloc(total, sizeof(float), "folded weights");
+    if (!folded) return CD_ERR_MEMORY;
+    for (size_t i = 0; i < total; i++) folded[i] = w[i] * s[i % (size_t)oc];
+    cd_status st = cd_dnnl_check(dnnl_memory_set_data_handle(f->w_user, folded), "memory", conv->name);
+    if (st == CD_OK && f->to_w) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, f->w_user}, {DNNL_ARG_TO, f->w}};
-        CD_DNNL(dnnl_primitive_execute(f->to_w, cd_stream(), 2, args), "reorder", conv->name);
-        CD_DNNL(dnnl_stream_wait(cd_stream()), "reorder", conv->name);
-    } else {
+        st = cd_dnnl_check(dnnl_primitive_execute(f->to_w, cd_stream(), 2, args), "reorder", conv->name);
+        if (st == CD_OK) st = cd_dnnl_check(dnnl_stream_wait(cd_stream()), "reorder", conv->name);
+    } else if (st == CD_OK) {
         void *dst;
-        CD_DNNL(dnnl_memory_get_data_handle(f->w, &dst), "memory", conv->name);
-        memcpy(dst, f->folded, total * sizeof(float));
+        st = cd_dnnl_check(dnnl_memory_get_data_handle(f->w, &dst), "memory", conv->name);
+        if (st == CD_OK) memcpy(dst, folded, total * sizeof(float));
     }
+    free(folded);
+    if (st != CD_OK) return st;
     memcpy(f->versions, v, sizeof v);
     f->valid = 1;
     return CD_OK;
