@@ -16,17 +16,17 @@ def main(paths):
           f"(`skip(6)` / `take(6)`), 160×160, MobileNetV2 alpha 1.0 with the ImageNet "
           f"`1.0_224` no-top weights from ../shared (the report used the `1.0_160` file, not "
           f"at hand here), {first['threads']} threads.\n")
-    print("| seed | val_accuracy after transfer (10 ep.) | val_loss | val_accuracy after "
-          "fine-tuning (+11 ep.) | best fine-tuning epoch | test accuracy | wall time, s | "
+    print("| seed | precision | val_accuracy after transfer (10 ep.) | val_loss | val_accuracy "
+          "after fine-tuning (+11 ep.) | best fine-tuning epoch | test accuracy | wall time, s | "
           "peak RSS, MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for m in runs:
         t, f = m["transfer"], m["fine_tuned"]
-        print(f"| {m['seed']} | {t['val_accuracy']:.4f} | {t['val_loss']:.4f} | "
+        print(f"| {m['seed']} | {m.get('precision', 'fp32')} | {t['val_accuracy']:.4f} | {t['val_loss']:.4f} | "
               f"{f['val_accuracy']:.4f} | {max(m['history_fine']['val_accuracy']):.4f} | "
               f"{m['test']['accuracy']:.4f} | {m['seconds']['total']:.0f} | "
               f"{m['peak_rss_mb']:.0f} |")
-    print("| student report (TF) | 0.9703 | 0.1066 | 0.98 | | | | |")
+    print("| student report (TF) | fp32 | 0.9703 | 0.1066 | 0.98 | | | | |")
     print("\nTargets (issue 4): ≥ 0.96 after transfer, ≥ 0.975 after fine-tuning, test ≥ 0.97.")
 
 
