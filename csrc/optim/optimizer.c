@@ -67,6 +67,37 @@ cd_status cd_optimizer_reset(cd_graph *g) {
     return CD_OK;
 }
 
+/* Elementwise updates, each element on its own: split across threads in fixed chunks they
+ * give the same bits for any thread count. The common cases (Adam, plain RMSprop) have
+ * branch-free loops the compiler vectorises. */
+#define OPT_CHUNK 16384
+#define FOR_CHUNKS(n)                                                               \
+    _Pragma("omp parallel for schedule(static) if (n > 4 * OPT_CHUNK)")             \
+    for (size_t c0 = 0; c0 < (n); c0 += OPT_CHUNK)
+
+static void adam(float *restrict w, float *restrict m, float *restrict v,
+                 const float *restrict g, size_t n, float b1, float b2, float eps, float alpha) {
+    FOR_CHUNKS(n) {
+        const size_t c1 = c0 + OPT_CHUNK < n ? c0 + OPT_CHUNK : n;
+        for (size_t i = c0; i < c1; i++) {
+            m[i] += (g[i] - m[i]) * (1.f - b1);
+            v[i] += (g[i] * g[i] - v[i]) * (1.f - b2);
+            w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+        }
+    }
+}
+
+static void rmsprop_plain(float *restrict w, float *restrict v, const float *restrict g,
+                          size_t n, float rho, float eps, float lr) {
+    FOR_CHUNKS(n) {
+        const size_t c1 = c0 + OPT_CHUNK < n ? c0 + OPT_CHUNK : n;
+        for (size_t i = c0; i < c1; i++) {
+            v[i] = rho * v[i] + (1.f - rho) * g[i] * g[i];
+            w[i] -= lr * g[i] / sqrtf(v[i] + eps);
+        }
+    }
+}
+
 static cd_status update_param(const cd_optimizer_config *o, cd_param *p, int64_t t) {
     int nslots = slots_needed(o);
     for (int s = 0; s < nslots; s++)
@@ -92,15 +123,9 @@ static cd_status update_param(const cd_optimizer_config *o, cd_param *p, int64_t
             }
             break;
         case CD_OPT_ADAM: {
-            float *m = p->slot[0], *v = p->slot[1];
-            const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
             const float alpha =
-                lr * sqrtf(1.f - powf(b2, (float)t)) / (1.f - powf(b1, (float)t));
-            for (size_t i = 0; i < n; i++) {
-                m[i] += (g[i] - m[i]) * (1.f - b1);
-                v[i] += (g[i] * g[i] - v[i]) * (1.f - b2);
-                w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
-            }
+                lr * sqrtf(1.f - powf(o->beta_2, (float)t)) / (1.f - powf(o->beta_1, (float)t));
+            adam(w, p->slot[0], p->slot[1], g, n, o->beta_1, o->beta_2, o->epsilon, alpha);
             break;
         }
         case CD_OPT_RMSPROP: {
@@ -108,6 +133,10 @@ static cd_status update_param(const cd_optimizer_config *o, cd_param *p, int64_t
             float *mo = o->momentum > 0.f ? p->slot[1] : NULL;
             float *a = o->centered ? p->slot[o->momentum > 0.f ? 2 : 1] : NULL;
             const float rho = o->rho, eps = o->epsilon;
+            if (!mo && !a) { /* the lab's fine-tuning optimizer */
+                rmsprop_plain(w, v, g, n, rho, eps, lr);
+                break;
+            }
             for (size_t i = 0; i < n; i++) {
                 v[i] = rho * v[i] + (1.f - rho) * g[i] * g[i];
                 float den = v[i];
