@@ -18,6 +18,8 @@
 #define CD_PLAN_SLOTS 4    /* batch sizes with primitives kept: full, and the last partial
                               batches of training, validation and test sets */
 #define CD_POOL_SLOTS 8    /* reusable buffers for outputs nobody keeps */
+#define CD_FUSED_CACHE 8   /* fused blocks kept per conv: plan batch sizes and micro-batches */
+#define CD_MICRO_BATCH 8   /* samples per micro-batch of the frozen prefix (run.c) */
 
 typedef struct cd_param {
     char name[32];
@@ -76,7 +78,10 @@ struct cd_node {
     int pool_slot;                /* pooled buffer in use, or -1 */
     void *plan_state[CD_PLAN_SLOTS]; /* prepared state per batch size (state points at one) */
     int plan_batch[CD_PLAN_SLOTS];
-    void *fused_slot[CD_PLAN_SLOTS]; /* conv only: the fused inference block per batch size */
+    void *fused_cache[CD_FUSED_CACHE]; /* conv only: fused inference blocks by batch size */
+    uint64_t fused_clock;         /* LRU clock of fused_cache */
+    int boundary;                 /* micro-batched forward: a full-batch output buffer the
+                                     micro-batches write slices of (run.c) */
     int needs_grad;               /* a gradient flows through this node in backward */
     /* the forward's fused blocks (run.c plan_fusions): on a block's first node, the conv's
      * index, CD_FUSE_* tail and last node (-1 elsewhere); in_block: the block's first node */

@@ -23,6 +23,8 @@
 #include "nn/conv_fused.h"
 
 typedef struct {
+    int batch;                  /* the batch size it was built for */
+    uint64_t used;              /* node->fused_clock at its last use (LRU) */
     int tail;                   /* CD_FUSE_* */
     int padded;                 /* built with a ZeroPadding2D folded in */
     cd_fused_types types;       /* data types it was built for */
@@ -53,22 +55,24 @@ static void fused_free(fused_state *f) {
     free(f);
 }
 
-void cd_conv_fused_release(void **slot) {
-    fused_free(*slot);
-    *slot = NULL;
+void cd_conv_fused_release(cd_node *conv) {
+    for (int k = 0; k < CD_FUSED_CACHE; k++) {
+        fused_free(conv->fused_cache[k]);
+        conv->fused_cache[k] = NULL;
+    }
 }
 
 static dnnl_data_type_t dt(int bf16) { return bf16 ? dnnl_bf16 : dnnl_f32; }
 
-static cd_status build(cd_graph *g, cd_node *conv, const cd_node *src, const int pad[4], int tail,
+static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4], int tail,
                        float max_value, cd_fused_types types, fused_state **out) {
     fused_state *f = calloc(1, sizeof *f);
     if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
     *out = f;
-    f->tail = tail, f->max_value = max_value, f->types = types;
+    f->batch = n, f->tail = tail, f->max_value = max_value, f->types = types;
     /* the convolution's own src/weights type; bias stays f32 */
     const dnnl_data_type_t compute = dt(types.compute_bf16);
-    const int n = g->batch, depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
+    const int depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
     dnnl_dims_t sd = {n, src->c, src->h, src->w}, dd = {n, conv->c, conv->h, conv->w};
     dnnl_memory_desc_t src_md = NULL, dst_md = NULL, w_any = NULL, w_user = NULL, b_md = NULL,
                        src_user_md = NULL, skip_md = NULL;
@@ -197,27 +201,38 @@ static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
 
 cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
                                 const cd_node *bn, int tail, float max_value, cd_fused_types types,
-                                const void *skip, void *dst, void **slot) {
-    fused_state *f = *slot;
+                                const void *skip, void *dst) {
+    const int n = g->batch;
     /* a ZeroPadding2D before the conv becomes extra (asymmetric) convolution padding */
     const cd_node *src = zeropad ? cd_input_node(g, zeropad, 0) : cd_input_node(g, conv, 0);
     int pad[4];
     for (int k = 0; k < 4; k++) pad[k] = conv->pad[k] + (zeropad ? zeropad->pad[k] : 0);
-    if (f && (f->tail != tail || f->max_value != max_value || f->padded != (zeropad != NULL) ||
-              memcmp(&f->types, &types, sizeof types) != 0)) {
-        fused_free(f);
-        *slot = f = NULL;
+    /* the state built for this batch size and block shape, else a new one in the least
+     * recently used entry */
+    fused_state *f = NULL;
+    int victim = 0;
+    for (int k = 0; k < CD_FUSED_CACHE; k++) {
+        fused_state *c = conv->fused_cache[k];
+        if (c && c->batch == n && c->tail == tail && c->max_value == max_value &&
+            c->padded == (zeropad != NULL) && memcmp(&c->types, &types, sizeof types) == 0) {
+            f = c;
+            break;
+        }
+        fused_state *v = conv->fused_cache[victim];
+        if (v && (!c || c->used < v->used)) victim = k;
     }
     if (!f) {
-        cd_status s = build(g, conv, src, pad, tail, max_value, types, &f);
+        fused_free(conv->fused_cache[victim]);
+        conv->fused_cache[victim] = NULL;
+        cd_status s = build(n, conv, src, pad, tail, max_value, types, &f);
         if (f) f->padded = zeropad != NULL;
-        *slot = f;
         if (s != CD_OK) {
             fused_free(f);
-            *slot = NULL;
             return s;
         }
+        conv->fused_cache[victim] = f;
     }
+    f->used = ++conv->fused_clock;
     CD_TRY(fold(conv, bn, f));
     if (f->to_src) { /* f32 source, bf16 compute */
         CD_DNNL(dnnl_memory_set_data_handle(f->src_user, src->out), "memory", conv->name);

@@ -11,12 +11,13 @@ typedef struct {
     int compute_bf16, src_bf16, dst_bf16, skip_bf16;
 } cd_fused_types;
 
-/* dst = tail(conv(zeropad(src)) folded with bn) (zeropad may be NULL); skip is the Add's
- * other input (CD_FUSE_ADD). src, dst and skip are float32 or bfloat16 as `types` says.
- * *slot holds the fused primitive and folded weights (per batch size; free with
- * cd_conv_fused_release). */
+/* dst = tail(conv(zeropad(src)) folded with bn) for g->batch samples (zeropad may be NULL;
+ * src is the block's input node's out); skip is the Add's other input (CD_FUSE_ADD). src, dst
+ * and skip are float32 or bfloat16 as `types` says. The fused primitive and folded weights
+ * are cached on the conv node per batch size and block shape (CD_FUSED_CACHE of them). */
 cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
                                 const cd_node *bn, int tail, float max_value, cd_fused_types types,
-                                const void *skip, void *dst, void **slot);
-void cd_conv_fused_release(void **slot);
+                                const void *skip, void *dst);
+/* Free every cached fused state of a conv node. */
+void cd_conv_fused_release(cd_node *conv);
 #endif
