@@ -127,6 +127,9 @@ static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilat
     pad_r[0] = node->pad[1], pad_r[1] = node->pad[3];
 }
 
+/* Input channels of the convolution, from its kernel (HWIO; depthwise ignores it). */
+static int input_channels(const cd_node *node) { return node->params[KERNEL].dims[2]; }
+
 static cd_status conv_prepare(cd_graph *g, cd_node *node, int n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
@@ -143,8 +146,23 @@ static cd_status conv_prepare(cd_graph *g, cd_node *node, int n) {
         CD_DNNL(dnnl_memory_desc_create_with_tag(&s->bias_md, 1, bdims, dnnl_f32, dnnl_a),
                 "bias descriptor", node->name);
     }
+    CD_DNNL(dnnl_memory_create(&s->src, s->src_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            node->name);
+    CD_DNNL(dnnl_memory_create(&s->dst, s->dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            node->name);
+    CD_DNNL(dnnl_memory_create(&s->w_user, s->w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            node->name);
+    if (node->use_bias)
+        CD_DNNL(dnnl_memory_create(&s->bias, s->bias_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+                node->name);
+    return CD_OK;
+}
+
+/* The forward primitive and its weight copy, built at the first unfused forward: a frozen
+ * convolution that always runs inside a fused block (conv_fused.c) never needs them. */
+static cd_status build_forward(cd_node *node, conv_state *s) {
     dnnl_memory_desc_t w_any;
-    CD_TRY(weights_md(node, src->c, 1, &w_any));
+    CD_TRY(weights_md(node, input_channels(node), 1, &w_any));
     dnnl_dims_t strides, dilates, pad_l, pad_r;
     geometry(node, strides, dilates, pad_l, pad_r);
     dnnl_primitive_attr_t attr;
@@ -156,22 +174,11 @@ static cd_status conv_prepare(cd_graph *g, cd_node *node, int n) {
     dnnl_memory_desc_destroy(w_any);
     CD_DNNL(st, "convolution forward descriptor", node->name);
     CD_DNNL(dnnl_primitive_create(&s->fwd, s->fwd_pd), "convolution forward", node->name);
-
-    CD_DNNL(dnnl_memory_create(&s->src, s->src_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            node->name);
-    CD_DNNL(dnnl_memory_create(&s->dst, s->dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            node->name);
-    CD_DNNL(dnnl_memory_create(&s->w_user, s->w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            node->name);
-    if (node->use_bias)
-        CD_DNNL(dnnl_memory_create(&s->bias, s->bias_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-                node->name);
     const_dnnl_memory_desc_t w_fwd_md =
         dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 0);
     CD_DNNL(dnnl_memory_set_data_handle(s->w_user, node->params[KERNEL].value), "memory",
             node->name);
-    CD_TRY(make_internal(node, w_fwd_md, s->w_user, 1, &s->w_fwd, &s->to_fwd));
-    return CD_OK;
+    return make_internal(node, w_fwd_md, s->w_user, 1, &s->w_fwd, &s->to_fwd);
 }
 
 /* Bring the oneDNN-format weight copy up to date with the Keras-layout master. */
@@ -195,6 +202,7 @@ static cd_status sync_weights(const cd_node *node, dnnl_primitive_t to, dnnl_mem
 static cd_status conv_forward(cd_graph *g, cd_node *node, int training) {
     (void)training;
     conv_state *s = node->state;
+    if (!s->fwd) CD_TRY(build_forward(node, s));
     CD_TRY(sync_weights(node, s->to_fwd, s->w_fwd, s->w_user, &s->w_fwd_version, &s->have_w_fwd));
     CD_DNNL(dnnl_memory_set_data_handle(s->src, cd_input_node(g, node, 0)->out), "memory",
             node->name);
@@ -206,9 +214,6 @@ static cd_status conv_forward(cd_graph *g, cd_node *node, int training) {
                 node->name);
     return run(s->fwd, node->use_bias ? 4 : 3, args, "convolution forward", node->name);
 }
-
-/* Input channels of the convolution, from its kernel (HWIO; depthwise ignores it). */
-static int input_channels(const cd_node *node) { return node->params[KERNEL].dims[2]; }
 
 static cd_status build_backward_data(cd_node *node, conv_state *s) {
     dnnl_memory_desc_t w_any;
@@ -265,6 +270,7 @@ static cd_status build_backward_weights(cd_node *node, conv_state *s) {
 static cd_status conv_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
     conv_state *s = node->state;
     const cd_node *src = cd_input_node(g, node, 0);
+    if (!s->fwd) CD_TRY(build_forward(node, s)); /* the backward descriptors' hint */
     if (cd_node_trains(node)) {
         if (!s->bwd_w) CD_TRY(build_backward_weights(node, s));
         CD_DNNL(dnnl_memory_set_data_handle(s->src, src->out), "memory", node->name);
