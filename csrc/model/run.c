@@ -30,7 +30,8 @@ static void release_state(cd_node *node, void *state) {
     node->state = NULL;
 }
 
-void cd_graph_release_runtime(cd_graph *g) {
+/* Drop every node's prepared state (all batch sizes) and fused blocks: the next run rebuilds. */
+static void release_plans(cd_graph *g) {
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
         for (int s = 0; s < CD_PLAN_SLOTS; s++) {
@@ -40,6 +41,15 @@ void cd_graph_release_runtime(cd_graph *g) {
         }
         cd_conv_fused_release(node);
         node->state = NULL;
+    }
+    for (int s = 0; s < CD_PLAN_SLOTS; s++) g->plan_lru[s] = 0;
+    g->batch = 0;
+}
+
+void cd_graph_release_runtime(cd_graph *g) {
+    release_plans(g);
+    for (int i = 0; i < g->num_nodes; i++) {
+        cd_node *node = &g->nodes[i];
         free(node->own);
         free(node->own_dout);
         node->own = node->own_dout = node->dout = node->out = NULL;
@@ -56,8 +66,6 @@ void cd_graph_release_runtime(cd_graph *g) {
     free(g->dlogits);
     g->dlogits = NULL;
     g->dlogits_count = 0;
-    for (int s = 0; s < CD_PLAN_SLOTS; s++) g->plan_lru[s] = 0;
-    g->batch = 0;
     g->have_forward = g->have_backward = 0;
 }
 
@@ -125,18 +133,7 @@ static int ensure(float **buf, size_t *cap, size_t count, const char *what) {
 
 static cd_status prepare(cd_graph *g, int n) {
     if (g->precision_generation != cd_precision_generation()) { /* fp32 <-> bf16: rebuild */
-        for (int i = 0; i < g->num_nodes; i++) {
-            cd_node *node = &g->nodes[i];
-            for (int s = 0; s < CD_PLAN_SLOTS; s++) {
-                release_state(node, node->plan_state[s]);
-                node->plan_state[s] = NULL;
-                node->plan_batch[s] = 0;
-            }
-            cd_conv_fused_release(node);
-            node->state = NULL;
-        }
-        for (int s = 0; s < CD_PLAN_SLOTS; s++) g->plan_lru[s] = 0;
-        g->batch = 0;
+        release_plans(g);
         g->precision_generation = cd_precision_generation();
     }
     if (n != g->batch) {
@@ -228,16 +225,20 @@ static float *take_pooled(cd_graph *g, size_t count, int *slot, cd_status *statu
     return g->pool[k];
 }
 
-/* Floats of storage for the node's output at the current batch size. */
-static size_t output_floats(const cd_graph *g, const cd_node *node) {
-    size_t count = (size_t)g->batch * cd_node_sample_size(node);
-    return node->out_bf16 ? (count + 1) / 2 : count;
+/* Bytes of one sample of the node's output as stored (float32, or bfloat16: out_bf16). */
+static size_t sample_bytes(const cd_node *node) {
+    return cd_node_sample_size(node) * (node->out_bf16 ? 2 : sizeof(float));
+}
+
+/* Floats of storage for n samples of the node's output. */
+static size_t output_floats(const cd_node *node, int n) {
+    return ((size_t)n * sample_bytes(node) + sizeof(float) - 1) / sizeof(float);
 }
 
 static cd_status assign_output(cd_graph *g, cd_node *node) {
     node->pool_slot = -1;
     if (node->boundary) return CD_OK; /* out already points at this micro-batch's slice */
-    const size_t count = output_floats(g, node);
+    const size_t count = output_floats(node, g->batch);
     if (!node->keep) {
         cd_status s;
         node->out = take_pooled(g, count, &node->pool_slot, &s);
@@ -402,11 +403,6 @@ static int frozen_prefix(const cd_graph *g) {
     return blocks ? p : 0;
 }
 
-/* Bytes of one sample of the node's output as stored. */
-static size_t sample_bytes(const cd_node *node) {
-    return cd_node_sample_size(node) * (node->out_bf16 ? 2 : sizeof(float));
-}
-
 /* The frozen prefix in micro-batches of CD_MICRO_BATCH samples: its widest activations (the
  * first blocks at full resolution) then take a fraction of the memory. Outputs read after
  * the prefix (boundary nodes) get full-batch buffers each micro-batch writes a slice of;
@@ -424,8 +420,7 @@ static cd_status run_prefix_micro(cd_graph *g, const float *x, int p, int traini
         node->boundary = k == 0 || node->keep || node->last_use > p;
         node->pool_slot = -1;
         if (!node->boundary || (k == 0 && input_in_place)) continue;
-        size_t floats = ((size_t)n * sample_bytes(node) + sizeof(float) - 1) / sizeof(float);
-        if (ensure(&node->own, &node->own_cap, floats, "layer outputs"))
+        if (ensure(&node->own, &node->own_cap, output_floats(node, n), "layer outputs"))
             st = cd_fail(CD_ERR_MEMORY, "out of memory for the outputs of layer '%s' (batch %d)",
                          node->name, n);
     }

@@ -163,7 +163,7 @@ done:
 
 /* Recompute the folded kernel and bias when the conv or BN weights changed. The kernel is
  * folded in Keras layout into a temporary buffer and reordered into the primitive's; only the
- * latter is kept (one copy per batch-size plan). */
+ * latter is kept (one copy per cached batch size). */
 static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
     uint64_t v[6] = {conv->params[0].version, conv->use_bias ? conv->params[1].version : 0,
                      bn->params[0].version, bn->params[1].version, bn->params[2].version,
