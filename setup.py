@@ -1,7 +1,8 @@
 """Build the C engine (csrc/) into the extension module catdog._engine.
 
-oneDNN comes from the `onednn-devel` wheel (headers) and `onednn` wheel (libdnnl.so), both
-build requirements; `tbb-devel` gives the TBB header used to set oneDNN's thread count.
+oneDNN comes from the `onednn-devel-cpu-gomp` wheel (headers) and `onednn-cpu-gomp` wheel
+(libdnnl.so, a CPU-only build threaded with GNU OpenMP, the runtime catdog's own loops use too),
+both build requirements.
 Set CATDOG_ONEDNN_ROOT=/usr (or any prefix with include/ and lib/) to use a system oneDNN.
 stb_image comes from the system (Debian/Ubuntu: `apt-get install libstb-dev`).
 """
@@ -30,22 +31,12 @@ def onednn_dirs():
     root = os.environ.get("CATDOG_ONEDNN_ROOT")
     if root:
         return os.path.join(root, "include"), os.path.join(root, "lib")
-    header = wheel_file("onednn-devel", "include/oneapi/dnnl/dnnl.h")
-    lib = wheel_file("onednn", "libdnnl.so")
+    header = wheel_file("onednn-devel-cpu-gomp", "include/oneapi/dnnl/dnnl.h")
+    lib = wheel_file("onednn-cpu-gomp", "libdnnl.so")
     if not header or not lib:
-        sys.exit("catdog: oneDNN not found. `pip install onednn-devel==2026.1.0` (a build "
+        sys.exit("catdog: oneDNN not found. `pip install onednn-devel-cpu-gomp==2023.2.0` (a build "
                  "requirement) or set CATDOG_ONEDNN_ROOT to a prefix holding include/ and lib/.")
     return os.path.dirname(os.path.dirname(os.path.dirname(header))), os.path.dirname(lib)
-
-
-def tbb_include():
-    header = wheel_file("tbb-devel", "include/oneapi/tbb/global_control.h")
-    if header:
-        return os.path.dirname(os.path.dirname(os.path.dirname(header)))
-    for d in ("/usr/include", "/usr/local/include"):
-        if os.path.exists(os.path.join(d, "oneapi/tbb/global_control.h")):
-            return d
-    sys.exit("catdog: TBB headers not found; `pip install tbb-devel==2023.2.0`.")
 
 
 def stb_include():
@@ -58,28 +49,23 @@ def stb_include():
              "CATDOG_STB_INCLUDE to the folder holding stb_image.h.")
 
 
-def tbb_lib_dir():
-    lib = wheel_file("tbb", "libtbb.so.12") or wheel_file("tbb-devel", "libtbb.so.12")
-    return os.path.dirname(lib) if lib else None
-
-
 dnnl_inc, dnnl_lib = onednn_dirs()
-sources = sorted(glob.glob("csrc/**/*.c", recursive=True) + glob.glob("csrc/**/*.cpp", recursive=True))
+sources = sorted(glob.glob("csrc/**/*.c", recursive=True))
 sources = [s for s in sources if "/fuzz/" not in s]
-include_dirs = ["csrc", dnnl_inc, tbb_include(), stb_include(), numpy.get_include()]
-library_dirs = [dnnl_lib] + [d for d in [tbb_lib_dir()] if d]
+include_dirs = ["csrc", dnnl_inc, stb_include(), numpy.get_include()]
+library_dirs = [dnnl_lib]
 
 engine = Extension(
     "catdog._engine",
     sources=sources,
     include_dirs=include_dirs,
     library_dirs=library_dirs,
-    libraries=["dnnl", "tbb", "m"],
+    libraries=["dnnl", "m"],
     # site-packages/catdog/_engine*.so -> <prefix>/lib holds libdnnl.so.3 when installed from
-    # the wheels; catdog/_libs.py preloads it (and its SYCL/TBB deps) in any other layout.
+    # the wheels; catdog/_libs.py preloads it in any other layout.
     runtime_library_dirs=["$ORIGIN/../../..", "$ORIGIN/../../../.."],
     extra_compile_args=["-O3", "-fopenmp", "-Wall", "-Wno-unknown-pragmas", "-fno-strict-aliasing"],
-    extra_link_args=["-fopenmp", "-lstdc++"],
+    extra_link_args=["-fopenmp"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("_GNU_SOURCE", "1")],
     language="c",
 )
@@ -91,14 +77,13 @@ from setuptools.command.build_ext import build_ext  # noqa: E402
 
 
 class catdog_build_ext(build_ext):
-    """C sources get -std=c11, the single TBB shim (.cpp) gets -std=c++17."""
+    """C sources get -std=c11 (not in extra_compile_args: setuptools passes those to the linker too)."""
 
     def build_extension(self, ext):
         original = self.compiler._compile
 
         def _compile(obj, src, ext_, cc_args, extra_postargs, pp_opts):
-            std = "-std=c++17" if src.endswith(".cpp") else "-std=c11"
-            return original(obj, src, ext_, cc_args, extra_postargs + [std], pp_opts)
+            return original(obj, src, ext_, cc_args, extra_postargs + ["-std=c11"], pp_opts)
 
         self.compiler._compile = _compile
         try:

@@ -29,7 +29,7 @@ const char *cd_last_error(void);
 
 /* ---- runtime ------------------------------------------------------------------------ */
 cd_status cd_runtime_init(void);        /* oneDNN engine + stream; idempotent */
-cd_status cd_set_num_threads(int n);    /* oneDNN (TBB) and catdog's own loops */
+cd_status cd_set_num_threads(int n);    /* oneDNN and catdog's own loops (OpenMP) */
 int cd_get_num_threads(void);
 const char *cd_onednn_version(void);
 

@@ -7,7 +7,8 @@ from catdog import layers
 
 
 def train(seed, steps=4, threads=2):
-    catdog.set_num_threads(threads)
+    if threads is not None:
+        catdog.set_num_threads(threads)
     catdog.random.set_seed(seed)
     base = catdog.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35,
                                            include_top=False, weights=None)
@@ -46,3 +47,20 @@ def test_one_thread_is_deterministic_too():
     l2, w2 = train(seed=9, steps=2, threads=1)
     assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(w1, w2))
     catdog.set_num_threads(2)
+
+
+def test_thread_count_holds_in_another_python_thread():
+    # OpenMP thread counts are per calling thread: a model trained from a worker thread (a
+    # notebook's background job, say) must still use catdog.set_num_threads' count.
+    import threading
+
+    l1, w1 = train(seed=11, steps=2, threads=1)
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(r=train(seed=11, steps=2, threads=None)))
+    try:
+        worker.start()  # set_num_threads(1) was called by this thread only
+        worker.join()
+        l2, w2 = out["r"]
+        assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(w1, w2))
+    finally:
+        catdog.set_num_threads(2)

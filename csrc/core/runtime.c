@@ -1,6 +1,8 @@
 /* runtime.c — one oneDNN CPU engine and in-order stream for the process; thread count. */
 #include "core/runtime.h"
 
+#include <oneapi/dnnl/dnnl_version.h>
+
 #include <omp.h>
 #include <xmmintrin.h>
 #include <pthread.h>
@@ -24,12 +26,21 @@ static void flush_denormals_everywhere(void) {
 }
 
 static void init_runtime(void) {
+    /* Another oneDNN 3.x can be found first at run time (the same soname): its primitives
+     * differ in layouts and kernels, so refuse rather than run on untested code. */
+    const dnnl_version_t *v = dnnl_version();
+    if (v->major != DNNL_VERSION_MAJOR || v->minor != DNNL_VERSION_MINOR) {
+        snprintf(init_message, sizeof init_message,
+                 "catdog was built against oneDNN %d.%d but loaded oneDNN %d.%d; reinstall "
+                 "catdog (`pip install --force-reinstall .`) in this environment",
+                 DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, v->major, v->minor);
+        init_status = CD_ERR_RUNTIME;
+        return;
+    }
     dnnl_status_t s = dnnl_engine_create(&engine, dnnl_cpu, 0);
     if (s != dnnl_success) {
         snprintf(init_message, sizeof init_message,
-                 "oneDNN could not create a CPU engine (status %d). With the PyPI onednn wheel "
-                 "this needs the OpenCL CPU runtime: import catdog (which sets OCL_ICD_FILENAMES) "
-                 "or set OCL_ICD_FILENAMES to <prefix>/lib/libintelocl.so.",
+                 "oneDNN could not create a CPU engine (status %d)",
                  (int)s);
         init_status = CD_ERR_RUNTIME;
         return;
@@ -57,12 +68,17 @@ dnnl_stream_t cd_stream(void) { return stream; }
 
 cd_status cd_set_num_threads(int n) {
     if (n < 1 || n > 1024) return cd_fail(CD_ERR_VALUE, "threads must be in [1, 1024], got %d", n);
-    if (cd_tbb_set_max_threads(n) != 0)
-        return cd_fail(CD_ERR_RUNTIME, "could not limit oneDNN's TBB threads to %d", n);
     omp_set_num_threads(n);
     num_threads = n;
     flush_denormals_everywhere();
     return CD_OK;
+}
+
+/* OpenMP's thread count is per calling thread; oneDNN (a GNU OpenMP build) reads the caller's.
+ * Entry points call this so a model driven from another Python thread uses the same count
+ * (same threads => same bits). */
+void cd_use_threads_here(void) {
+    if (num_threads && omp_get_max_threads() != num_threads) omp_set_num_threads(num_threads);
 }
 
 int cd_get_num_threads(void) { return num_threads ? num_threads : omp_get_max_threads(); }
@@ -114,6 +130,10 @@ int cd_precision_generation(void) { return precision_generation; }
 
 cd_status cd_make_attr(dnnl_primitive_attr_t *attr) {
     CD_DNNL(dnnl_primitive_attr_create(attr), "attr create", NULL);
+#if DNNL_VERSION_MAJOR * 100 + DNNL_VERSION_MINOR >= 304
+    /* Newer oneDNN may pick atomics-based kernels unless asked not to; 3.2's CPU kernels are
+     * run-to-run deterministic for a fixed thread count (tests/test_engine_determinism.py). */
     dnnl_primitive_attr_set_deterministic(*attr, 1);
+#endif
     return CD_OK;
 }

@@ -20,6 +20,6 @@ cd_status cd_dnnl_check(dnnl_status_t s, const char *what, const char *layer);
 /* Deterministic primitive attributes (same threads => same bits). Caller destroys. */
 cd_status cd_make_attr(dnnl_primitive_attr_t *attr);
 
-/* Implemented in threads_tbb.cpp: TBB is oneDNN's threading runtime in the PyPI wheel. */
-int cd_tbb_set_max_threads(int n);
+/* Give the calling thread catdog's thread count (OpenMP counts are per thread). */
+void cd_use_threads_here(void);
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "model/graph_internal.h"
 #include "nn/conv_fused.h"
 
@@ -449,6 +450,7 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
     if (g->num_nodes == 0) return cd_fail(CD_ERR_STATE, "the graph has no layers");
     if (n < 1 || n > 1 << 16) return cd_fail(CD_ERR_VALUE, "batch size must be >= 1, got %d", n);
     g->have_forward = g->have_backward = 0;
+    cd_use_threads_here();
     CD_TRY(prepare(g, n));
     plan_keep(g, keep_kind);
     plan_fusions(g, training, keep_kind);
@@ -527,6 +529,7 @@ static void give_back_dout(cd_graph *g, cd_node *node) {
 
 cd_status cd_graph_backward(cd_graph *g, const float *dy) {
     if (!g->have_forward) return cd_fail(CD_ERR_STATE, "backward needs a forward pass first");
+    cd_use_threads_here();
     if (g->forward_kind == CD_KEEP_LAST)
         return cd_fail(CD_ERR_STATE, "the last forward pass was an evaluation; run a training "
                        "or full forward pass before backward");
