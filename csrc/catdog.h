@@ -106,6 +106,7 @@ typedef struct {
     cd_mode mode;
     int needs_grad;         /* last forward/backward: a gradient flows through this layer */
     int kept;               /* last forward kept this layer's output */
+    size_t kept_floats;     /* floats in the layer's dedicated output buffer (0: none) */
 } cd_layer_info;
 
 typedef struct {
@@ -160,6 +161,10 @@ typedef struct {
  * class index for sparse CE). dlogits may be NULL. */
 cd_status cd_loss(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
                   float *loss, float *dlogits);
+/* The same for part of a batch: adds the n samples' losses to *total and writes their
+ * gradients as if the batch had `denominator` samples (the mean's divisor). */
+cd_status cd_loss_sum(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
+                      int denominator, double *total, float *dlogits);
 /* Number of correct predictions: BCE -> logit > threshold matches label; sparse -> argmax. */
 cd_status cd_accuracy(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
                       float threshold, double *correct);

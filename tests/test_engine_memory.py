@@ -7,12 +7,12 @@ import catdog
 from catdog import layers
 
 
-def lab(size=64):
+def lab(size=64, base_training=False):
     base = catdog.applications.MobileNetV2(input_shape=(size, size, 3), alpha=0.35,
                                            include_top=False, weights=None)
     inputs = catdog.Input((size, size, 3))
     x = catdog.applications.mobilenet_v2.preprocess_input(inputs)
-    x = base(x, training=False)
+    x = base(x, training=base_training)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
     out = layers.Dense(1)(x)
@@ -105,11 +105,10 @@ def test_frozen_prefix_in_micro_batches_matches_whole_batches():
                                atol=1e-6 * float(np.abs(lean).max()))
 
 
-def test_micro_batched_training_step_matches_full_gradients():
-    """Fine-tuning from layer 100 at batch 12: the outputs the prefix hands over (the kept
-    block_11_expand_relu and block_10_project_BN, read by block_11_add) are assembled from
-    micro-batches; one SGD step moves the weights exactly by -lr * the gradients of the
-    layer-by-layer forward/backward."""
+def fine_tune_sgd_step_vs_gradients(n, dropout_rate, training):
+    """One SGD step of the lab's fine-tuning (from layer 100) at batch n against -lr * the
+    gradients of the layer-by-layer forward/backward of the whole batch. Returns how many
+    weights were compared."""
     base, model = lab()
     base.trainable = True
     for layer in base.layers[:100]:
@@ -117,11 +116,10 @@ def test_micro_batched_training_step_matches_full_gradients():
     lr = 1e10  # random weights: deep gradients are ~1e-14; make every step far above rounding
     model.compile(optimizer=catdog.optimizers.SGD(lr),
                   loss=catdog.losses.BinaryCrossentropy(from_logits=True))
-    x, y = batch(12)
+    x, y = batch(n)
     y = y.astype(np.float32)
-    # dropout is random in a training step: compare with it off
-    model.layers[-2].rate = 0.0
-    grads = model.gradients(x, y, training=False)
+    model.layers[-2].rate = dropout_rate
+    grads = model.gradients(x, y, training=training)  # same step => same dropout masks
     before = {k: v.copy() for k, v in ((f"{l.name}/{n}", w) for l in base.layers + model.layers
                                        for (n, w, t) in l._weights if t)}
     model.train_on_batch(x, y)
@@ -136,4 +134,38 @@ def test_micro_batched_training_step_matches_full_gradients():
             scale = max(float(np.abs(lr * grads[key]).max()), 1e-12)
             assert np.abs(step - lr * grads[key]).max() <= 2e-3 * scale, key
             checked += 1
-    assert checked > 50
+    return checked
+
+
+def test_micro_batched_training_step_matches_full_gradients():
+    """Fine-tuning from layer 100 at batch 12: the prefix's outputs (the kept
+    block_11_expand_relu and block_10_project_BN, read by block_11_add) are assembled from
+    micro-batches, and the trainable part runs forward and backward on 8 + 4 samples with
+    the weight gradients summed; one SGD step moves the weights exactly by -lr * the
+    gradients of the layer-by-layer forward/backward of all 12."""
+    assert fine_tune_sgd_step_vs_gradients(12, 0.0, training=False) > 50
+
+
+def test_micro_batched_training_keeps_each_samples_dropout_mask():
+    """With dropout on, each micro-batch must draw its samples' masks (indexed by sample in
+    the whole batch), or the Dense gradient would differ from the whole-batch one."""
+    assert fine_tune_sgd_step_vs_gradients(20, 0.5, training=True) > 50
+
+
+def test_micro_batched_training_keeps_only_a_micro_batch_of_activations():
+    """Fine-tuning at batch 32 keeps the trainable part's activations for 8 samples, not 32
+    (what makes fine-tuning fit in less memory); with BN in training mode (batch statistics
+    couple the samples) the whole batch is kept, as before."""
+    def kept_samples(base_training):
+        base, model = lab(base_training=base_training)
+        base.trainable = True
+        for layer in base.layers[:100]:
+            layer.trainable = False
+        model.train_on_batch(*batch(32))
+        return {i["name"]: i["kept_floats"] // int(np.prod(i["shape"]))
+                for i in flags(model) if i["kept"] and i["needs_grad"] and i["kept_floats"]}
+
+    micro = kept_samples(False)
+    assert len(micro) > 20 and set(micro.values()) == {8}, micro
+    whole = kept_samples(True)
+    assert len(whole) > 20 and set(whole.values()) == {32}, whole

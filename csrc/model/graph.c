@@ -336,6 +336,7 @@ cd_status cd_graph_layer_info(const cd_graph *g, int layer, cd_layer_info *info)
     info->mode = node->mode;
     info->needs_grad = node->needs_grad;
     info->kept = g->have_forward && node->keep;
+    info->kept_floats = node->own_cap;
     return CD_OK;
 }
 

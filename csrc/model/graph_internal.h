@@ -15,11 +15,12 @@
 
 #define CD_MAX_PARAMS 4
 #define CD_OPT_SLOTS 3
-#define CD_PLAN_SLOTS 4    /* batch sizes with primitives kept: full, and the last partial
-                              batches of training, validation and test sets */
+#define CD_PLAN_SLOTS 6    /* batch sizes with primitives kept: full, the micro-batch, and
+                              the last partial batches of training, validation and test sets */
 #define CD_POOL_SLOTS 8    /* reusable buffers for outputs nobody keeps */
 #define CD_FUSED_CACHE 8   /* fused blocks kept per conv: plan batch sizes and micro-batches */
-#define CD_MICRO_BATCH 8   /* samples per micro-batch of the frozen prefix (run.c) */
+#define CD_MICRO_BATCH 8   /* samples per micro-batch of the frozen prefix and of the
+                              trainable part in micro-batched training steps (run.c) */
 
 typedef struct cd_param {
     char name[32];
@@ -82,6 +83,8 @@ struct cd_node {
     uint64_t fused_clock;         /* LRU clock of fused_cache */
     int boundary;                 /* micro-batched forward: a full-batch output buffer the
                                      micro-batches write slices of (run.c) */
+    float *full_out;              /* micro-batched training: the prefix's full-batch output
+                                     each micro-batch of the trainable part reads a slice of */
     int needs_grad;               /* a gradient flows through this node in backward */
     /* the forward's fused blocks (run.c plan_fusions): on a block's first node, the conv's
      * index, CD_FUSE_* tail and last node (-1 elsewhere); in_block: the block's first node */
@@ -112,6 +115,11 @@ struct cd_graph {
 
     uint64_t seed;
     int64_t step;                 /* training steps taken (dropout key) */
+    int sample_offset;            /* first sample of the running micro-batch in its batch
+                                     (dropout masks are indexed by sample in the batch) */
+    float *grad_spare;            /* micro-batched training: the micro-batches after the first
+                                     write weight gradients here, then add them up */
+    size_t grad_spare_count;
 
     int compiled;
     cd_optimizer_config opt;
@@ -120,6 +128,8 @@ struct cd_graph {
     int64_t opt_iterations;       /* Keras optimizer.iterations */
     float *dlogits;
     size_t dlogits_count;
+    float *logits_all;            /* micro-batched training: the whole batch's logits */
+    size_t logits_all_count;
 };
 
 /* True when `node` has parameters that receive gradients (layer trainable, weight trainable). */
@@ -140,6 +150,16 @@ cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int
 enum { CD_KEEP_ALL = 0, CD_KEEP_FOR_BACKWARD = 1, CD_KEEP_LAST = 2 };
 /* Forward without committing moving statistics (cd_graph_forward commits at once). */
 cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training, int keep);
+
+/* Called after each micro-batch's forward in cd_graph_train_micro: the logits of samples
+ * [s0, s0 + m) are the last node's output; write their loss gradient (m rows, scaled for the
+ * whole batch) to g->dlogits. */
+typedef cd_status (*cd_micro_loss_fn)(cd_graph *g, int s0, int m, void *ctx);
+/* A training forward + backward whose trainable part runs CD_MICRO_BATCH samples at a time,
+ * weight gradients summed over the micro-batches. *done = 0 (nothing run) when the graph
+ * does not allow it: the caller runs the full-batch step. */
+cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss_fn loss,
+                               void *ctx, int *done);
 void cd_graph_release_runtime(cd_graph *g);
 void cd_graph_commit(cd_graph *g);
 

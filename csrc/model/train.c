@@ -2,6 +2,7 @@
  * forward -> loss -> backward -> optimizer update, for a batch held in C. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "model/graph_internal.h"
@@ -35,6 +36,17 @@ cd_status cd_graph_set_learning_rate(cd_graph *g, float lr) {
     return CD_OK;
 }
 
+/* Grow *buf to at least count floats (buffers grow to the largest batch, then stay). */
+static int grow(float **buf, size_t *cap, size_t count, const char *what) {
+    if (*cap >= count) return 0;
+    free(*buf);
+    *cap = 0;
+    *buf = cd_alloc(count, sizeof(float), what);
+    if (!*buf) return -1;
+    *cap = count;
+    return 0;
+}
+
 static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *loss,
                              double *correct, int want_grad) {
     const cd_node *last = &g->nodes[g->num_nodes - 1];
@@ -42,29 +54,62 @@ static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *los
     if (last->rank != 1)
         return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
                        "GlobalAveragePooling2D and Dense", last->name);
-    if (want_grad && g->dlogits_count < (size_t)n * k) {  /* grows to the largest batch */
-        free(g->dlogits);
-        g->dlogits_count = 0;
-        g->dlogits = cd_alloc((size_t)n * k, sizeof(float), "loss gradient");
-        if (!g->dlogits) return CD_ERR_MEMORY;
-        g->dlogits_count = (size_t)n * k;
-    }
+    if (want_grad && grow(&g->dlogits, &g->dlogits_count, (size_t)n * k, "loss gradient"))
+        return CD_ERR_MEMORY;
     CD_TRY(cd_loss(g->loss, last->out, labels, n, k, loss, want_grad ? g->dlogits : NULL));
     if (correct)
         CD_TRY(cd_accuracy(g->loss, last->out, labels, n, k, g->accuracy_threshold, correct));
     return CD_OK;
 }
 
+/* A micro-batched step's loss: per micro-batch, the loss gradient of its samples (scaled
+ * for the whole batch) and the running loss sum; the logits gather in g->logits_all. */
+typedef struct {
+    const float *labels;
+    int n;
+    double total;
+} micro_loss_ctx;
+
+static cd_status micro_loss(cd_graph *g, int s0, int m, void *vctx) {
+    micro_loss_ctx *ctx = vctx;
+    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    const int k = last->c;
+    if (last->rank != 1)
+        return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
+                       "GlobalAveragePooling2D and Dense", last->name);
+    if (grow(&g->dlogits, &g->dlogits_count, (size_t)m * k, "loss gradient") ||
+        grow(&g->logits_all, &g->logits_all_count, (size_t)ctx->n * k, "logits"))
+        return CD_ERR_MEMORY;
+    memcpy(g->logits_all + (size_t)s0 * k, last->out, (size_t)m * k * sizeof(float));
+    return cd_loss_sum(g->loss, last->out, ctx->labels + s0, m, k, ctx->n, &ctx->total,
+                       g->dlogits);
+}
+
+static cd_status check_loss(const cd_graph *g, float loss) {
+    if (isfinite(loss)) return CD_OK;
+    return cd_fail(CD_ERR_NUMERIC, "loss is %s at training step %lld; weights left as they "
+                   "were before this step (lower the learning rate or check the inputs)",
+                   isnan(loss) ? "NaN" : "infinite", (long long)g->step + 1);
+}
+
 cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, int n,
                               float *loss, double *correct) {
     if (!g->compiled) return cd_fail(CD_ERR_STATE, "call compile() before training");
-    CD_TRY(cd_graph_forward_mode(g, x, n, 1, CD_KEEP_FOR_BACKWARD));
-    CD_TRY(logits_loss(g, labels, n, loss, correct, 1));
-    if (!isfinite(*loss))
-        return cd_fail(CD_ERR_NUMERIC, "loss is %s at training step %lld; weights left as they "
-                       "were before this step (lower the learning rate or check the inputs)",
-                       isnan(*loss) ? "NaN" : "infinite", (long long)g->step + 1);
-    CD_TRY(cd_graph_backward(g, g->dlogits));
+    micro_loss_ctx ctx = {labels, n, 0.0};
+    int micro = 0;
+    CD_TRY(cd_graph_train_micro(g, x, n, micro_loss, &ctx, &micro));
+    if (micro) {
+        *loss = (float)(ctx.total / n);
+        CD_TRY(check_loss(g, *loss));
+        if (correct)
+            CD_TRY(cd_accuracy(g->loss, g->logits_all, labels, n, g->nodes[g->num_nodes - 1].c,
+                               g->accuracy_threshold, correct));
+    } else {
+        CD_TRY(cd_graph_forward_mode(g, x, n, 1, CD_KEEP_FOR_BACKWARD));
+        CD_TRY(logits_loss(g, labels, n, loss, correct, 1));
+        CD_TRY(check_loss(g, *loss));
+        CD_TRY(cd_graph_backward(g, g->dlogits));
+    }
     cd_graph_commit(g);
     CD_TRY(cd_optimizer_apply(g));
     g->step++;

@@ -106,8 +106,9 @@ static cd_status add_backward(cd_graph *g, cd_node *node, float *dx[2], const in
 const cd_layer_ops cd_add_ops = {NULL, add_forward, add_backward, NULL};
 
 /* ---- Dropout(rate): in training y = x * keep / (1 - rate), keep = u >= rate with u uniform
- * from the counter RNG keyed by (seed, step, layer) and the element index, so backward
- * regenerates the same mask and any thread count gives the same one. ---- */
+ * from the counter RNG keyed by (seed, step, layer) and the element's index in the batch
+ * (a micro-batch starts at g->sample_offset), so backward regenerates the same mask and any
+ * thread count or micro-batching gives the same one. ---- */
 static uint64_t dropout_key(const cd_graph *g, const cd_node *node) {
     return cd_rng_key(g->seed, (uint64_t)g->step, (uint64_t)(node - g->nodes), 0xd209ULL);
 }
@@ -120,9 +121,11 @@ static cd_status dropout_forward(cd_graph *g, cd_node *node, int training) {
         return CD_OK;
     }
     const uint64_t key = dropout_key(g, node);
+    const size_t first = (size_t)g->sample_offset * cd_node_sample_size(node);
     const float rate = node->rate, scale = 1.0f / (1.0f - node->rate);
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] = cd_rng_uniform(key, i) >= rate ? x[i] * scale : 0.f;
+    for (size_t i = 0; i < n; i++)
+        y[i] = cd_rng_uniform(key, first + i) >= rate ? x[i] * scale : 0.f;
     return CD_OK;
 }
 static cd_status dropout_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
@@ -136,10 +139,11 @@ static cd_status dropout_backward(cd_graph *g, cd_node *node, float *dx[2], cons
         return CD_OK;
     }
     const uint64_t key = dropout_key(g, node);
+    const size_t first = (size_t)g->sample_offset * cd_node_sample_size(node);
     const float rate = node->rate, scale = 1.0f / (1.0f - node->rate);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float v = cd_rng_uniform(key, i) >= rate ? dy[i] * scale : 0.f;
+        float v = cd_rng_uniform(key, first + i) >= rate ? dy[i] * scale : 0.f;
         out[i] = a ? out[i] + v : v;
     }
     return CD_OK;

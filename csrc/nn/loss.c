@@ -22,19 +22,18 @@ static cd_status check_labels(cd_loss_kind kind, const float *labels, int n, int
     return CD_OK;
 }
 
-cd_status cd_loss(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
-                  float *loss, float *dlogits) {
+cd_status cd_loss_sum(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
+                      int denominator, double *total, float *dlogits) {
     if (n < 1 || k < 1) return cd_fail(CD_ERR_VALUE, "empty batch");
     CD_TRY(check_labels(kind, labels, n, k));
-    double total = 0;
     if (kind == CD_LOSS_BCE_LOGITS) {
         if (k != 1)
             return cd_fail(CD_ERR_VALUE, "BinaryCrossentropy needs one logit per sample, got %d "
                            "(use Dense(1), or SparseCategoricalCrossentropy)", k);
         for (int i = 0; i < n; i++) {
             float z = logits[i], y = labels[i];
-            total += fmaxf(z, 0.f) - z * y + log1pf(expf(-fabsf(z)));
-            if (dlogits) dlogits[i] = (1.0f / (1.0f + expf(-z)) - y) / (float)n;
+            *total += fmaxf(z, 0.f) - z * y + log1pf(expf(-fabsf(z)));
+            if (dlogits) dlogits[i] = (1.0f / (1.0f + expf(-z)) - y) / (float)denominator;
         }
     } else if (kind == CD_LOSS_SPARSE_CE_LOGITS) {
         for (int i = 0; i < n; i++) {
@@ -45,15 +44,22 @@ cd_status cd_loss(cd_loss_kind kind, const float *logits, const float *labels, i
             double sum = 0;
             for (int j = 0; j < k; j++) sum += exp((double)z[j] - m);
             double lse = m + log(sum);
-            total += lse - z[y];
+            *total += lse - z[y];
             if (dlogits)
                 for (int j = 0; j < k; j++)
                     dlogits[(size_t)i * k + j] =
-                        (float)((exp((double)z[j] - lse) - (j == y)) / n);
+                        (float)((exp((double)z[j] - lse) - (j == y)) / denominator);
         }
     } else {
         return cd_fail(CD_ERR_VALUE, "unknown loss %d", (int)kind);
     }
+    return CD_OK;
+}
+
+cd_status cd_loss(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
+                  float *loss, float *dlogits) {
+    double total = 0;
+    CD_TRY(cd_loss_sum(kind, logits, labels, n, k, n, &total, dlogits));
     *loss = (float)(total / n);
     return CD_OK;
 }
