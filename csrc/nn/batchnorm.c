@@ -8,7 +8,9 @@
  *            dbeta = sum(dy), dgamma = sum(dy * xhat)
  *            dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma)
  * backward (inference): dx = dy * gamma * inv_std, with the moving statistics fixed.
- * Reductions run per channel block on one thread each: same bits for any thread count. */
+ * Forward moments run per channel block on one thread each; backward sums run over fixed
+ * chunks of BN_CHUNK_ROWS rows (contiguous reads, all channels at once) whose partial sums
+ * are added in chunk order: same bits for any thread count either way. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +20,14 @@
 
 enum { GAMMA, BETA, MOVING_MEAN, MOVING_VAR };
 #define CH_BLOCK 16
+#define BN_CHUNK_ROWS 64
 
 typedef struct {
     float *mean, *inv_std; /* (c) statistics used by the last forward */
     float *batch_var;      /* (c) biased batch variance of the last training forward */
     int pending;           /* moving statistics not yet updated with that batch */
+    double *partials;      /* backward: (chunks, 2, c) per-chunk sums of dy * xhat and dy */
+    size_t partials_count;
 } bn_state;
 
 static void bn_release(cd_node *node) {
@@ -31,6 +36,7 @@ static void bn_release(cd_node *node) {
     free(s->mean);
     free(s->inv_std);
     free(s->batch_var);
+    free(s->partials);
     free(s);
 }
 
@@ -111,52 +117,71 @@ static cd_status bn_backward(cd_graph *g, cd_node *node, float *dx[2], const int
     const cd_node *src = cd_input_node(g, node, 0);
     const int c = node->c;
     const size_t rows = (size_t)g->batch * node->h * node->w;
+    const size_t chunks = (rows + BN_CHUNK_ROWS - 1) / BN_CHUNK_ROWS;
     const float *x = src->out, *dy = node->dout;
     const float *gamma = node->params[GAMMA].value;
-    float dgamma[c], dbeta[c];
-    int blocks = (c + CH_BLOCK - 1) / CH_BLOCK;
+    const float *mean = s->mean, *inv_std = s->inv_std;
+    float *out = dx[0];
+    const int acc = accumulate[0];
+    /* inference mode: dx needs no sums, so the summing pass writes it too (dy read once) */
+    float *inference_dx = out && !node->last_training ? out : NULL;
+    float dgamma[c], dbeta[c], scale[c];
+    for (int k = 0; k < c; k++) scale[k] = gamma[k] * inv_std[k];
+    if (s->partials_count < chunks * 2 * (size_t)c) { /* grows to the largest batch, then stays */
+        free(s->partials);
+        s->partials_count = 0;
+        s->partials = malloc(chunks * 2 * (size_t)c * sizeof(double));
+        if (!s->partials)
+            return cd_fail(CD_ERR_MEMORY, "out of memory for the gradient sums of '%s'", node->name);
+        s->partials_count = chunks * 2 * (size_t)c;
+    }
+    double *partials = s->partials;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < blocks; b++) {
-        int c0 = b * CH_BLOCK, c1 = c0 + CH_BLOCK < c ? c0 + CH_BLOCK : c;
-        double sg[CH_BLOCK] = {0}, sb[CH_BLOCK] = {0};
-        for (size_t r = 0; r < rows; r++) {
+    for (size_t ch = 0; ch < chunks; ch++) {
+        /* float sums over a chunk's 64 rows (16 lanes wide), double across chunks */
+        float sg[c], sb[c];
+        for (int k = 0; k < c; k++) sg[k] = sb[k] = 0.f;
+        const size_t r1 = (ch + 1) * BN_CHUNK_ROWS < rows ? (ch + 1) * BN_CHUNK_ROWS : rows;
+        for (size_t r = ch * BN_CHUNK_ROWS; r < r1; r++) {
             const float *xr = x + r * (size_t)c, *dyr = dy + r * (size_t)c;
-            for (int k = c0; k < c1; k++) {
-                float xhat = (xr[k] - s->mean[k]) * s->inv_std[k];
-                sg[k - c0] += (double)dyr[k] * xhat;
-                sb[k - c0] += dyr[k];
+            for (int k = 0; k < c; k++) {
+                float xhat = (xr[k] - mean[k]) * inv_std[k];
+                sg[k] += dyr[k] * xhat;
+                sb[k] += dyr[k];
+            }
+            if (inference_dx) {
+                float *o = inference_dx + r * (size_t)c;
+                if (acc)
+                    for (int k = 0; k < c; k++) o[k] += dyr[k] * scale[k];
+                else
+                    for (int k = 0; k < c; k++) o[k] = dyr[k] * scale[k];
             }
         }
-        for (int k = c0; k < c1; k++) dgamma[k] = (float)sg[k - c0], dbeta[k] = (float)sb[k - c0];
+        double *pg = partials + ch * 2 * (size_t)c, *pb = pg + c;
+        for (int k = 0; k < c; k++) pg[k] = sg[k], pb[k] = sb[k];
+    }
+    for (int k = 0; k < c; k++) {
+        double g_sum = 0.0, b_sum = 0.0;
+        for (size_t ch = 0; ch < chunks; ch++) {
+            g_sum += partials[ch * 2 * (size_t)c + k];
+            b_sum += partials[ch * 2 * (size_t)c + c + k];
+        }
+        dgamma[k] = (float)g_sum, dbeta[k] = (float)b_sum;
     }
     if (cd_node_trains(node)) {
         memcpy(node->params[GAMMA].grad, dgamma, sizeof dgamma);
         memcpy(node->params[BETA].grad, dbeta, sizeof dbeta);
     }
-    if (!dx[0]) return CD_OK;
-    float *out = dx[0];
-    const int acc = accumulate[0];
-    if (node->last_training) {
-        const float inv_m = 1.0f / (float)rows;
+    if (!out || inference_dx) return CD_OK;
+    const float inv_m = 1.0f / (float)rows;
 #pragma omp parallel for schedule(static)
-        for (size_t r = 0; r < rows; r++) {
-            const float *xr = x + r * (size_t)c, *dyr = dy + r * (size_t)c;
-            float *o = out + r * (size_t)c;
-            for (int k = 0; k < c; k++) {
-                float xhat = (xr[k] - s->mean[k]) * s->inv_std[k];
-                float v = gamma[k] * s->inv_std[k] *
-                          (dyr[k] - inv_m * dbeta[k] - xhat * inv_m * dgamma[k]);
-                o[k] = acc ? o[k] + v : v;
-            }
-        }
-    } else {
-        float scale[c];
-        for (int k = 0; k < c; k++) scale[k] = gamma[k] * s->inv_std[k];
-#pragma omp parallel for schedule(static)
-        for (size_t r = 0; r < rows; r++) {
-            const float *dyr = dy + r * (size_t)c;
-            float *o = out + r * (size_t)c;
-            for (int k = 0; k < c; k++) o[k] = acc ? o[k] + dyr[k] * scale[k] : dyr[k] * scale[k];
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * (size_t)c, *dyr = dy + r * (size_t)c;
+        float *o = out + r * (size_t)c;
+        for (int k = 0; k < c; k++) {
+            float xhat = (xr[k] - mean[k]) * inv_std[k];
+            float v = scale[k] * (dyr[k] - inv_m * dbeta[k] - xhat * inv_m * dgamma[k]);
+            o[k] = acc ? o[k] + v : v;
         }
     }
     return CD_OK;
