@@ -170,6 +170,12 @@ extern const cd_layer_ops cd_input_ops, cd_conv2d_ops, cd_batchnorm_ops, cd_relu
 /* A fused block computed this BatchNormalization: drop any uncommitted statistics. */
 void cd_batchnorm_discard(cd_node *node);
 
+/* Grow *buf to hold at least count floats (*cap: floats it holds; contents not kept):
+ * buffers grow to the largest batch, then stay. 0, or -1 out of memory (error set). */
+int cd_grow_floats(float **buf, size_t *cap, size_t count, const char *what);
+/* Free *buf and mark it empty. */
+void cd_drop_floats(float **buf, size_t *cap);
+
 /* y += x elementwise (n floats), parallel. */
 void cd_add_inplace(float *y, const float *x, size_t n);
 #endif

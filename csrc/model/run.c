@@ -62,23 +62,11 @@ void cd_graph_release_runtime(cd_graph *g) {
         node->own = node->own_dout = node->dout = node->out = NULL;
         node->own_cap = node->dout_cap = 0;
     }
-    for (int k = 0; k < CD_POOL_SLOTS; k++) {
-        free(g->pool[k]);
-        g->pool[k] = NULL;
-        g->pool_cap[k] = 0;
-    }
-    free(g->scratch);
-    g->scratch = NULL;
-    g->scratch_count = 0;
-    free(g->dlogits);
-    g->dlogits = NULL;
-    g->dlogits_count = 0;
-    free(g->grad_spare);
-    g->grad_spare = NULL;
-    g->grad_spare_count = 0;
-    free(g->logits_all);
-    g->logits_all = NULL;
-    g->logits_all_count = 0;
+    for (int k = 0; k < CD_POOL_SLOTS; k++) cd_drop_floats(&g->pool[k], &g->pool_cap[k]);
+    cd_drop_floats(&g->scratch, &g->scratch_count);
+    cd_drop_floats(&g->dlogits, &g->dlogits_count);
+    cd_drop_floats(&g->grad_spare, &g->grad_spare_count);
+    cd_drop_floats(&g->logits_all, &g->logits_all_count);
     g->have_forward = g->have_backward = 0;
 }
 
@@ -134,7 +122,7 @@ static void mark_needs_grad(cd_graph *g) {
     }
 }
 
-static int ensure(float **buf, size_t *cap, size_t count, const char *what) {
+int cd_grow_floats(float **buf, size_t *cap, size_t count, const char *what) {
     if (*cap >= count) return 0;
     free(*buf);
     *cap = 0;
@@ -142,6 +130,12 @@ static int ensure(float **buf, size_t *cap, size_t count, const char *what) {
     if (!*buf) return -1;
     *cap = count;
     return 0;
+}
+
+void cd_drop_floats(float **buf, size_t *cap) {
+    free(*buf);
+    *buf = NULL;
+    *cap = 0;
 }
 
 static cd_status prepare(cd_graph *g, int n) {
@@ -155,7 +149,7 @@ static cd_status prepare(cd_graph *g, int n) {
             size_t c = (size_t)n * cd_node_sample_size(&g->nodes[i]);
             if (c > largest) largest = c;
         }
-        if (ensure(&g->scratch, &g->scratch_count, largest, "scratch")) return CD_ERR_MEMORY;
+        if (cd_grow_floats(&g->scratch, &g->scratch_count, largest, "scratch")) return CD_ERR_MEMORY;
         g->batch = 0;
         CD_TRY(activate_plan(g, n));
         g->batch = n;
@@ -259,7 +253,7 @@ static cd_status assign_output(cd_graph *g, cd_node *node) {
         if (node->out) return CD_OK;
         /* every pooled buffer is live: fall back to a dedicated one */
     }
-    if (ensure(&node->own, &node->own_cap, count, "layer outputs"))
+    if (cd_grow_floats(&node->own, &node->own_cap, count, "layer outputs"))
         return cd_fail(CD_ERR_MEMORY, "out of memory for the outputs of layer '%s' (batch %d)",
                        node->name, g->batch);
     node->out = node->own;
@@ -433,7 +427,7 @@ static cd_status run_prefix_micro(cd_graph *g, const float *x, int p, int traini
         node->boundary = k == 0 || node->keep || node->last_use > p;
         node->pool_slot = -1;
         if (!node->boundary || (k == 0 && input_in_place)) continue;
-        if (ensure(&node->own, &node->own_cap, output_floats(node, n), "layer outputs"))
+        if (cd_grow_floats(&node->own, &node->own_cap, output_floats(node, n), "layer outputs"))
             st = cd_fail(CD_ERR_MEMORY, "out of memory for the outputs of layer '%s' (batch %d)",
                          node->name, n);
     }
@@ -526,7 +520,7 @@ static cd_status take_dout(cd_graph *g, cd_node *node) {
     if (s != CD_OK) return s;
     if (node->dout) return CD_OK;
     /* every pooled buffer is live: a dedicated one */
-    if (ensure(&node->own_dout, &node->dout_cap, (size_t)g->batch * cd_node_sample_size(node),
+    if (cd_grow_floats(&node->own_dout, &node->dout_cap, (size_t)g->batch * cd_node_sample_size(node),
                "gradients"))
         return CD_ERR_MEMORY;
     node->dout = node->own_dout;
@@ -641,7 +635,7 @@ static cd_status hold_gradients(cd_graph *g, int save) {
         if (cd_node_trains(&g->nodes[i]))
             for (int k = 0; k < g->nodes[i].num_params; k++)
                 if (g->nodes[i].params[k].can_train) total += g->nodes[i].params[k].size;
-    if (ensure(&g->grad_spare, &g->grad_spare_count, total, "weight gradients"))
+    if (cd_grow_floats(&g->grad_spare, &g->grad_spare_count, total, "weight gradients"))
         return CD_ERR_MEMORY;
     size_t at = 0;
     for (int i = 0; i < g->num_nodes; i++) {

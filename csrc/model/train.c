@@ -36,17 +36,6 @@ cd_status cd_graph_set_learning_rate(cd_graph *g, float lr) {
     return CD_OK;
 }
 
-/* Grow *buf to at least count floats (buffers grow to the largest batch, then stay). */
-static int grow(float **buf, size_t *cap, size_t count, const char *what) {
-    if (*cap >= count) return 0;
-    free(*buf);
-    *cap = 0;
-    *buf = cd_alloc(count, sizeof(float), what);
-    if (!*buf) return -1;
-    *cap = count;
-    return 0;
-}
-
 static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *loss,
                              double *correct, int want_grad) {
     const cd_node *last = &g->nodes[g->num_nodes - 1];
@@ -54,7 +43,7 @@ static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *los
     if (last->rank != 1)
         return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
                        "GlobalAveragePooling2D and Dense", last->name);
-    if (want_grad && grow(&g->dlogits, &g->dlogits_count, (size_t)n * k, "loss gradient"))
+    if (want_grad && cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)n * k, "loss gradient"))
         return CD_ERR_MEMORY;
     CD_TRY(cd_loss(g->loss, last->out, labels, n, k, loss, want_grad ? g->dlogits : NULL));
     if (correct)
@@ -77,8 +66,8 @@ static cd_status micro_loss(cd_graph *g, int s0, int m, void *vctx) {
     if (last->rank != 1)
         return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
                        "GlobalAveragePooling2D and Dense", last->name);
-    if (grow(&g->dlogits, &g->dlogits_count, (size_t)m * k, "loss gradient") ||
-        grow(&g->logits_all, &g->logits_all_count, (size_t)ctx->n * k, "logits"))
+    if (cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)m * k, "loss gradient") ||
+        cd_grow_floats(&g->logits_all, &g->logits_all_count, (size_t)ctx->n * k, "logits"))
         return CD_ERR_MEMORY;
     memcpy(g->logits_all + (size_t)s0 * k, last->out, (size_t)m * k * sizeof(float));
     return cd_loss_sum(g->loss, last->out, ctx->labels + s0, m, k, ctx->n, &ctx->total,
