@@ -107,8 +107,10 @@ def test_frozen_prefix_in_micro_batches_matches_whole_batches():
 
 def fine_tune_sgd_step_vs_gradients(n, dropout_rate, training):
     """One SGD step of the lab's fine-tuning (from layer 100) at batch n against -lr * the
-    gradients of the layer-by-layer forward/backward of the whole batch. Returns how many
-    weights were compared."""
+    gradients of the layer-by-layer forward/backward of the whole batch. Returns the largest
+    error relative to each weight's largest step (the two differ by float rounding only: the
+    step's frozen part runs BN-folded and its gradients are summed per micro-batch)."""
+    catdog.random.set_seed(3)  # the same random weights whatever ran before
     base, model = lab()
     base.trainable = True
     for layer in base.layers[:100]:
@@ -123,7 +125,7 @@ def fine_tune_sgd_step_vs_gradients(n, dropout_rate, training):
     before = {k: v.copy() for k, v in ((f"{l.name}/{n}", w) for l in base.layers + model.layers
                                        for (n, w, t) in l._weights if t)}
     model.train_on_batch(x, y)
-    checked = 0
+    errors = {}
     for layer in base.layers + [model.layers[-1]]:
         for (name, w, t) in layer._weights:
             key = f"{layer.name}/{name}"
@@ -132,9 +134,9 @@ def fine_tune_sgd_step_vs_gradients(n, dropout_rate, training):
             now = layer.get_weights()[[n for n, _, _ in layer._weights].index(name)]
             step = before[key] - now
             scale = max(float(np.abs(lr * grads[key]).max()), 1e-12)
-            assert np.abs(step - lr * grads[key]).max() <= 2e-3 * scale, key
-            checked += 1
-    return checked
+            errors[key] = float(np.abs(step - lr * grads[key]).max()) / scale
+    assert len(errors) > 50
+    return max(errors.values())
 
 
 def test_micro_batched_training_step_matches_full_gradients():
@@ -143,13 +145,14 @@ def test_micro_batched_training_step_matches_full_gradients():
     micro-batches, and the trainable part runs forward and backward on 8 + 4 samples with
     the weight gradients summed; one SGD step moves the weights exactly by -lr * the
     gradients of the layer-by-layer forward/backward of all 12."""
-    assert fine_tune_sgd_step_vs_gradients(12, 0.0, training=False) > 50
+    assert fine_tune_sgd_step_vs_gradients(12, 0.0, training=False) <= 2e-3
 
 
 def test_micro_batched_training_keeps_each_samples_dropout_mask():
     """With dropout on, each micro-batch must draw its samples' masks (indexed by sample in
-    the whole batch), or the Dense gradient would differ from the whole-batch one."""
-    assert fine_tune_sgd_step_vs_gradients(20, 0.5, training=True) > 50
+    the whole batch), or the gradients would differ from the whole-batch ones by O(1) (masks
+    drawn by index within the micro-batch: measured 1.4-4), not by rounding (<= 2.3e-3)."""
+    assert fine_tune_sgd_step_vs_gradients(20, 0.5, training=True) <= 1e-2
 
 
 def test_micro_batched_training_keeps_only_a_micro_batch_of_activations():
