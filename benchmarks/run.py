@@ -212,6 +212,60 @@ def check(ok):
     return " ✓" if ok else " ✗"
 
 
+# ---- the runs so far: one line per full run in runs.jsonl, medians across them ------------
+
+RATIO_CASES = [  # (label, case, keys, reference, target, lower_is_better)
+    ("1 inference vs TF", 1, ("images_per_s",), "tensorflow", 1.5, False),
+    ("1 inference vs torch", 1, ("images_per_s",), "pytorch", 1.5, False),
+    ("1 batch-1 latency vs TF", 1, ("batch1", "latency_ms"), "tensorflow", 1.0, True),
+    ("1 batch-1 latency vs torch", 1, ("batch1", "latency_ms"), "pytorch", 1.0, True),
+    ("2 transfer step vs TF", 2, ("images_per_s",), "tensorflow", 2.0, False),
+    ("2 transfer step vs torch", 2, ("images_per_s",), "pytorch", 1.5, False),
+    ("3 fine-tuning step vs TF", 3, ("images_per_s",), "tensorflow", 2.0, False),
+    ("3 fine-tuning step vs torch", 3, ("images_per_s",), "pytorch", 1.5, False),
+    ("4 lab wall time vs TF", 4, ("wall_s",), "tensorflow", 0.5, True),
+    ("4 lab peak RSS vs TF", 4, ("peak_rss_mb",), "tensorflow", 0.5, True),
+]
+
+
+def run_record(doc):
+    """The ratios of one run, as a line of runs.jsonl."""
+    R = doc["frameworks"]
+    rec = {"date": doc["meta"]["date"], "commit": doc["meta"]["commit"][:7], "ratios": {}}
+    for f in [x for x in doc["frameworks_order"] if x.startswith("catdog")]:
+        for label, case, keys, ref, _, _ in RATIO_CASES:
+            a, b = get(R, f, case, *keys), get(R, ref, case, *keys)
+            if a and b:
+                rec["ratios"].setdefault(f, {})[label] = a / b
+    return rec
+
+
+def runs_section(records):
+    """Every recorded run's ratio per target, and the median across them (the machine is
+    noisy: phases of minutes slow one framework's window and not the next)."""
+    L = ["## Across runs (benchmarks/runs.jsonl; the medians are what the targets are judged on)\n"]
+    for f in ("catdog", "catdog-bf16"):
+        rows = [r for r in records if f in r["ratios"]]
+        if not rows:
+            continue
+        L.append("%s, one column per run (date, commit):\n" % NAMES[f])
+        L.append("| target | " + " | ".join("%s `%s`" % (r["date"][5:16], r["commit"]) for r in rows)
+                 + " | median |")
+        L.append("|---|" + "---|" * (len(rows) + 1))
+        for label, _, _, _, target, lower in RATIO_CASES:
+            vals = [r["ratios"][f].get(label) for r in rows]
+            have = [v for v in vals if v is not None]
+            if not have:
+                continue
+            med = statistics.median(have)
+            ok = med <= target if lower else med >= target
+            L.append("| %s (%s %.1f×) | %s | %.2f×%s |" % (
+                label, "≤" if lower else "≥", target,
+                " | ".join("%.2f×" % v if v is not None else "—" for v in vals), med, check(ok)))
+        L.append("")
+    return L
+
+
 def write_report(doc, path_md):
     R, fws, meta = doc["frameworks"], doc["frameworks_order"], doc["meta"]
     cd = "catdog"
@@ -369,6 +423,9 @@ def write_report(doc, path_md):
              "prefetch thread.")
     L.append("- Inputs for cases 1–3 are random (speed does not depend on values); the base's weights come "
              "from the ImageNet h5. See `benchmarks/README.md`.")
+    history = os.path.join(HERE, "runs.jsonl")
+    if os.path.exists(history) and not meta["quick"]:
+        L += runs_section([json.loads(line) for line in open(history) if line.strip()])
     # the full lab's runs (lab_metrics_*.json, written by `python -m catdog.lab`) and the
     # hand-written profile notes (ANALYSIS.md) ride along, so a rerun keeps them
     import glob
@@ -481,6 +538,9 @@ def main():
     mpath = os.path.join(args.out_dir, "RESULTS.md")
     with open(jpath, "w") as f:
         json.dump(doc, f, indent=1, default=float)
+    if not args.quick and args.out_dir == HERE and set(REFS) <= set(fws):
+        with open(os.path.join(HERE, "runs.jsonl"), "a") as f:
+            f.write(json.dumps(run_record(doc)) + "\n")
     write_report(doc, mpath)
     print(open(mpath).read())
     print("[run] wrote %s and %s (%.0f s)" % (os.path.relpath(mpath), os.path.relpath(jpath),
