@@ -419,3 +419,13 @@ int cd_node_trains(const cd_node *node) {
         if (node->params[k].can_train) return 1;
     return 0;
 }
+
+cd_param *cd_next_trainable(cd_graph *g, int *layer, int *w) {
+    for (; *layer < g->num_nodes; (*layer)++, *w = -1) {
+        cd_node *node = &g->nodes[*layer];
+        if (!cd_node_trains(node)) continue;
+        while (++*w < node->num_params)
+            if (node->params[*w].can_train) return &node->params[*w];
+    }
+    return NULL;
+}

@@ -134,6 +134,9 @@ struct cd_graph {
 
 /* True when `node` has parameters that receive gradients (layer trainable, weight trainable). */
 int cd_node_trains(const cd_node *node);
+/* The weights that receive gradients, one by one in graph order (a trainable layer's
+ * trainable weights): start with *layer = 0, *w = -1; NULL after the last. */
+cd_param *cd_next_trainable(cd_graph *g, int *layer, int *w);
 /* Per-sample element count of the node's output. */
 static inline size_t cd_node_sample_size(const cd_node *node) {
     return (size_t)node->h * (size_t)node->w * (size_t)node->c;

@@ -551,14 +551,11 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         node->dout_written = 0;
         node->dout = NULL;
         node->pool_slot = -1;
-        if (cd_node_trains(node))
-            for (int k = 0; k < node->num_params; k++) {
-                cd_param *p = &node->params[k];
-                if (p->can_train && !p->grad) {
-                    p->grad = cd_calloc(p->size, sizeof(float), "weight gradients");
-                    if (!p->grad) return CD_ERR_MEMORY;
-                }
-            }
+    }
+    int layer = 0, w = -1;
+    for (cd_param *p; (p = cd_next_trainable(g, &layer, &w));) {
+        if (!p->grad) p->grad = cd_calloc(p->size, sizeof(float), "weight gradients");
+        if (!p->grad) return CD_ERR_MEMORY;
     }
     CD_TRY(take_dout(g, last));
     memcpy(last->dout, dy, (size_t)n * cd_node_sample_size(last) * sizeof(float));
@@ -629,27 +626,13 @@ static int micro_trainable(const cd_graph *g, int first) {
 /* Weight gradients summed over micro-batches: before a micro-batch's backward (which writes
  * the gradients afresh) save the running sum in g->grad_spare (save = 1); after it add the
  * sum back (save = 0). a + b == b + a exactly, so the sum is the sequential one. */
-static cd_status hold_gradients(cd_graph *g, int save) {
-    size_t total = 0;
-    for (int i = 0; i < g->num_nodes; i++)
-        if (cd_node_trains(&g->nodes[i]))
-            for (int k = 0; k < g->nodes[i].num_params; k++)
-                if (g->nodes[i].params[k].can_train) total += g->nodes[i].params[k].size;
-    if (cd_grow_floats(&g->grad_spare, &g->grad_spare_count, total, "weight gradients"))
-        return CD_ERR_MEMORY;
+static void hold_gradients(cd_graph *g, int save) {
     size_t at = 0;
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        if (!cd_node_trains(node)) continue;
-        for (int k = 0; k < node->num_params; k++) {
-            cd_param *p = &node->params[k];
-            if (!p->can_train) continue;
-            if (save) memcpy(g->grad_spare + at, p->grad, p->size * sizeof(float));
-            else cd_add_inplace(p->grad, g->grad_spare + at, p->size);
-            at += p->size;
-        }
+    int layer = 0, w = -1;
+    for (cd_param *p; (p = cd_next_trainable(g, &layer, &w)); at += p->size) {
+        if (save) memcpy(g->grad_spare + at, p->grad, p->size * sizeof(float));
+        else cd_add_inplace(p->grad, g->grad_spare + at, p->size);
     }
-    return CD_OK;
 }
 
 cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss_fn loss,
@@ -665,6 +648,11 @@ cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss
     const int p = frozen_prefix(g), first = p > 0 ? p + 1 : 0;
     if (!micro_trainable(g, first)) return CD_OK;
     *done = 1;
+    size_t weights = 0; /* g->grad_spare holds every trainable weight's running sum */
+    int layer = 0, w = -1;
+    for (cd_param *q; (q = cd_next_trainable(g, &layer, &w));) weights += q->size;
+    if (cd_grow_floats(&g->grad_spare, &g->grad_spare_count, weights, "weight gradients"))
+        return CD_ERR_MEMORY;
     for (int k = 0; k < CD_POOL_SLOTS; k++) g->pool_busy[k] = 0;
     if (p > 0) CD_TRY(run_prefix_micro(g, x, p, 1));
     /* the prefix's outputs read above it stay full-batch; each micro-batch reads a slice */
@@ -690,9 +678,9 @@ cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss
         g->forward_kind = CD_KEEP_FOR_BACKWARD;
         g->have_forward = 1;
         if ((st = loss(g, s0, m, ctx)) != CD_OK) break;
-        if (s0 > 0 && (st = hold_gradients(g, 1)) != CD_OK) break;
+        if (s0 > 0) hold_gradients(g, 1);
         if ((st = cd_graph_backward(g, g->dlogits)) != CD_OK) break;
-        if (s0 > 0) st = hold_gradients(g, 0);
+        if (s0 > 0) hold_gradients(g, 0);
     }
     g->sample_offset = 0;
     for (int k = 0; k < first; k++) {

@@ -36,13 +36,21 @@ cd_status cd_graph_set_learning_rate(cd_graph *g, float lr) {
     return CD_OK;
 }
 
-static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *loss,
-                             double *correct, int want_grad) {
+/* The model's output as logits: (batch, k). */
+static cd_status logits_width(const cd_graph *g, int *k) {
     const cd_node *last = &g->nodes[g->num_nodes - 1];
-    int k = last->c;
     if (last->rank != 1)
         return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
                        "GlobalAveragePooling2D and Dense", last->name);
+    *k = last->c;
+    return CD_OK;
+}
+
+static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *loss,
+                             double *correct, int want_grad) {
+    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    int k = 0;
+    CD_TRY(logits_width(g, &k));
     if (want_grad && cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)n * k, "loss gradient"))
         return CD_ERR_MEMORY;
     CD_TRY(cd_loss(g->loss, last->out, labels, n, k, loss, want_grad ? g->dlogits : NULL));
@@ -62,10 +70,8 @@ typedef struct {
 static cd_status micro_loss(cd_graph *g, int s0, int m, void *vctx) {
     micro_loss_ctx *ctx = vctx;
     const cd_node *last = &g->nodes[g->num_nodes - 1];
-    const int k = last->c;
-    if (last->rank != 1)
-        return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
-                       "GlobalAveragePooling2D and Dense", last->name);
+    int k = 0;
+    CD_TRY(logits_width(g, &k));
     if (cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)m * k, "loss gradient") ||
         cd_grow_floats(&g->logits_all, &g->logits_all_count, (size_t)ctx->n * k, "logits"))
         return CD_ERR_MEMORY;

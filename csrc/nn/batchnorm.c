@@ -130,9 +130,8 @@ static cd_status bn_backward(cd_graph *g, cd_node *node, float *dx[2], const int
     if (s->partials_count < chunks * 2 * (size_t)c) { /* grows to the largest batch, then stays */
         free(s->partials);
         s->partials_count = 0;
-        s->partials = malloc(chunks * 2 * (size_t)c * sizeof(double));
-        if (!s->partials)
-            return cd_fail(CD_ERR_MEMORY, "out of memory for the gradient sums of '%s'", node->name);
+        s->partials = cd_alloc(chunks * 2 * (size_t)c, sizeof(double), "batchnorm gradient sums");
+        if (!s->partials) return CD_ERR_MEMORY;
         s->partials_count = chunks * 2 * (size_t)c;
     }
     double *partials = s->partials;

@@ -161,15 +161,8 @@ static cd_status update_param(const cd_optimizer_config *o, cd_param *p, int64_t
 
 cd_status cd_optimizer_apply(cd_graph *g) {
     int64_t t = g->opt_iterations + 1;
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        if (!cd_node_trains(node)) continue;
-        for (int k = 0; k < node->num_params; k++) {
-            cd_param *p = &node->params[k];
-            if (!p->can_train) continue;
-            CD_TRY(update_param(&g->opt, p, t));
-        }
-    }
+    int layer = 0, w = -1;
+    for (cd_param *p; (p = cd_next_trainable(g, &layer, &w));) CD_TRY(update_param(&g->opt, p, t));
     g->opt_iterations = t;
     return CD_OK;
 }
