@@ -277,7 +277,7 @@ class Model(Layer):
     def predict_on_batch(self, x) -> np.ndarray:
         x = self._check_x(x)
         g = self._ensure_graph()
-        g.forward(x, False, False)  # lean: only the output is kept
+        g.forward(x, False, 0)  # lean: only the output is kept
         return g.get_output(g.num_layers() - 1, x.shape[0])
 
     def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:

@@ -134,6 +134,9 @@ cd_status cd_graph_forward(cd_graph *g, const float *x, int n, int training);
 /* Inference forward that keeps only the last layer's output (predict): frozen activations
  * share a few pooled buffers. */
 cd_status cd_graph_predict(cd_graph *g, const float *x, int n);
+/* The training step's own forward on the whole batch (frozen part fused, trainable
+ * Conv -> BN -> ReLU6 blocks folded, only what backward reads kept): for a backward. */
+cd_status cd_graph_forward_for_backward(cd_graph *g, const float *x, int n, int training);
 /* Output of `layer` from the last forward: n * prod(out_shape) floats. */
 cd_status cd_graph_get_output(const cd_graph *g, int layer, float *dst, size_t count);
 /* dy: gradient of the loss w.r.t. the last layer's output. Computes weight gradients of

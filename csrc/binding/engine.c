@@ -367,13 +367,21 @@ static PyObject *Graph_set_seed(GraphObject *self, PyObject *arg) {
 
 /* ---- execution ---- */
 
+/* forward(x, training=False, keep=1): keep 1 keeps every output (layer by layer), 0 only the
+ * output (inference), 2 what a backward reads (the training step's own forward: fused
+ * blocks, nothing kept below the first trainable layer). */
 static PyObject *Graph_forward(GraphObject *self, PyObject *args) {
     PyObject *obj;
-    int training = 0, keep_all = 1;
-    if (!PyArg_ParseTuple(args, "O|pp", &obj, &training, &keep_all) || check_graph(self))
+    int training = 0, keep = 1;
+    if (!PyArg_ParseTuple(args, "O|pi", &obj, &training, &keep) || check_graph(self))
         return NULL;
-    if (!keep_all && training) {
-        PyErr_SetString(PyExc_ValueError, "a lean forward (keep_all=False) is inference only");
+    if (keep < 0 || keep > 2) {
+        PyErr_Format(PyExc_ValueError, "keep must be 0 (output only), 1 (all) or 2 (for "
+                     "backward), got %d", keep);
+        return NULL;
+    }
+    if (keep == 0 && training) {
+        PyErr_SetString(PyExc_ValueError, "a lean forward (keep=0) is inference only");
         return NULL;
     }
     PyArrayObject *x = float_array(obj, 4, "input batch");
@@ -385,8 +393,10 @@ static PyObject *Graph_forward(GraphObject *self, PyObject *args) {
     }
     cd_status s;
     self->busy = 1;
-    Py_BEGIN_ALLOW_THREADS s = keep_all ? cd_graph_forward(self->graph, PyArray_DATA(x), n, training)
-                                        : cd_graph_predict(self->graph, PyArray_DATA(x), n);
+    Py_BEGIN_ALLOW_THREADS
+    if (keep == 1) s = cd_graph_forward(self->graph, PyArray_DATA(x), n, training);
+    else if (keep == 0) s = cd_graph_predict(self->graph, PyArray_DATA(x), n);
+    else s = cd_graph_forward_for_backward(self->graph, PyArray_DATA(x), n, training);
     Py_END_ALLOW_THREADS self->busy = 0;
     Py_DECREF(x);
     if (s != CD_OK) return cd_py_raise(s);
@@ -615,7 +625,7 @@ static PyMethodDef Graph_methods[] = {
     {"set_trainable", (PyCFunction)Graph_set_trainable, METH_VARARGS, "(layer, flag)"},
     {"set_mode", (PyCFunction)Graph_set_mode, METH_VARARGS, "(layer, -1 inherit / 0 inference / 1 training)"},
     {"set_seed", (PyCFunction)Graph_set_seed, METH_O, "seed for dropout"},
-    {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False, keep_all=True): keep_all=False keeps only the output"},
+    {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False, keep=1): keep 1 every output, 0 only the output, 2 what backward reads"},
     {"get_output", (PyCFunction)Graph_get_output, METH_VARARGS, "(layer, batch) -> array"},
     {"backward", (PyCFunction)Graph_backward, METH_VARARGS, "(d loss / d output)"},
     {"get_gradient", (PyCFunction)Graph_get_gradient, METH_VARARGS, "(layer, w) -> array"},

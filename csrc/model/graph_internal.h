@@ -19,8 +19,11 @@
                               the last partial batches of training, validation and test sets */
 #define CD_POOL_SLOTS 8    /* reusable buffers for outputs nobody keeps */
 #define CD_FUSED_CACHE 8   /* fused blocks kept per conv: plan batch sizes and micro-batches */
-#define CD_MICRO_BATCH 8   /* samples per micro-batch of the frozen prefix and of the
-                              trainable part in micro-batched training steps (run.c) */
+#define CD_MICRO_BATCH 8   /* samples per micro-batch of the frozen prefix (run.c) */
+#define CD_TRAIN_MICRO_BATCH 16 /* ... and of the trainable part in micro-batched training
+                                   steps (fewer, larger kernels; its kept activations at 16
+                                   samples fit where 8 did before trainable blocks were
+                                   fused) */
 
 typedef struct cd_param {
     char name[32];
@@ -89,6 +92,7 @@ struct cd_node {
     /* the forward's fused blocks (run.c plan_fusions): on a block's first node, the conv's
      * index, CD_FUSE_* tail and last node (-1 elsewhere); in_block: the block's first node */
     int block_conv, block_tail, block_last, in_block;
+    int block_train;              /* on a block's first node: a trainable block (conv_fused.c) */
     int out_bf16;                 /* output stored as bfloat16 (bf16 mode, only fused blocks read it) */
     int dout_written;             /* during backward: dout holds a value (else first write) */
     int last_training;            /* effective training flag used by the last forward */
@@ -120,6 +124,8 @@ struct cd_graph {
     float *grad_spare;            /* micro-batched training: the micro-batches after the first
                                      write weight gradients here, then add them up */
     size_t grad_spare_count;
+    int defer_finish;             /* micro-batched training: trainable blocks' gradients are
+                                     finished once, after the last micro-batch */
 
     int compiled;
     cd_optimizer_config opt;
@@ -158,7 +164,7 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
  * [s0, s0 + m) are the last node's output; write their loss gradient (m rows, scaled for the
  * whole batch) to g->dlogits. */
 typedef cd_status (*cd_micro_loss_fn)(cd_graph *g, int s0, int m, void *ctx);
-/* A training forward + backward whose trainable part runs CD_MICRO_BATCH samples at a time,
+/* A training forward + backward whose trainable part runs CD_TRAIN_MICRO_BATCH samples at a time,
  * weight gradients summed over the micro-batches. *done = 0 (nothing run) when the graph
  * does not allow it: the caller runs the full-batch step. */
 cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss_fn loss,
@@ -179,6 +185,9 @@ int cd_grow_floats(float **buf, size_t *cap, size_t count, const char *what);
 /* Free *buf and mark it empty. */
 void cd_drop_floats(float **buf, size_t *cap);
 
+/* dx (+)= dy * (0 < y < max_value) (no upper bound when max_value <= 0): the gradient of
+ * ReLU(max_value) from its output y. dx may be dy. Parallel. */
+void cd_relu_grad(float *dx, const float *y, const float *dy, size_t n, float max_value, int acc);
 /* y += x elementwise (n floats), parallel. */
 void cd_add_inplace(float *y, const float *x, size_t n);
 #endif

@@ -12,7 +12,20 @@
  * bf16 mode (catdog.config.set_precision("bf16")): the block computes with bfloat16 source
  * and folded weights (AVX512-BF16 / AMX kernels); each of src, dst and skip is bf16 or f32 as
  * run.c decided for the tensor (bf16 where only fused blocks read it). An f32 source (the
- * input layer, or a layer that ran unfused) is first converted into a block-owned buffer. */
+ * input layer, or a layer that ran unfused) is first converted into a block-owned buffer.
+ *
+ * Trainable blocks: a trainable convolution under a BN in inference mode (the lab's
+ * fine-tuning, base_model(x, training=False)) runs the same folded forward each training
+ * step (refolded after every optimizer step), and its backward works on the folded weights:
+ *   du = dy * (0 < y < max) (ReLU6 tail; from the block's output y) or dy (BN tail);
+ *   dW' = conv_bwd_weights(x, du), db' = sum(du), dx = conv_bwd_data(du, W');
+ * then, once the step's gradients are summed (cd_conv_trainable_finish), with
+ * a = gamma / sqrt(var + eps), W' = W * a, b' = beta - mean * a:
+ *   dW = dW' * a,  dbeta = db',
+ *   dgamma = (sum_k dW'[k, oc] * W[k, oc] - mean * dbeta) / sqrt(var + eps)
+ * (sum_k W[k] dW'[k] = sum du * conv(x, W) = sum du * z, so this is sum du * (z - mean) /
+ * sqrt(var + eps), the BN's dgamma). No BN or ReLU pass and no intermediate tensor is kept:
+ * x and y are the only activations the backward reads. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +52,16 @@ typedef struct {
     float *folded_bias;         /* (oc) */
     uint64_t versions[6];
     int valid;
+    uint64_t folds;             /* bumped by every fold: the backward's weight copy follows */
+    int train;                  /* built as forward_training: a trainable block */
+    /* backward of a trainable block (built at its first backward); f32 throughout */
+    dnnl_primitive_desc_t bwd_data_pd, bwd_w_pd;
+    dnnl_primitive_t bwd_data, bwd_w;
+    dnnl_primitive_t w_to_bwd;       /* folded weights forward -> backward-data format */
+    dnnl_primitive_t diff_w_to_user; /* weight gradient -> Keras layout (NULL: same) */
+    dnnl_memory_t diff_dst, diff_src, w_bwd, diff_w, diff_w_user, diff_bias;
+    uint64_t w_bwd_folds;            /* f->folds w_bwd holds (0: none yet) */
+    float *dbias;                    /* (oc) sum of du */
 } fused_state;
 
 static void fused_free(fused_state *f) {
@@ -46,12 +69,20 @@ static void fused_free(fused_state *f) {
     if (f->prim) dnnl_primitive_destroy(f->prim);
     if (f->to_w) dnnl_primitive_destroy(f->to_w);
     if (f->to_src) dnnl_primitive_destroy(f->to_src);
-    if (f->pd) dnnl_primitive_desc_destroy(f->pd);
-    dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->w, f->bias, f->w_user, f->src_user};
+    dnnl_primitive_t prims[] = {f->bwd_data, f->bwd_w, f->w_to_bwd, f->diff_w_to_user};
+    for (size_t i = 0; i < sizeof prims / sizeof *prims; i++)
+        if (prims[i]) dnnl_primitive_destroy(prims[i]);
+    dnnl_primitive_desc_t pds[] = {f->pd, f->bwd_data_pd, f->bwd_w_pd};
+    for (size_t i = 0; i < sizeof pds / sizeof *pds; i++)
+        if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
+    dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->w, f->bias, f->w_user, f->src_user,
+                            f->diff_dst, f->diff_src, f->w_bwd, f->diff_w, f->diff_w_user,
+                            f->diff_bias};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     free(f->folded_bias);
     free(f->src_converted);
+    free(f->dbias);
     free(f);
 }
 
@@ -65,11 +96,11 @@ void cd_conv_fused_release(cd_node *conv) {
 static dnnl_data_type_t dt(int bf16) { return bf16 ? dnnl_bf16 : dnnl_f32; }
 
 static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4], int tail,
-                       float max_value, cd_fused_types types, fused_state **out) {
+                       float max_value, cd_fused_types types, int train, fused_state **out) {
     fused_state *f = calloc(1, sizeof *f);
     if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
     *out = f;
-    f->batch = n, f->tail = tail, f->max_value = max_value, f->types = types;
+    f->batch = n, f->tail = tail, f->max_value = max_value, f->types = types, f->train = train;
     /* the convolution's own src/weights type; bias stays f32 */
     const dnnl_data_type_t compute = dt(types.compute_bf16);
     const int depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
@@ -114,7 +145,9 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
     TRY_D(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
     dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
     dnnl_dims_t pl = {pad[0], pad[2]}, pr = {pad[1], pad[3]};
-    TRY_D(dnnl_convolution_forward_primitive_desc_create(&f->pd, cd_engine(), dnnl_forward_inference,
+    /* a trainable block's forward is the hint its backward primitives are built from */
+    const dnnl_prop_kind_t prop = train ? dnnl_forward_training : dnnl_forward_inference;
+    TRY_D(dnnl_convolution_forward_primitive_desc_create(&f->pd, cd_engine(), prop,
                                                          dnnl_convolution_direct, src_md, w_any, b_md,
                                                          dst_md, strides, dil, pl, pr, attr),
           "fused convolution descriptor");
@@ -196,12 +229,29 @@ static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
     if (st != CD_OK) return st;
     memcpy(f->versions, v, sizeof v);
     f->valid = 1;
+    f->folds++;
     return CD_OK;
 }
 
-cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
-                                const cd_node *bn, int tail, float max_value, cd_fused_types types,
-                                const void *skip, void *dst) {
+/* The state built for this batch size and block (NULL: none yet). *victim: the entry to
+ * replace when there is none (empty, else least recently used). */
+static fused_state *find_state(cd_node *conv, int n, int tail, float max_value, int padded,
+                               cd_fused_types types, int train, int *victim) {
+    *victim = 0;
+    for (int k = 0; k < CD_FUSED_CACHE; k++) {
+        fused_state *c = conv->fused_cache[k];
+        if (c && c->batch == n && c->tail == tail && c->max_value == max_value &&
+            c->padded == padded && c->train == train && memcmp(&c->types, &types, sizeof types) == 0)
+            return c;
+        fused_state *v = conv->fused_cache[*victim];
+        if (v && (!c || c->used < v->used)) *victim = k;
+    }
+    return NULL;
+}
+
+static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, const cd_node *bn,
+                         int tail, float max_value, cd_fused_types types, int train,
+                         const void *skip, void *dst) {
     const int n = g->batch;
     /* a ZeroPadding2D before the conv becomes extra (asymmetric) convolution padding */
     const cd_node *src = zeropad ? cd_input_node(g, zeropad, 0) : cd_input_node(g, conv, 0);
@@ -209,22 +259,12 @@ cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zerop
     for (int k = 0; k < 4; k++) pad[k] = conv->pad[k] + (zeropad ? zeropad->pad[k] : 0);
     /* the state built for this batch size and block shape, else a new one in the least
      * recently used entry */
-    fused_state *f = NULL;
-    int victim = 0;
-    for (int k = 0; k < CD_FUSED_CACHE; k++) {
-        fused_state *c = conv->fused_cache[k];
-        if (c && c->batch == n && c->tail == tail && c->max_value == max_value &&
-            c->padded == (zeropad != NULL) && memcmp(&c->types, &types, sizeof types) == 0) {
-            f = c;
-            break;
-        }
-        fused_state *v = conv->fused_cache[victim];
-        if (v && (!c || c->used < v->used)) victim = k;
-    }
+    int victim;
+    fused_state *f = find_state(conv, n, tail, max_value, zeropad != NULL, types, train, &victim);
     if (!f) {
         fused_free(conv->fused_cache[victim]);
         conv->fused_cache[victim] = NULL;
-        cd_status s = build(n, conv, src, pad, tail, max_value, types, &f);
+        cd_status s = build(n, conv, src, pad, tail, max_value, types, train, &f);
         if (f) f->padded = zeropad != NULL;
         if (s != CD_OK) {
             fused_free(f);
@@ -255,4 +295,187 @@ cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zerop
     CD_DNNL(dnnl_primitive_execute(f->prim, cd_stream(), nargs, args), "fused convolution", conv->name);
     CD_DNNL(dnnl_stream_wait(cd_stream()), "fused convolution", conv->name);
     return CD_OK;
+}
+
+cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
+                                const cd_node *bn, int tail, float max_value, cd_fused_types types,
+                                const void *skip, void *dst) {
+    return forward(g, conv, zeropad, bn, tail, max_value, types, 0, skip, dst);
+}
+
+static const cd_fused_types f32_types = {0, 0, 0, 0};
+
+cd_status cd_conv_forward_trainable(cd_graph *g, cd_node *conv, const cd_node *bn, int tail,
+                                    float max_value, float *dst) {
+    return forward(g, conv, NULL, bn, tail, max_value, f32_types, 1, NULL, dst);
+}
+
+/* The backward primitives of a trainable block, hinted by its forward; the weight formats
+ * are oneDNN's choice, with reorders from the forward's folded copy and to Keras layout. */
+static cd_status build_backward(cd_node *conv, fused_state *f) {
+    const_dnnl_memory_desc_t src_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_src_md, 0);
+    const_dnnl_memory_desc_t dst_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_dst_md, 0);
+    const_dnnl_memory_desc_t b_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 1);
+    const_dnnl_memory_desc_t w_fwd_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0);
+    const_dnnl_memory_desc_t w_user_md;
+    CD_DNNL(dnnl_memory_get_memory_desc(f->w_user, &w_user_md), "memory desc", conv->name);
+    dnnl_memory_desc_t w_any = NULL;
+    if (conv->kind == CD_LAYER_DEPTHWISE_CONV2D) {
+        dnnl_dims_t wd = {conv->c, 1, 1, conv->kh, conv->kw};
+        CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any),
+                "descriptor", conv->name);
+    } else {
+        dnnl_dims_t wd = {conv->c, conv->params[0].dims[2], conv->kh, conv->kw};
+        CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any),
+                "descriptor", conv->name);
+    }
+    dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
+    dnnl_dims_t pad_l = {conv->pad[0], conv->pad[2]}, pad_r = {conv->pad[1], conv->pad[3]};
+    dnnl_primitive_attr_t attr;
+    cd_status s = cd_make_attr(&attr);
+    if (s != CD_OK) {
+        dnnl_memory_desc_destroy(w_any);
+        return s;
+    }
+    dnnl_status_t d1 = dnnl_convolution_backward_data_primitive_desc_create(
+        &f->bwd_data_pd, cd_engine(), dnnl_convolution_direct, src_md, w_any, dst_md, strides, dil,
+        pad_l, pad_r, f->pd, attr);
+    dnnl_status_t d2 = d1 != dnnl_success ? d1 : dnnl_convolution_backward_weights_primitive_desc_create(
+        &f->bwd_w_pd, cd_engine(), dnnl_convolution_direct, src_md, w_any, b_md, dst_md, strides,
+        dil, pad_l, pad_r, f->pd, attr);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_memory_desc_destroy(w_any);
+    CD_DNNL(d1, "convolution backward-data descriptor", conv->name);
+    CD_DNNL(d2, "convolution backward-weights descriptor", conv->name);
+    CD_DNNL(dnnl_primitive_create(&f->bwd_data, f->bwd_data_pd), "convolution backward data", conv->name);
+    CD_DNNL(dnnl_primitive_create(&f->bwd_w, f->bwd_w_pd), "convolution backward weights", conv->name);
+    CD_DNNL(dnnl_memory_create(&f->diff_dst, dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory", conv->name);
+    CD_DNNL(dnnl_memory_create(&f->diff_src, src_md, cd_engine(), DNNL_MEMORY_NONE), "memory", conv->name);
+    CD_DNNL(dnnl_memory_create(&f->diff_bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory", conv->name);
+    CD_DNNL(dnnl_memory_create(&f->diff_w_user, w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
+            conv->name);
+    f->dbias = cd_alloc((size_t)conv->c, sizeof(float), "bias gradient");
+    if (!f->dbias) return CD_ERR_MEMORY;
+    /* backward-data weights: the forward's folded copy when the formats agree */
+    const_dnnl_memory_desc_t w_bwd_md =
+        dnnl_primitive_desc_query_md(f->bwd_data_pd, dnnl_query_weights_md, 0);
+    if (!dnnl_memory_desc_equal(w_bwd_md, w_fwd_md)) {
+        CD_DNNL(dnnl_memory_create(&f->w_bwd, w_bwd_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory",
+                conv->name);
+        dnnl_primitive_desc_t rpd;
+        CD_DNNL(dnnl_reorder_primitive_desc_create(&rpd, w_fwd_md, cd_engine(), w_bwd_md,
+                                                   cd_engine(), NULL),
+                "reorder", conv->name);
+        dnnl_status_t r = dnnl_primitive_create(&f->w_to_bwd, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        CD_DNNL(r, "reorder", conv->name);
+    }
+    const_dnnl_memory_desc_t dw_md =
+        dnnl_primitive_desc_query_md(f->bwd_w_pd, dnnl_query_diff_weights_md, 0);
+    if (!dnnl_memory_desc_equal(dw_md, w_user_md)) {
+        CD_DNNL(dnnl_memory_create(&f->diff_w, dw_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory",
+                conv->name);
+        dnnl_primitive_desc_t rpd;
+        CD_DNNL(dnnl_reorder_primitive_desc_create(&rpd, dw_md, cd_engine(), w_user_md, cd_engine(),
+                                                   NULL),
+                "reorder", conv->name);
+        dnnl_status_t r = dnnl_primitive_create(&f->diff_w_to_user, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        CD_DNNL(r, "reorder", conv->name);
+    }
+    return CD_OK;
+}
+
+static cd_status exec(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args, const char *what,
+                      const char *layer) {
+    CD_DNNL(dnnl_primitive_execute(p, cd_stream(), nargs, args), what, layer);
+    CD_DNNL(dnnl_stream_wait(cd_stream()), what, layer);
+    return CD_OK;
+}
+
+enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
+
+cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, int tail,
+                                     float max_value, const float *y, float *dy, float *dx,
+                                     int accumulate) {
+    int victim;
+    fused_state *f = find_state(conv, g->batch, tail, max_value, 0, f32_types, 1, &victim);
+    if (!f || !f->valid)
+        return cd_fail(CD_ERR_STATE, "'%s': backward without the block's training forward", conv->name);
+    if (!f->bwd_w) CD_TRY(build_backward(conv, f));
+    const size_t out_count = (size_t)g->batch * cd_node_sample_size(conv);
+    /* du = dy through the ReLU6 (in place: dy is the block output's own gradient buffer) */
+    if (tail == CD_FUSE_RELU) cd_relu_grad(dy, y, dy, out_count, max_value, 0);
+    /* dW' (in Keras layout, into the kernel's gradient) and db' = sum(du) */
+    CD_DNNL(dnnl_memory_set_data_handle(f->src, cd_input_node(g, conv, 0)->out), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->diff_dst, dy), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->diff_w_user, conv->params[0].grad), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->diff_bias, f->dbias), "memory", conv->name);
+    dnnl_exec_arg_t wargs[4] = {{DNNL_ARG_SRC, f->src},
+                                {DNNL_ARG_DIFF_DST, f->diff_dst},
+                                {DNNL_ARG_DIFF_WEIGHTS, f->diff_w ? f->diff_w : f->diff_w_user},
+                                {DNNL_ARG_DIFF_BIAS, f->diff_bias}};
+    CD_TRY(exec(f->bwd_w, 4, wargs, "convolution backward weights", conv->name));
+    if (f->diff_w_to_user) {
+        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, f->diff_w}, {DNNL_ARG_TO, f->diff_w_user}};
+        CD_TRY(exec(f->diff_w_to_user, 2, rargs, "reorder", conv->name));
+    }
+    if (cd_node_trains(bn)) {
+        /* dbeta now; dgamma from the summed dW' in cd_conv_trainable_finish (0 until then, so
+         * micro-batches' gradient sums stay 0 + 0) */
+        memcpy(bn->params[BN_BETA].grad, f->dbias, (size_t)conv->c * sizeof(float));
+        memset(bn->params[BN_GAMMA].grad, 0, (size_t)conv->c * sizeof(float));
+    }
+    if (!dx) return CD_OK;
+    /* dx = conv_bwd_data(du, W') */
+    dnnl_memory_t w = f->w;
+    if (f->w_to_bwd) {
+        if (f->w_bwd_folds != f->folds) {
+            dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, f->w}, {DNNL_ARG_TO, f->w_bwd}};
+            CD_TRY(exec(f->w_to_bwd, 2, rargs, "reorder", conv->name));
+            f->w_bwd_folds = f->folds;
+        }
+        w = f->w_bwd;
+    }
+    const cd_node *src = cd_input_node(g, conv, 0);
+    float *target = accumulate ? g->scratch : dx;
+    CD_DNNL(dnnl_memory_set_data_handle(f->diff_src, target), "memory", conv->name);
+    dnnl_exec_arg_t dargs[3] = {{DNNL_ARG_DIFF_DST, f->diff_dst},
+                                {DNNL_ARG_WEIGHTS, w},
+                                {DNNL_ARG_DIFF_SRC, f->diff_src}};
+    CD_TRY(exec(f->bwd_data, 3, dargs, "convolution backward data", conv->name));
+    if (accumulate) cd_add_inplace(dx, g->scratch, (size_t)g->batch * cd_node_sample_size(src));
+    return CD_OK;
+}
+
+void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
+    const int oc = conv->c, bn_trains = cd_node_trains(bn);
+    const cd_param *kernel = &conv->params[0];
+    const size_t rows = kernel->size / (size_t)oc; /* Keras layouts: output channel last */
+    const float *w = kernel->value, *gamma = bn->params[BN_GAMMA].value;
+    const float *mean = bn->params[BN_MEAN].value, *var = bn->params[BN_VAR].value;
+    float *dw = kernel->grad;
+    const int blocks = (oc + 15) / 16;
+#pragma omp parallel for schedule(static) if (kernel->size > 65536)
+    for (int b = 0; b < blocks; b++) {
+        const int c0 = b * 16, c1 = c0 + 16 < oc ? c0 + 16 : oc;
+        float a[16];
+        double da[16] = {0};
+        for (int k = c0; k < c1; k++) a[k - c0] = gamma[k] / sqrtf(var[k] + bn->epsilon); /* as fold() */
+        for (size_t r = 0; r < rows; r++) {
+            const float *wr = w + r * (size_t)oc;
+            float *dr = dw + r * (size_t)oc;
+            for (int k = c0; k < c1; k++) {
+                da[k - c0] += (double)dr[k] * wr[k];
+                dr[k] *= a[k - c0];
+            }
+        }
+        if (bn_trains) {
+            const float *dbeta = bn->params[BN_BETA].grad;
+            float *dgamma = bn->params[BN_GAMMA].grad;
+            for (int k = c0; k < c1; k++)
+                dgamma[k] = (float)((da[k - c0] - (double)mean[k] * dbeta[k]) /
+                                    sqrt((double)(var[k] + bn->epsilon)));
+        }
+    }
 }

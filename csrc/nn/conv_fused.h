@@ -1,4 +1,5 @@
-/* conv_fused.h — the frozen-inference Conv -> BN (-> ReLU | -> Add) block (conv_fused.c). */
+/* conv_fused.h — Conv -> BN (-> ReLU | -> Add) as one convolution (conv_fused.c): frozen
+ * inference blocks, and trainable blocks under a BN in inference mode. */
 #ifndef CD_NN_CONV_FUSED_H
 #define CD_NN_CONV_FUSED_H
 #include "model/graph_internal.h"
@@ -18,6 +19,20 @@ typedef struct {
 cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
                                 const cd_node *bn, int tail, float max_value, cd_fused_types types,
                                 const void *skip, void *dst);
+/* A trainable block (run.c): conv (no bias, no ZeroPadding2D folded) -> BN in inference
+ * mode (-> ReLU(max_value) when tail is CD_FUSE_RELU) forward on f32 tensors, folded with
+ * the current weights; dst (n, oh, ow, oc) is the block's output y. */
+cd_status cd_conv_forward_trainable(cd_graph *g, cd_node *conv, const cd_node *bn, int tail,
+                                    float max_value, float *dst);
+/* Its backward from dy (the block output's gradient, overwritten with du): the folded
+ * kernel's gradient dW' into the kernel's grad, dbeta, gamma's grad zeroed, and dx (+)= the
+ * input gradient (NULL: none needed). Run cd_conv_trainable_finish once the step's
+ * gradients are summed. */
+cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, int tail,
+                                     float max_value, const float *y, float *dy, float *dx,
+                                     int accumulate);
+/* dW' -> dW = dW' * a and dgamma from dW', W and dbeta (conv_fused.c's header says how). */
+void cd_conv_trainable_finish(cd_node *conv, cd_node *bn);
 /* Free every cached fused state of a conv node. */
 void cd_conv_fused_release(cd_node *conv);
 #endif

@@ -46,27 +46,30 @@ static cd_status relu_forward(cd_graph *g, cd_node *node, int training) {
     }
     return CD_OK;
 }
-/* dx (+)= dy * (0 < y < hi) on one chunk: restrict pointers and a multiply by the mask (as
- * TF's Relu6Grad: a NaN gradient stays NaN) let the compiler vectorise it branch-free. */
-static void relu_grad_chunk(float *restrict out, const float *restrict y,
-                            const float *restrict dy, size_t n, float hi, int acc) {
+/* dx (+)= dy * (0 < y < hi) on one chunk; dx may be dy (in place). A multiply by the mask
+ * (as TF's Relu6Grad: a NaN gradient stays NaN) lets the compiler vectorise it branch-free. */
+static void relu_grad_chunk(float *out, const float *y, const float *dy, size_t n, float hi,
+                            int acc) {
     if (acc)
         for (size_t i = 0; i < n; i++) out[i] += dy[i] * (float)((y[i] > 0.f) & (y[i] < hi));
     else
         for (size_t i = 0; i < n; i++) out[i] = dy[i] * (float)((y[i] > 0.f) & (y[i] < hi));
 }
 
-static cd_status relu_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
-    if (!dx[0]) return CD_OK;
-    const float *y = node->out; /* the output: see above */
-    const size_t n = count_of(g, node), chunk = 16384;
-    const float hi = node->max_value > 0.f ? node->max_value : INFINITY;
+void cd_relu_grad(float *dx, const float *y, const float *dy, size_t n, float max_value, int acc) {
+    const size_t chunk = 16384;
+    const float hi = max_value > 0.f ? max_value : INFINITY;
     const long chunks = (long)((n + chunk - 1) / chunk);
 #pragma omp parallel for schedule(static) if (chunks > 4)
     for (long c = 0; c < chunks; c++) {
         size_t start = (size_t)c * chunk, len = n - start < chunk ? n - start : chunk;
-        relu_grad_chunk(dx[0] + start, y + start, node->dout + start, len, hi, acc[0]);
+        relu_grad_chunk(dx + start, y + start, dy + start, len, hi, acc);
     }
+}
+
+static cd_status relu_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
+    /* reads the output: see above */
+    if (dx[0]) cd_relu_grad(dx[0], node->out, node->dout, count_of(g, node), node->max_value, acc[0]);
     return CD_OK;
 }
 const cd_layer_ops cd_relu_ops = {NULL, relu_forward, relu_backward, NULL};
