@@ -50,6 +50,7 @@ typedef struct {
     dnnl_memory_t src_user;     /* the f32 source to_src reads */
     void *src_converted;        /* (n, ih, iw, ic) bf16 */
     float *folded_bias;         /* (oc) */
+    float *folded_user;         /* trainable blocks: the folded kernel in Keras layout */
     uint64_t versions[6];
     int valid;
     uint64_t folds;             /* bumped by every fold: the backward's weight copy follows */
@@ -83,6 +84,7 @@ static void fused_free(fused_state *f) {
     free(f->folded_bias);
     free(f->src_converted);
     free(f->dbias);
+    free(f->folded_user);
     free(f);
 }
 
@@ -184,6 +186,10 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
     }
     f->folded_bias = cd_alloc((size_t)conv->c, sizeof(float), "folded bias");
     if (!f->folded_bias) st = CD_ERR_MEMORY;
+    if (st == CD_OK && train) {
+        f->folded_user = cd_alloc(conv->params[0].size, sizeof(float), "folded weights");
+        if (!f->folded_user) st = CD_ERR_MEMORY;
+    }
 done:
 #undef TRY_D
     if (po) dnnl_post_ops_destroy(po);
@@ -196,7 +202,8 @@ done:
 
 /* Recompute the folded kernel and bias when the conv or BN weights changed. The kernel is
  * folded in Keras layout into a temporary buffer and reordered into the primitive's; only the
- * latter is kept (one copy per cached batch size). */
+ * latter is kept (one copy per cached batch size). A trainable block refolds every step, so
+ * it keeps its temporary buffer (f->folded_user) instead of mapping fresh pages each time. */
 static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
     uint64_t v[6] = {conv->params[0].version, conv->use_bias ? conv->params[1].version : 0,
                      bn->params[0].version, bn->params[1].version, bn->params[2].version,
@@ -211,10 +218,11 @@ static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
     }
     /* Keras layouts put the output channel last: HWIO (.., oc) and depthwise (.., c, 1) */
     const float *w = conv->params[0].value;
-    const size_t total = conv->params[0].size;
-    float *folded = cd_alloc(total, sizeof(float), "folded weights");
+    const size_t total = conv->params[0].size, rows = total / (size_t)oc;
+    float *folded = f->folded_user ? f->folded_user : cd_alloc(total, sizeof(float), "folded weights");
     if (!folded) return CD_ERR_MEMORY;
-    for (size_t i = 0; i < total; i++) folded[i] = w[i] * s[i % (size_t)oc];
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < oc; k++) folded[r * oc + k] = w[r * oc + k] * s[k];
     cd_status st = cd_dnnl_check(dnnl_memory_set_data_handle(f->w_user, folded), "memory", conv->name);
     if (st == CD_OK && f->to_w) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, f->w_user}, {DNNL_ARG_TO, f->w}};
@@ -225,7 +233,7 @@ static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
         st = cd_dnnl_check(dnnl_memory_get_data_handle(f->w, &dst), "memory", conv->name);
         if (st == CD_OK) memcpy(dst, folded, total * sizeof(float));
     }
-    free(folded);
+    if (folded != f->folded_user) free(folded);
     if (st != CD_OK) return st;
     memcpy(f->versions, v, sizeof v);
     f->valid = 1;
