@@ -107,6 +107,8 @@ typedef struct {
     int needs_grad;         /* last forward/backward: a gradient flows through this layer */
     int kept;               /* last forward kept this layer's output */
     size_t kept_floats;     /* floats in the layer's dedicated output buffer (0: none) */
+    int fused_into;         /* last forward: first layer of the fused block that computed this
+                               one (-1: it ran alone) */
 } cd_layer_info;
 
 typedef struct {

@@ -105,6 +105,59 @@ def test_frozen_prefix_in_micro_batches_matches_whole_batches():
                                atol=1e-6 * float(np.abs(lean).max()))
 
 
+def expand_depthwise(stride, size=40, channels=96):
+    """MobileNetV2's expand -> depthwise pattern on its own: Conv2D 1x1 -> BN -> ReLU6 ->
+    [ZeroPadding2D] DepthwiseConv2D 3x3 -> BN -> ReLU6, with BN statistics and shifts that fold
+    into non-zero biases."""
+    rng = np.random.default_rng(5)
+    inputs = catdog.Input((size, size, 16))
+    x = layers.Conv2D(channels, 1, use_bias=False, name="expand")(inputs)
+    x = layers.BatchNormalization(name="expand_BN")(x)
+    x = layers.ReLU(6.0, name="expand_relu")(x)
+    if stride == 2:
+        x = layers.ZeroPadding2D(((0, 1), (0, 1)), name="pad")(x)
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same" if stride == 1 else "valid",
+                               use_bias=False, name="depthwise")(x)
+    x = layers.BatchNormalization(name="depthwise_BN")(x)
+    out = layers.ReLU(6.0, name="depthwise_relu")(x)
+    model = catdog.Model(inputs, out)
+    for layer in model.layers:
+        if layer.name.endswith("_BN"):
+            c = (channels,)
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 1.0, c),
+                               rng.normal(0, 1.0, c), rng.uniform(0.5, 1.5, c)])
+    return model, rng.normal(0, 1, (12, size, size, 16)).astype(np.float32)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_tail_runs_inside_the_expand_conv_and_matches(stride):
+    """Where the expand conv's output is large (>= 512 KiB per sample: MobileNetV2's blocks
+    1-3 at 160x160; 40x40x96 here), expand -> BN -> ReLU6 -> [pad] -> depthwise -> BN -> ReLU6
+    runs as one convolution with oneDNN's depthwise post-op: the predictions (micro-batches of
+    8 + 4, and batch 1) match the layer-by-layer forward."""
+    model, x = expand_depthwise(stride)
+    lean = model.predict_on_batch(x)
+    g = model._graph
+    fused = {i["name"]: i["fused_into"] for i in flags(model)}
+    assert set(fused.values()) == {-1, g.find_layer("expand")}, fused
+    assert fused["depthwise_relu"] == g.find_layer("expand")
+    g.forward(x, False)
+    full = g.get_output(g.num_layers() - 1, 12)
+    assert float(np.std(full)) > 0.5  # far from saturated: a wrong weight or bias shows
+    np.testing.assert_allclose(lean, full, rtol=1e-5, atol=1e-5 * float(np.abs(full).max()))
+    np.testing.assert_allclose(model.predict_on_batch(x[:1]), lean[:1], rtol=1e-5,
+                               atol=1e-5 * float(np.abs(lean).max()))
+
+
+def test_small_expand_outputs_keep_their_own_convolutions():
+    """Below the threshold (20x20x96 = 150 KiB per sample) fusing measured no faster: the
+    expand block and the depthwise block stay two fused convolutions."""
+    model, x = expand_depthwise(2, size=20)
+    model.predict_on_batch(x)
+    fused = {i["name"]: i["fused_into"] for i in flags(model)}
+    assert fused["depthwise_relu"] != fused["expand_relu"] and fused["depthwise_relu"] >= 0
+
+
 def fine_tune_sgd_step_vs_gradients(n, dropout_rate, training):
     """One SGD step of the lab's fine-tuning (from layer 100) at batch n against -lr * the
     gradients of the layer-by-layer forward/backward of the whole batch. Returns the largest

@@ -244,13 +244,13 @@ static PyObject *Graph_layer_info(GraphObject *self, PyObject *arg) {
     PyObject *inputs = info.num_inputs == 2 ? Py_BuildValue("(ii)", info.inputs[0], info.inputs[1])
                        : info.num_inputs == 1 ? Py_BuildValue("(i)", info.inputs[0])
                                               : PyTuple_New(0);
-    return Py_BuildValue("{s:s,s:i,s:N,s:N,s:i,s:O,s:i,s:O,s:O,s:n}", "name", info.name, "kind",
+    return Py_BuildValue("{s:s,s:i,s:N,s:N,s:i,s:O,s:i,s:O,s:O,s:n,s:i}", "name", info.name, "kind",
                          (int)info.kind, "inputs", inputs, "shape", shape, "num_weights",
                          info.num_weights, "trainable", info.trainable ? Py_True : Py_False,
                          "mode", (int)info.mode, "needs_grad",
                          info.needs_grad ? Py_True : Py_False, "kept",
                          info.kept ? Py_True : Py_False, "kept_floats",
-                         (Py_ssize_t)info.kept_floats);
+                         (Py_ssize_t)info.kept_floats, "fused_into", info.fused_into);
 }
 
 static PyObject *Graph_find_layer(GraphObject *self, PyObject *arg) {

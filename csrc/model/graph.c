@@ -337,6 +337,7 @@ cd_status cd_graph_layer_info(const cd_graph *g, int layer, cd_layer_info *info)
     info->needs_grad = node->needs_grad;
     info->kept = g->have_forward && node->keep;
     info->kept_floats = node->own_cap;
+    info->fused_into = g->have_forward ? node->in_block : -1;
     return CD_OK;
 }
 

@@ -93,6 +93,7 @@ struct cd_node {
      * index, CD_FUSE_* tail and last node (-1 elsewhere); in_block: the block's first node */
     int block_conv, block_tail, block_last, in_block;
     int block_train;              /* on a block's first node: a trainable block (conv_fused.c) */
+    int block_dw;                 /* on a block's first node: its depthwise tail's conv, or -1 */
     int out_bf16;                 /* output stored as bfloat16 (bf16 mode, only fused blocks read it) */
     int dout_written;             /* during backward: dout holds a value (else first write) */
     int last_training;            /* effective training flag used by the last forward */

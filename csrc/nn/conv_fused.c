@@ -35,6 +35,27 @@
 #include "model/graph_internal.h"
 #include "nn/conv_fused.h"
 
+/* A convolution's kernel and bias with its BN folded in: the folded kernel is computed in
+ * Keras layout (w_user) and reordered into the primitive's format (w). */
+typedef struct {
+    dnnl_memory_t w, bias, w_user;
+    dnnl_primitive_t to_w;      /* reorder folded HWIO -> primitive format (NULL: same) */
+    float *folded_bias;         /* (oc) */
+    float *folded_user;         /* trainable blocks: the folded kernel in Keras layout */
+    uint64_t versions[6];       /* the conv's and BN's weight versions it was folded from */
+    int valid;
+    uint64_t folds;             /* bumped by every fold: the backward's weight copy follows */
+} folded_weights;
+
+static void folded_free(folded_weights *k) {
+    if (k->to_w) dnnl_primitive_destroy(k->to_w);
+    dnnl_memory_t mems[] = {k->w, k->bias, k->w_user};
+    for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    free(k->folded_bias);
+    free(k->folded_user);
+}
+
 typedef struct {
     int batch;                  /* the batch size it was built for */
     uint64_t used;              /* node->fused_clock at its last use (LRU) */
@@ -44,16 +65,13 @@ typedef struct {
     float max_value;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
-    dnnl_memory_t src, dst, skip, w, bias, w_user;
-    dnnl_primitive_t to_w;      /* reorder folded HWIO -> primitive format (NULL: same) */
+    dnnl_memory_t src, dst, skip;
+    folded_weights k;           /* the convolution's */
+    folded_weights dw;          /* the depthwise post-op's (blocks with a dw tail) */
+    int has_dw;
     dnnl_primitive_t to_src;    /* bf16 compute on an f32 source: convert it first */
     dnnl_memory_t src_user;     /* the f32 source to_src reads */
     void *src_converted;        /* (n, ih, iw, ic) bf16 */
-    float *folded_bias;         /* (oc) */
-    float *folded_user;         /* trainable blocks: the folded kernel in Keras layout */
-    uint64_t versions[6];
-    int valid;
-    uint64_t folds;             /* bumped by every fold: the backward's weight copy follows */
     int train;                  /* built as forward_training: a trainable block */
     /* backward of a trainable block (built at its first backward); f32 throughout */
     dnnl_primitive_desc_t bwd_data_pd, bwd_w_pd;
@@ -61,14 +79,15 @@ typedef struct {
     dnnl_primitive_t w_to_bwd;       /* folded weights forward -> backward-data format */
     dnnl_primitive_t diff_w_to_user; /* weight gradient -> Keras layout (NULL: same) */
     dnnl_memory_t diff_dst, diff_src, w_bwd, diff_w, diff_w_user, diff_bias;
-    uint64_t w_bwd_folds;            /* f->folds w_bwd holds (0: none yet) */
+    uint64_t w_bwd_folds;            /* f->k.folds w_bwd holds (0: none yet) */
     float *dbias;                    /* (oc) sum of du */
 } fused_state;
 
 static void fused_free(fused_state *f) {
     if (!f) return;
     if (f->prim) dnnl_primitive_destroy(f->prim);
-    if (f->to_w) dnnl_primitive_destroy(f->to_w);
+    folded_free(&f->k);
+    folded_free(&f->dw);
     if (f->to_src) dnnl_primitive_destroy(f->to_src);
     dnnl_primitive_t prims[] = {f->bwd_data, f->bwd_w, f->w_to_bwd, f->diff_w_to_user};
     for (size_t i = 0; i < sizeof prims / sizeof *prims; i++)
@@ -76,15 +95,13 @@ static void fused_free(fused_state *f) {
     dnnl_primitive_desc_t pds[] = {f->pd, f->bwd_data_pd, f->bwd_w_pd};
     for (size_t i = 0; i < sizeof pds / sizeof *pds; i++)
         if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
-    dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->w, f->bias, f->w_user, f->src_user,
+    dnnl_memory_t mems[] = {f->src, f->dst, f->skip, f->src_user,
                             f->diff_dst, f->diff_src, f->w_bwd, f->diff_w, f->diff_w_user,
                             f->diff_bias};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
-    free(f->folded_bias);
     free(f->src_converted);
     free(f->dbias);
-    free(f->folded_user);
     free(f);
 }
 
@@ -97,18 +114,64 @@ void cd_conv_fused_release(cd_node *conv) {
 
 static dnnl_data_type_t dt(int bf16) { return bf16 ? dnnl_bf16 : dnnl_f32; }
 
+/* Memory for folded weights whose primitive format is w_md (w_user: Keras layout, b_md: the
+ * bias), with a reorder between them when they differ. */
+static cd_status prepare_folded(folded_weights *k, const_dnnl_memory_desc_t w_md,
+                                const_dnnl_memory_desc_t w_user, const_dnnl_memory_desc_t b_md,
+                                const cd_param *kernel, int oc, int keep_user, const char *name) {
+    CD_DNNL(dnnl_memory_create(&k->bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory", name);
+    CD_DNNL(dnnl_memory_create(&k->w_user, w_user, cd_engine(), DNNL_MEMORY_NONE), "memory", name);
+    CD_DNNL(dnnl_memory_create(&k->w, w_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory", name);
+    if (!dnnl_memory_desc_equal(w_md, w_user)) {
+        dnnl_primitive_desc_t rpd;
+        CD_DNNL(dnnl_reorder_primitive_desc_create(&rpd, w_user, cd_engine(), w_md, cd_engine(), NULL),
+                "reorder", name);
+        dnnl_status_t s = dnnl_primitive_create(&k->to_w, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        CD_DNNL(s, "reorder", name);
+    }
+    k->folded_bias = cd_alloc((size_t)oc, sizeof(float), "folded bias");
+    if (!k->folded_bias) return CD_ERR_MEMORY;
+    if (keep_user && !(k->folded_user = cd_alloc(kernel->size, sizeof(float), "folded weights")))
+        return CD_ERR_MEMORY;
+    return CD_OK;
+}
+
+/* The depthwise tail's geometry as oneDNN's depthwise post-op takes it: 3x3, stride 1 or 2,
+ * equal top/left padding, the bottom/right padding implied by the output size. 0: it fits. */
+static int dw_padding(const cd_dw_tail *dw, const cd_node *in, int *pad_l) {
+    const cd_node *c = dw->conv;
+    int pad[4];
+    for (int k = 0; k < 4; k++) pad[k] = c->pad[k] + (dw->zeropad ? dw->zeropad->pad[k] : 0);
+    const int s = c->stride_h;
+    if (c->kh != 3 || c->kw != 3 || s != c->stride_w || (s != 1 && s != 2) || pad[0] != pad[2])
+        return -1;
+    *pad_l = pad[0];
+    /* the padding oneDNN implies on the bottom/right must be the layer's */
+    if ((c->h - 1) * s + 3 - in->h - pad[0] != pad[1] || (c->w - 1) * s + 3 - in->w - pad[2] != pad[3])
+        return -1;
+    return 0;
+}
+
+int cd_dw_tail_fits(const cd_dw_tail *dw, const cd_node *expand) {
+    int pl;
+    return dw_padding(dw, expand, &pl) == 0;
+}
+
 static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4], int tail,
-                       float max_value, cd_fused_types types, int train, fused_state **out) {
+                       float max_value, cd_fused_types types, int train, const cd_dw_tail *dw,
+                       fused_state **out) {
     fused_state *f = calloc(1, sizeof *f);
     if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
     *out = f;
     f->batch = n, f->tail = tail, f->max_value = max_value, f->types = types, f->train = train;
+    f->has_dw = dw != NULL;
     /* the convolution's own src/weights type; bias stays f32 */
     const dnnl_data_type_t compute = dt(types.compute_bf16);
     const int depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
     dnnl_dims_t sd = {n, src->c, src->h, src->w}, dd = {n, conv->c, conv->h, conv->w};
     dnnl_memory_desc_t src_md = NULL, dst_md = NULL, w_any = NULL, w_user = NULL, b_md = NULL,
-                       src_user_md = NULL, skip_md = NULL;
+                       src_user_md = NULL, skip_md = NULL, dw_user = NULL;
     dnnl_dims_t bd = {conv->c};
     cd_status st = CD_OK;
     dnnl_primitive_attr_t attr = NULL;
@@ -121,6 +184,8 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
     TRY_D(dnnl_memory_desc_create_with_tag(&src_md, 4, sd, compute, dnnl_nhwc), "descriptor");
     TRY_D(dnnl_memory_desc_create_with_tag(&src_user_md, 4, sd, dt(types.src_bf16), dnnl_nhwc),
           "descriptor");
+    /* with a depthwise tail this is the expand conv's output, which oneDNN never writes: the
+     * primitive's destination is the depthwise conv's (queried below) */
     TRY_D(dnnl_memory_desc_create_with_tag(&dst_md, 4, dd, dt(types.dst_bf16), dnnl_nhwc), "descriptor");
     TRY_D(dnnl_memory_desc_create_with_tag(&skip_md, 4, dd, dt(types.skip_bf16), dnnl_nhwc), "descriptor");
     TRY_D(dnnl_memory_desc_create_with_tag(&b_md, 1, bd, dnnl_f32, dnnl_a), "descriptor");
@@ -144,6 +209,21 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
     } else if (tail == CD_FUSE_ADD) {
         TRY_D(dnnl_post_ops_append_binary(po, dnnl_binary_add, skip_md), "post-ops");
     }
+    if (dw) { /* ... -> depthwise 3x3 (its BN folded) -> its ReLU */
+        int dw_pl = 0;
+        if (tail != CD_FUSE_RELU || types.compute_bf16 || dw_padding(dw, conv, &dw_pl)) {
+            st = cd_fail(CD_ERR_STATE, "'%s': no depthwise tail for this block", conv->name);
+            goto done;
+        }
+        TRY_D(dnnl_post_ops_append_dw(po, dnnl_f32, dnnl_f32, dnnl_f32, 3, dw->conv->stride_h, dw_pl),
+              "depthwise post-op");
+        if (dw->max_value > 0.f)
+            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip_v2, 0.f, dw->max_value), "post-ops");
+        else
+            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f), "post-ops");
+        dnnl_dims_t wd = {dw->conv->c, 1, 1, 3, 3};
+        TRY_D(dnnl_memory_desc_create_with_tag(&dw_user, 5, wd, dnnl_f32, dnnl_hwigo), "descriptor");
+    }
     TRY_D(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
     dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
     dnnl_dims_t pl = {pad[0], pad[2]}, pr = {pad[1], pad[3]};
@@ -155,7 +235,9 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
           "fused convolution descriptor");
     TRY_D(dnnl_primitive_create(&f->prim, f->pd), "fused convolution");
     TRY_D(dnnl_memory_create(&f->src, src_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
-    TRY_D(dnnl_memory_create(&f->dst, dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->dst, dnnl_primitive_desc_query_md(f->pd, dnnl_query_dst_md, 0),
+                             cd_engine(), DNNL_MEMORY_NONE),
+          "memory");
     TRY_D(dnnl_memory_create(&f->skip, skip_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
     if (types.compute_bf16 && !types.src_bf16) {
         dnnl_primitive_desc_t rpd;
@@ -172,29 +254,21 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
             goto done;
         }
     }
-    TRY_D(dnnl_memory_create(&f->bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
-    TRY_D(dnnl_memory_create(&f->w_user, w_user, cd_engine(), DNNL_MEMORY_NONE), "memory");
-    const_dnnl_memory_desc_t w_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0);
-    TRY_D(dnnl_memory_create(&f->w, w_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory");
-    if (!dnnl_memory_desc_equal(w_md, w_user)) {
-        dnnl_primitive_desc_t rpd;
-        TRY_D(dnnl_reorder_primitive_desc_create(&rpd, w_user, cd_engine(), w_md, cd_engine(), NULL),
-              "reorder");
-        dnnl_status_t s2 = dnnl_primitive_create(&f->to_w, rpd);
-        dnnl_primitive_desc_destroy(rpd);
-        TRY_D(s2, "reorder");
-    }
-    f->folded_bias = cd_alloc((size_t)conv->c, sizeof(float), "folded bias");
-    if (!f->folded_bias) st = CD_ERR_MEMORY;
-    if (st == CD_OK && train) {
-        f->folded_user = cd_alloc(conv->params[0].size, sizeof(float), "folded weights");
-        if (!f->folded_user) st = CD_ERR_MEMORY;
+    st = prepare_folded(&f->k, dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0), w_user,
+                        b_md, &conv->params[0], conv->c, train, conv->name);
+    if (st == CD_OK && dw) {
+        const int arg = DNNL_ARG_ATTR_POST_OP_DW;
+        st = prepare_folded(&f->dw,
+                            dnnl_primitive_desc_query_md(f->pd, dnnl_query_exec_arg_md, arg | DNNL_ARG_WEIGHTS),
+                            dw_user,
+                            dnnl_primitive_desc_query_md(f->pd, dnnl_query_exec_arg_md, arg | DNNL_ARG_BIAS),
+                            &dw->conv->params[0], dw->conv->c, 0, dw->conv->name);
     }
 done:
 #undef TRY_D
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
-    dnnl_memory_desc_t mds[] = {src_md, dst_md, w_any, w_user, b_md, src_user_md, skip_md};
+    dnnl_memory_desc_t mds[] = {src_md, dst_md, w_any, w_user, b_md, src_user_md, skip_md, dw_user};
     for (size_t i = 0; i < sizeof mds / sizeof *mds; i++)
         if (mds[i]) dnnl_memory_desc_destroy(mds[i]);
     return st;
@@ -203,53 +277,54 @@ done:
 /* Recompute the folded kernel and bias when the conv or BN weights changed. The kernel is
  * folded in Keras layout into a temporary buffer and reordered into the primitive's; only the
  * latter is kept (one copy per cached batch size). A trainable block refolds every step, so
- * it keeps its temporary buffer (f->folded_user) instead of mapping fresh pages each time. */
-static cd_status fold(cd_node *conv, const cd_node *bn, fused_state *f) {
+ * it keeps its temporary buffer (k->folded_user) instead of mapping fresh pages each time. */
+static cd_status fold(const cd_node *conv, const cd_node *bn, folded_weights *k) {
     uint64_t v[6] = {conv->params[0].version, conv->use_bias ? conv->params[1].version : 0,
                      bn->params[0].version, bn->params[1].version, bn->params[2].version,
                      bn->params[3].version};
-    if (f->valid && memcmp(v, f->versions, sizeof v) == 0) return CD_OK;
+    if (k->valid && memcmp(v, k->versions, sizeof v) == 0) return CD_OK;
     const int oc = conv->c;
     float s[oc];
-    for (int k = 0; k < oc; k++) {
-        s[k] = bn->params[0].value[k] / sqrtf(bn->params[3].value[k] + bn->epsilon);
-        float b = conv->use_bias ? conv->params[1].value[k] : 0.f;
-        f->folded_bias[k] = bn->params[1].value[k] + (b - bn->params[2].value[k]) * s[k];
+    for (int c = 0; c < oc; c++) {
+        s[c] = bn->params[0].value[c] / sqrtf(bn->params[3].value[c] + bn->epsilon);
+        float b = conv->use_bias ? conv->params[1].value[c] : 0.f;
+        k->folded_bias[c] = bn->params[1].value[c] + (b - bn->params[2].value[c]) * s[c];
     }
     /* Keras layouts put the output channel last: HWIO (.., oc) and depthwise (.., c, 1) */
     const float *w = conv->params[0].value;
     const size_t total = conv->params[0].size, rows = total / (size_t)oc;
-    float *folded = f->folded_user ? f->folded_user : cd_alloc(total, sizeof(float), "folded weights");
+    float *folded = k->folded_user ? k->folded_user : cd_alloc(total, sizeof(float), "folded weights");
     if (!folded) return CD_ERR_MEMORY;
     for (size_t r = 0; r < rows; r++)
-        for (int k = 0; k < oc; k++) folded[r * oc + k] = w[r * oc + k] * s[k];
-    cd_status st = cd_dnnl_check(dnnl_memory_set_data_handle(f->w_user, folded), "memory", conv->name);
-    if (st == CD_OK && f->to_w) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, f->w_user}, {DNNL_ARG_TO, f->w}};
-        st = cd_dnnl_check(dnnl_primitive_execute(f->to_w, cd_stream(), 2, args), "reorder", conv->name);
+        for (int c = 0; c < oc; c++) folded[r * oc + c] = w[r * oc + c] * s[c];
+    cd_status st = cd_dnnl_check(dnnl_memory_set_data_handle(k->w_user, folded), "memory", conv->name);
+    if (st == CD_OK && k->to_w) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, k->w_user}, {DNNL_ARG_TO, k->w}};
+        st = cd_dnnl_check(dnnl_primitive_execute(k->to_w, cd_stream(), 2, args), "reorder", conv->name);
         if (st == CD_OK) st = cd_dnnl_check(dnnl_stream_wait(cd_stream()), "reorder", conv->name);
     } else if (st == CD_OK) {
         void *dst;
-        st = cd_dnnl_check(dnnl_memory_get_data_handle(f->w, &dst), "memory", conv->name);
+        st = cd_dnnl_check(dnnl_memory_get_data_handle(k->w, &dst), "memory", conv->name);
         if (st == CD_OK) memcpy(dst, folded, total * sizeof(float));
     }
-    if (folded != f->folded_user) free(folded);
+    if (folded != k->folded_user) free(folded);
     if (st != CD_OK) return st;
-    memcpy(f->versions, v, sizeof v);
-    f->valid = 1;
-    f->folds++;
+    memcpy(k->versions, v, sizeof v);
+    k->valid = 1;
+    k->folds++;
     return CD_OK;
 }
 
 /* The state built for this batch size and block (NULL: none yet). *victim: the entry to
  * replace when there is none (empty, else least recently used). */
 static fused_state *find_state(cd_node *conv, int n, int tail, float max_value, int padded,
-                               cd_fused_types types, int train, int *victim) {
+                               cd_fused_types types, int train, int has_dw, int *victim) {
     *victim = 0;
     for (int k = 0; k < CD_FUSED_CACHE; k++) {
         fused_state *c = conv->fused_cache[k];
         if (c && c->batch == n && c->tail == tail && c->max_value == max_value &&
-            c->padded == padded && c->train == train && memcmp(&c->types, &types, sizeof types) == 0)
+            c->padded == padded && c->train == train && c->has_dw == has_dw &&
+            memcmp(&c->types, &types, sizeof types) == 0)
             return c;
         fused_state *v = conv->fused_cache[*victim];
         if (v && (!c || c->used < v->used)) *victim = k;
@@ -259,7 +334,7 @@ static fused_state *find_state(cd_node *conv, int n, int tail, float max_value, 
 
 static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, const cd_node *bn,
                          int tail, float max_value, cd_fused_types types, int train,
-                         const void *skip, void *dst) {
+                         const cd_dw_tail *dw, const void *skip, void *dst) {
     const int n = g->batch;
     /* a ZeroPadding2D before the conv becomes extra (asymmetric) convolution padding */
     const cd_node *src = zeropad ? cd_input_node(g, zeropad, 0) : cd_input_node(g, conv, 0);
@@ -268,11 +343,12 @@ static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, con
     /* the state built for this batch size and block shape, else a new one in the least
      * recently used entry */
     int victim;
-    fused_state *f = find_state(conv, n, tail, max_value, zeropad != NULL, types, train, &victim);
+    fused_state *f = find_state(conv, n, tail, max_value, zeropad != NULL, types, train, dw != NULL,
+                                &victim);
     if (!f) {
         fused_free(conv->fused_cache[victim]);
         conv->fused_cache[victim] = NULL;
-        cd_status s = build(n, conv, src, pad, tail, max_value, types, train, &f);
+        cd_status s = build(n, conv, src, pad, tail, max_value, types, train, dw, &f);
         if (f) f->padded = zeropad != NULL;
         if (s != CD_OK) {
             fused_free(f);
@@ -281,7 +357,8 @@ static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, con
         conv->fused_cache[victim] = f;
     }
     f->used = ++conv->fused_clock;
-    CD_TRY(fold(conv, bn, f));
+    CD_TRY(fold(conv, bn, &f->k));
+    if (dw) CD_TRY(fold(dw->conv, dw->bn, &f->dw));
     if (f->to_src) { /* f32 source, bf16 compute */
         CD_DNNL(dnnl_memory_set_data_handle(f->src_user, src->out), "memory", conv->name);
         CD_DNNL(dnnl_memory_set_data_handle(f->src, f->src_converted), "memory", conv->name);
@@ -291,14 +368,18 @@ static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, con
         CD_DNNL(dnnl_memory_set_data_handle(f->src, src->out), "memory", conv->name);
     }
     CD_DNNL(dnnl_memory_set_data_handle(f->dst, dst), "memory", conv->name);
-    CD_DNNL(dnnl_memory_set_data_handle(f->bias, f->folded_bias), "memory", conv->name);
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, f->src}, {DNNL_ARG_WEIGHTS, f->w},
-                               {DNNL_ARG_BIAS, f->bias}, {DNNL_ARG_DST, f->dst},
-                               {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, f->skip}};
+    CD_DNNL(dnnl_memory_set_data_handle(f->k.bias, f->k.folded_bias), "memory", conv->name);
+    dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, f->src}, {DNNL_ARG_WEIGHTS, f->k.w},
+                               {DNNL_ARG_BIAS, f->k.bias}, {DNNL_ARG_DST, f->dst}};
     int nargs = 4;
     if (tail == CD_FUSE_ADD) {
         CD_DNNL(dnnl_memory_set_data_handle(f->skip, (void *)skip), "memory", conv->name);
-        nargs = 5;
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, f->skip};
+    }
+    if (dw) {
+        CD_DNNL(dnnl_memory_set_data_handle(f->dw.bias, f->dw.folded_bias), "memory", conv->name);
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, f->dw.w};
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, f->dw.bias};
     }
     CD_DNNL(dnnl_primitive_execute(f->prim, cd_stream(), nargs, args), "fused convolution", conv->name);
     CD_DNNL(dnnl_stream_wait(cd_stream()), "fused convolution", conv->name);
@@ -307,15 +388,15 @@ static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, con
 
 cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
                                 const cd_node *bn, int tail, float max_value, cd_fused_types types,
-                                const void *skip, void *dst) {
-    return forward(g, conv, zeropad, bn, tail, max_value, types, 0, skip, dst);
+                                const cd_dw_tail *dw, const void *skip, void *dst) {
+    return forward(g, conv, zeropad, bn, tail, max_value, types, 0, dw, skip, dst);
 }
 
 static const cd_fused_types f32_types = {0, 0, 0, 0};
 
 cd_status cd_conv_forward_trainable(cd_graph *g, cd_node *conv, const cd_node *bn, int tail,
                                     float max_value, float *dst) {
-    return forward(g, conv, NULL, bn, tail, max_value, f32_types, 1, NULL, dst);
+    return forward(g, conv, NULL, bn, tail, max_value, f32_types, 1, NULL, NULL, dst);
 }
 
 /* The backward primitives of a trainable block, hinted by its forward; the weight formats
@@ -326,7 +407,7 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
     const_dnnl_memory_desc_t b_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 1);
     const_dnnl_memory_desc_t w_fwd_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0);
     const_dnnl_memory_desc_t w_user_md;
-    CD_DNNL(dnnl_memory_get_memory_desc(f->w_user, &w_user_md), "memory desc", conv->name);
+    CD_DNNL(dnnl_memory_get_memory_desc(f->k.w_user, &w_user_md), "memory desc", conv->name);
     dnnl_memory_desc_t w_any = NULL;
     if (conv->kind == CD_LAYER_DEPTHWISE_CONV2D) {
         dnnl_dims_t wd = {conv->c, 1, 1, conv->kh, conv->kw};
@@ -407,8 +488,8 @@ cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, in
                                      float max_value, const float *y, float *dy, float *dx,
                                      int accumulate) {
     int victim;
-    fused_state *f = find_state(conv, g->batch, tail, max_value, 0, f32_types, 1, &victim);
-    if (!f || !f->valid)
+    fused_state *f = find_state(conv, g->batch, tail, max_value, 0, f32_types, 1, 0, &victim);
+    if (!f || !f->k.valid)
         return cd_fail(CD_ERR_STATE, "'%s': backward without the block's training forward", conv->name);
     if (!f->bwd_w) CD_TRY(build_backward(conv, f));
     const size_t out_count = (size_t)g->batch * cd_node_sample_size(conv);
@@ -436,12 +517,12 @@ cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, in
     }
     if (!dx) return CD_OK;
     /* dx = conv_bwd_data(du, W') */
-    dnnl_memory_t w = f->w;
+    dnnl_memory_t w = f->k.w;
     if (f->w_to_bwd) {
-        if (f->w_bwd_folds != f->folds) {
-            dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, f->w}, {DNNL_ARG_TO, f->w_bwd}};
+        if (f->w_bwd_folds != f->k.folds) {
+            dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, f->k.w}, {DNNL_ARG_TO, f->w_bwd}};
             CD_TRY(exec(f->w_to_bwd, 2, rargs, "reorder", conv->name));
-            f->w_bwd_folds = f->folds;
+            f->w_bwd_folds = f->k.folds;
         }
         w = f->w_bwd;
     }
