@@ -370,7 +370,8 @@ static void plan_fusions(cd_graph *g, int training, int keep_kind) {
             !(keep_kind == CD_KEEP_FOR_BACKWARD && node->needs_grad))
             c = i + 1;
         int tail = fusion_at(g, c, training, keep_kind);
-        if (tail == CD_FUSE_NONE && (tail = train_fusion_at(g, i, training, keep_kind)) != CD_FUSE_NONE) {
+        if (tail == CD_FUSE_NONE &&
+            (tail = train_fusion_at(g, i, training, keep_kind)) != CD_FUSE_NONE) {
             c = i;
             node->block_train = 1;
             /* the BN read the conv's output for its backward; the block keeps neither */
@@ -379,7 +380,8 @@ static void plan_fusions(cd_graph *g, int training, int keep_kind) {
         }
         if (tail == CD_FUSE_NONE) continue;
         int last = c + (tail == CD_FUSE_BN ? 1 : 2);
-        if (tail == CD_FUSE_RELU && !node->block_train && (node->block_dw = dw_tail_at(g, c, last, training, keep_kind)) >= 0)
+        if (tail == CD_FUSE_RELU && !node->block_train &&
+            (node->block_dw = dw_tail_at(g, c, last, training, keep_kind)) >= 0)
             last = node->block_dw + 2; /* ... -> [pad] depthwise -> BN -> ReLU */
         node->block_conv = c, node->block_tail = tail, node->block_last = last;
         for (int k = i; k <= last; k++) g->nodes[k].in_block = i;
@@ -469,7 +471,8 @@ static cd_status run_node(cd_graph *g, int i, const float *x, int training) {
 }
 
 /* The frozen prefix a forward can run in micro-batches: nodes 1..P that are fused inference
- * blocks or a Rescaling (preprocess_input), with at least one block. Returns P, 0 when there is none. */
+ * blocks or a Rescaling (preprocess_input), with at least one block. Returns P, 0 when there
+ * is none. */
 static int frozen_prefix(const cd_graph *g) {
     int p = 0, blocks = 0;
     for (int i = 1; i < g->num_nodes; i++) {
