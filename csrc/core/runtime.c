@@ -128,6 +128,33 @@ cd_status cd_set_precision(cd_precision p) {
 cd_precision cd_get_precision(void) { return precision; }
 int cd_precision_generation(void) { return precision_generation; }
 
+cd_status cd_execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args, const char *what,
+                     const char *layer) {
+    CD_DNNL(dnnl_primitive_execute(p, cd_stream(), nargs, args), what, layer);
+    CD_DNNL(dnnl_stream_wait(cd_stream()), what, layer);
+    return CD_OK;
+}
+
+cd_status cd_execute_reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to,
+                             const char *layer) {
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return cd_execute(r, 2, args, "reorder", layer);
+}
+
+cd_status cd_make_reorder(const_dnnl_memory_desc_t from, const_dnnl_memory_desc_t to,
+                          dnnl_primitive_t *reorder, const char *layer) {
+    dnnl_primitive_attr_t attr;
+    CD_TRY(cd_make_attr(&attr));
+    dnnl_primitive_desc_t rpd;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&rpd, from, cd_engine(), to, cd_engine(), attr);
+    dnnl_primitive_attr_destroy(attr);
+    CD_DNNL(s, "reorder", layer);
+    s = dnnl_primitive_create(reorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    CD_DNNL(s, "reorder", layer);
+    return CD_OK;
+}
+
 cd_status cd_make_attr(dnnl_primitive_attr_t *attr) {
     CD_DNNL(dnnl_primitive_attr_create(attr), "attr create", NULL);
 #if DNNL_VERSION_MAJOR * 100 + DNNL_VERSION_MINOR >= 304

@@ -90,33 +90,8 @@ static cd_status make_internal(const cd_node *node, const_dnnl_memory_desc_t md,
     CD_DNNL(dnnl_memory_create(mem, md, cd_engine(), DNNL_MEMORY_ALLOCATE), "weights buffer",
             node->name);
     if (dnnl_memory_desc_equal(md, user_md)) return CD_OK;
-    dnnl_primitive_desc_t rpd;
-    dnnl_primitive_attr_t attr;
-    CD_TRY(cd_make_attr(&attr));
-    dnnl_status_t st =
-        user_is_src ? dnnl_reorder_primitive_desc_create(&rpd, user_md, cd_engine(), md,
-                                                         cd_engine(), attr)
-                    : dnnl_reorder_primitive_desc_create(&rpd, md, cd_engine(), user_md,
-                                                         cd_engine(), attr);
-    dnnl_primitive_attr_destroy(attr);
-    CD_DNNL(st, "weights reorder", node->name);
-    st = dnnl_primitive_create(reorder, rpd);
-    dnnl_primitive_desc_destroy(rpd);
-    CD_DNNL(st, "weights reorder", node->name);
-    return CD_OK;
-}
-
-static cd_status run(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args, const char *what,
-                     const char *layer) {
-    CD_DNNL(dnnl_primitive_execute(p, cd_stream(), nargs, args), what, layer);
-    CD_DNNL(dnnl_stream_wait(cd_stream()), what, layer);
-    return CD_OK;
-}
-
-static cd_status reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to,
-                         const char *layer) {
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    return run(r, 2, args, "reorder", layer);
+    return user_is_src ? cd_make_reorder(user_md, md, reorder, node->name)
+                       : cd_make_reorder(md, user_md, reorder, node->name);
 }
 
 static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilates,
@@ -188,7 +163,7 @@ static cd_status sync_weights(const cd_node *node, dnnl_primitive_t to, dnnl_mem
     if (*have && *version == p->version) return CD_OK;
     CD_DNNL(dnnl_memory_set_data_handle(user, p->value), "memory", node->name);
     if (to) {
-        CD_TRY(reorder(to, user, internal, node->name));
+        CD_TRY(cd_execute_reorder(to, user, internal, node->name));
     } else {
         void *dst;
         CD_DNNL(dnnl_memory_get_data_handle(internal, &dst), "memory", node->name);
@@ -212,7 +187,7 @@ static cd_status conv_forward(cd_graph *g, cd_node *node, int training) {
     if (node->use_bias)
         CD_DNNL(dnnl_memory_set_data_handle(s->bias, node->params[BIAS].value), "memory",
                 node->name);
-    return run(s->fwd, node->use_bias ? 4 : 3, args, "convolution forward", node->name);
+    return cd_execute(s->fwd, node->use_bias ? 4 : 3, args, "convolution forward", node->name);
 }
 
 static cd_status build_backward_data(cd_node *node, conv_state *s) {
@@ -285,10 +260,10 @@ static cd_status conv_backward(cd_graph *g, cd_node *node, float *dx[2], const i
         if (node->use_bias)
             CD_DNNL(dnnl_memory_set_data_handle(s->diff_bias, node->params[BIAS].grad), "memory",
                     node->name);
-        CD_TRY(run(s->bwd_w, node->use_bias ? 4 : 3, args, "convolution backward weights",
-                   node->name));
-        if (s->diff_w_to_user) CD_TRY(reorder(s->diff_w_to_user, s->diff_w, s->diff_w_user,
-                                              node->name));
+        CD_TRY(cd_execute(s->bwd_w, node->use_bias ? 4 : 3, args, "convolution backward weights",
+                          node->name));
+        if (s->diff_w_to_user)
+            CD_TRY(cd_execute_reorder(s->diff_w_to_user, s->diff_w, s->diff_w_user, node->name));
     }
     if (!dx[0]) return CD_OK;
     if (!s->bwd_data) CD_TRY(build_backward_data(node, s));
@@ -299,7 +274,7 @@ static cd_status conv_backward(cd_graph *g, cd_node *node, float *dx[2], const i
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->diff_dst},
                                {DNNL_ARG_WEIGHTS, s->w_bwd},
                                {DNNL_ARG_DIFF_SRC, s->diff_src}};
-    CD_TRY(run(s->bwd_data, 3, args, "convolution backward data", node->name));
+    CD_TRY(cd_execute(s->bwd_data, 3, args, "convolution backward data", node->name));
     if (acc[0]) cd_add_inplace(dx[0], g->scratch, (size_t)g->batch * cd_node_sample_size(src));
     return CD_OK;
 }

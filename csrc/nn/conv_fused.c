@@ -122,14 +122,7 @@ static cd_status prepare_folded(folded_weights *k, const_dnnl_memory_desc_t w_md
     CD_DNNL(dnnl_memory_create(&k->bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory", name);
     CD_DNNL(dnnl_memory_create(&k->w_user, w_user, cd_engine(), DNNL_MEMORY_NONE), "memory", name);
     CD_DNNL(dnnl_memory_create(&k->w, w_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory", name);
-    if (!dnnl_memory_desc_equal(w_md, w_user)) {
-        dnnl_primitive_desc_t rpd;
-        CD_DNNL(dnnl_reorder_primitive_desc_create(&rpd, w_user, cd_engine(), w_md, cd_engine(), NULL),
-                "reorder", name);
-        dnnl_status_t s = dnnl_primitive_create(&k->to_w, rpd);
-        dnnl_primitive_desc_destroy(rpd);
-        CD_DNNL(s, "reorder", name);
-    }
+    if (!dnnl_memory_desc_equal(w_md, w_user)) CD_TRY(cd_make_reorder(w_user, w_md, &k->to_w, name));
     k->folded_bias = cd_alloc((size_t)oc, sizeof(float), "folded bias");
     if (!k->folded_bias) return CD_ERR_MEMORY;
     if (keep_user && !(k->folded_user = cd_alloc(kernel->size, sizeof(float), "folded weights")))
@@ -240,14 +233,8 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
           "memory");
     TRY_D(dnnl_memory_create(&f->skip, skip_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
     if (types.compute_bf16 && !types.src_bf16) {
-        dnnl_primitive_desc_t rpd;
         TRY_D(dnnl_memory_create(&f->src_user, src_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
-        TRY_D(dnnl_reorder_primitive_desc_create(&rpd, src_user_md, cd_engine(), src_md, cd_engine(),
-                                                 NULL),
-              "reorder");
-        dnnl_status_t s2 = dnnl_primitive_create(&f->to_src, rpd);
-        dnnl_primitive_desc_destroy(rpd);
-        TRY_D(s2, "reorder");
+        if ((st = cd_make_reorder(src_user_md, src_md, &f->to_src, conv->name)) != CD_OK) goto done;
         f->src_converted = cd_alloc(dnnl_memory_desc_get_size(src_md), 1, "bf16 source");
         if (!f->src_converted) {
             st = CD_ERR_MEMORY;
@@ -299,9 +286,7 @@ static cd_status fold(const cd_node *conv, const cd_node *bn, folded_weights *k)
         for (int c = 0; c < oc; c++) folded[r * oc + c] = w[r * oc + c] * s[c];
     cd_status st = cd_dnnl_check(dnnl_memory_set_data_handle(k->w_user, folded), "memory", conv->name);
     if (st == CD_OK && k->to_w) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, k->w_user}, {DNNL_ARG_TO, k->w}};
-        st = cd_dnnl_check(dnnl_primitive_execute(k->to_w, cd_stream(), 2, args), "reorder", conv->name);
-        if (st == CD_OK) st = cd_dnnl_check(dnnl_stream_wait(cd_stream()), "reorder", conv->name);
+        st = cd_execute_reorder(k->to_w, k->w_user, k->w, conv->name);
     } else if (st == CD_OK) {
         void *dst;
         st = cd_dnnl_check(dnnl_memory_get_data_handle(k->w, &dst), "memory", conv->name);
@@ -362,8 +347,7 @@ static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, con
     if (f->to_src) { /* f32 source, bf16 compute */
         CD_DNNL(dnnl_memory_set_data_handle(f->src_user, src->out), "memory", conv->name);
         CD_DNNL(dnnl_memory_set_data_handle(f->src, f->src_converted), "memory", conv->name);
-        dnnl_exec_arg_t cargs[2] = {{DNNL_ARG_FROM, f->src_user}, {DNNL_ARG_TO, f->src}};
-        CD_DNNL(dnnl_primitive_execute(f->to_src, cd_stream(), 2, cargs), "bf16 conversion", conv->name);
+        CD_TRY(cd_execute_reorder(f->to_src, f->src_user, f->src, conv->name));
     } else {
         CD_DNNL(dnnl_memory_set_data_handle(f->src, src->out), "memory", conv->name);
     }
@@ -381,9 +365,7 @@ static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, con
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, f->dw.w};
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, f->dw.bias};
     }
-    CD_DNNL(dnnl_primitive_execute(f->prim, cd_stream(), nargs, args), "fused convolution", conv->name);
-    CD_DNNL(dnnl_stream_wait(cd_stream()), "fused convolution", conv->name);
-    return CD_OK;
+    return cd_execute(f->prim, nargs, args, "fused convolution", conv->name);
 }
 
 cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
@@ -451,34 +433,15 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
     if (!dnnl_memory_desc_equal(w_bwd_md, w_fwd_md)) {
         CD_DNNL(dnnl_memory_create(&f->w_bwd, w_bwd_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory",
                 conv->name);
-        dnnl_primitive_desc_t rpd;
-        CD_DNNL(dnnl_reorder_primitive_desc_create(&rpd, w_fwd_md, cd_engine(), w_bwd_md,
-                                                   cd_engine(), NULL),
-                "reorder", conv->name);
-        dnnl_status_t r = dnnl_primitive_create(&f->w_to_bwd, rpd);
-        dnnl_primitive_desc_destroy(rpd);
-        CD_DNNL(r, "reorder", conv->name);
+        CD_TRY(cd_make_reorder(w_fwd_md, w_bwd_md, &f->w_to_bwd, conv->name));
     }
     const_dnnl_memory_desc_t dw_md =
         dnnl_primitive_desc_query_md(f->bwd_w_pd, dnnl_query_diff_weights_md, 0);
     if (!dnnl_memory_desc_equal(dw_md, w_user_md)) {
         CD_DNNL(dnnl_memory_create(&f->diff_w, dw_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory",
                 conv->name);
-        dnnl_primitive_desc_t rpd;
-        CD_DNNL(dnnl_reorder_primitive_desc_create(&rpd, dw_md, cd_engine(), w_user_md, cd_engine(),
-                                                   NULL),
-                "reorder", conv->name);
-        dnnl_status_t r = dnnl_primitive_create(&f->diff_w_to_user, rpd);
-        dnnl_primitive_desc_destroy(rpd);
-        CD_DNNL(r, "reorder", conv->name);
+        CD_TRY(cd_make_reorder(dw_md, w_user_md, &f->diff_w_to_user, conv->name));
     }
-    return CD_OK;
-}
-
-static cd_status exec(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args, const char *what,
-                      const char *layer) {
-    CD_DNNL(dnnl_primitive_execute(p, cd_stream(), nargs, args), what, layer);
-    CD_DNNL(dnnl_stream_wait(cd_stream()), what, layer);
     return CD_OK;
 }
 
@@ -504,10 +467,9 @@ cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, in
                                 {DNNL_ARG_DIFF_DST, f->diff_dst},
                                 {DNNL_ARG_DIFF_WEIGHTS, f->diff_w ? f->diff_w : f->diff_w_user},
                                 {DNNL_ARG_DIFF_BIAS, f->diff_bias}};
-    CD_TRY(exec(f->bwd_w, 4, wargs, "convolution backward weights", conv->name));
+    CD_TRY(cd_execute(f->bwd_w, 4, wargs, "convolution backward weights", conv->name));
     if (f->diff_w_to_user) {
-        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, f->diff_w}, {DNNL_ARG_TO, f->diff_w_user}};
-        CD_TRY(exec(f->diff_w_to_user, 2, rargs, "reorder", conv->name));
+        CD_TRY(cd_execute_reorder(f->diff_w_to_user, f->diff_w, f->diff_w_user, conv->name));
     }
     if (cd_node_trains(bn)) {
         /* dbeta now; dgamma from the summed dW' in cd_conv_trainable_finish (0 until then, so
@@ -520,8 +482,7 @@ cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, in
     dnnl_memory_t w = f->k.w;
     if (f->w_to_bwd) {
         if (f->w_bwd_folds != f->k.folds) {
-            dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, f->k.w}, {DNNL_ARG_TO, f->w_bwd}};
-            CD_TRY(exec(f->w_to_bwd, 2, rargs, "reorder", conv->name));
+            CD_TRY(cd_execute_reorder(f->w_to_bwd, f->k.w, f->w_bwd, conv->name));
             f->w_bwd_folds = f->k.folds;
         }
         w = f->w_bwd;
@@ -532,7 +493,7 @@ cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, in
     dnnl_exec_arg_t dargs[3] = {{DNNL_ARG_DIFF_DST, f->diff_dst},
                                 {DNNL_ARG_WEIGHTS, w},
                                 {DNNL_ARG_DIFF_SRC, f->diff_src}};
-    CD_TRY(exec(f->bwd_data, 3, dargs, "convolution backward data", conv->name));
+    CD_TRY(cd_execute(f->bwd_data, 3, dargs, "convolution backward data", conv->name));
     if (accumulate) cd_add_inplace(dx, g->scratch, (size_t)g->batch * cd_node_sample_size(src));
     return CD_OK;
 }
