@@ -405,13 +405,18 @@ def write_report(doc, path_md):
         NAMES[f], "bf16" if peak_of(f) != pk["fp32_gflops"] else "fp32") for f in fws]
     L.append("| " + " | ".join(hdr) + " |")
     L.append("|" + "---|" * len(hdr))
+    over = False
     for c in (1, 2, 3):
         row = [labels[c].split(",")[0].split(" (")[0], "%.3f" % fl["case%d_gflop_per_image" % c]]
         for f in fws:
             g = get(R, f, c, "gflop_per_s")
             row.append("—" if g is None else "%.1f (%.0f%%)" % (g, 100 * g / peak_of(f)))
+            over = over or (g is not None and g > peak_of(f))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+    if over:
+        L.append("Above 100%: the peak uses the nominal clock, and the cores run faster than that "
+                 "(boost), so every percentage here overstates how close a run is to the limit.\n")
 
     # parity
     p = doc.get("parity")
