@@ -35,6 +35,10 @@ def test_engine_rejects_dtype_noncontiguous(small):
         g.forward(np.zeros((2, 32, 64, 3), np.float32)[:, :, ::2], False)
     with pytest.raises(TypeError, match="ndarray"):
         g.forward([[1.0]], False)
+    with pytest.raises(ValueError, match="keep must be 0 .*, 1 .* or 2"):
+        g.forward(np.zeros((2, 32, 32, 3), np.float32), False, 3)
+    with pytest.raises(ValueError, match="inference only"):
+        g.forward(np.zeros((2, 32, 32, 3), np.float32), True, 0)
 
 
 def test_api_converts_dtype_and_layout_and_reads_readonly(small):

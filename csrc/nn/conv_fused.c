@@ -1,6 +1,7 @@
-/* conv_fused.c — inference-only Conv2D/DepthwiseConv2D -> BatchNormalization (-> ReLU6 | -> Add)
- * as one oneDNN convolution, for the frozen part of the network where no gradient flows and
- * nobody reads the intermediate outputs (run.c decides).
+/* conv_fused.c — Conv2D/DepthwiseConv2D -> BatchNormalization (-> ReLU6 | -> Add) as one
+ * oneDNN convolution with the BN folded in, where nobody reads the intermediate outputs
+ * (run.c decides): in the frozen part of the network (inference), and for trainable
+ * convolutions under a BN in inference mode (training steps, below).
  *
  * BN folded into the convolution: s = gamma / sqrt(moving_variance + eps),
  *   kernel'[..., oc] = kernel[..., oc] * s[oc], bias' = beta - moving_mean * s (+ bias * s);
@@ -13,6 +14,10 @@
  * and folded weights (AVX512-BF16 / AMX kernels); each of src, dst and skip is bf16 or f32 as
  * run.c decided for the tensor (bf16 where only fused blocks read it). An f32 source (the
  * input layer, or a layer that ran unfused) is first converted into a block-owned buffer.
+ *
+ * Depthwise tails (float32): a 1x1 expand block ending in ReLU6 may carry the next
+ * [ZeroPadding2D] DepthwiseConv2D 3x3 -> BN -> ReLU6 as oneDNN's depthwise post-op (its own
+ * folded weights, f->dw): the expand output (n, h, w, 6c) is never written to memory.
  *
  * Trainable blocks: a trainable convolution under a BN in inference mode (the lab's
  * fine-tuning, base_model(x, training=False)) runs the same folded forward each training
