@@ -177,3 +177,35 @@ def test_three_optimizer_steps(a035, name):
         # weak): within 2%. Adam normalises tiny gradients: where a GAP feature sits at the
         # ReLU6 boundary TF's rounding noise (~1e-9) becomes a visible step, so not tighter.
         assert_close_rel(value - start, io[key] - start, 2e-2, key + " (update)")
+
+
+def _conv_trainable_bn_frozen(base):
+    _setup(base, "from100")
+    base.get_layer("block_13_expand_BN").trainable = False
+    base.get_layer("block_14_depthwise_BN").trainable = False
+
+
+def _split_between_conv_and_bn(base):
+    base.trainable = True
+    names = [layer.name for layer in base.layers]
+    for layer in base.layers[:names.index("block_12_expand_BN")]:
+        layer.trainable = False
+
+
+@pytest.mark.parametrize("setup", [_conv_trainable_bn_frozen, _split_between_conv_and_bn])
+def test_training_step_gradients_when_conv_and_bn_differ(a035, setup):
+    """A trainable conv under a frozen BN runs as a trainable block without BN gradients; a
+    frozen conv under a trainable BN runs layer by layer: either way the training step's
+    gradients are the layer-by-layer ones."""
+    io, weights = a035
+    got = {}
+    for path in ("layer_by_layer", "training_step"):
+        base = make_base(weights)
+        model = lab_model(base, io)
+        setup(base)
+        got[path] = (model.gradients(io["x"], io["y"]) if path == "layer_by_layer"
+                     else training_step_gradients(model, io["x"], io["y"]))
+    assert sorted(got["layer_by_layer"]) == sorted(got["training_step"])
+    assert len(got["training_step"]) > 40
+    for k, v in got["layer_by_layer"].items():
+        assert_close_rel(got["training_step"][k], v, GRAD_REL, k)
