@@ -618,28 +618,6 @@ static void give_back_dout(cd_graph *g, cd_node *node) {
     node->dout = NULL;
 }
 
-/* Backward of the trainable block starting at `first`, from its output node's gradient. */
-static cd_status backward_block(cd_graph *g, const cd_node *first, cd_node *out) {
-    cd_node *conv = &g->nodes[first->block_conv], *bn = conv + 1;
-    if (!out->dout_written) { /* output unused by the loss: zero gradient */
-        CD_TRY(take_dout(g, out));
-        memset(out->dout, 0, (size_t)g->batch * cd_node_sample_size(out) * sizeof(float));
-    }
-    cd_node *src = cd_input_node(g, conv, 0);
-    float *dx = NULL;
-    int accumulate = 0;
-    if (src->needs_grad) {
-        if (!src->dout) CD_TRY(take_dout(g, src));
-        dx = src->dout;
-        accumulate = src->dout_written;
-    }
-    CD_TRY(cd_conv_backward_trainable(g, conv, bn, first->block_tail, out->max_value, out->out,
-                                      out->dout, dx, accumulate));
-    if (dx) src->dout_written = 1;
-    give_back_dout(g, out);
-    return CD_OK;
-}
-
 /* The trainable blocks' weight gradients from their folded ones (once the step's are summed). */
 static void finish_trainable_blocks(cd_graph *g) {
     for (int i = 1; i < g->num_nodes; i++) {
@@ -679,28 +657,34 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
     for (int i = g->num_nodes - 1; i >= 1; i--) {
         cd_node *node = &g->nodes[i];
         if (!node->needs_grad) continue;
-        if (node->in_block >= 0 && g->nodes[node->in_block].block_train) {
-            const cd_node *first = &g->nodes[node->in_block];
-            if (i == first->block_last) CD_TRY(backward_block(g, first, node));
-            continue; /* the block's other nodes ran with it */
-        }
+        /* a trainable block runs its backward at its last node, from that node's gradient
+         * into its conv's input */
+        const cd_node *block = node->in_block >= 0 && g->nodes[node->in_block].block_train
+                                   ? &g->nodes[node->in_block] : NULL;
+        if (block && i != block->block_last) continue; /* ran with the block's last node */
         if (!node->dout_written) { /* output unused by the loss: zero gradient */
             CD_TRY(take_dout(g, node));
             memset(node->dout, 0, (size_t)n * cd_node_sample_size(node) * sizeof(float));
         }
+        cd_node *reader = block ? &g->nodes[block->block_conv] : node; /* whose inputs get dx */
         float *dx[2] = {NULL, NULL};
         int accumulate[2] = {0, 0};
-        for (int j = 0; j < node->num_inputs; j++) {
-            cd_node *src = cd_input_node(g, node, j);
+        for (int j = 0; j < reader->num_inputs; j++) {
+            cd_node *src = cd_input_node(g, reader, j);
             if (!src->needs_grad) continue;
             if (!src->dout) CD_TRY(take_dout(g, src));
             dx[j] = src->dout;
             accumulate[j] = src->dout_written;
         }
-        if (node->num_inputs == 2 && dx[0] && dx[0] == dx[1]) accumulate[1] = 1; /* x + x */
-        CD_TRY(node->ops->backward(g, node, dx, accumulate));
-        for (int j = 0; j < node->num_inputs; j++)
-            if (dx[j]) cd_input_node(g, node, j)->dout_written = 1;
+        if (reader->num_inputs == 2 && dx[0] && dx[0] == dx[1]) accumulate[1] = 1; /* x + x */
+        if (block)
+            CD_TRY(cd_conv_backward_trainable(g, reader, reader + 1, block->block_tail,
+                                              node->max_value, node->out, node->dout, dx[0],
+                                              accumulate[0]));
+        else
+            CD_TRY(node->ops->backward(g, node, dx, accumulate));
+        for (int j = 0; j < reader->num_inputs; j++)
+            if (dx[j]) cd_input_node(g, reader, j)->dout_written = 1;
         give_back_dout(g, node);
     }
     if (!g->defer_finish) finish_trainable_blocks(g);

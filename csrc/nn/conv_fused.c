@@ -119,6 +119,18 @@ void cd_conv_fused_release(cd_node *conv) {
 
 static dnnl_data_type_t dt(int bf16) { return bf16 ? dnnl_bf16 : dnnl_f32; }
 
+/* ReLU(max_value) as an eltwise post-op: clip to [0, max], or no upper bound when max <= 0. */
+static dnnl_status_t append_relu(dnnl_post_ops_t po, float max_value) {
+    return max_value > 0.f ? dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip_v2, 0.f, max_value)
+                           : dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f);
+}
+
+/* The BN's scale a = gamma / sqrt(moving_variance + eps) for channel c: the fold and the
+ * trainable blocks' gradient finish must use the same float. */
+static float bn_scale(const cd_node *bn, int c) {
+    return bn->params[0].value[c] / sqrtf(bn->params[3].value[c] + bn->epsilon);
+}
+
 /* Memory for folded weights whose primitive format is w_md (w_user: Keras layout, b_md: the
  * bias), with a reorder between them when they differ. */
 static cd_status prepare_folded(folded_weights *k, const_dnnl_memory_desc_t w_md,
@@ -200,10 +212,7 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
     if (st != CD_OK) goto done;
     TRY_D(dnnl_post_ops_create(&po), "post-ops");
     if (tail == CD_FUSE_RELU) {
-        if (max_value > 0.f)
-            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip_v2, 0.f, max_value), "post-ops");
-        else
-            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f), "post-ops");
+        TRY_D(append_relu(po, max_value), "post-ops");
     } else if (tail == CD_FUSE_ADD) {
         TRY_D(dnnl_post_ops_append_binary(po, dnnl_binary_add, skip_md), "post-ops");
     }
@@ -215,10 +224,7 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
         }
         TRY_D(dnnl_post_ops_append_dw(po, dnnl_f32, dnnl_f32, dnnl_f32, 3, dw->conv->stride_h, dw_pl),
               "depthwise post-op");
-        if (dw->max_value > 0.f)
-            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip_v2, 0.f, dw->max_value), "post-ops");
-        else
-            TRY_D(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f), "post-ops");
+        TRY_D(append_relu(po, dw->max_value), "post-ops");
         dnnl_dims_t wd = {dw->conv->c, 1, 1, 3, 3};
         TRY_D(dnnl_memory_desc_create_with_tag(&dw_user, 5, wd, dnnl_f32, dnnl_hwigo), "descriptor");
     }
@@ -278,7 +284,7 @@ static cd_status fold(const cd_node *conv, const cd_node *bn, folded_weights *k)
     const int oc = conv->c;
     float s[oc];
     for (int c = 0; c < oc; c++) {
-        s[c] = bn->params[0].value[c] / sqrtf(bn->params[3].value[c] + bn->epsilon);
+        s[c] = bn_scale(bn, c);
         float b = conv->use_bias ? conv->params[1].value[c] : 0.f;
         k->folded_bias[c] = bn->params[1].value[c] + (b - bn->params[2].value[c]) * s[c];
     }
@@ -386,6 +392,17 @@ cd_status cd_conv_forward_trainable(cd_graph *g, cd_node *conv, const cd_node *b
     return forward(g, conv, NULL, bn, tail, max_value, f32_types, 1, NULL, NULL, dst);
 }
 
+/* Where a primitive wants format md and the data lives in `other`: memory in md and a reorder
+ * from other into it (into_md), or from it to other; *mem and *reorder stay NULL when the two
+ * agree and the primitive uses the data where it is. */
+static cd_status copy_in_format(const_dnnl_memory_desc_t md, const_dnnl_memory_desc_t other,
+                                int into_md, dnnl_memory_t *mem, dnnl_primitive_t *reorder,
+                                const char *name) {
+    if (dnnl_memory_desc_equal(md, other)) return CD_OK;
+    CD_DNNL(dnnl_memory_create(mem, md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory", name);
+    return into_md ? cd_make_reorder(other, md, reorder, name) : cd_make_reorder(md, other, reorder, name);
+}
+
 /* The backward primitives of a trainable block, hinted by its forward; the weight formats
  * are oneDNN's choice, with reorders from the forward's folded copy and to Keras layout. */
 static cd_status build_backward(cd_node *conv, fused_state *f) {
@@ -433,21 +450,11 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
     f->dbias = cd_alloc((size_t)conv->c, sizeof(float), "bias gradient");
     if (!f->dbias) return CD_ERR_MEMORY;
     /* backward-data weights: the forward's folded copy when the formats agree */
-    const_dnnl_memory_desc_t w_bwd_md =
-        dnnl_primitive_desc_query_md(f->bwd_data_pd, dnnl_query_weights_md, 0);
-    if (!dnnl_memory_desc_equal(w_bwd_md, w_fwd_md)) {
-        CD_DNNL(dnnl_memory_create(&f->w_bwd, w_bwd_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory",
-                conv->name);
-        CD_TRY(cd_make_reorder(w_fwd_md, w_bwd_md, &f->w_to_bwd, conv->name));
-    }
-    const_dnnl_memory_desc_t dw_md =
-        dnnl_primitive_desc_query_md(f->bwd_w_pd, dnnl_query_diff_weights_md, 0);
-    if (!dnnl_memory_desc_equal(dw_md, w_user_md)) {
-        CD_DNNL(dnnl_memory_create(&f->diff_w, dw_md, cd_engine(), DNNL_MEMORY_ALLOCATE), "memory",
-                conv->name);
-        CD_TRY(cd_make_reorder(dw_md, w_user_md, &f->diff_w_to_user, conv->name));
-    }
-    return CD_OK;
+    CD_TRY(copy_in_format(dnnl_primitive_desc_query_md(f->bwd_data_pd, dnnl_query_weights_md, 0),
+                          w_fwd_md, 1, &f->w_bwd, &f->w_to_bwd, conv->name));
+    /* the weight gradient: straight into the kernel's grad when oneDNN writes Keras layout */
+    return copy_in_format(dnnl_primitive_desc_query_md(f->bwd_w_pd, dnnl_query_diff_weights_md, 0),
+                          w_user_md, 0, &f->diff_w, &f->diff_w_to_user, conv->name);
 }
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
@@ -507,7 +514,7 @@ void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
     const int oc = conv->c, bn_trains = cd_node_trains(bn);
     const cd_param *kernel = &conv->params[0];
     const size_t rows = kernel->size / (size_t)oc; /* Keras layouts: output channel last */
-    const float *w = kernel->value, *gamma = bn->params[BN_GAMMA].value;
+    const float *w = kernel->value;
     const float *mean = bn->params[BN_MEAN].value, *var = bn->params[BN_VAR].value;
     float *dw = kernel->grad;
     const int blocks = (oc + 15) / 16;
@@ -516,7 +523,7 @@ void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
         const int c0 = b * 16, c1 = c0 + 16 < oc ? c0 + 16 : oc;
         float a[16];
         double da[16] = {0};
-        for (int k = c0; k < c1; k++) a[k - c0] = gamma[k] / sqrtf(var[k] + bn->epsilon); /* as fold() */
+        for (int k = c0; k < c1; k++) a[k - c0] = bn_scale(bn, k);
         for (size_t r = 0; r < rows; r++) {
             const float *wr = w + r * (size_t)oc;
             float *dr = dw + r * (size_t)oc;
