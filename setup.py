@@ -4,7 +4,7 @@ oneDNN comes from the `onednn-devel-cpu-gomp` wheel (headers) and `onednn-cpu-go
 (libdnnl.so, a CPU-only build threaded with GNU OpenMP, the runtime catdog's own loops use too),
 both build requirements.
 Set CATDOG_ONEDNN_ROOT=/usr (or any prefix with include/ and lib/) to use a system oneDNN.
-stb_image comes from the system (Debian/Ubuntu: `apt-get install libstb-dev`).
+stb_image is vendored (csrc/third_party/stb), so the build needs only a C compiler and PyPI.
 """
 import glob
 import os
@@ -39,25 +39,18 @@ def onednn_dirs():
     return os.path.dirname(os.path.dirname(os.path.dirname(header))), os.path.dirname(lib)
 
 
-def stb_include():
-    for d in (os.environ.get("CATDOG_STB_INCLUDE", ""), "/usr/include/stb", "/usr/local/include/stb",
-              "/usr/include", "/usr/local/include"):
-        if d and os.path.exists(os.path.join(d, "stb_image.h")):
-            return d
-    sys.exit("catdog: stb_image.h not found. Install it with `apt-get install libstb-dev` "
-             "(Debian/Ubuntu; on Colab: `!apt-get install -y libstb-dev`), or set "
-             "CATDOG_STB_INCLUDE to the folder holding stb_image.h.")
-
-
 dnnl_inc, dnnl_lib = onednn_dirs()
 sources = sorted(glob.glob("csrc/**/*.c", recursive=True))
 sources = [s for s in sources if "/fuzz/" not in s]
-include_dirs = ["csrc", dnnl_inc, stb_include(), numpy.get_include()]
+# Every header under csrc/ (ours and the vendored stb_image.h): editing one rebuilds the engine.
+headers = sorted(glob.glob("csrc/**/*.h", recursive=True))
+include_dirs = ["csrc", dnnl_inc, numpy.get_include()]
 library_dirs = [dnnl_lib]
 
 engine = Extension(
     "catdog._engine",
     sources=sources,
+    depends=headers,
     include_dirs=include_dirs,
     library_dirs=library_dirs,
     libraries=["dnnl", "m"],
@@ -68,12 +61,11 @@ engine = Extension(
     # exact as sqrtss: same bits)
     extra_compile_args=["-O3", "-fopenmp", "-Wall", "-Wno-unknown-pragmas", "-fno-strict-aliasing",
                         "-fno-math-errno"],
-    extra_link_args=["-fopenmp"],
+    # -s: the shipped extension carries no symbol table or debug sections.
+    extra_link_args=["-fopenmp", "-s"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("_GNU_SOURCE", "1")],
     language="c",
 )
-
-
 
 
 from setuptools.command.build_ext import build_ext  # noqa: E402

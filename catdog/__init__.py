@@ -10,7 +10,21 @@ from catdog import _libs
 
 _libs.preload()
 
-from catdog import _engine  # noqa: E402
+try:
+    from catdog import _engine  # noqa: E402
+except ImportError as e:  # pragma: no cover - exercised by tests/test_packaging.py in a subprocess
+    import glob as _glob
+    import os as _os
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if not _glob.glob(_os.path.join(_here, "_engine*.so")):
+        raise ImportError(
+            f"catdog's C engine is not built in {_here}: this is the unbuilt source folder, which "
+            "Python found before any installed catdog because the current folder comes first on "
+            "sys.path. Either build it in place (`pip install -e .` in the clone's root), or run "
+            "from another folder (the README's `bash scripts/lab.sh` and `bash scripts/test.sh` "
+            "do this for you).") from e
+    raise
 
 _engine.init()
 

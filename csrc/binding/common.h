@@ -6,6 +6,16 @@
 
 #include "catdog.h"
 
+/* Python 3.9 (the oldest supported) lacks two 3.10 conveniences; same semantics here. */
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
+static inline int PyModule_AddObjectRef(PyObject *module, const char *name, PyObject *value) {
+    Py_XINCREF(value);
+    if (PyModule_AddObject(module, name, value) < 0) { Py_XDECREF(value); return -1; }
+    return 0;
+}
+#endif
+
 /* Raise the Python exception matching `s` with cd_last_error(); returns NULL. */
 PyObject *cd_py_raise(cd_status s);
 

@@ -33,10 +33,10 @@ static void *capped_realloc(void *p, size_t n) { return n > stb_alloc_cap ? NULL
 #define STBI_REALLOC(p, n) capped_realloc((p), (n))
 #define STBI_FREE(p) free(p)
 #define STB_IMAGE_IMPLEMENTATION
-#include <stb_image.h>
+#include "third_party/stb/stb_image.h" /* vendored, pinned: csrc/third_party/stb/README.md */
 
 
-/* stb_image 2.27 (Debian's libstb) writes past a Huffman table's 256 values when a DHT
+/* stb_image 2.27 (the vendored copy) writes past a Huffman table's 256 values when a DHT
  * segment declares more than 256 codes (found by our fuzz target; newer stb rejects it).
  * stb reads a DHT wherever it meets the marker bytes FF C4, so we replay its DHT parsing at
  * every FF C4 in the file (bytes past the end read as 0, as stbi__get8 does) and refuse the

@@ -12,7 +12,7 @@ WORK="${2:-/tmp/catdog_fuzz}"
 mkdir -p "$WORK/corpus" "$WORK/artifacts"
 cp tests/fixtures/data/*.{jpg,png,bmp,gif} "$WORK/corpus/" 2>/dev/null || true
 clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Icsrc -I/usr/include/stb \
+    -Icsrc \
     csrc/fuzz/fuzz_decode.c csrc/data/decode.c csrc/data/resize.c csrc/core/error.c \
     -o "$WORK/fuzz_decode"
 "$WORK/fuzz_decode" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -rss_limit_mb=1024 \
