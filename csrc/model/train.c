@@ -46,8 +46,8 @@ static cd_status logits_width(const cd_graph *g, int *k) {
 }
 
 int cd_graph_label_width(const cd_graph *g) {
-    const cd_node *last = &g->nodes[g->num_nodes - 1];
-    return g->num_nodes > 0 ? cd_loss_label_width(g->loss, last->c) : 1;
+    if (g->num_nodes < 1) return 1;
+    return cd_loss_label_width(g->loss, g->nodes[g->num_nodes - 1].c);
 }
 
 /* Keras's TensorFlow backend keeps a sigmoid's or softmax's input on its output tensor
