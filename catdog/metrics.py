@@ -53,6 +53,9 @@ def resolve(metric: Metric, loss, head_activation=None) -> Metric:
     """The concrete metric for `metric` compiled with `loss` on a model whose last Dense has
     `head_activation`; a mismatch (say BinaryAccuracy with a categorical loss) raises."""
     if isinstance(metric, _Accuracy):
+        if metric.name == "binary_accuracy" and loss.family != "binary":
+            raise ValueError(f"metric 'binary_accuracy' does not go with {type(loss).__name__}: "
+                             "use metrics=['accuracy']")
         if loss.family == "binary":
             on_logits = loss.from_logits and head_activation != "sigmoid"
             return BinaryAccuracy(threshold=0.0 if on_logits else 0.5, name=metric.name)

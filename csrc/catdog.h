@@ -202,6 +202,13 @@ cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, 
 /* Inference-mode loss/correct on a batch. */
 cd_status cd_graph_eval_step(cd_graph *g, const float *x, const float *labels, int n, float *loss,
                              double *correct);
+/* Gradient of sum(output * dy) w.r.t. the output of `layer` (between the input and the
+ * output) for inputs x (n): a full forward (BN/dropout as `training`), then backward from
+ * the output down to that layer, frozen layers included (Grad-CAM). With `logits` and a
+ * sigmoid/softmax Dense head, "output" is the head's logits. dy: the output's shape; dst:
+ * n * the layer's sample size floats. Trainable weights' gradients change too. */
+cd_status cd_graph_output_gradient(cd_graph *g, const float *x, int n, int training, int layer,
+                                   int logits, const float *dy, float *dst, size_t count);
 /* Label floats per sample the compiled loss takes (1, or the output width for categorical). */
 int cd_graph_label_width(const cd_graph *g);
 /* Forward (every output kept, training as given), loss `kind` and backward, no update: the

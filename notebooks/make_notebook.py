@@ -173,6 +173,20 @@ image_batch, label_batch = next(iter(test_dataset))
 predictions = (model.predict_on_batch(image_batch).ravel() > 0).astype(int)
 catdog.plot.predictions(image_batch, label_batch.ravel().astype(int), predictions, class_names)
 """)
+md("## What the model gets wrong, and where it looks")
+code("""
+test_images = np.concatenate([x for x, _ in test_dataset])
+test_labels = np.concatenate([y for _, y in test_dataset]).ravel().astype(int)
+test_probs = catdog.plot.probabilities(model, test_images)  # P(dogs): sigmoid of the logit
+catdog.plot.top_losses(test_images, test_labels, test_probs, class_names)
+""")
+code("""
+catdog.plot.confusion_matrix(test_labels, (test_probs.ravel() > 0.5).astype(int), class_names)
+""")
+code("""
+# Grad-CAM: the engine's backward from the class logit to the last convolution (out_relu)
+catdog.plot.grad_cam_overlay(model, test_images[:6], class_names)
+""")
 
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                                   "name": "python3"},

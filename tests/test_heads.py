@@ -163,6 +163,9 @@ def test_mismatched_labels_and_metrics_raise():
                   metrics=[catdog.metrics.BinaryAccuracy()])
     with pytest.raises(ValueError, match="does not go with"):
         model.evaluate(IO["x"], IO["y_onehot"], verbose=0)
+    model.compile(loss="categorical_crossentropy", metrics=["binary_accuracy"])
+    with pytest.raises(ValueError, match="binary_accuracy"):
+        model.evaluate(IO["x"], IO["y_onehot"], verbose=0)
     model = build("sigmoid_bce_str")
     model.compile(loss="binary_crossentropy")
     with pytest.raises(ValueError, match="one label per image"):

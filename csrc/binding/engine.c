@@ -587,6 +587,54 @@ static PyObject *Graph_loss_backward(GraphObject *self, PyObject *args) {
     return PyFloat_FromDouble(loss);
 }
 
+/* output_gradient(x, layer, dy, training=False, logits=False) -> d sum(output * dy) / d layer
+ * output (logits: output = a sigmoid/softmax head's logits) */
+static PyObject *Graph_output_gradient(GraphObject *self, PyObject *args) {
+    PyObject *xo, *dyo;
+    int layer, training = 0, logits = 0;
+    if (!PyArg_ParseTuple(args, "OiO|pp", &xo, &layer, &dyo, &training, &logits) ||
+        check_graph(self))
+        return NULL;
+    PyArrayObject *x = float_array(xo, 4, "input batch");
+    if (!x) return NULL;
+    PyArrayObject *dy = float_array(dyo, -1, "output gradient");
+    if (!dy) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    int n = check_input_batch(self, x);
+    npy_intp out_dims[4], dims[4];
+    int last = cd_graph_num_layers(self->graph) - 1;
+    int out_nd = n >= 0 ? output_dims(self->graph, last, n, out_dims) : -1;
+    int same = out_nd == PyArray_NDIM(dy);
+    for (int d = 0; same && d < out_nd; d++) same = out_dims[d] == PyArray_DIMS(dy)[d];
+    int nd = -1;
+    if (n >= 0 && !same)
+        PyErr_SetString(PyExc_ValueError, "output gradient must have the shape of the output");
+    else if (n >= 0 && (nd = output_dims(self->graph, layer, n, dims)) < 0)
+        PyErr_Format(PyExc_ValueError, "no layer %d", layer);
+    PyObject *out = nd > 0 ? new_float_array(nd, dims) : NULL;
+    if (!out) {
+        Py_DECREF(x);
+        Py_DECREF(dy);
+        return NULL;
+    }
+    cd_status s;
+    size_t count = (size_t)PyArray_SIZE((PyArrayObject *)out);
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_output_gradient(self->graph, PyArray_DATA(x), n, training,
+                                                        layer, logits, PyArray_DATA(dy),
+                                                        PyArray_DATA((PyArrayObject *)out), count);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(x);
+    Py_DECREF(dy);
+    if (s != CD_OK) {
+        Py_DECREF(out);
+        return cd_py_raise(s);
+    }
+    return out;
+}
+
 static PyObject *Graph_train_step(GraphObject *self, PyObject *args) { return run_step(self, args, 1); }
 static PyObject *Graph_eval_step(GraphObject *self, PyObject *args) { return run_step(self, args, 0); }
 
@@ -681,6 +729,8 @@ static PyMethodDef Graph_methods[] = {
     {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False, keep=1): keep 1 every output, 0 only the output, 2 what backward reads"},
     {"get_output", (PyCFunction)Graph_get_output, METH_VARARGS, "(layer, batch) -> array"},
     {"backward", (PyCFunction)Graph_backward, METH_VARARGS, "(d loss / d output)"},
+    {"output_gradient", (PyCFunction)Graph_output_gradient, METH_VARARGS,
+     "(x, layer, dy, training=False, logits=False) -> d sum(output * dy) / d layer output"},
     {"loss_backward", (PyCFunction)Graph_loss_backward, METH_VARARGS,
      "(x, labels, loss kind, training=False) -> loss; gradients as a training step's"},
     {"get_gradient", (PyCFunction)Graph_get_gradient, METH_VARARGS, "(layer, w) -> array"},

@@ -133,6 +133,10 @@ struct cd_graph {
     cd_loss_kind loss;
     float accuracy_threshold;     /* BinaryAccuracy threshold on the outputs */
     int head_logits;              /* during a step: the last Dense emits logits (train.c) */
+    int grad_probe;               /* 1 + the node whose output gradient backward copies into
+                                     probe (cd_graph_output_gradient), 0: none */
+    float *probe;
+    size_t probe_count;
     int64_t opt_iterations;       /* Keras optimizer.iterations */
     float *dlogits;
     size_t dlogits_count;

@@ -70,6 +70,7 @@ void cd_graph_release_runtime(cd_graph *g) {
     cd_drop_floats(&g->dlogits, &g->dlogits_count);
     cd_drop_floats(&g->grad_spare, &g->grad_spare_count);
     cd_drop_floats(&g->logits_all, &g->logits_all_count);
+    cd_drop_floats(&g->probe, &g->probe_count);
     g->have_forward = g->have_backward = 0;
 }
 
@@ -115,11 +116,12 @@ static cd_status activate_plan(cd_graph *g, int n) {
     return CD_OK;
 }
 
-/* Which nodes a gradient flows through: those with trainable weights and all above them. */
+/* Which nodes a gradient flows through: those with trainable weights (or the probed node,
+ * see cd_graph_output_gradient) and all above them. */
 static void mark_needs_grad(cd_graph *g) {
     for (int i = 0; i < g->num_nodes; i++) {
         cd_node *node = &g->nodes[i];
-        node->needs_grad = cd_node_trains(node);
+        node->needs_grad = cd_node_trains(node) || i + 1 == g->grad_probe;
         for (int j = 0; j < node->num_inputs; j++)
             if (g->nodes[node->inputs[j]].needs_grad) node->needs_grad = 1;
     }
@@ -685,6 +687,8 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
             CD_TRY(node->ops->backward(g, node, dx, accumulate));
         for (int j = 0; j < reader->num_inputs; j++)
             if (dx[j]) cd_input_node(g, reader, j)->dout_written = 1;
+        if (i + 1 == g->grad_probe && g->probe_count >= (size_t)n * cd_node_sample_size(node))
+            memcpy(g->probe, node->dout, (size_t)n * cd_node_sample_size(node) * sizeof(float));
         give_back_dout(g, node);
     }
     if (!g->defer_finish) finish_trainable_blocks(g);

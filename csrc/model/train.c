@@ -46,8 +46,8 @@ static cd_status logits_width(const cd_graph *g, int *k) {
 }
 
 int cd_graph_label_width(const cd_graph *g) {
-    const cd_node *last = &g->nodes[g->num_nodes - 1];
-    return g->num_nodes > 0 ? cd_loss_label_width(g->loss, last->c) : 1;
+    if (g->num_nodes < 1) return 1;
+    return cd_loss_label_width(g->loss, g->nodes[g->num_nodes - 1].c);
 }
 
 /* Keras's TensorFlow backend keeps a sigmoid's or softmax's input on its output tensor
@@ -193,6 +193,38 @@ cd_status cd_graph_loss_backward(cd_graph *g, const float *x, const float *label
     if (!cd_loss_valid(kind)) return cd_fail(CD_ERR_VALUE, "unknown loss %d", (int)kind);
     if (g->num_nodes < 2) return cd_fail(CD_ERR_STATE, "the graph has no layers");
     cd_status s = loss_backward(g, x, labels, n, training, kind, loss);
+    g->head_logits = 0;
+    return s;
+}
+
+/* Grad-CAM's gradient: the output gradient dy pushed back to `layer` (every output kept,
+ * layer by layer; with `logits`, dy is w.r.t. a sigmoid/softmax head's logits). The probe marks that node as needing a gradient, so the backward reaches
+ * it even below frozen layers, and copies its gradient before the buffer is reused. */
+static cd_status output_gradient(cd_graph *g, const float *x, int n, int training, int layer,
+                                 int logits, const float *dy, float *dst, size_t count) {
+    const cd_node *node = &g->nodes[layer];
+    cd_node *last = &g->nodes[g->num_nodes - 1];
+    cd_activation act = logits && last->kind == CD_LAYER_DENSE ? last->activation : CD_ACT_NONE;
+    g->head_logits = act != CD_ACT_NONE;
+    if (count != (size_t)n * cd_node_sample_size(node))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': the gradient holds %zu floats, not %zu",
+                       node->name, (size_t)n * cd_node_sample_size(node), count);
+    if (cd_grow_floats(&g->probe, &g->probe_count, count, "layer gradient")) return CD_ERR_MEMORY;
+    g->grad_probe = layer + 1;
+    CD_TRY(cd_graph_forward(g, x, n, training));
+    CD_TRY(cd_graph_backward(g, dy));
+    memcpy(dst, g->probe, count * sizeof(float));
+    outputs_as_model(g, act, n);
+    return CD_OK;
+}
+
+cd_status cd_graph_output_gradient(cd_graph *g, const float *x, int n, int training, int layer,
+                                   int logits, const float *dy, float *dst, size_t count) {
+    if (layer < 1 || layer >= g->num_nodes - 1)
+        return cd_fail(CD_ERR_VALUE, "layer index %d: pick a layer between the input and the "
+                       "output (1 .. %d)", layer, g->num_nodes - 2);
+    cd_status s = output_gradient(g, x, n, training, layer, logits, dy, dst, count);
+    g->grad_probe = 0;
     g->head_logits = 0;
     return s;
 }
