@@ -7,7 +7,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE_PY="${PYTHON:-python3}"
-OUT="${OUT:-$(mktemp -d)}"
+if [ -z "${OUT:-}" ]; then
+    OUT="$(mktemp -d)"
+    trap 'rm -rf "$OUT"' EXIT  # a temporary folder of our own: leave nothing behind
+fi
 mkdir -p "$OUT"
 say() { echo "check_dist: $*"; }
 
