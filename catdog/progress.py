@@ -11,7 +11,7 @@ class ProgressBar:
         self.total, self.verbose, self.width = total, verbose, width
         self.start = time.time()
         self.last_draw = 0.0
-        if verbose:
+        if verbose and title:  # evaluate() draws no title line, as Keras
             print(title, file=sys.stdout, flush=True)
 
     def _line(self, current, logs):
