@@ -12,7 +12,7 @@ from catdog import losses as losses_mod
 from catdog import metrics as metrics_mod
 from catdog import optimizers as optimizers_mod
 from catdog.callbacks import CallbackList, History
-from catdog.progress import ProgressBar
+from catdog._progress import StepBar
 
 
 class _Compiled:
@@ -179,7 +179,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
     try:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            bar = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
+            bar = StepBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
             t0 = time.time()
             if _is_pipeline(x):
                 batches, seen, total_loss, total_correct = _run_pipeline_epoch(
@@ -216,7 +216,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                 else:
                     vl = evaluate(model, validation_data, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in vl.items()})
-            bar.finish(logs, time.time() - t0)
+            bar.finish(logs, time.time() - t0, steps=batches)
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
@@ -235,7 +235,7 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
     g = _engine_ready(model)
     c = model._compiled
     # Keras: verbose "auto" (the default) and 1 draw a progress line, 2 one line at the end
-    bar = ProgressBar(_num_batches(x, y, batch_size), None, 1 if verbose == "auto" else int(verbose))
+    bar = StepBar(_num_batches(x, y, batch_size), "", 1 if verbose == "auto" else int(verbose))
     t0 = time.time()
     if _is_pipeline(x):
         batches, n, total_loss, total_correct = _run_pipeline_epoch(
@@ -260,7 +260,7 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
     out = {"loss": total_loss / n}
     if c.metric_name:
         out[c.metric_name] = total_correct / n
-    bar.finish(out, time.time() - t0)
+    bar.finish(out, time.time() - t0, steps=batches)
     if return_dict:
         return out
     return list(out.values()) if len(out) > 1 else out["loss"]
