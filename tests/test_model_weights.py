@@ -137,3 +137,25 @@ def test_trainable_variables_counts_match_keras():
     assert len(model.trainable_variables) == 56
     assert len(model.trainable_variables) + len(model.non_trainable_variables) == len(model.variables)
     assert sum(w.size for w in model.trainable_variables) == 1862721
+
+
+def test_sequential_fits_a_directory_dataset(tmp_path):
+    """The 2019 form on image_dataset_from_directory (it raised AttributeError _augment)."""
+    from PIL import Image
+
+    for k, cls in enumerate(("cats", "dogs")):
+        (tmp_path / cls).mkdir()
+        for i in range(8):
+            Image.fromarray(np.full((36, 36, 3), 30 + 180 * k + i, np.uint8)).save(
+                tmp_path / cls / f"{i}.png")
+    ds = catdog.utils.image_dataset_from_directory(tmp_path, batch_size=8, image_size=(32, 32),
+                                                   seed=3)
+    catdog.random.set_seed(2)
+    model = catdog.Sequential([layers.RandomFlip("horizontal"), base(),
+                               layers.GlobalAveragePooling2D(), layers.Dense(1)])
+    compile_(model)
+    h = model.fit(ds, epochs=2, verbose=0, validation_data=ds)
+    assert h.epoch == [0, 1] and model.input_shape == SHAPE
+    assert [type(l).__name__ for l in model._flatten()[1]] == ["RandomFlip"]
+    loss, acc = model.evaluate(ds, verbose=0)
+    assert loss == pytest.approx(h.history["val_loss"][-1], rel=1e-6)
