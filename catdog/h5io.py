@@ -38,7 +38,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from catdog.weights import _plain_mode
+from catdog.download import _plain_mode
 
 __all__ = [
     "Weights",

@@ -386,15 +386,14 @@ class Model(Layer):
 
         x = self._check_x(x)
         g = self._ensure_graph()
-        g.forward(x, bool(training))
-        out = g.get_output(g.num_layers() - 1, x.shape[0])
-        if output_gradient is None:
-            kind = losses.get(loss).kind
-            _, dy = _engine.loss(kind, out.reshape(len(x), -1),
-                                 np.ascontiguousarray(y, np.float32).reshape(-1))
+        if output_gradient is None:  # the loss as a training step computes it (head logits)
+            g.loss_backward(x, np.ascontiguousarray(y, np.float32), losses.get(loss).kind,
+                            bool(training))
         else:
+            g.forward(x, bool(training))
+            out = g.get_output(g.num_layers() - 1, x.shape[0])
             dy = np.ascontiguousarray(output_gradient, np.float32)
-        g.backward(dy.reshape(out.shape))
+            g.backward(dy.reshape(out.shape))
         grads = {}
         for layer, tr in self._trainable_map():
             if not tr:

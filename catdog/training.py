@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import List, Optional
 
 import numpy as np
@@ -19,11 +20,36 @@ class _Compiled:
     def __init__(self, optimizer, loss, metrics):
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
+        if isinstance(metrics, (str, metrics_mod.Metric)):
+            metrics = [metrics]
         self.metrics = [metrics_mod.get(m) for m in (metrics or [])]
         if len(self.metrics) > 1:
             raise ValueError("catdog tracks one accuracy metric per model")
         self.metric_name = self.metrics[0].name if self.metrics else None
-        self.threshold = self.metrics[0].threshold if self.metrics else 0.0
+        self.threshold = 0.0
+
+    def resolve(self, model):
+        """The metric's kind and threshold for this loss on this model's head (a sigmoid /
+        softmax Dense's logits are what the loss uses, as Keras)."""
+        head = _head_activation(model)
+        if self.loss.from_logits and head == self.loss.activation:
+            warnings.warn(f"{type(self.loss).__name__}(from_logits=True) on the output of a "
+                          f"{head} activation: as Keras, catdog uses the logits before the "
+                          f"{head} (was from_logits=False intended?)", stacklevel=4)
+        if self.metrics:
+            self.metrics = [metrics_mod.resolve(self.metrics[0], self.loss, head)]
+            self.threshold = self.metrics[0].threshold
+
+
+def _output_width(model):
+    leaves = model._leaf_layers()
+    shape = leaves[-1].output_shape if leaves else None
+    return int(np.prod(shape)) if shape else None
+
+
+def _head_activation(model):
+    leaves = model._leaf_layers()
+    return getattr(leaves[-1], "activation", None) if leaves else None
 
 
 def compile(model, optimizer="rmsprop", loss=None, metrics=None):
@@ -41,6 +67,7 @@ def _engine_ready(model):
         raise RuntimeError(f"model '{model.name}' must be compiled before training or evaluation")
     g = model._ensure_graph()
     if not model._engine_compiled:
+        c.resolve(model)
         cfg = c.optimizer.engine_config()
         g.compile(c.optimizer.kind, c.optimizer.learning_rate, c.loss.kind, **cfg)
         g.set_accuracy_threshold(c.threshold)
@@ -48,11 +75,28 @@ def _engine_ready(model):
     return g
 
 
-def _labels(y) -> np.ndarray:
+def _labels(y, model=None, n=None) -> np.ndarray:
+    """Labels as the engine takes them: (n,) for binary / integer labels, (n, k) one-hot for
+    CategoricalCrossentropy."""
     y = np.asarray(y)
     if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
         raise ValueError(f"labels must be numeric, got dtype {y.dtype}")
-    return np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    c = getattr(model, "_compiled", None)
+    if c is not None and c.loss.family == "categorical":
+        k = _output_width(model)
+        if y.ndim != 2 or (k is not None and y.shape[1] != k):
+            raise ValueError(f"{type(c.loss).__name__} takes one-hot labels of shape (batch, {k})"
+                             f", got {y.shape} (integer labels: SparseCategoricalCrossentropy)")
+    else:
+        if y.ndim > 1 and y.shape[-1] != 1:
+            raise ValueError(f"labels of shape {y.shape}: {type(c.loss).__name__ if c else 'the loss'}"
+                             " takes one label per image (one-hot labels: "
+                             "CategoricalCrossentropy)")
+        y = y.reshape(-1)
+    if n is not None and len(y) != n:
+        raise ValueError(f"got {n} images and {len(y)} labels")
+    return y
 
 
 def train_on_batch(model, x, y):
@@ -61,9 +105,7 @@ def train_on_batch(model, x, y):
 
     g = _engine_ready(model)
     x = model._check_x(x)
-    y = _labels(y)
-    if len(y) != len(x):
-        raise ValueError(f"got {len(x)} images and {len(y)} labels")
+    y = _labels(y, model, len(x))
     x = _augment(model, x, _random.get_seed(), 0, g.step_count())
     loss, correct = g.train_step(x, y)
     model._graph_dirty = True  # layers pull the new weights when read
@@ -73,7 +115,7 @@ def train_on_batch(model, x, y):
 def test_on_batch(model, x, y):
     g = _engine_ready(model)
     x = model._check_x(x)
-    y = _labels(y)
+    y = _labels(y, model, len(x))
     loss, correct = g.eval_step(x, y)
     return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
 
@@ -126,15 +168,27 @@ def _is_pipeline(data) -> bool:
     return hasattr(data, "loader") and hasattr(data, "epoch_indices")
 
 
-def _check_pipeline_labels(data):
-    if getattr(data, "label_mode", "binary") not in ("binary", "int"):
-        raise ValueError(f"label_mode={data.label_mode!r}: catdog's losses take one label per "
-                         "image (label_mode 'binary' or 'int')")
+def _check_pipeline_labels(model, data):
+    mode = getattr(data, "label_mode", "binary")
+    loss = model._compiled.loss
+    if loss.family == "categorical":
+        k = _output_width(model)
+        n = len(getattr(data, "class_names", ()) or ())
+        if mode != "categorical":
+            raise ValueError(f"label_mode={mode!r}: {type(loss).__name__} takes one-hot labels "
+                             "(label_mode='categorical'; integer labels go with "
+                             "SparseCategoricalCrossentropy)")
+        if k is not None and n and n != k:
+            raise ValueError(f"the dataset has {n} classes but the model outputs {k} values")
+    elif mode not in ("binary", "int"):
+        raise ValueError(f"label_mode={mode!r}: {type(loss).__name__} takes one label per image "
+                         "(label_mode 'binary' or 'int'; one-hot labels go with "
+                         "CategoricalCrossentropy)")
 
 
 def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
     """A whole epoch in C (GIL released), with progress reported after each batch."""
-    _check_pipeline_labels(data)
+    _check_pipeline_labels(model, data)
     loader = data.loader(epoch, training=train, layers=model._augment if train else ())
 
     def progress(batches, samples, loss_sum, correct):
@@ -189,7 +243,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                 seen = batches = 0
                 for b, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle, seed, epoch)):
                     xb = model._check_x(xb)
-                    yb = _labels(yb)
+                    yb = _labels(yb, model, len(xb))
                     xb = _augment(model, xb, seed, epoch, b)
                     loss, correct = g.train_step(xb, yb)
                     model._graph_dirty = True
@@ -245,7 +299,7 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
         n = batches = 0
         for xb, yb in _batches(x, y, batch_size):
             xb = model._check_x(xb)
-            yb = _labels(yb)
+            yb = _labels(yb, model, len(xb))
             loss, correct = g.eval_step(xb, yb)
             total_loss += float(loss) * len(xb)
             total_correct += correct

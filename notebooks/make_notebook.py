@@ -23,13 +23,23 @@ extractor, a small classifier trained on top, then fine-tuning from layer 100 â€
 written where the lab said `tf.keras`. Everything runs on catdog's C engine (oneDNN); no
 TensorFlow is needed.
 """)
+md("""
+**On Colab, the next cell installs catdog** (elsewhere it does nothing: install catdog with
+`pip install .` or the README's `bash scripts/lab.sh` first). Upload the source archive
+`catdog-0.1.0.tar.gz` or a wheel to `/content` (the Files pane) before running it, or set
+`%env CATDOG_SOURCE=...` to what pip should install: a git URL (`git+https://â€¦`), a path to an
+archive or wheel, or a folder with the sources. The README's Colab section says how to make the
+archive.
+""")
 code("""
-# Colab: install catdog first (stb_image from apt, then the package). Set CATDOG_SOURCE to a
-# git URL or an uploaded folder of the catdog sources. Elsewhere this cell does nothing.
-import os, sys
+import glob, os, sys
 if "google.colab" in sys.modules:
-    !apt-get -qq install -y libstb-dev > /dev/null
-    !pip -q install "{os.environ.get('CATDOG_SOURCE', '/content/catdog')}"
+    uploaded = sorted(glob.glob("/content/catdog-*.whl") + glob.glob("/content/catdog-*.tar.gz"))
+    source = os.environ.get("CATDOG_SOURCE") or (uploaded[0] if uploaded else None)
+    if source is None:
+        raise FileNotFoundError("upload catdog-0.1.0.tar.gz (or a catdog wheel) to /content, "
+                                "or set %env CATDOG_SOURCE=<git URL or path>, then rerun this cell")
+    !pip -q install "{source}"
 """)
 code("""
 import os

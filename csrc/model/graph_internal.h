@@ -131,7 +131,8 @@ struct cd_graph {
     int compiled;
     cd_optimizer_config opt;
     cd_loss_kind loss;
-    float accuracy_threshold;     /* BinaryAccuracy threshold on logits */
+    float accuracy_threshold;     /* BinaryAccuracy threshold on the outputs */
+    int head_logits;              /* during a step: the last Dense emits logits (train.c) */
     int64_t opt_iterations;       /* Keras optimizer.iterations */
     float *dlogits;
     size_t dlogits_count;
