@@ -29,7 +29,8 @@ Versions (by their spellings):
   `tf.keras.metrics.BinaryAccuracy(threshold=0, name='accuracy')`,
   `RMSprop(learning_rate=...)`, `initial_epoch=len(history.epoch)`.
 - 2019: `tf.keras.Sequential([base_model, GlobalAveragePooling2D(), Dense(1,
-  activation='sigmoid')])` with `loss='binary_crossentropy'`, `RMSprop(lr=...)`.
+  activation='sigmoid')])` with `loss='binary_crossentropy'`, `RMSprop(lr=...)`,
+  `tf.keras.utils.get_file(...)` + `os.path.splitext`.
 
 Spellings of the 2019 version that still need a change (listed in NOTES.md): its input
 pipeline (`keras.preprocessing.image.ImageDataGenerator(rescale=1./255)` +
@@ -670,22 +671,9 @@ def test_tutorial_runs_and_learns(version, tutorial_env, capsys):
         assert outs[21] is not None and (Path.cwd() / "model.png").stat().st_size > 1000
 
 
-def _binary_crossentropy_on_probabilities():
-    import catdog
-
-    try:
-        catdog.losses.get("binary_crossentropy")
-        return True
-    except ValueError:
-        return False
-
-
 @needs_shared_data
 @needs_shared_weights
 def test_tutorial_2019_sequential_sigmoid_runs_and_learns(tutorial_env, capsys):
-    if not _binary_crossentropy_on_probabilities():
-        pytest.skip("waits for helper 14b: loss='binary_crossentropy' on a sigmoid head "
-                    "(from_logits=False) is not in this branch yet")
     ns = tutorial_env
     outs = run_cells(sized("2019"), ns)
     counts = [o for o in outs if isinstance(o, int)]
@@ -693,7 +681,11 @@ def test_tutorial_2019_sequential_sigmoid_runs_and_learns(tutorial_env, capsys):
     model = ns["model"]
     assert model.input_shape == (160, 160, 3)
     h = ns["history"]
-    assert h.history["loss"][-1] < h.history["loss"][0]
+    # learned: the training loss falls every epoch, through both stages (history.history's
+    # lists hold both: the tutorial's `loss += ...`). Validation is not judged: without the
+    # 2019 ImageDataGenerator's rescale=1./255 the base sees pixels in [0, 255]
+    losses = h.history["loss"]
+    assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:])), losses
     p = model.predict(next(iter(ns["validation_generator"]))[0])
     assert p.shape == (32, 1) and np.all((p >= 0) & (p <= 1))
     # the weights it hands out are the ones it predicts with
