@@ -288,12 +288,15 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
     """Loss (mean over images) and accuracy in inference mode (no augmentation, no dropout)."""
     g = _engine_ready(model)
     c = model._compiled
+    # Keras: verbose "auto" (the default) and 1 draw a progress line, 2 one line at the end
+    bar = StepBar(_num_batches(x, y, batch_size), "", 1 if verbose == "auto" else int(verbose))
+    t0 = time.time()
     if _is_pipeline(x):
-        batches, n, total_loss, total_correct = _run_pipeline_epoch(model, g, x, 0, False, None,
-                                                                    c.metric_name, None)
+        batches, n, total_loss, total_correct = _run_pipeline_epoch(
+            model, g, x, 0, False, bar if bar.verbose else None, c.metric_name, None)
     else:
         total_loss = total_correct = 0.0
-        n = 0
+        n = batches = 0
         for xb, yb in _batches(x, y, batch_size):
             xb = model._check_x(xb)
             yb = _labels(yb, model, len(xb))
@@ -301,13 +304,17 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
             total_loss += float(loss) * len(xb)
             total_correct += correct
             n += len(xb)
+            batches += 1
+            logs = {"loss": total_loss / n}
+            if c.metric_name:
+                logs[c.metric_name] = total_correct / n
+            bar.update(batches, logs)
     if n == 0:
         raise ValueError("evaluate() got no data")
     out = {"loss": total_loss / n}
     if c.metric_name:
         out[c.metric_name] = total_correct / n
-    if verbose not in (0, "auto"):
-        print(" - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
+    bar.finish(out, time.time() - t0, steps=batches)
     if return_dict:
         return out
     return list(out.values()) if len(out) > 1 else out["loss"]
