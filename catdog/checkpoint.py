@@ -121,7 +121,14 @@ def _expand_nested(weights, model, source):
     model's leaf names (Keras 3 calls a depthwise kernel 'kernel'), else in the sub-model's
     legacy order."""
     leaves = {l.name: l for l in model._leaf_layers()}
-    subs = {l.name: l for l in _children(model) if _is_container(l)}
+    kids = _children(model)
+    subs = {l.name: l for l in kids if _is_container(l)}
+    # A rebuilt model's auto-named sub-models have other names: when the file lists as many
+    # top-level layers as the model has, its groups map to them by position, as Keras does.
+    if len(weights) == len(kids):
+        for fname, kid in zip(weights, kids):
+            if _is_container(kid):
+                subs.setdefault(fname, kid)
     out = OrderedDict()
     for lname, items in weights.items():
         if lname in leaves or not items or not all("/" in n for n, _ in items):
@@ -132,9 +139,9 @@ def _expand_nested(weights, model, source):
             inner, w = n.rsplit("/", 1)
             groups.setdefault(inner, []).append((w, a))
         if all(i in leaves for i in groups):
-            if lname in subs:  # model order (the file's is trainable-first), for by-position
-                order = [l.name for l in subs[lname]._leaf_layers() if l.name in groups]
-                groups = OrderedDict((i, groups[i]) for i in order + [i for i in groups if i not in order])
+            # the model's leaf order (the file's is trainable-first), for matching by position;
+            # also when the group's own name differs (a rebuilt model's auto-named Sequential)
+            groups = OrderedDict((i, groups[i]) for i in leaves if i in groups)
             for inner, ws in groups.items():
                 names = [n for n, _, _ in leaves[inner]._weights]
                 out[inner] = [("depthwise_kernel" if w == "kernel" and "kernel" not in names
