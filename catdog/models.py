@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from catdog import _engine
+from catdog import _engine, _lifetime
 from catdog.layers.core import InputLayer, Layer
 
 MODE_INHERIT, MODE_INFERENCE, MODE_TRAINING = -1, 0, 1
@@ -65,6 +65,9 @@ class Model(Layer):
         self._compiled = None
         self.history = None
         self.stop_training = False
+
+    def __del__(self):
+        _lifetime.release(self)  # trained weights go back to the layers; the graph is freed
 
     # -- structure ---------------------------------------------------------------------
     @staticmethod
@@ -171,8 +174,7 @@ class Model(Layer):
         g = self._graph
         for layer, *_ in flat:  # weights another model trained since: fetch them first
             layer._sync_from_owners()
-            if self not in layer._owners:
-                layer._owners.append(self)
+            _lifetime.add_owner(layer, self)
         for i, (layer, _, tr, mode) in enumerate(flat):
             g.set_trainable(i, tr)
             g.set_mode(i, mode)

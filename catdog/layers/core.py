@@ -38,7 +38,7 @@ class Layer:
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
         self._version = 0  # bumped when weights change in Python
-        self._owners: list = []  # models whose graphs hold this layer
+        self._owners: list = []  # weak references to the models whose graphs hold it
 
     # -- trainable ------------------------------------------------------------------------
     @property
@@ -72,7 +72,9 @@ class Layer:
         self._weights.append((name, value, True))
 
     def _sync_from_owners(self) -> None:
-        for owner in self._owners:
+        from catdog._lifetime import owners
+
+        for owner in owners(self):
             owner._pull_layer(self)
 
     @property
