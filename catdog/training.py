@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from catdog import _checks
 from catdog import losses as losses_mod
 from catdog import metrics as metrics_mod
 from catdog import optimizers as optimizers_mod
@@ -64,6 +65,7 @@ def train_on_batch(model, x, y):
     y = _labels(y)
     if len(y) != len(x):
         raise ValueError(f"got {len(x)} images and {len(y)} labels")
+    _checks.labels(model, y, "train_on_batch")
     x = _augment(model, x, _random.get_seed(), 0, g.step_count())
     loss, correct = g.train_step(x, y)
     model._graph_dirty = True  # layers pull the new weights when read
@@ -74,6 +76,7 @@ def test_on_batch(model, x, y):
     g = _engine_ready(model)
     x = model._check_x(x)
     y = _labels(y)
+    _checks.labels(model, y, "test_on_batch")
     loss, correct = g.eval_step(x, y)
     return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
 
@@ -164,6 +167,12 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
     epochs."""
     from catdog import random as _random
 
+    batch_size = _checks.batch_size(batch_size, "fit")
+    _checks.data(model, x, y, "fit")
+    if isinstance(validation_data, tuple) and len(validation_data) == 2:
+        _checks.data(model, *validation_data, "fit(validation_data=...)")
+    elif validation_data is not None:
+        _checks.data(model, validation_data, None, "fit(validation_data=...)")
     g = _engine_ready(model)
     c = model._compiled
     history = History()
@@ -190,6 +199,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                 for b, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle, seed, epoch)):
                     xb = model._check_x(xb)
                     yb = _labels(yb)
+                    _checks.labels(model, yb, "fit")
                     xb = _augment(model, xb, seed, epoch, b)
                     loss, correct = g.train_step(xb, yb)
                     model._graph_dirty = True
@@ -232,6 +242,8 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
 
 def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
     """Loss (mean over images) and accuracy in inference mode (no augmentation, no dropout)."""
+    batch_size = _checks.batch_size(batch_size, "evaluate")
+    _checks.data(model, x, y, "evaluate")
     g = _engine_ready(model)
     c = model._compiled
     if _is_pipeline(x):
@@ -243,6 +255,7 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
         for xb, yb in _batches(x, y, batch_size):
             xb = model._check_x(xb)
             yb = _labels(yb)
+            _checks.labels(model, yb, "evaluate")
             loss, correct = g.eval_step(xb, yb)
             total_loss += float(loss) * len(xb)
             total_correct += correct

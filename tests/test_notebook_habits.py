@@ -126,3 +126,129 @@ def test_a_dropped_model_leaves_what_it_trained_in_the_shared_layers():
     assert not same_weights(before, dropped)  # training moved them
     assert same_weights(dropped, kept)
 
+
+# ---- input of another size ----------------------------------------------------------------
+@pytest.mark.parametrize("image_size", [(64, 64), (33, 300), (1, 1)])
+def test_fit_evaluate_predict_refuse_a_dataset_of_another_size(tmp_path, image_size):
+    ds = idfd(make_folder(tmp_path), image_size=image_size, batch_size=4, verbose=False)
+    model = model_cell(make_base())
+    compile_(model)
+    before = model.get_weights()
+    shapes = [rf"\(batch, {SIZE}, {SIZE}, 3\)", rf"\({image_size[0]}, {image_size[1]}, 3\)"]
+    for call in (lambda: model.fit(ds, epochs=1, verbose=0),
+                 lambda: model.fit(*arrays(), validation_data=ds, verbose=0),
+                 lambda: model.evaluate(ds, verbose=0),
+                 lambda: model.predict(ds)):
+        with pytest.raises(ValueError) as e:
+            call()
+        for s in shapes:
+            assert e.match(s)
+    assert same_weights(model.get_weights(), before)
+
+
+def test_the_engine_refuses_a_loader_of_another_size(tmp_path):
+    """Below the Python checks: the C epoch itself refuses batches of another image size
+    (its steps would read H * W * 3 floats per image from smaller buffers)."""
+    ds = idfd(make_folder(tmp_path), image_size=(8, 8), batch_size=4, verbose=False)
+    model = model_cell(make_base())
+    compile_(model)
+    model.train_on_batch(*arrays(4))
+    g = model._graph
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"images are \(8, 8, 3\) but the model's input is "
+                                             r"\(32, 32, 3\)"):
+            g.run_epoch(ds.loader(0, training=train), train)
+
+
+def test_arrays_of_another_size_are_refused_before_training():
+    model = model_cell(make_base())
+    compile_(model)
+    before = model.get_weights()
+    x, y = arrays(8, 40)
+    for call in (lambda: model.fit(x, y, verbose=0), lambda: model.evaluate(x, y, verbose=0),
+                 lambda: model.predict(x)):
+        with pytest.raises(ValueError, match=r"\(batch, 32, 32, 3\).*\(40, 40, 3\)"):
+            call()
+    assert same_weights(model.get_weights(), before)
+
+
+def test_none_spatial_dims_take_any_size_from_32():
+    from catdog import _checks
+
+    class Stub:
+        name, input_shape = "free", (None, None, 3)
+
+    for ok in [(32, 32, 3), (160, 33, 3), (500, 400, 3)]:
+        _checks.input_shape(Stub, ok)
+    for bad in [(31, 64, 3), (64, 1, 3), (64, 64, 1)]:
+        with pytest.raises(ValueError, match=r"\(batch, None, None, 3\).*any size >= 32"):
+            _checks.input_shape(Stub, bad)
+    inputs = catdog.Input((None, None, 3))  # the engine itself plans one fixed size
+    model = catdog.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling2D()(inputs)))
+    with pytest.raises(ValueError, match="fixed input size"):
+        model.predict(np.zeros((1, 40, 40, 3), np.float32))
+
+
+# ---- labels the loss cannot mean ----------------------------------------------------------
+def test_binary_crossentropy_refuses_labels_outside_0_1():
+    model = model_cell(make_base())
+    compile_(model)
+    before = model.get_weights()
+    x, _ = arrays(8)
+    y = np.array([-5, 7, 3, 0, 1, 0, 1, 0])
+    for call in (lambda: model.fit(x, y, verbose=0), lambda: model.evaluate(x, y, verbose=0),
+                 lambda: model.train_on_batch(x, y), lambda: model.test_on_batch(x, y),
+                 lambda: model.fit(x[:4], y[4:], validation_data=(x, y), verbose=0)):
+        with pytest.raises(ValueError, match=r"labels in \[0, 1\].*got -5, 3, 7 \(3 of 8 labels"):
+            call()
+    assert same_weights(model.get_weights(), before)
+    h = model.fit(x, np.linspace(0, 1, 8), verbose=0)  # soft targets are fine
+    assert h.history["loss"][0] > 0
+
+
+def test_a_three_class_int_folder_into_a_one_unit_head_is_refused(tmp_path):
+    ds = idfd(make_folder(tmp_path, ("a", "b", "c"), n=4, size=(32, 32)), image_size=(32, 32),
+              label_mode="int", batch_size=4, verbose=False)
+    model = model_cell(make_base())
+    compile_(model)
+    before = model.get_weights()
+    for call in (lambda: model.fit(ds, verbose=0), lambda: model.evaluate(ds, verbose=0)):
+        with pytest.raises(ValueError, match=r"got 2 \(4 of 12 labels; the dataset has 3 classes "
+                                             r"\(a, b, c\) and label_mode='int'\)"):
+            call()
+    assert same_weights(model.get_weights(), before)
+    # the same folder into a 3-unit softmax head trains; a 2-unit one is refused up front
+    sce = catdog.losses.SparseCategoricalCrossentropy(from_logits=True)
+    three = model_cell(make_base(), units=3)
+    three.compile(optimizer="adam", loss=sce)
+    assert np.isfinite(three.fit(ds, verbose=0).history["loss"][0])
+    two = model_cell(make_base(), units=2)
+    two.compile(optimizer="adam", loss=sce)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\).*got 2 .*3 classes"):
+        two.fit(ds, verbose=0)
+
+
+# ---- messages for bad arguments ------------------------------------------------------------
+def test_bad_arguments_get_messages_naming_the_argument_and_its_range(tmp_path):
+    model = model_cell(make_base())
+    compile_(model)
+    x, y = arrays(8)
+    with pytest.raises(ValueError, match=r"fit\(batch_size=0\): batch_size must be an integer >= 1"):
+        model.fit(x, y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match=r"predict\(batch_size=0\): batch_size must be an integer >= 1"):
+        model.predict(x, batch_size=0)
+    with pytest.raises(ValueError, match=r"evaluate\(batch_size=-3\)"):
+        model.evaluate(x, y, batch_size=-3, verbose=0)
+    with pytest.raises(ValueError, match=r"fit\(x=None\): x must be the images"):
+        model.fit(None, verbose=0)
+    with pytest.raises(ValueError, match=r"predict\(x=None\)"):
+        model.predict(None)
+    empty = model.predict(np.zeros((0, SIZE, SIZE, 3), np.float32))
+    assert empty.shape == (0, 1) and empty.dtype == np.float32
+    assert model.predict(x[:3], batch_size=None).shape == (3, 1)
+    root = make_folder(tmp_path, n=1, size=(8, 8))
+    with pytest.raises(ValueError, match=r"image_size must be \(height, width\), each in "
+                                         r"\[1, 16384\] pixels, got \(100000, 100000\)"):
+        idfd(root, image_size=(100000, 100000), verbose=False)
+    with pytest.raises(ValueError, match=r"each in \[1, 16384\]"):
+        idfd(root, image_size=(0, 5), verbose=False)

@@ -198,6 +198,10 @@ class InputLayer(Layer):
         self.build(tuple(shape))
 
     def add_to_graph(self, graph, input_ids):
+        if None in self.output_shape:  # the engine plans every buffer for one input size
+            raise NotImplementedError(
+                f"input '{self.name}' has shape {self.output_shape}: catdog's engine runs a "
+                "fixed input size; give Input(shape=(height, width, 3)) numbers")
         h, w, c = self.output_shape
         return graph.add_input(self.name, h, w, c)
 
