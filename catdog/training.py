@@ -138,6 +138,7 @@ def _check_pipeline_labels(data):
 def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
     """A whole epoch in C (GIL released), with progress reported after each batch."""
     _check_pipeline_labels(data)
+    known = len(data.engine_dataset.failures())  # before the loader's workers start decoding
     loader = data.loader(epoch, training=train, layers=model._augment if train else ())
 
     def progress(batches, samples, loss_sum, correct):
@@ -156,6 +157,7 @@ def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
     finally:
         if train:
             model._graph_dirty = True
+    data._report_new_failures(known)  # uncached files that failed to decode this epoch
     return st["batches"], st["samples"], st["loss_sum"], st["correct"]
 
 
@@ -163,8 +165,8 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         validation_data=None, shuffle=True, initial_epoch=0):
     """Keras fit(): per epoch the running mean of loss and accuracy (weighted by batch size,
     as Keras 3), validation at the end of the epoch, callbacks. Ctrl-C stops at a batch
-    boundary: the model keeps the weights of the last finished batch, History the finished
-    epochs."""
+    boundary: the model keeps the weights of the last finished batch, model.history the
+    finished epochs, and KeyboardInterrupt is raised again (as Keras) so the caller stops too."""
     from catdog import random as _random
 
     batch_size = _checks.batch_size(batch_size, "fit")
@@ -234,6 +236,11 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         if verbose:
             print("\nTraining interrupted: the model keeps the weights of the last completed "
                   "batch; History holds the completed epochs.")
+        # as Keras: the interrupt goes on to the caller (a script or "run all" stops here)
+        # once the model and model.history are usable
+        cbs.on_train_end()
+        model.history = history
+        raise
     # no explicit pull: layers fetch the trained weights from the graph when read
     cbs.on_train_end()
     model.history = history

@@ -228,6 +228,126 @@ def test_a_three_class_int_folder_into_a_one_unit_head_is_refused(tmp_path):
         two.fit(ds, verbose=0)
 
 
+# ---- files gone after the dataset was made ------------------------------------------------
+@pytest.mark.parametrize("run", ["fit", "evaluate"])
+def test_uncached_files_gone_after_creation_warn_in_fit_and_evaluate(tmp_path, run):
+    root = make_folder(tmp_path, n=8, size=(32, 32))
+    ds = idfd(root, image_size=(32, 32), cache=False, on_error="warn", batch_size=4,
+              label_mode="binary", verbose=False)
+    (root / "cats" / "img03.png").unlink()
+    corrupt = root / "dogs" / "img05.png"
+    corrupt.write_bytes(corrupt.read_bytes()[:60])
+    model = model_cell(make_base())
+    compile_(model)
+    with pytest.warns(RuntimeWarning) as record:
+        if run == "fit":
+            model.fit(ds, epochs=1, verbose=0)
+        else:
+            model.evaluate(ds, verbose=0)
+    text = "\n".join(str(w.message) for w in record)
+    assert "skipped 2 files" in text and "img03.png" in text and "img05.png" in text
+    assert {p for p, _ in ds.skipped_files} == {str(root / "cats" / "img03.png"), str(corrupt)}
+
+
+# ---- Ctrl-C --------------------------------------------------------------------------------
+def test_ctrl_c_in_fit_on_arrays_reraises_with_model_and_history_usable():
+    model = model_cell(make_base())
+    compile_(model)
+    x, y = arrays(32)
+    seen = []
+
+    def interrupt(batch, logs):
+        seen.append(batch)
+        if len(seen) == 6:  # epoch 1, batch 1 (4 batches per epoch)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=8, epochs=5, verbose=0,
+                  callbacks=[callbacks.LambdaCallback(on_train_batch_end=interrupt)])
+    assert model.history.epoch == [0]
+    assert len(model.history.history["loss"]) == 1
+    assert np.all(np.isfinite(model.predict(x)))
+    assert model.fit(x, y, batch_size=8, verbose=0).epoch == [0]  # and it trains on
+
+
+def test_ctrl_c_stops_a_script_instead_of_running_the_next_cell(tmp_path):
+    """A real SIGINT during fit's C epoch: the script does not go on to the next 'cell'."""
+    root = make_folder(tmp_path / "data", n=32, size=(32, 32))
+    script = textwrap.dedent(f"""
+        import os, signal, threading, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import catdog
+        from catdog import callbacks
+        from test_notebook_habits import make_base, model_cell, compile_
+        ds = catdog.utils.image_dataset_from_directory({str(root)!r}, image_size=(32, 32),
+                                                       batch_size=4, verbose=False)
+        model = model_cell(make_base())
+        compile_(model)
+        n = []
+        def on_batch(batch, logs):
+            n.append(batch)
+            if len(n) == 3:
+                threading.Timer(0.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            model.fit(ds, epochs=100, verbose=0,
+                      callbacks=[callbacks.LambdaCallback(on_train_batch_end=on_batch)])
+        except KeyboardInterrupt:
+            print("interrupted after", len(n), "batches; history", model.history.epoch,
+                  "predict", model.predict(ds.take(1)).shape, flush=True)
+            raise
+        print("next cell ran", flush=True)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)  # not the clone's root: its catdog/ is unbuilt
+    assert "next cell ran" not in r.stdout
+    assert "KeyboardInterrupt" in r.stderr and r.returncode != 0
+    assert "interrupted after" in r.stdout and "predict (4, 1)" in r.stdout, r.stdout + r.stderr
+    assert int(r.stdout.split("after ")[1].split()[0]) < 100 * 16
+
+
+# ---- saves killed half-way -----------------------------------------------------------------
+SAVER = """
+import sys, time
+import catdog
+from catdog import h5io, layers
+inputs = catdog.Input((8, 8, 3))
+model = catdog.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling2D()(inputs)))
+def hang(path):  # after the temp file is written, before it is renamed: a kill lands here
+    print("written", flush=True)
+    time.sleep(600)
+h5io._plain_mode = hang
+model.save_weights(sys.argv[1])
+"""
+
+
+def start_saver(target):
+    p = subprocess.Popen([sys.executable, "-c", SAVER, str(target)], stdout=subprocess.PIPE,
+                         text=True, cwd=target.parent)
+    assert p.stdout.readline().strip() == "written"
+    return p
+
+
+def test_the_next_save_removes_temporaries_of_killed_writers_only(tmp_path):
+    live = start_saver(tmp_path / "b.npz")
+    killed = start_saver(tmp_path / "a.h5")  # (a save started after the kill would clean up)
+    killed.kill()
+    killed.wait()
+    try:
+        tmps = sorted(p.name for p in tmp_path.glob(".*.tmp"))
+        assert len(tmps) == 2 and tmps[0].startswith(".a.h5.") and tmps[1].startswith(".b.npz.")
+        (tmp_path / ".notes.tmp").write_text("not catdog's")
+        (tmp_path / "a.h5").write_bytes(b"the previous good file")
+        inputs = catdog.Input((8, 8, 3))
+        model = catdog.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling2D()(inputs)))
+        model.save_weights(tmp_path / "c.npz")
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted([".notes.tmp", tmps[1], "a.h5", "c.npz"])  # the live writer's stays
+        assert (tmp_path / "a.h5").read_bytes() == b"the previous good file"
+    finally:
+        live.kill()
+        live.wait()
+
+
 # ---- messages for bad arguments ------------------------------------------------------------
 def test_bad_arguments_get_messages_naming_the_argument_and_its_range(tmp_path):
     model = model_cell(make_base())
