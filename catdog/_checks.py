@@ -40,6 +40,15 @@ def data_given(x, where: str) -> None:
                          "with labels y, or an iterable of (images, labels) batches")
 
 
+def _model_shape(model, attr: str):
+    """model.input_shape / output_shape; a Sequential not yet called knows them only through
+    the model it builds from its layers."""
+    shape = getattr(model, attr, None)
+    if shape is None and hasattr(model, "_as_model"):
+        shape = getattr(model._as_model(), attr)
+    return tuple(shape)
+
+
 def _fits(expected, got) -> bool:
     if len(expected) != len(got):
         return False
@@ -59,7 +68,7 @@ def _shape(shape) -> str:
 def input_shape(model, got, what: str = "") -> None:
     """Per-image shape `got` (H, W, C) must be the model's input shape; a None dim of the
     model takes any size >= MIN_FREE_SIZE. `what` says where `got` comes from."""
-    expected = tuple(model.input_shape)
+    expected = _model_shape(model, "input_shape")
     if _fits(expected, tuple(got)):
         return
     free = (f"; its None dims take any size >= {MIN_FREE_SIZE}"
@@ -80,7 +89,7 @@ def dataset_images(model, data, where: str) -> None:
 
 def array_images(model, x, where: str) -> None:
     shape = np.shape(x)
-    if len(shape) == len(model.input_shape) + 1:
+    if len(shape) == len(_model_shape(model, "input_shape")) + 1:
         input_shape(model, shape[1:], f"in {_call(where)} an array {tuple(shape)}: images")
 
 
@@ -88,9 +97,7 @@ def _loss_and_units(model):
     c = getattr(model, "_compiled", None)
     if c is None:
         return None, None
-    shape = getattr(model, "output_shape", None)
-    if shape is None and hasattr(model, "_as_model"):
-        shape = model._as_model().output_shape
+    shape = _model_shape(model, "output_shape")
     return c.loss.kind, (int(shape[-1]) if shape else None)
 
 
@@ -147,10 +154,7 @@ def dataset_labels(model, data, where: str) -> None:
 
 def empty_output(model) -> np.ndarray:
     """What predict returns for no images: (0, *output shape), as Keras."""
-    shape = getattr(model, "output_shape", None)
-    if shape is None and hasattr(model, "_as_model"):
-        shape = model._as_model().output_shape
-    return np.zeros((0,) + tuple(shape), np.float32)
+    return np.zeros((0,) + _model_shape(model, "output_shape"), np.float32)
 
 
 def data(model, x, y, where: str) -> None:
