@@ -163,7 +163,10 @@ def _atomic_write(path: PathLike, write_fn) -> Path:
     folder = dest.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"folder does not exist: {folder}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    from catdog import _orphans  # temp files of killed writers: their pid is in the name
+
+    _orphans.remove_dead(folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=_orphans.prefix(dest), suffix=".tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

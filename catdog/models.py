@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from catdog import _engine
+from catdog import _checks, _engine, _lifetime
 from catdog.layers.core import InputLayer, Layer
 
 MODE_INHERIT, MODE_INFERENCE, MODE_TRAINING = -1, 0, 1
@@ -100,6 +100,9 @@ class Model(Layer):
         self.output_shape = outputs.shape
         self._graph = None
         self._graph_index, self._pushed = {}, {}
+
+    def __del__(self):
+        _lifetime.release(self)  # trained weights go back to the layers; the graph is freed
 
     # -- structure ---------------------------------------------------------------------
     @staticmethod
@@ -243,8 +246,7 @@ class Model(Layer):
         g = self._graph
         for layer, *_ in flat:  # weights another model trained since: fetch them first
             layer._sync_from_owners()
-            if self not in layer._owners:
-                layer._owners.append(self)
+            _lifetime.add_owner(layer, self)
         for layer, _, tr, mode in flat:
             i = self._graph_index[id(layer)]
             g.set_trainable(i, tr)
@@ -341,9 +343,7 @@ class Model(Layer):
             x = x.reshape(len(x), -1)  # already in the engine's form
         if x.ndim == len(self.input_shape):
             x = x[None]
-        if x.shape[1:] != tuple(self.input_shape):
-            raise ValueError(f"model '{self.name}' expects inputs of shape (batch, "
-                             f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+        _checks.input_shape(self, x.shape[1:], f"an array {x.shape}: images")
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise ValueError(f"inputs must be numeric, got dtype {x.dtype}")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -360,11 +360,16 @@ class Model(Layer):
         return g.get_output(g.num_layers() - 1, x.shape[0])
 
     def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
+        batch_size = _checks.batch_size(batch_size, "predict")
+        _checks.data_given(x, "predict")
+        _checks.dataset_images(self, x, "predict")
         if hasattr(x, "class_names") or (hasattr(x, "__iter__") and not isinstance(x, np.ndarray)
                                           and not isinstance(x, (list, tuple))):
-            return np.concatenate([self.predict_on_batch(b[0] if isinstance(b, tuple) else b)
-                                   for b in x])
+            outs = [self.predict_on_batch(b[0] if isinstance(b, tuple) else b) for b in x]
+            return np.concatenate(outs) if outs else _checks.empty_output(self)
         x = self._check_x(x)
+        if len(x) == 0:  # Keras: shape (0, *output shape)
+            return _checks.empty_output(self)
         return np.concatenate([self.predict_on_batch(x[i:i + batch_size])
                                for i in range(0, len(x), batch_size)])
 

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from catdog import _checks
 from catdog import losses as losses_mod
 from catdog import metrics as metrics_mod
 from catdog import optimizers as optimizers_mod
@@ -106,6 +107,7 @@ def train_on_batch(model, x, y):
     g = _engine_ready(model)
     x = model._check_x(x)
     y = _labels(y, model, len(x))
+    _checks.labels(model, y, "train_on_batch")
     x = _augment(model, x, _random.get_seed(), 0, g.step_count())
     loss, correct = g.train_step(x, y)
     model._graph_dirty = True  # layers pull the new weights when read
@@ -116,6 +118,7 @@ def test_on_batch(model, x, y):
     g = _engine_ready(model)
     x = model._check_x(x)
     y = _labels(y, model, len(x))
+    _checks.labels(model, y, "test_on_batch")
     loss, correct = g.eval_step(x, y)
     return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
 
@@ -189,6 +192,7 @@ def _check_pipeline_labels(model, data):
 def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
     """A whole epoch in C (GIL released), with progress reported after each batch."""
     _check_pipeline_labels(model, data)
+    known = len(data.engine_dataset.failures())  # before the loader's workers start decoding
     loader = data.loader(epoch, training=train, layers=model._augment if train else ())
 
     def progress(batches, samples, loss_sum, correct):
@@ -207,6 +211,7 @@ def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
     finally:
         if train:
             model._graph_dirty = True
+    data._report_new_failures(known)  # uncached files that failed to decode this epoch
     return st["batches"], st["samples"], st["loss_sum"], st["correct"]
 
 
@@ -214,10 +219,16 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         validation_data=None, shuffle=True, initial_epoch=0):
     """Keras fit(): per epoch the running mean of loss and accuracy (weighted by batch size,
     as Keras 3), validation at the end of the epoch, callbacks. Ctrl-C stops at a batch
-    boundary: the model keeps the weights of the last finished batch, History the finished
-    epochs."""
+    boundary: the model keeps the weights of the last finished batch, model.history the
+    finished epochs, and KeyboardInterrupt is raised again (as Keras) so the caller stops too."""
     from catdog import random as _random
 
+    batch_size = _checks.batch_size(batch_size, "fit")
+    _checks.data(model, x, y, "fit")
+    if isinstance(validation_data, tuple) and len(validation_data) == 2:
+        _checks.data(model, *validation_data, "fit(validation_data=...)")
+    elif validation_data is not None:
+        _checks.data(model, validation_data, None, "fit(validation_data=...)")
     g = _engine_ready(model)
     c = model._compiled
     history = History()
@@ -244,6 +255,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                 for b, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle, seed, epoch)):
                     xb = model._check_x(xb)
                     yb = _labels(yb, model, len(xb))
+                    _checks.labels(model, yb, "fit")
                     xb = _augment(model, xb, seed, epoch, b)
                     loss, correct = g.train_step(xb, yb)
                     model._graph_dirty = True
@@ -278,6 +290,11 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         if verbose:
             print("\nTraining interrupted: the model keeps the weights of the last completed "
                   "batch; History holds the completed epochs.")
+        # as Keras: the interrupt goes on to the caller (a script or "run all" stops here)
+        # once the model and model.history are usable
+        cbs.on_train_end()
+        model.history = history
+        raise
     # no explicit pull: layers fetch the trained weights from the graph when read
     cbs.on_train_end()
     model.history = history
@@ -286,6 +303,8 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
 
 def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
     """Loss (mean over images) and accuracy in inference mode (no augmentation, no dropout)."""
+    batch_size = _checks.batch_size(batch_size, "evaluate")
+    _checks.data(model, x, y, "evaluate")
     g = _engine_ready(model)
     c = model._compiled
     # Keras: verbose "auto" (the default) and 1 draw a progress line, 2 one line at the end
@@ -300,6 +319,7 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
         for xb, yb in _batches(x, y, batch_size):
             xb = model._check_x(xb)
             yb = _labels(yb, model, len(xb))
+            _checks.labels(model, yb, "evaluate")
             loss, correct = g.eval_step(xb, yb)
             total_loss += float(loss) * len(xb)
             total_correct += correct

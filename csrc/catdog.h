@@ -354,6 +354,8 @@ typedef struct {
 cd_status cd_loader_create(cd_dataset *ds, const int64_t *indices, int64_t n,
                            const cd_loader_config *cfg, cd_loader **out);
 int64_t cd_loader_num_batches(const cd_loader *l);
+/* The (height, width) of the images in the loader's batches: its dataset's image size. */
+void cd_loader_image_shape(const cd_loader *l, int *height, int *width);
 /* The next batch, in order; b->end_of_epoch == 1 after the last one. b's buffers stay valid until
  * the next call (they are then reused: no allocation per batch). Safe to call without the
  * GIL; one consumer thread at a time. */

@@ -38,7 +38,7 @@ class Layer:
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
         self._version = 0  # bumped when weights change in Python
-        self._owners: list = []  # models whose graphs hold this layer
+        self._owners: list = []  # weak references to the models whose graphs hold it
 
     # -- trainable ------------------------------------------------------------------------
     @property
@@ -72,7 +72,9 @@ class Layer:
         self._weights.append((name, value, True))
 
     def _sync_from_owners(self) -> None:
-        for owner in self._owners:
+        from catdog._lifetime import owners
+
+        for owner in owners(self):
             owner._pull_layer(self)
 
     @property
@@ -232,6 +234,10 @@ class InputLayer(Layer):
         if len(self.output_shape) == 1:
             image = graph.add_input(self.name + "_as_1x1", 1, 1, self.output_shape[0])
             return graph.add_gap(self.name, image)
+        if None in self.output_shape:  # the engine plans every buffer for one input size
+            raise NotImplementedError(
+                f"input '{self.name}' has shape {self.output_shape}: catdog's engine runs a "
+                "fixed input size; give Input(shape=(height, width, 3)) numbers")
         if len(self.output_shape) != 3:
             raise ValueError(f"input '{self.name}': catdog models take (H, W, C) images or (C,) "
                              f"vectors, got shape {self.output_shape}")
