@@ -1,7 +1,9 @@
 """Losses on logits, computed in C (csrc/nn/loss.c)."""
 from __future__ import annotations
 
-BCE_LOGITS, SPARSE_CE_LOGITS = 0, 1
+from catdog import _engine
+
+BCE_LOGITS, SPARSE_CE_LOGITS = _engine.LOSS_BCE_LOGITS, _engine.LOSS_SPARSE_CE_LOGITS
 
 
 class Loss:

@@ -1,7 +1,9 @@
 """Keras optimizers with Keras 3's defaults; the update rules run in C (csrc/optim)."""
 from __future__ import annotations
 
-SGD_KIND, ADAM_KIND, RMSPROP_KIND = 0, 1, 2
+from catdog import _engine
+
+SGD_KIND, ADAM_KIND, RMSPROP_KIND = _engine.OPT_SGD, _engine.OPT_ADAM, _engine.OPT_RMSPROP
 
 
 class Optimizer:

@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from catdog import _engine
+
 _counters: dict = {}
 
 
@@ -197,7 +199,7 @@ class InputLayer(Layer):
 
     def add_to_graph(self, graph, input_ids):
         h, w, c = self.output_shape
-        return graph.add_input(self.name, h, w, c)
+        return graph.add_layer("InputLayer", self.name, (), shape=(h, w, c))
 
 
 class Conv2D(Layer):
@@ -225,8 +227,9 @@ class Conv2D(Layer):
                 _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_conv2d(self.name, ids[0], self.filters, *self.kernel_size, *self.strides,
-                                self.pads, self.use_bias)
+        return graph.add_layer("Conv2D", self.name, ids, filters=self.filters,
+                               kernel=self.kernel_size, strides=self.strides, pad=self.pads,
+                               use_bias=self.use_bias)
 
 
 class DepthwiseConv2D(Conv2D):
@@ -247,8 +250,8 @@ class DepthwiseConv2D(Conv2D):
             self._add_weight("bias", (self.filters,))
 
     def add_to_graph(self, graph, ids):
-        return graph.add_depthwise_conv2d(self.name, ids[0], *self.kernel_size, *self.strides,
-                                          self.pads, self.use_bias)
+        return graph.add_layer("DepthwiseConv2D", self.name, ids, kernel=self.kernel_size,
+                               strides=self.strides, pad=self.pads, use_bias=self.use_bias)
 
 
 class BatchNormalization(Layer):
@@ -267,7 +270,8 @@ class BatchNormalization(Layer):
         self._add_weight("moving_variance", c, 1.0, can_train=False)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_batchnorm(self.name, ids[0], self.epsilon, self.momentum)
+        return graph.add_layer("BatchNormalization", self.name, ids, epsilon=self.epsilon,
+                               momentum=self.momentum)
 
 
 class ReLU(Layer):
@@ -276,7 +280,7 @@ class ReLU(Layer):
         self.max_value = max_value
 
     def add_to_graph(self, graph, ids):
-        return graph.add_relu(self.name, ids[0], float(self.max_value or 0.0))
+        return graph.add_layer("ReLU", self.name, ids, max_value=float(self.max_value or 0.0))
 
 
 class ZeroPadding2D(Layer):
@@ -293,7 +297,7 @@ class ZeroPadding2D(Layer):
 
     def add_to_graph(self, graph, ids):
         (t, b), (l, r) = self.padding
-        return graph.add_zeropad(self.name, ids[0], (t, b, l, r))
+        return graph.add_layer("ZeroPadding2D", self.name, ids, pad=(t, b, l, r))
 
 
 class Add(Layer):
@@ -302,7 +306,7 @@ class Add(Layer):
             raise ValueError(f"Add '{self.name}' needs two inputs of the same shape, got {shapes}")
 
     def add_to_graph(self, graph, ids):
-        return graph.add_add(self.name, ids[0], ids[1])
+        return graph.add_layer("Add", self.name, ids)
 
 
 class GlobalAveragePooling2D(Layer):
@@ -310,7 +314,7 @@ class GlobalAveragePooling2D(Layer):
         return (s[-1],)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_gap(self.name, ids[0])
+        return graph.add_layer("GlobalAveragePooling2D", self.name, ids)
 
 
 class Dropout(Layer):
@@ -321,10 +325,11 @@ class Dropout(Layer):
         self.rate, self.seed = float(rate), seed
 
     def add_to_graph(self, graph, ids):
-        return graph.add_dropout(self.name, ids[0], self.rate)
+        return graph.add_layer("Dropout", self.name, ids, rate=self.rate)
 
 
-_ACTIVATIONS = {None: 0, "linear": 0, "softmax": 1, "sigmoid": 2}
+_ACTIVATIONS = {None: _engine.ACT_NONE, "linear": _engine.ACT_NONE,
+                "softmax": _engine.ACT_SOFTMAX, "sigmoid": _engine.ACT_SIGMOID}
 
 
 class Dense(Layer):
@@ -347,8 +352,8 @@ class Dense(Layer):
         return (self.units,)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_dense(self.name, ids[0], self.units, self.use_bias,
-                               _ACTIVATIONS[self.activation])
+        return graph.add_layer("Dense", self.name, ids, units=self.units, use_bias=self.use_bias,
+                               activation=_ACTIVATIONS[self.activation])
 
 
 def reset_name_counters() -> None:
@@ -363,4 +368,4 @@ class Rescaling(Layer):
         self.scale, self.offset = float(scale), float(offset)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_rescale(self.name, ids[0], self.scale, self.offset)
+        return graph.add_layer("Rescaling", self.name, ids, scale=self.scale, offset=self.offset)

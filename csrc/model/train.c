@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buffers.h"
 #include "core/error.h"
 #include "model/graph_internal.h"
 
@@ -39,23 +40,23 @@ cd_status cd_graph_set_learning_rate(cd_graph *g, float lr) {
 /* The model's output as logits: (batch, k). */
 static cd_status logits_width(const cd_graph *g, int *k) {
     const cd_node *last = &g->nodes[g->num_nodes - 1];
-    if (last->rank != 1)
+    if (last->shape.rank != 1)
         return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
                        "GlobalAveragePooling2D and Dense", last->name);
-    *k = last->c;
+    *k = last->shape.c;
     return CD_OK;
 }
 
 static cd_status logits_loss(cd_graph *g, const float *labels, int n, float *loss,
                              double *correct, int want_grad) {
-    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    const float *logits = cd_graph_logits(g);
     int k = 0;
     CD_TRY(logits_width(g, &k));
     if (want_grad && cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)n * k, "loss gradient"))
         return CD_ERR_MEMORY;
-    CD_TRY(cd_loss(g->loss, last->out, labels, n, k, loss, want_grad ? g->dlogits : NULL));
+    CD_TRY(cd_loss(g->loss, logits, labels, n, k, loss, want_grad ? g->dlogits : NULL));
     if (correct)
-        CD_TRY(cd_accuracy(g->loss, last->out, labels, n, k, g->accuracy_threshold, correct));
+        CD_TRY(cd_accuracy(g->loss, logits, labels, n, k, g->accuracy_threshold, correct));
     return CD_OK;
 }
 
@@ -69,14 +70,14 @@ typedef struct {
 
 static cd_status micro_loss(cd_graph *g, int s0, int m, void *vctx) {
     micro_loss_ctx *ctx = vctx;
-    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    const float *logits = cd_graph_logits(g);
     int k = 0;
     CD_TRY(logits_width(g, &k));
     if (cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)m * k, "loss gradient") ||
         cd_grow_floats(&g->logits_all, &g->logits_all_count, (size_t)ctx->n * k, "logits"))
         return CD_ERR_MEMORY;
-    memcpy(g->logits_all + (size_t)s0 * k, last->out, (size_t)m * k * sizeof(float));
-    return cd_loss_sum(g->loss, last->out, ctx->labels + s0, m, k, ctx->n, &ctx->total,
+    memcpy(g->logits_all + (size_t)s0 * k, logits, (size_t)m * k * sizeof(float));
+    return cd_loss_sum(g->loss, logits, ctx->labels + s0, m, k, ctx->n, &ctx->total,
                        g->dlogits);
 }
 
@@ -97,7 +98,7 @@ cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, 
         *loss = (float)(ctx.total / n);
         CD_TRY(check_loss(g, *loss));
         if (correct)
-            CD_TRY(cd_accuracy(g->loss, g->logits_all, labels, n, g->nodes[g->num_nodes - 1].c,
+            CD_TRY(cd_accuracy(g->loss, g->logits_all, labels, n, g->nodes[g->num_nodes - 1].shape.c,
                                g->accuracy_threshold, correct));
     } else {
         CD_TRY(cd_graph_forward_mode(g, x, n, 1, CD_KEEP_FOR_BACKWARD));
