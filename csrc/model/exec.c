@@ -1,11 +1,11 @@
 /* exec.c — running a plan (model/plan.c) forward and backward. It calls each step's kernels
  * with buffers and shapes; what a step is comes from the plan, never from a layer's kind.
  *
- * Kernel states (oneDNN primitives) are kept per node for the last CD_STATE_SLOTS batch
- * sizes, so an epoch's full batches and its last partial batch both reuse primitives built
- * once. A SEGMENT step runs the frozen prefix CD_MICRO_BATCH samples at a time: outputs read
- * after it get full-batch buffers each micro-batch writes a slice of. Backward runs only
- * through nodes the plan marks needs_grad; weight gradients are overwritten (nn/layer.h). */
+ * Kernel states come from model/states.c, buffers from model/buffers.c. A SEGMENT step runs
+ * the frozen prefix CD_MICRO_BATCH samples at a time: outputs read after it get full-batch
+ * buffers each micro-batch writes a slice of. Backward runs only through nodes the plan
+ * marks needs_grad; weight gradients are overwritten (nn/layer.h). A micro-batched training
+ * step runs the rest CD_TRAIN_MICRO_BATCH samples at a time and sums the gradients. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,35 +16,9 @@
 #include "model/graph_internal.h"
 #include "nn/conv_fused.h"
 
-/* ---- kernel states per batch size ---- */
-
-static void release_state(cd_node *node, void *state) {
-    if (!state) return;
-    node->state = state;
-    if (node->ops->release) node->ops->release(node);
-    else free(node->state);
-    node->state = NULL;
-}
-
-/* Drop every node's prepared state (all batch sizes) and caches: the next run rebuilds. */
-static void release_states(cd_graph *g) {
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        cd_rt *rt = &g->rt[i];
-        for (int s = 0; s < CD_STATE_SLOTS; s++) {
-            release_state(node, rt->state[s]);
-            rt->state[s] = NULL;
-            rt->state_batch[s] = 0;
-        }
-        if (node->ops->release_cache) node->ops->release_cache(node);
-        node->state = NULL;
-    }
-    for (int s = 0; s < CD_STATE_SLOTS; s++) g->state_lru[s] = 0;
-    g->batch = 0;
-}
-
+/* Everything a run built: kernel states, plans, buffers. */
 void cd_graph_release_runtime(cd_graph *g) {
-    release_states(g);
+    cd_release_states(g);
     cd_plan_free_all(g);
     for (int i = 0; i < g->num_nodes; i++) {
         cd_rt *rt = &g->rt[i];
@@ -59,76 +33,6 @@ void cd_graph_release_runtime(cd_graph *g) {
     cd_drop_floats(&g->grad_spare, &g->grad_spare_count);
     cd_drop_floats(&g->logits_all, &g->logits_all_count);
     g->have_forward = g->have_backward = 0;
-}
-
-static void input_shapes(const cd_graph *g, const cd_node *node, cd_shape in[2]) {
-    in[0] = in[1] = (cd_shape){0, 0, 0, 0};
-    for (int j = 0; j < node->num_inputs; j++) in[j] = g->nodes[node->inputs[j]].shape;
-}
-
-/* Make the state slot for batch n current: reuse it, or rebuild the least recently used. */
-static cd_status activate_states(cd_graph *g, int n) {
-    int slot = -1;
-    for (int s = 0; s < CD_STATE_SLOTS; s++)
-        if (g->state_lru[s] == n) slot = s;
-    int fresh = slot < 0;
-    if (fresh) slot = CD_STATE_SLOTS - 1; /* evict the oldest */
-    /* move slot to the front of the LRU order */
-    int held = fresh ? n : g->state_lru[slot];
-    for (int s = slot; s > 0; s--) g->state_lru[s] = g->state_lru[s - 1];
-    g->state_lru[0] = held;
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        cd_rt *rt = &g->rt[i];
-        /* node slots follow the same permutation: rotate them identically */
-        void *st = rt->state[slot];
-        int b = rt->state_batch[slot];
-        for (int s = slot; s > 0; s--) {
-            rt->state[s] = rt->state[s - 1];
-            rt->state_batch[s] = rt->state_batch[s - 1];
-        }
-        rt->state[0] = st;
-        rt->state_batch[0] = b;
-        if (fresh || rt->state_batch[0] != n) {
-            release_state(node, rt->state[0]);
-            rt->state[0] = NULL;
-            rt->state_batch[0] = 0;
-            if (node->ops->prepare) {
-                cd_shape in[2];
-                input_shapes(g, node, in);
-                node->state = NULL;
-                cd_status s = node->ops->prepare(node, in, n);
-                rt->state[0] = node->state;
-                if (s != CD_OK) {
-                    g->state_lru[0] = 0;
-                    return s;
-                }
-            }
-            rt->state_batch[0] = n;
-        }
-        node->state = rt->state[0];
-    }
-    return CD_OK;
-}
-
-/* Kernel states and scratch for batch size n. */
-static cd_status prepare(cd_graph *g, int n) {
-    if (g->precision_generation != cd_precision_generation()) { /* fp32 <-> bf16: rebuild */
-        release_states(g);
-        g->precision_generation = cd_precision_generation();
-    }
-    if (n != g->batch) {
-        size_t largest = 0;
-        for (int i = 0; i < g->num_nodes; i++) {
-            size_t c = (size_t)n * cd_node_sample_size(&g->nodes[i]);
-            if (c > largest) largest = c;
-        }
-        if (cd_grow_floats(&g->scratch, &g->scratch_count, largest, "scratch")) return CD_ERR_MEMORY;
-        g->batch = 0;
-        CD_TRY(activate_states(g, n));
-        g->batch = n;
-    }
-    return CD_OK;
 }
 
 /* The buffers of node i's kernel call on g->batch samples. */
@@ -261,7 +165,7 @@ static cd_status run_segment(cd_graph *g, const float *x, int p, int micro) {
 
 /* Kernel states for n and the plan for (n, training, keep), made current. */
 static cd_status start_run(cd_graph *g, int n, int training, int keep) {
-    CD_TRY(prepare(g, n));
+    CD_TRY(cd_prepare_states(g, n));
     cd_plan *p = cd_plan_get(g, n, training, keep);
     if (!p) return CD_ERR_MEMORY;
     g->plan = p;
@@ -472,7 +376,7 @@ cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss
     g->defer_finish = 1;
     for (int s0 = 0; s0 < n && st == CD_OK; s0 += CD_TRAIN_MICRO_BATCH) {
         const int m = n - s0 < CD_TRAIN_MICRO_BATCH ? n - s0 : CD_TRAIN_MICRO_BATCH;
-        if (m != g->batch && (st = prepare(g, m)) != CD_OK) break;
+        if (m != g->batch && (st = cd_prepare_states(g, m)) != CD_OK) break;
         g->sample_offset = s0;
         for (int k = 0; k < first; k++) {
             cd_rt *rt = &g->rt[k];

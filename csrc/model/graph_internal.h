@@ -129,6 +129,12 @@ struct cd_graph {
  * trainable weights): start with *layer = 0, *w = -1; NULL after the last. */
 cd_param *cd_next_trainable(cd_graph *g, int *layer, int *w);
 
+/* ---- kernel states (model/states.c) ---- */
+/* Every node's state for batch size n current (node->state), and scratch for n. */
+cd_status cd_prepare_states(cd_graph *g, int n);
+/* Drop every node's prepared states (all batch sizes) and caches: the next run rebuilds. */
+void cd_release_states(cd_graph *g);
+
 /* ---- buffers (model/buffers.c) ---- */
 /* A free pooled buffer of >= count floats (busy, index in *slot); NULL, *slot -1 when none. */
 float *cd_take_pooled(cd_graph *g, size_t count, int *slot, cd_status *status);

@@ -156,7 +156,6 @@ static void plan_steps(builder *b) {
     p->num_steps = 0;
     add_step(p, CD_STEP_LAYER, 0, 0);
     for (int i = 1; i < g->num_nodes; i++) {
-        const cd_node *node = &g->nodes[i];
         /* a pad whose only reader is a fusable conv joins the block */
         int c = i;
         if (has(g, i, CD_OP_FUSE_PAD) && i + 1 < g->num_nodes && !p->keep_out[i] &&
@@ -185,7 +184,6 @@ static void plan_steps(builder *b) {
             const cd_node *add = &g->nodes[c + 2];
             s->skip = add->inputs[0] == c + 1 ? add->inputs[1] : add->inputs[0];
         }
-        (void)node;
         i = last;
     }
     for (int k = 0; k < p->num_steps; k++)

@@ -58,6 +58,14 @@ static void geometry(const pool_hp *hp, dnnl_dims_t strides, dnnl_dims_t kernel,
     pad_r[0] = hp->pad[1], pad_r[1] = hp->pad[3];
 }
 
+/* Memories (no buffer yet) over the src and dst descriptors: *a on src, *b on dst. */
+static cd_status src_dst_memories(const cd_node *node, pool_state *s, dnnl_memory_t *a,
+                                  dnnl_memory_t *b) {
+    CD_DNNL(dnnl_memory_create(a, s->src_md, cd_engine(), DNNL_MEMORY_NONE), "memory", node->name);
+    CD_DNNL(dnnl_memory_create(b, s->dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory", node->name);
+    return CD_OK;
+}
+
 static cd_status pool_prepare(cd_node *node, const cd_shape in[2], int n) {
     const pool_hp *hp = node->hp;
     pool_state *s = calloc(1, sizeof *s);
@@ -80,10 +88,7 @@ static cd_status pool_prepare(cd_node *node, const cd_shape in[2], int n) {
     dnnl_primitive_attr_destroy(attr);
     CD_DNNL(st, "pooling forward descriptor", node->name);
     CD_DNNL(dnnl_primitive_create(&s->fwd, s->fwd_pd), "pooling forward", node->name);
-    CD_DNNL(dnnl_memory_create(&s->src, s->src_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            node->name);
-    CD_DNNL(dnnl_memory_create(&s->dst, s->dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            node->name);
+    CD_TRY(src_dst_memories(node, s, &s->src, &s->dst));
     const_dnnl_memory_desc_t ws = dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_workspace_md, 0);
     if (ws && dnnl_memory_desc_get_size(ws) > 0)
         CD_DNNL(dnnl_memory_create(&s->workspace, ws, cd_engine(), DNNL_MEMORY_ALLOCATE),
@@ -120,11 +125,7 @@ static cd_status build_backward(cd_node *node, pool_state *s) {
     dnnl_primitive_attr_destroy(attr);
     CD_DNNL(st, "pooling backward descriptor", node->name);
     CD_DNNL(dnnl_primitive_create(&s->bwd, s->bwd_pd), "pooling backward", node->name);
-    CD_DNNL(dnnl_memory_create(&s->diff_src, s->src_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            node->name);
-    CD_DNNL(dnnl_memory_create(&s->diff_dst, s->dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            node->name);
-    return CD_OK;
+    return src_dst_memories(node, s, &s->diff_src, &s->diff_dst);
 }
 
 static cd_status pool_backward(cd_node *node, const cd_io *io) {

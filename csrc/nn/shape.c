@@ -68,11 +68,10 @@ const cd_layer_ops cd_zeropad_ops = {
 
 /* ---- GlobalAveragePooling2D ---- */
 static cd_status gap_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
-    (void)h;
     if (in[0].rank != 3)
         return cd_fail(CD_ERR_VALUE, "layer '%s' needs a 4-D (N, H, W, C) input", node->name);
     node->shape = (cd_shape){1, 1, 1, in[0].c};
-    return CD_OK;
+    return (void)h, CD_OK; /* no hyperparameters */
 }
 
 static cd_status gap_forward(cd_node *node, const cd_io *io) {
