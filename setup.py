@@ -72,9 +72,13 @@ from setuptools.command.build_ext import build_ext  # noqa: E402
 
 
 class catdog_build_ext(build_ext):
-    """C sources get -std=c11 (not in extra_compile_args: setuptools passes those to the linker too)."""
+    """C sources get -std=c11 (not in extra_compile_args: setuptools passes those to the linker
+    too). The link drops the interpreter's own -rpath flags (a pyenv or custom-built Python puts
+    `-Wl,-rpath,<its prefix>/lib` in LDSHARED): a wheel must not carry the build machine's paths,
+    only the $ORIGIN-relative RUNPATH above."""
 
     def build_extension(self, ext):
+        self.compiler.linker_so = [a for a in self.compiler.linker_so if not a.startswith("-Wl,-rpath")]
         original = self.compiler._compile
 
         def _compile(obj, src, ext_, cc_args, extra_postargs, pp_opts):

@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Callable, Optional
 
 import numpy as np
 
 
 class Callback:
-    model = None
+    # The model is held weakly: fit() leaves model.history (a History callback) on the model,
+    # and a strong reference back would keep every dropped model and its engine graph alive
+    # until the cycle collector ran.
+    _model_ref = None
+
+    @property
+    def model(self):
+        return self._model_ref() if self._model_ref is not None else None
+
+    @model.setter
+    def model(self, model):
+        self._model_ref = None if model is None else weakref.ref(model)
 
     def set_model(self, model):
         self.model = model

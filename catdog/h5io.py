@@ -13,8 +13,13 @@ Keras legacy HDF5 (what Keras 2 ``save_weights("x.h5")`` and every
 dataset at ``<layer>/<weight name>`` (``Conv1/Conv1/kernel:0``). Long attributes are split
 into ``layer_names0``, ``layer_names1``, ... as Keras does (HDF5's 64 KiB header limit).
 Whole-model files (``model.save("x.h5")``) hold the same under the ``model_weights`` group.
-The Keras 3 ``.weights.h5`` layout (``layers/<class name>/vars/<i>``) names layers by
-class, not by layer name, so it cannot be matched by name: it is refused with a hint.
+The Keras 3 ``.weights.h5`` layout (``save_weights("x.weights.h5")``, read and written by
+:func:`read_keras3` / :func:`write_keras3`; catdog/checkpoint.py maps it to a model): a group
+per layer at a path made of the *class* names in the model's structure, counted per
+container — ``layers/functional/layers/batch_normalization_3/vars/0`` is the fourth
+BatchNormalization of the first nested Functional model; each ``.../vars`` group holds the
+layer's variables as datasets ``0``, ``1``, ... (trainable first, in creation order) and an
+attribute ``name`` (the layer's name; the root ``vars`` carries the model's).
 
 catdog's own format (``.npz``/``.catdog`` or any name not ending in ``.h5``/``.hdf5``): a
 NumPy ``.npz`` (uncompressed zip) holding arrays ``w00000``, ``w00001``, ... and
@@ -38,7 +43,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from catdog.weights import _plain_mode
+from catdog.download import _plain_mode
 
 __all__ = [
     "Weights",
@@ -52,6 +57,9 @@ __all__ = [
     "write_catdog",
     "check_weights",
     "count_values",
+    "is_keras3",
+    "read_keras3",
+    "write_keras3",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -155,7 +163,10 @@ def _atomic_write(path: PathLike, write_fn) -> Path:
     folder = dest.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"folder does not exist: {folder}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    from catdog import _orphans  # temp files of killed writers: their pid is in the name
+
+    _orphans.remove_dead(folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=_orphans.prefix(dest), suffix=".tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -223,9 +234,7 @@ def read_keras_h5(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarra
                 if "layers" in f or "vars" in f:
                     raise ValueError(
                         f"{p}: this is the Keras 3 '.weights.h5' layout, which names layers by "
-                        "class rather than by layer name and cannot be matched to catdog's layers; "
-                        "in Keras 3 save the whole model as legacy HDF5 instead "
-                        "(model.save('model.h5')) and load that"
+                        "their place in the model: load it with model.load_weights(path)"
                     )
                 raise ValueError(f"{p}: an HDF5 file but not Keras weights (no 'layer_names' attribute)")
             out: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
@@ -449,3 +458,65 @@ def check_weights(
 def count_values(weights: Mapping[str, Sequence[Tuple[str, np.ndarray]]]) -> int:
     """Total number of values (2,257,984 for MobileNetV2 1.0 without top)."""
     return int(sum(int(np.asarray(a).size) for ws in weights.values() for _, a in ws))
+
+
+# --------------------------------------------------------------------------- Keras 3 layout
+
+
+def is_keras3(path: PathLike) -> bool:
+    """An HDF5 file in the Keras 3 ``.weights.h5`` layout (no ``layer_names``, ``layers``/``vars``)."""
+    import h5py
+
+    p = _path(path)
+    if _sniff(p) != "h5":
+        return False
+    try:
+        with h5py.File(p, "r") as f:
+            return ("layers" in f or "vars" in f) and _load_attr_list(f, "layer_names") is None
+    except OSError:
+        return False
+
+
+def read_keras3(path: PathLike) -> "OrderedDict[str, Tuple[Optional[str], List[np.ndarray]]]":
+    """Every ``.../vars`` group of a Keras 3 weights file: path (without ``/vars``) ->
+    (the layer name Keras recorded or None, [variables in order])."""
+    import h5py
+
+    p = _path(path)
+    out: "OrderedDict[str, Tuple[Optional[str], List[np.ndarray]]]" = OrderedDict()
+    try:
+        with h5py.File(p, "r") as f:
+            def visit(name, obj):
+                if isinstance(obj, h5py.Group) and (name == "vars" or name.endswith("/vars")):
+                    keys = sorted(obj.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+                    if any(not k.isdigit() for k in keys):
+                        raise ValueError(f"{p}: {name} holds non-numbered entries {keys[:3]}")
+                    arrays = [np.asarray(obj[k][()], dtype=np.float32) for k in keys]
+                    label = obj.attrs.get("name")
+                    out[name[:-len("/vars")] if name != "vars" else ""] = (
+                        None if label is None else _decode(label), arrays)
+            f.visititems(visit)
+    except ValueError:
+        raise
+    except (OSError, KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{p}: corrupt or truncated HDF5 weights file ({type(e).__name__}: {e})") from None
+    return out
+
+
+def write_keras3(path: PathLike, entries: Sequence[Tuple[str, str, Sequence[Any]]]) -> Path:
+    """Write the Keras 3 layout: entries (path, layer name, [arrays]) in model order; ``""``
+    is the model itself. Every entry gets its ``vars`` group with the ``name`` attribute, as
+    Keras writes it for every layer (weightless ones included)."""
+    import h5py
+
+    items = [(p, str(n), [np.asarray(a, dtype=np.float32) for a in arrays]) for p, n, arrays in entries]
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for where, name, arrays in items:
+                g = f.create_group(f"{where}/vars" if where else "vars")
+                g.attrs["name"] = name
+                for i, a in enumerate(arrays):
+                    g.create_dataset(str(i), data=a)
+
+    return _atomic_write(path, write)

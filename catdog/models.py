@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from catdog import _engine
+from catdog import _checks, _engine, _lifetime
 from catdog.layers.core import InputLayer, Layer
 
 MODE_INHERIT, MODE_INFERENCE, MODE_TRAINING = (_engine.MODE_INHERIT, _engine.MODE_INFERENCE,
@@ -38,9 +38,46 @@ def _is_augmentation(layer) -> bool:
     return getattr(layer, "is_augmentation", False)
 
 
+def _split_validation(x, y, fraction):
+    """(x_train, y_train, (x_val, y_val)): Keras's split at floor(n * (1 - fraction))."""
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1), got {fraction}")
+    if y is None or not isinstance(x, (np.ndarray, list, tuple)):
+        raise ValueError("validation_split is only supported for arrays fit(x, y, ...); for a "
+                         "dataset pass validation_data")
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"got {len(x)} images and {len(y)} labels")
+    split_at = int(np.floor(len(x) * (1.0 - float(fraction))))
+    if split_at == 0 or split_at == len(x):
+        raise ValueError(f"validation_split={fraction} leaves no samples for training or for "
+                         f"validation out of {len(x)}")
+    return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+
+
 class Model(Layer):
     def __init__(self, inputs: KerasTensor, outputs: KerasTensor, name: Optional[str] = None):
         super().__init__(name=name or None)
+        self._init_state()
+        self._set_structure(inputs, outputs)
+        self.layers: List[Layer] = [t.layer for t in self._nodes]
+
+    def _init_state(self):
+        self._input = self._output = None
+        self._nodes: List[KerasTensor] = []
+        self.input_shape = self.output_shape = None
+        self._graph = None
+        self._graph_index: Dict[int, int] = {}
+        self._pushed: Dict[int, int] = {}
+        self._graph_dirty = False  # the graph holds newer weights than the layers
+        self._augment: list = []  # augmentation layers, run in the data pipeline (fit only)
+        self._compiled = None
+        self.history = None
+        self.stop_training = False
+
+    def _set_structure(self, inputs, outputs):
+        """The chain from `inputs` (a catdog.Input tensor) to `outputs`; drops any engine graph
+        built for an older structure."""
         if isinstance(inputs, (list, tuple)):
             if len(inputs) != 1:
                 raise ValueError("catdog models take exactly one input")
@@ -51,21 +88,22 @@ class Model(Layer):
             outputs = outputs[0]
         if not isinstance(inputs, KerasTensor) or not isinstance(inputs.layer, InputLayer):
             raise TypeError("Model inputs must come from catdog.Input(...)")
-        self._input = inputs
-        self._output = outputs
-        self._nodes = self._topological(outputs)
-        if self._nodes[0] is not inputs:
+        if not isinstance(outputs, KerasTensor):
+            raise TypeError(f"Model outputs must be tensors made by calling layers on "
+                            f"catdog.Input(...), got {type(outputs).__name__}")
+        nodes = self._topological(outputs)
+        if nodes[0] is not inputs:
             raise ValueError("the model's output does not depend on its input")
-        self.layers: List[Layer] = [t.layer for t in self._nodes]
+        if self._graph_dirty:  # trained weights still only in the old graph: keep them
+            self._pull_weights()
+        self._input, self._output, self._nodes = inputs, outputs, nodes
         self.input_shape = inputs.shape
         self.output_shape = outputs.shape
         self._graph = None
-        self._graph_index: Dict[int, int] = {}
-        self._pushed: Dict[int, int] = {}
-        self._graph_dirty = False  # the graph holds newer weights than the layers
-        self._compiled = None
-        self.history = None
-        self.stop_training = False
+        self._graph_index, self._pushed = {}, {}
+
+    def __del__(self):
+        _lifetime.release(self)  # trained weights go back to the layers; the graph is freed
 
     # -- structure ---------------------------------------------------------------------
     @staticmethod
@@ -84,13 +122,51 @@ class Model(Layer):
         return order
 
     def __call__(self, inputs, training=None):
+        """On a catdog.Input tensor: this model as a layer of a bigger one. On an array: run
+        it now, as Keras 3 does eagerly (see `_call_eager`)."""
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
+            inputs = inputs[0]
         if not isinstance(inputs, KerasTensor):
-            raise TypeError(f"model '{self.name}' was called on {type(inputs).__name__}; use "
-                            "model.predict(x) for arrays")
+            return self._call_eager(inputs, training)
+        self._require_built(inputs.shape)
         if tuple(inputs.shape) != tuple(self.input_shape):
             raise ValueError(f"model '{self.name}' expects inputs of shape {self.input_shape}, "
                              f"got {inputs.shape}")
         return KerasTensor(self.output_shape, self, [inputs], training)
+
+    def _require_built(self, input_shape=None):
+        """A functional model is built from the start (Sequential overrides this)."""
+
+    def _call_eager(self, x, training=None):
+        """model(x) on an array (n, *input_shape) -> array, with Keras 3's defaults: when
+        `training` is None, augmentation layers augment (their call default is training=True,
+        a fresh draw per call) while Dropout and BatchNormalization run in inference mode;
+        training=False: inference throughout; training=True: training mode throughout (BN
+        batch statistics, moving statistics updated, dropout). Nodes called with an explicit
+        `training=` (base_model(x, training=False)) keep it."""
+        from catdog._array import as_array
+
+        if isinstance(x, (list, tuple)) and not isinstance(x, np.ndarray):
+            if len(x) != 1:
+                raise ValueError(f"model '{self.name}' takes one input, got {len(x)}")
+            x = x[0]
+        x = np.asarray(x)
+        self._require_built(x.shape[1:] if x.ndim > 1 else None)
+        x = self._check_x(x)
+        flat, augment = self._flatten()
+        if augment and training is not False:
+            from catdog.layers.preprocessing import apply_layers
+
+            x = apply_layers(augment, x, training=True)
+        if len(flat) == 1:  # only augmentation layers after the input
+            return as_array(x)
+        g = self._ensure_graph()
+        if training:
+            g.forward(x, True)
+            self._graph_dirty = True  # BN moving statistics moved
+        else:
+            g.forward(x, False, _engine.KEEP_LAST)  # lean: only the output is kept
+        return as_array(g.get_output(g.num_layers() - 1, x.shape[0]))
 
     @property
     def trainable(self):
@@ -114,6 +190,7 @@ class Model(Layer):
     def _flatten(self):
         """(layer, input positions, effective trainable, mode) for the engine graph, nested
         models expanded, augmentation layers collected separately."""
+        self._require_built()
         flat, augment = [], []
 
         def expand(model, input_pos, trainable_parent, mode):
@@ -132,9 +209,8 @@ class Model(Layer):
                 if t.training is not None and mode == MODE_INHERIT:
                     m = MODE_TRAINING if t.training else MODE_INFERENCE
                 tr = trainable_parent and layer.trainable
-                if isinstance(layer, Sequential):
-                    pos[id(t)] = expand(layer._as_model(), ins[0], tr, m)
-                elif isinstance(layer, Model):
+                if isinstance(layer, Model):  # nested model (Sequential included): inline it
+                    layer._require_built()
                     pos[id(t)] = expand(layer, ins[0], tr, m)
                 elif _is_augmentation(layer):
                     if ins[0] != 0:
@@ -152,18 +228,17 @@ class Model(Layer):
 
     # -- engine graph --------------------------------------------------------------------
     def _ensure_graph(self):
+        self._require_built()
         flat, augment = self._flatten()
         self._augment = augment
         if self._graph is None:
             g = _engine.Graph()
-            index = {}
-            for i, (layer, ins, _, _) in enumerate(flat):
+            index = {}  # id(layer) -> its node in the graph (a vector input adds two nodes)
+            for layer, ins, _, _ in flat:
                 try:
-                    index[id(layer)] = layer.add_to_graph(g, ins)
+                    index[id(layer)] = layer.add_to_graph(g, [index[id(flat[p][0])] for p in ins])
                 except NotImplementedError as e:
                     raise ValueError(str(e)) from None
-                if index[id(layer)] != i:
-                    raise RuntimeError("internal: graph index mismatch")
             self._graph, self._graph_index, self._pushed = g, index, {}
             self._flat_layers = [l for l, *_ in flat]
             from catdog import random as _random
@@ -172,9 +247,9 @@ class Model(Layer):
         g = self._graph
         for layer, *_ in flat:  # weights another model trained since: fetch them first
             layer._sync_from_owners()
-            if self not in layer._owners:
-                layer._owners.append(self)
-        for i, (layer, _, tr, mode) in enumerate(flat):
+            _lifetime.add_owner(layer, self)
+        for layer, _, tr, mode in flat:
+            i = self._graph_index[id(layer)]
             g.set_trainable(i, tr)
             g.set_mode(i, mode)
             if self._pushed.get(id(layer)) != layer._version:
@@ -262,17 +337,21 @@ class Model(Layer):
 
     # -- running ---------------------------------------------------------------------------
     def _check_x(self, x) -> np.ndarray:
+        """x as the engine takes it: float32 (n, H, W, C), finite; a vector-input model's
+        (n, C) goes in as (n, 1, 1, C) (see InputLayer.add_to_graph)."""
         x = np.asarray(x)
+        if len(self.input_shape) == 1 and x.ndim == 4 and x.shape[1:] == (1, 1, self.input_shape[0]):
+            x = x.reshape(len(x), -1)  # already in the engine's form
         if x.ndim == len(self.input_shape):
             x = x[None]
-        if x.shape[1:] != tuple(self.input_shape):
-            raise ValueError(f"model '{self.name}' expects inputs of shape (batch, "
-                             f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+        _checks.input_shape(self, x.shape[1:], f"an array {x.shape}: images")
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise ValueError(f"inputs must be numeric, got dtype {x.dtype}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.all(np.isfinite(x)):
             raise ValueError("inputs contain NaN or Inf")
+        if len(self.input_shape) == 1:
+            x = x.reshape(len(x), 1, 1, self.input_shape[0])
         return x
 
     def predict_on_batch(self, x) -> np.ndarray:
@@ -282,11 +361,16 @@ class Model(Layer):
         return g.get_output(g.num_layers() - 1, x.shape[0])
 
     def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
+        batch_size = _checks.batch_size(batch_size, "predict")
+        _checks.data_given(x, "predict")
+        _checks.dataset_images(self, x, "predict")
         if hasattr(x, "class_names") or (hasattr(x, "__iter__") and not isinstance(x, np.ndarray)
                                           and not isinstance(x, (list, tuple))):
-            return np.concatenate([self.predict_on_batch(b[0] if isinstance(b, tuple) else b)
-                                   for b in x])
+            outs = [self.predict_on_batch(b[0] if isinstance(b, tuple) else b) for b in x]
+            return np.concatenate(outs) if outs else _checks.empty_output(self)
         x = self._check_x(x)
+        if len(x) == 0:  # Keras: shape (0, *output shape)
+            return _checks.empty_output(self)
         return np.concatenate([self.predict_on_batch(x[i:i + batch_size])
                                for i in range(0, len(x), batch_size)])
 
@@ -308,15 +392,14 @@ class Model(Layer):
 
         x = self._check_x(x)
         g = self._ensure_graph()
-        g.forward(x, bool(training))
-        out = g.get_output(g.num_layers() - 1, x.shape[0])
-        if output_gradient is None:
-            kind = losses.get(loss).kind
-            _, dy = _engine.loss(kind, out.reshape(len(x), -1),
-                                 np.ascontiguousarray(y, np.float32).reshape(-1))
+        if output_gradient is None:  # the loss as a training step computes it (head logits)
+            g.loss_backward(x, np.ascontiguousarray(y, np.float32), losses.get(loss).kind,
+                            bool(training))
         else:
+            g.forward(x, bool(training))
+            out = g.get_output(g.num_layers() - 1, x.shape[0])
             dy = np.ascontiguousarray(output_gradient, np.float32)
-        g.backward(dy.reshape(out.shape))
+            g.backward(dy.reshape(out.shape))
         grads = {}
         for layer, tr in self._trainable_map():
             if not tr:
@@ -333,8 +416,14 @@ class Model(Layer):
         training.compile(self, optimizer, loss, metrics)
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
-            validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+        """Keras fit (catdog/training.py). validation_split (arrays only): the last fraction
+        of the samples, taken before any shuffling, validates at the end of each epoch, as
+        in Keras; validation_data, when given, takes precedence."""
         from catdog import training
+
+        if validation_split and validation_data is None:
+            x, y, validation_data = _split_validation(x, y, validation_split)
         return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
                             shuffle, initial_epoch)
 
@@ -357,59 +446,109 @@ class Model(Layer):
 
 
 class Sequential(Model):
-    """A linear stack of layers. Sequential([RandomFlip(...), RandomRotation(...)]) is the
-    lab's data_augmentation block."""
+    """A linear stack of layers, as keras.Sequential: Sequential([RandomFlip(...),
+    RandomRotation(...)]) is the lab's data_augmentation block; Sequential([base_model,
+    GlobalAveragePooling2D(), Dense(1, activation="sigmoid")]) the 2019 tutorial's model.
+
+    It is a Model like any other once built: the engine graph, the trained weights and the
+    layers' weights all belong to this object (there is no hidden inner model). It is built
+    as soon as its input shape is known: a first element catdog.Input(shape) or a model (its
+    input shape, as Keras takes base_model's), else on the first call, fit, evaluate or
+    predict (the data's shape). `layers` excludes the input layer, as in Keras."""
 
     def __init__(self, layers: Optional[Sequence[Layer]] = None, name: Optional[str] = None):
         Layer.__init__(self, name=name)
-        self._stack: List[Layer] = list(layers or [])
-        self._model = None
+        self._init_state()
+        self._stack: List[Layer] = []
+        self._declared_shape = None  # from a leading catdog.Input(shape)
         self.layers = self._stack
-        self.input_shape = self.output_shape = None
-        self._graph = None
-        self._compiled = None
+        for layer in layers or []:
+            self.add(layer)
 
-    def add(self, layer: Layer):
+    def add(self, layer):
+        if isinstance(layer, KerasTensor) and isinstance(layer.layer, InputLayer):
+            if self._stack or self._declared_shape is not None:
+                raise ValueError(f"Sequential '{self.name}': catdog.Input(...) can only come first")
+            self._declared_shape = tuple(layer.shape)
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential '{self.name}' takes layers, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            if self._stack or self._declared_shape is not None:
+                raise ValueError(f"Sequential '{self.name}': an InputLayer can only come first")
+            self._declared_shape = tuple(layer.output_shape)
+            return
         self._stack.append(layer)
-        self._model = None
+        shape = self.input_shape if self._nodes else self._known_input_shape()
+        if shape is not None:
+            self._build(shape)
 
-    def _as_model(self, input_shape=None):
-        if self._model is None:
-            shape = input_shape or self.input_shape
-            if shape is None:
-                first = self._stack[0] if self._stack else None
-                if isinstance(first, InputLayer):
-                    shape = first.output_shape
-                else:
-                    raise ValueError(f"Sequential '{self.name}' has no input shape yet: call it "
-                                     "on catdog.Input(shape) first")
-            inp = Input(shape)
-            x = inp
-            for layer in self._stack:
-                if isinstance(layer, InputLayer):
-                    continue
-                x = layer(x)
-            self._model = Model(inp, x, name=f"{self.name}_graph")
-        return self._model
+    def _known_input_shape(self):
+        if self._declared_shape is not None:
+            return self._declared_shape
+        first = self._stack[0] if self._stack else None
+        if isinstance(first, Model) and first.input_shape is not None:
+            return tuple(first.input_shape)
+        return None
 
-    def __call__(self, inputs, training=None):
-        if not isinstance(inputs, KerasTensor):
-            if self._stack and all(hasattr(l, "_cd_op") for l in self._stack):
-                # a preprocessing stack on arrays (the lab shows augmented samples): run it
-                from catdog.layers.preprocessing import apply_layers
+    def _build(self, input_shape):
+        """Call every layer in turn on catdog.Input(input_shape): the model's structure."""
+        if not self._stack:
+            raise ValueError(f"Sequential '{self.name}' has no layers")
+        inp = Input(tuple(input_shape), name=f"{self.name}_input")
+        x = inp
+        for layer in self._stack:
+            x = layer(x)
+        self._set_structure(inp, x)
 
-                return apply_layers(self._stack, inputs,
-                                    training=True if training is None else bool(training))
-            raise TypeError(f"Sequential '{self.name}' was called on {type(inputs).__name__}; "
-                            "use .predict(x) for arrays")
-        if self.input_shape is None:
-            self.input_shape = tuple(inputs.shape)
-        m = self._as_model(self.input_shape)
-        self.output_shape = m.output_shape
-        return KerasTensor(self.output_shape, self, [inputs], training)
+    def _require_built(self, input_shape=None):
+        if self._nodes:
+            return
+        shape = self._known_input_shape() or (tuple(input_shape) if input_shape else None)
+        if shape is None:
+            raise ValueError(f"Sequential '{self.name}' has no input shape yet: start it with "
+                             "catdog.Input(shape), call it on a tensor or an array, or fit it")
+        self._build(shape)
 
-    def _flatten(self):
-        return self._as_model()._flatten()
+    def _build_for_data(self, x):
+        """Before fit/evaluate/predict: build from the data (arrays or an image dataset)."""
+        if self._nodes:
+            return
+        if hasattr(x, "image_size"):
+            self._require_built(tuple(x.image_size) + (3,))
+        elif isinstance(x, np.ndarray) and x.ndim > 1:
+            self._require_built(x.shape[1:])
+        else:
+            self._require_built()
 
-    def _ensure_graph(self):
-        return self._as_model()._ensure_graph()
+    def _call_eager(self, x, training=None):
+        if self._stack and all(_is_augmentation(l) for l in self._stack):
+            # a preprocessing stack (the tutorial's augmentation grid): runs at any image size,
+            # so it is not built for this one
+            from catdog._array import as_array
+            from catdog.layers.preprocessing import apply_layers
+
+            if training is False:
+                return as_array(np.array(x, dtype=np.float32))
+            return as_array(apply_layers(self._stack, x, training=True))
+        return Model._call_eager(self, x, training)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._build_for_data(x)
+        return Model.fit(self, x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._build_for_data(x)
+        return Model.evaluate(self, x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._build_for_data(np.asarray(x) if isinstance(x, (list, tuple)) else x)
+        return Model.predict(self, x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self._build_for_data(np.asarray(x))
+        return Model.predict_on_batch(self, x)
+
+    def train_on_batch(self, x, y):
+        self._build_for_data(np.asarray(x))
+        return Model.train_on_batch(self, x, y)

@@ -1,4 +1,6 @@
-"""The lab's figures: learning curves, sample images, test predictions (matplotlib).
+"""The lab's figures: learning curves, sample images, test predictions, and what a person looks
+at after training — the images with the largest loss, a confusion matrix, Grad-CAM heat maps
+(matplotlib).
 
 Every function returns a :class:`matplotlib.figure.Figure` made without pyplot, so it works
 with any backend (Agg on a server, headless CI) and is not drawn twice in a notebook: a
@@ -15,9 +17,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from catdog.weights import _plain_mode
+from catdog.download import _plain_mode
 
-__all__ = ["learning_curves", "samples", "predictions", "save"]
+__all__ = ["learning_curves", "samples", "predictions", "save", "probabilities", "top_losses",
+           "confusion_counts", "confusion_matrix", "grad_cam", "grad_cam_overlay"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 FINE_TUNE_LABEL = "Start Fine Tuning"
@@ -292,6 +295,223 @@ def predictions(
         wrong = true_name != pred_name
         _show(fig, rows, cols, i, x[i], f"pred: {pred_name}\ntrue: {true_name}", "tab:red" if wrong else "black")
     fig.tight_layout()
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+# ---- after training: probabilities, top losses, confusion matrix, Grad-CAM ----------------
+def _head(model):
+    leaves = model._leaf_layers()
+    return leaves[-1] if leaves else None
+
+
+def probabilities(model, images, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (N, k) for ``images``: the model's outputs after a sigmoid/softmax
+    head, else the sigmoid (one output: P(class 1)) or softmax of its logits."""
+    out = np.asarray(model.predict(images, batch_size=batch_size), dtype=np.float64)
+    out = out.reshape(len(out), -1)
+    if getattr(_head(model), "activation", None) in ("sigmoid", "softmax"):
+        return out.astype(np.float32)
+    if out.shape[1] == 1:
+        return (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
+    e = np.exp(out - out.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _class_probs(probs: np.ndarray) -> np.ndarray:
+    """(N, 1) P(class 1) -> (N, 2) [P(class 0), P(class 1)]; (N, k) unchanged."""
+    p = np.asarray(probs, dtype=np.float64)
+    p = p.reshape(len(p), -1)
+    return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+
+
+def _label_indices(labels: Any, n: int) -> np.ndarray:
+    y = np.asarray(labels)
+    y = y.reshape(n, -1) if y.size else y.reshape(n, 0)
+    if y.shape[1] > 1:  # one-hot
+        return np.argmax(y, axis=1)
+    return np.rint(y[:, 0]).astype(int)
+
+
+def top_losses(
+    images: Any,
+    labels: Any,
+    probs: Any,
+    class_names: Optional[Sequence[str]] = None,
+    *,
+    n: int = 9,
+    path: Optional[PathLike] = None,
+    figsize: Tuple[float, float] = (10, 10),
+):
+    """The ``n`` images with the largest crossentropy ``-log P(true class)`` (probabilities
+    clipped to [1e-7, 1 - 1e-7] as Keras), largest first, titled with the true class, the
+    predicted class and its probability; red where the prediction is wrong. ``probs``: from
+    :func:`probabilities` ((N, 1) P(class 1) or (N, k)). The figure's ``catdog_order`` and
+    ``catdog_losses`` hold the image indices shown and their losses."""
+    x = np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C), got {x.shape}")
+    p = _class_probs(probs)
+    if len(p) != len(x):
+        raise ValueError(f"{len(x)} images but {len(p)} probability rows")
+    y = _label_indices(labels, len(x))
+    if np.any(y < 0) or np.any(y >= p.shape[1]):
+        raise ValueError(f"labels must be class indices in [0, {p.shape[1]})")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    p_true = np.clip(p[np.arange(len(x)), y], 1e-7, 1 - 1e-7)
+    losses = -np.log(p_true)
+    order = np.argsort(-losses, kind="stable")[:n]
+    rows, cols = _grid(len(order))
+    fig = _figure(figsize)
+    for i, j in enumerate(order):
+        pred = int(np.argmax(p[j]))
+        title = (f"true: {_class_name(y[j], class_names)}\n"
+                 f"pred: {_class_name(pred, class_names)} ({p[j, pred]:.2f})\nloss {losses[j]:.2f}")
+        _show(fig, rows, cols, i, x[j], title, "tab:red" if pred != y[j] else "black")
+    fig.tight_layout()
+    fig.catdog_order, fig.catdog_losses = order, losses[order]
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def confusion_counts(labels: Any, predicted: Any, num_classes: Optional[int] = None) -> np.ndarray:
+    """(k, k) int64 counts: row = true class, column = predicted class."""
+    ya = np.asarray(labels)
+    y = np.argmax(ya, axis=-1) if ya.ndim == 2 and ya.shape[1] > 1 else np.rint(ya.reshape(-1)).astype(int)
+    p = np.asarray(predicted)
+    p = np.argmax(p, axis=-1) if p.ndim == 2 and p.shape[1] > 1 else p.reshape(-1).astype(int)
+    if len(y) != len(p):
+        raise ValueError(f"{len(y)} labels but {len(p)} predictions")
+    k = int(num_classes or max(int(y.max(initial=0)), int(p.max(initial=0))) + 1)
+    if np.any(y < 0) or np.any(p < 0) or np.any(y >= k) or np.any(p >= k):
+        raise ValueError(f"labels and predictions must be class indices in [0, {k})")
+    counts = np.zeros((k, k), np.int64)
+    np.add.at(counts, (y, p), 1)
+    return counts
+
+
+def confusion_matrix(
+    labels: Any,
+    predicted: Any,
+    class_names: Optional[Sequence[str]] = None,
+    *,
+    normalize: bool = False,
+    path: Optional[PathLike] = None,
+    figsize: Tuple[float, float] = (5, 4.5),
+):
+    """A confusion matrix of true (rows) against predicted (columns) classes, each cell
+    annotated with its count (or, ``normalize=True``, the fraction of its row). ``predicted``:
+    class indices, or probabilities (N, k). The figure's ``catdog_counts`` holds the counts."""
+    k = len(class_names) if class_names is not None else None
+    counts = confusion_counts(labels, predicted, k)
+    k = counts.shape[0]
+    shown = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    names = [_class_name(i, class_names) for i in range(k)]
+    fig = _figure(figsize)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(shown, cmap="Blues", vmin=0)
+    fig.colorbar(im, ax=ax)
+    ax.set_xticks(range(k))
+    ax.set_xticklabels(names)
+    ax.set_yticks(range(k))
+    ax.set_yticklabels(names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(f"Confusion matrix (accuracy {acc:.1%})")
+    top = shown.max() if shown.size else 0
+    for i in range(k):
+        for j in range(k):
+            text = f"{shown[i, j]:.2f}" if normalize else str(int(counts[i, j]))
+            ax.text(j, i, text, ha="center", va="center",
+                    color="white" if top and shown[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    fig.catdog_counts = counts
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def _last_spatial_layer(g) -> int:
+    for i in range(g.num_layers() - 2, 0, -1):
+        if len(g.layer_info(i)["shape"]) == 3:
+            return i
+    raise ValueError("the model has no layer with (H, W, C) outputs for Grad-CAM")
+
+
+def grad_cam(model, images, class_index: Any = None, layer: Optional[str] = None):
+    """Grad-CAM heat maps (N, h, w) in [0, 1] at ``layer`` (default: the last layer with
+    (H, W, C) outputs — MobileNetV2's ``out_relu``, the last convolution's activations).
+
+    The C engine runs the model forward (inference mode) and backward from the class score
+    (the logit; for one output, +logit for class 1 and -logit for class 0) to that layer:
+    weights a_c = mean over positions of d score / d A_c, map = ReLU(sum_c a_c A_c), scaled
+    to a maximum of 1. ``class_index``: one class for all images, one per image, or None for
+    the predicted class. Returns (maps, class indices)."""
+    x = model._check_x(images)
+    g = model._ensure_graph()
+    li = g.find_layer(layer) if layer is not None else _last_spatial_layer(g)
+    if len(g.layer_info(li)["shape"]) != 3:
+        raise ValueError(f"layer '{layer}' has no (H, W, C) output: pick a convolution's")
+    last = g.num_layers() - 1
+    k = int(g.layer_info(last)["shape"][0])
+    n = len(x)
+    if class_index is None:
+        p = _class_probs(probabilities(model, x))
+        cls = np.argmax(p, axis=1)
+    else:
+        cls = np.broadcast_to(np.asarray(class_index, dtype=int).reshape(-1), (n,)).copy()
+        if np.any(cls < 0) or np.any(cls >= max(k, 2)):
+            raise ValueError(f"class_index must be in [0, {max(k, 2)})")
+    dy = np.zeros((n, k), np.float32)
+    if k == 1:
+        dy[:, 0] = np.where(cls == 1, 1.0, -1.0)
+    else:
+        dy[np.arange(n), cls] = 1.0
+    grads = g.output_gradient(x, li, dy, False, True)
+    acts = g.get_output(li, n)
+    weights = grads.mean(axis=(1, 2))  # (n, c)
+    cam = np.maximum(np.einsum("nhwc,nc->nhw", acts, weights), 0)
+    top = cam.reshape(n, -1).max(axis=1)
+    cam = cam / np.where(top > 0, top, 1)[:, None, None]
+    return cam.astype(np.float32), cls
+
+
+def grad_cam_overlay(
+    model,
+    images: Any,
+    class_names: Optional[Sequence[str]] = None,
+    *,
+    class_index: Any = None,
+    layer: Optional[str] = None,
+    alpha: float = 0.45,
+    path: Optional[PathLike] = None,
+    figsize: Tuple[float, float] = (10, 10),
+):
+    """Each image with its Grad-CAM heat map (:func:`grad_cam`) laid over it (bilinear, jet
+    colours), titled with the class explained and its probability. The figure's
+    ``catdog_maps`` holds the maps."""
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[None]
+    cams, cls = grad_cam(model, x, class_index=class_index, layer=layer)
+    p = _class_probs(probabilities(model, x))
+    rows, cols = _grid(len(x))
+    fig = _figure(figsize)
+    for i in range(len(x)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        img = _to_uint8(x[i])
+        h, w = img.shape[:2]
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+        ax.imshow(cams[i], cmap="jet", alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                  interpolation="bilinear", vmin=0, vmax=1)
+        ax.set_title(f"{_class_name(cls[i], class_names)} ({p[i, cls[i]]:.2f})")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.catdog_maps = cams
     if path is not None:
         save(fig, path)
     return fig

@@ -4,26 +4,53 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import List, Optional
 
 import numpy as np
 
+from catdog import _checks
 from catdog import losses as losses_mod
 from catdog import metrics as metrics_mod
 from catdog import optimizers as optimizers_mod
 from catdog.callbacks import CallbackList, History
-from catdog.progress import ProgressBar
+from catdog._progress import StepBar
 
 
 class _Compiled:
     def __init__(self, optimizer, loss, metrics):
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
+        if isinstance(metrics, (str, metrics_mod.Metric)):
+            metrics = [metrics]
         self.metrics = [metrics_mod.get(m) for m in (metrics or [])]
         if len(self.metrics) > 1:
             raise ValueError("catdog tracks one accuracy metric per model")
         self.metric_name = self.metrics[0].name if self.metrics else None
-        self.threshold = self.metrics[0].threshold if self.metrics else 0.0
+        self.threshold = 0.0
+
+    def resolve(self, model):
+        """The metric's kind and threshold for this loss on this model's head (a sigmoid /
+        softmax Dense's logits are what the loss uses, as Keras)."""
+        head = _head_activation(model)
+        if self.loss.from_logits and head == self.loss.activation:
+            warnings.warn(f"{type(self.loss).__name__}(from_logits=True) on the output of a "
+                          f"{head} activation: as Keras, catdog uses the logits before the "
+                          f"{head} (was from_logits=False intended?)", stacklevel=4)
+        if self.metrics:
+            self.metrics = [metrics_mod.resolve(self.metrics[0], self.loss, head)]
+            self.threshold = self.metrics[0].threshold
+
+
+def _output_width(model):
+    leaves = model._leaf_layers()
+    shape = leaves[-1].output_shape if leaves else None
+    return int(np.prod(shape)) if shape else None
+
+
+def _head_activation(model):
+    leaves = model._leaf_layers()
+    return getattr(leaves[-1], "activation", None) if leaves else None
 
 
 def compile(model, optimizer="rmsprop", loss=None, metrics=None):
@@ -41,6 +68,7 @@ def _engine_ready(model):
         raise RuntimeError(f"model '{model.name}' must be compiled before training or evaluation")
     g = model._ensure_graph()
     if not model._engine_compiled:
+        c.resolve(model)
         cfg = c.optimizer.engine_config()
         g.compile(c.optimizer.kind, c.optimizer.learning_rate, c.loss.kind, **cfg)
         g.set_accuracy_threshold(c.threshold)
@@ -48,11 +76,28 @@ def _engine_ready(model):
     return g
 
 
-def _labels(y) -> np.ndarray:
+def _labels(y, model=None, n=None) -> np.ndarray:
+    """Labels as the engine takes them: (n,) for binary / integer labels, (n, k) one-hot for
+    CategoricalCrossentropy."""
     y = np.asarray(y)
     if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
         raise ValueError(f"labels must be numeric, got dtype {y.dtype}")
-    return np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    c = getattr(model, "_compiled", None)
+    if c is not None and c.loss.family == "categorical":
+        k = _output_width(model)
+        if y.ndim != 2 or (k is not None and y.shape[1] != k):
+            raise ValueError(f"{type(c.loss).__name__} takes one-hot labels of shape (batch, {k})"
+                             f", got {y.shape} (integer labels: SparseCategoricalCrossentropy)")
+    else:
+        if y.ndim > 1 and y.shape[-1] != 1:
+            raise ValueError(f"labels of shape {y.shape}: {type(c.loss).__name__ if c else 'the loss'}"
+                             " takes one label per image (one-hot labels: "
+                             "CategoricalCrossentropy)")
+        y = y.reshape(-1)
+    if n is not None and len(y) != n:
+        raise ValueError(f"got {n} images and {len(y)} labels")
+    return y
 
 
 def train_on_batch(model, x, y):
@@ -61,9 +106,8 @@ def train_on_batch(model, x, y):
 
     g = _engine_ready(model)
     x = model._check_x(x)
-    y = _labels(y)
-    if len(y) != len(x):
-        raise ValueError(f"got {len(x)} images and {len(y)} labels")
+    y = _labels(y, model, len(x))
+    _checks.labels(model, y, "train_on_batch")
     x = _augment(model, x, _random.get_seed(), 0, g.step_count())
     loss, correct = g.train_step(x, y)
     model._graph_dirty = True  # layers pull the new weights when read
@@ -73,7 +117,8 @@ def train_on_batch(model, x, y):
 def test_on_batch(model, x, y):
     g = _engine_ready(model)
     x = model._check_x(x)
-    y = _labels(y)
+    y = _labels(y, model, len(x))
+    _checks.labels(model, y, "test_on_batch")
     loss, correct = g.eval_step(x, y)
     return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
 
@@ -126,15 +171,28 @@ def _is_pipeline(data) -> bool:
     return hasattr(data, "loader") and hasattr(data, "epoch_indices")
 
 
-def _check_pipeline_labels(data):
-    if getattr(data, "label_mode", "binary") not in ("binary", "int"):
-        raise ValueError(f"label_mode={data.label_mode!r}: catdog's losses take one label per "
-                         "image (label_mode 'binary' or 'int')")
+def _check_pipeline_labels(model, data):
+    mode = getattr(data, "label_mode", "binary")
+    loss = model._compiled.loss
+    if loss.family == "categorical":
+        k = _output_width(model)
+        n = len(getattr(data, "class_names", ()) or ())
+        if mode != "categorical":
+            raise ValueError(f"label_mode={mode!r}: {type(loss).__name__} takes one-hot labels "
+                             "(label_mode='categorical'; integer labels go with "
+                             "SparseCategoricalCrossentropy)")
+        if k is not None and n and n != k:
+            raise ValueError(f"the dataset has {n} classes but the model outputs {k} values")
+    elif mode not in ("binary", "int"):
+        raise ValueError(f"label_mode={mode!r}: {type(loss).__name__} takes one label per image "
+                         "(label_mode 'binary' or 'int'; one-hot labels go with "
+                         "CategoricalCrossentropy)")
 
 
 def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
     """A whole epoch in C (GIL released), with progress reported after each batch."""
-    _check_pipeline_labels(data)
+    _check_pipeline_labels(model, data)
+    known = len(data.engine_dataset.failures())  # before the loader's workers start decoding
     loader = data.loader(epoch, training=train, layers=model._augment if train else ())
 
     def progress(batches, samples, loss_sum, correct):
@@ -153,6 +211,7 @@ def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
     finally:
         if train:
             model._graph_dirty = True
+    data._report_new_failures(known)  # uncached files that failed to decode this epoch
     return st["batches"], st["samples"], st["loss_sum"], st["correct"]
 
 
@@ -160,10 +219,16 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         validation_data=None, shuffle=True, initial_epoch=0):
     """Keras fit(): per epoch the running mean of loss and accuracy (weighted by batch size,
     as Keras 3), validation at the end of the epoch, callbacks. Ctrl-C stops at a batch
-    boundary: the model keeps the weights of the last finished batch, History the finished
-    epochs."""
+    boundary: the model keeps the weights of the last finished batch, model.history the
+    finished epochs, and KeyboardInterrupt is raised again (as Keras) so the caller stops too."""
     from catdog import random as _random
 
+    batch_size = _checks.batch_size(batch_size, "fit")
+    _checks.data(model, x, y, "fit")
+    if isinstance(validation_data, tuple) and len(validation_data) == 2:
+        _checks.data(model, *validation_data, "fit(validation_data=...)")
+    elif validation_data is not None:
+        _checks.data(model, validation_data, None, "fit(validation_data=...)")
     g = _engine_ready(model)
     c = model._compiled
     history = History()
@@ -179,7 +244,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
     try:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            bar = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
+            bar = StepBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
             t0 = time.time()
             if _is_pipeline(x):
                 batches, seen, total_loss, total_correct = _run_pipeline_epoch(
@@ -189,7 +254,8 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                 seen = batches = 0
                 for b, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle, seed, epoch)):
                     xb = model._check_x(xb)
-                    yb = _labels(yb)
+                    yb = _labels(yb, model, len(xb))
+                    _checks.labels(model, yb, "fit")
                     xb = _augment(model, xb, seed, epoch, b)
                     loss, correct = g.train_step(xb, yb)
                     model._graph_dirty = True
@@ -216,7 +282,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                 else:
                     vl = evaluate(model, validation_data, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in vl.items()})
-            bar.finish(logs, time.time() - t0)
+            bar.finish(logs, time.time() - t0, steps=batches)
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
@@ -224,6 +290,11 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         if verbose:
             print("\nTraining interrupted: the model keeps the weights of the last completed "
                   "batch; History holds the completed epochs.")
+        # as Keras: the interrupt goes on to the caller (a script or "run all" stops here)
+        # once the model and model.history are usable
+        cbs.on_train_end()
+        model.history = history
+        raise
     # no explicit pull: layers fetch the trained weights from the graph when read
     cbs.on_train_end()
     model.history = history
@@ -232,28 +303,38 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
 
 def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
     """Loss (mean over images) and accuracy in inference mode (no augmentation, no dropout)."""
+    batch_size = _checks.batch_size(batch_size, "evaluate")
+    _checks.data(model, x, y, "evaluate")
     g = _engine_ready(model)
     c = model._compiled
+    # Keras: verbose "auto" (the default) and 1 draw a progress line, 2 one line at the end
+    bar = StepBar(_num_batches(x, y, batch_size), "", 1 if verbose == "auto" else int(verbose))
+    t0 = time.time()
     if _is_pipeline(x):
-        batches, n, total_loss, total_correct = _run_pipeline_epoch(model, g, x, 0, False, None,
-                                                                    c.metric_name, None)
+        batches, n, total_loss, total_correct = _run_pipeline_epoch(
+            model, g, x, 0, False, bar if bar.verbose else None, c.metric_name, None)
     else:
         total_loss = total_correct = 0.0
-        n = 0
+        n = batches = 0
         for xb, yb in _batches(x, y, batch_size):
             xb = model._check_x(xb)
-            yb = _labels(yb)
+            yb = _labels(yb, model, len(xb))
+            _checks.labels(model, yb, "evaluate")
             loss, correct = g.eval_step(xb, yb)
             total_loss += float(loss) * len(xb)
             total_correct += correct
             n += len(xb)
+            batches += 1
+            logs = {"loss": total_loss / n}
+            if c.metric_name:
+                logs[c.metric_name] = total_correct / n
+            bar.update(batches, logs)
     if n == 0:
         raise ValueError("evaluate() got no data")
     out = {"loss": total_loss / n}
     if c.metric_name:
         out[c.metric_name] = total_correct / n
-    if verbose not in (0, "auto"):
-        print(" - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
+    bar.finish(out, time.time() - t0, steps=batches)
     if return_dict:
         return out
     return list(out.values()) if len(out) > 1 else out["loss"]

@@ -1,4 +1,88 @@
-"""catdog.utils: Keras's utils the lab uses (``image_dataset_from_directory``)."""
+"""catdog.utils: Keras's utils the tutorial uses: ``image_dataset_from_directory``,
+``get_file`` (the dataset download) and ``plot_model`` (a picture of the layer chain)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 from catdog.data.directory import image_dataset_from_directory  # noqa: F401
 
-__all__ = ["image_dataset_from_directory"]
+__all__ = ["image_dataset_from_directory", "get_file", "plot_model"]
+
+_CATS_AND_DOGS_ZIP = "cats_and_dogs_filtered.zip"
+
+
+def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None,
+             cache_subdir="datasets", hash_algorithm="auto", extract=False,
+             archive_format="auto", cache_dir=None):
+    """Keras's get_file: download `origin` once into ``$CATDOG_HOME/<cache_subdir>`` (or
+    `cache_dir`) and return the file's path; with `extract` a zip is unpacked beside it.
+
+    The tutorial's dataset (origin ending in cats_and_dogs_filtered.zip) goes through
+    catdog.datasets.cats_and_dogs(), so ``$CATDOG_DATA`` or a copy beside the project serve
+    it without a download; the path returned is then ``<folder's parent>/<fname>``, so the
+    tutorial's ``os.path.join(os.path.dirname(path), 'cats_and_dogs_filtered')`` (and the 2019
+    ``os.path.splitext(path)[0]``) name the extracted folder, as with Keras 2."""
+    if origin is None:
+        raise ValueError("get_file needs origin=, the URL to download")
+    fname = fname or os.path.basename(origin.split("?")[0])
+    if extract and origin.rstrip("/").endswith(_CATS_AND_DOGS_ZIP):
+        from catdog import datasets
+
+        folder = datasets.cats_and_dogs(cache_dir=cache_dir)
+        return str(folder.parent / fname)
+    from catdog import weights
+
+    if file_hash is not None and len(str(file_hash)) != 64:
+        raise ValueError("get_file checks sha256 hashes only (64 hex digits)")
+    path = weights.get_file(fname, [origin], cache_dir, sha256=file_hash, subdir=cache_subdir)
+    if extract or untar:
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"get_file: {path} is not a zip file; catdog extracts zips only")
+        from catdog.datasets import extract_zip
+
+        extract_zip(path, Path(path).parent)
+    return str(path)
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
+               show_layer_names=True, rankdir="TB", dpi=96, **kwargs):
+    """Keras's plot_model without pydot/graphviz: the model's layers top to bottom, one box
+    each (name, type and, with show_shapes, the output shape), drawn with matplotlib and
+    saved to `to_file`. Returns an IPython Image of it in a notebook, else the file's path."""
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for layer in model.layers:
+        text = f"{layer.name} ({type(layer).__name__})" if show_layer_names else type(layer).__name__
+        if show_shapes and layer.output_shape is not None:
+            text += f"\n(None, {', '.join(map(str, layer.output_shape))})"
+        if show_dtype:
+            text += "\nfloat32"
+        rows.append(text)
+    n = len(rows)
+    fig = plt.figure(figsize=(4.5, 0.9 * n + 0.4), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, n)
+    ax.axis("off")
+    for i, text in enumerate(rows):
+        y = n - i - 0.5
+        ax.text(0.5, y, text, ha="center", va="center", fontsize=9,
+                bbox=dict(boxstyle="round", facecolor="#e8eef7", edgecolor="#3a5a8c"))
+        if i:
+            ax.annotate("", xy=(0.5, y + 0.25), xytext=(0.5, y + 0.75),
+                        arrowprops=dict(arrowstyle="->", color="#3a5a8c"))
+    fig.savefig(to_file, dpi=dpi)
+    plt.close(fig)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image
+
+        if get_ipython() is not None:
+            return Image(filename=str(to_file))
+    except ImportError:
+        pass
+    return str(to_file)

@@ -146,7 +146,17 @@ cd_status cd_graph_get_gradient(const cd_graph *g, int layer, int w, float *dst,
 cd_status cd_graph_set_seed(cd_graph *g, uint64_t seed);
 
 /* ---- losses, metrics, optimizers, training --------------------------------------------- */
-typedef enum { CD_LOSS_BCE_LOGITS = 0, CD_LOSS_SPARSE_CE_LOGITS = 1 } cd_loss_kind;
+/* Crossentropies as Keras 3 computes them (formulas in nn/loss.c): on logits, or on
+ * probabilities (clipped to [1e-7, 1 - 1e-7]). Labels per sample: one value (0/1 for BCE, a
+ * class index for sparse CE) or k (one-hot / soft, categorical CE). */
+typedef enum {
+    CD_LOSS_BCE_LOGITS = 0,
+    CD_LOSS_SPARSE_CE_LOGITS = 1,
+    CD_LOSS_BCE = 2,
+    CD_LOSS_SPARSE_CE = 3,
+    CD_LOSS_CE_LOGITS = 4,
+    CD_LOSS_CE = 5
+} cd_loss_kind;
 typedef enum { CD_OPT_SGD = 0, CD_OPT_ADAM = 1, CD_OPT_RMSPROP = 2 } cd_optimizer_kind;
 
 /* Each optimizer's own hyperparameters (Keras names and defaults). */
@@ -164,22 +174,28 @@ typedef struct {
     } u;                            /* the member `kind` names */
 } cd_optimizer_config;
 
-/* Loss value and d(loss)/d(logits) for a batch. logits (n, k); labels (n) float (0/1 for BCE,
- * class index for sparse CE). dlogits may be NULL. */
+/* Loss value and d(loss)/d(outputs) for a batch. outputs (n, k) logits or probabilities;
+ * labels (n, cd_loss_label_width(kind, k)) float. doutputs may be NULL. */
 cd_status cd_loss(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
                   float *loss, float *dlogits);
+int cd_loss_label_width(cd_loss_kind kind, int k);
+int cd_loss_valid(cd_loss_kind kind);
 /* The same for part of a batch: adds the n samples' losses to *total and writes their
  * gradients as if the batch had `denominator` samples (the mean's divisor). */
 cd_status cd_loss_sum(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
                       int denominator, double *total, float *dlogits);
-/* Number of correct predictions: BCE -> logit > threshold matches label; sparse -> argmax. */
+/* Number of correct predictions on outputs (n, k), after `act` when they are a head's
+ * logits: BCE kinds -> output > threshold matches label; sparse -> argmax == label;
+ * categorical -> argmax == argmax(label). */
 cd_status cd_accuracy(cd_loss_kind kind, const float *logits, const float *labels, int n, int k,
-                      float threshold, double *correct);
+                      cd_activation act, float threshold, double *correct);
+/* y (units) in place through a Dense activation (softmax / sigmoid; none: unchanged). */
+void cd_activate(cd_activation act, float *y, int units);
 
 /* Fresh optimizer state for every trainable weight (Keras: compile() resets it). */
 cd_status cd_graph_compile(cd_graph *g, const cd_optimizer_config *opt, cd_loss_kind loss);
 cd_status cd_graph_set_learning_rate(cd_graph *g, float lr);
-/* BinaryAccuracy: a logit above `threshold` predicts class 1 (default 0). */
+/* BinaryAccuracy: an output above `threshold` predicts class 1 (default 0, on logits). */
 cd_status cd_graph_set_accuracy_threshold(cd_graph *g, float threshold);
 /* One step: forward(training) -> loss -> backward -> optimizer update. A NaN/Inf loss leaves
  * the weights untouched and returns CD_ERR_NUMERIC naming the step. */
@@ -188,6 +204,19 @@ cd_status cd_graph_train_step(cd_graph *g, const float *x, const float *labels, 
 /* Inference-mode loss/correct on a batch. */
 cd_status cd_graph_eval_step(cd_graph *g, const float *x, const float *labels, int n, float *loss,
                              double *correct);
+/* Gradient of sum(output * dy) w.r.t. the output of `layer` (between the input and the
+ * output) for inputs x (n): a full forward (BN/dropout as `training`), then backward from
+ * the output down to that layer, frozen layers included (Grad-CAM). With `logits` and a
+ * sigmoid/softmax Dense head, "output" is the head's logits. dy: the output's shape; dst:
+ * n * the layer's sample size floats. Trainable weights' gradients change too. */
+cd_status cd_graph_output_gradient(cd_graph *g, const float *x, int n, int training, int layer,
+                                   int logits, const float *dy, float *dst, size_t count);
+/* Label floats per sample the compiled loss takes (1, or the output width for categorical). */
+int cd_graph_label_width(const cd_graph *g);
+/* Forward (every output kept, training as given), loss `kind` and backward, no update: the
+ * gradients of the loss w.r.t. every trainable weight, as a training step computes them. */
+cd_status cd_graph_loss_backward(cd_graph *g, const float *x, const float *labels, int n,
+                                 int training, cd_loss_kind kind, float *loss);
 int64_t cd_graph_step_count(const cd_graph *g);
 
 
@@ -327,6 +356,8 @@ typedef struct {
 cd_status cd_loader_create(cd_dataset *ds, const int64_t *indices, int64_t n,
                            const cd_loader_config *cfg, cd_loader **out);
 int64_t cd_loader_num_batches(const cd_loader *l);
+/* The (height, width) of the images in the loader's batches: its dataset's image size. */
+void cd_loader_image_shape(const cd_loader *l, int *height, int *width);
 /* The next batch, in order; b->end_of_epoch == 1 after the last one. b's buffers stay valid until
  * the next call (they are then reused: no allocation per batch). Safe to call without the
  * GIL; one consumer thread at a time. */

@@ -23,13 +23,23 @@ extractor, a small classifier trained on top, then fine-tuning from layer 100 â€
 written where the lab said `tf.keras`. Everything runs on catdog's C engine (oneDNN); no
 TensorFlow is needed.
 """)
+md("""
+**On Colab, the next cell installs catdog** (elsewhere it does nothing: install catdog with
+`pip install .` or the README's `bash scripts/lab.sh` first). Upload the source archive
+`catdog-0.1.0.tar.gz` or a wheel to `/content` (the Files pane) before running it, or set
+`%env CATDOG_SOURCE=...` to what pip should install: a git URL (`git+https://â€¦`), a path to an
+archive or wheel, or a folder with the sources. The README's Colab section says how to make the
+archive.
+""")
 code("""
-# Colab: install catdog first (stb_image from apt, then the package). Set CATDOG_SOURCE to a
-# git URL or an uploaded folder of the catdog sources. Elsewhere this cell does nothing.
-import os, sys
+import glob, os, sys
 if "google.colab" in sys.modules:
-    !apt-get -qq install -y libstb-dev > /dev/null
-    !pip -q install "{os.environ.get('CATDOG_SOURCE', '/content/catdog')}"
+    uploaded = sorted(glob.glob("/content/catdog-*.whl") + glob.glob("/content/catdog-*.tar.gz"))
+    source = os.environ.get("CATDOG_SOURCE") or (uploaded[0] if uploaded else None)
+    if source is None:
+        raise FileNotFoundError("upload catdog-0.1.0.tar.gz (or a catdog wheel) to /content, "
+                                "or set %env CATDOG_SOURCE=<git URL or path>, then rerun this cell")
+    !pip -q install "{source}"
 """)
 code("""
 import os
@@ -89,15 +99,30 @@ validation_dataset = validation_dataset.skip(max(val_batches // 5, 1))
 print("Number of validation batches:", validation_dataset.cardinality())
 print("Number of test batches:", test_dataset.cardinality())
 """)
-md("## Data augmentation (runs in C on the loader's threads, only while training)")
+md("""
+## Data augmentation
+
+Inside the model the augmentation layers run in C on the loader's threads, only while
+training. Called directly on an array they augment at once, a new draw each call (Keras 3's
+default): here nine flips/rotations of one image.
+""")
 code("""
+import matplotlib.pyplot as plt
+
 data_augmentation = catdog.Sequential([
     layers.RandomFlip("horizontal"),
     layers.RandomRotation(0.2),
 ])
 image, _ = next(iter(train_dataset))
-augmented = np.stack([data_augmentation(image[:1])[0] for _ in range(9)])
-catdog.plot.predictions(augmented, np.zeros(9, int), np.zeros(9, int), ["augmented"] )
+first_image = image[0]
+fig = plt.figure(figsize=(8, 8))
+for i in range(9):
+    ax = plt.subplot(3, 3, i + 1)
+    augmented_image = data_augmentation(catdog.ops.expand_dims(first_image, 0))
+    plt.imshow(augmented_image[0] / 255)
+    plt.axis("off")
+plt.close(fig)  # shown once, as the cell's result
+fig
 """)
 md("## The base model: MobileNetV2 pre-trained on ImageNet, without its classifier")
 code("""
@@ -107,20 +132,32 @@ weights = "imagenet"
 if shared and (shared / "weights").is_dir():  # the 224 checkpoint serves 160x160 here
     weights = str(shared / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
 base_model = catdog.applications.MobileNetV2(input_shape=IMG_SHAPE, include_top=False, weights=weights)
+# called on an array, a model (or a layer) runs at once and returns an array, as in Keras 3
 image_batch, label_batch = next(iter(train_dataset))
-feature_batch = base_model.predict_on_batch(preprocess_input(image_batch))
+feature_batch = base_model(preprocess_input(image_batch))
 print(feature_batch.shape)
 """)
-md("## Feature extraction: freeze the base, add a classification head")
+md("""
+## Feature extraction: freeze the base, add a classification head
+
+The head's layers are tried on the feature batch first; the same layer objects (and the
+weights they made) then build the model.
+""")
 code("""
 base_model.trainable = False
+global_average_layer = layers.GlobalAveragePooling2D()
+feature_batch_average = global_average_layer(feature_batch)
+prediction_layer = layers.Dense(1)
+prediction_batch = prediction_layer(feature_batch_average)
+print(feature_batch_average.shape, prediction_batch.shape)
+
 inputs = catdog.Input(shape=IMG_SHAPE)
 x = data_augmentation(inputs)
 x = preprocess_input(x)
 x = base_model(x, training=False)
-x = layers.GlobalAveragePooling2D()(x)
+x = global_average_layer(x)
 x = layers.Dropout(0.2)(x)
-outputs = layers.Dense(1)(x)
+outputs = prediction_layer(x)
 model = catdog.Model(inputs, outputs)
 
 base_learning_rate = 0.0001
@@ -128,6 +165,7 @@ model.compile(optimizer=catdog.optimizers.Adam(learning_rate=base_learning_rate)
               loss=catdog.losses.BinaryCrossentropy(from_logits=True),
               metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
 model.summary()
+print("trainable variables:", len(model.trainable_variables))  # the Dense kernel and bias
 """)
 code("""
 loss0, accuracy0 = model.evaluate(validation_dataset)
@@ -148,6 +186,7 @@ model.compile(loss=catdog.losses.BinaryCrossentropy(from_logits=True),
               optimizer=catdog.optimizers.RMSprop(learning_rate=base_learning_rate / 10),
               metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
 model.summary()
+print("trainable variables:", len(model.trainable_variables))
 """)
 code("""
 total_epochs = INITIAL_EPOCHS + FINE_TUNE_EPOCHS
@@ -159,9 +198,28 @@ md("## Evaluation and prediction on the test split")
 code("""
 loss, accuracy = model.evaluate(test_dataset)
 print("Test accuracy:", accuracy)
-image_batch, label_batch = next(iter(test_dataset))
-predictions = (model.predict_on_batch(image_batch).ravel() > 0).astype(int)
+image_batch, label_batch = test_dataset.as_numpy_iterator().next()
+# catdog.ops: Keras 3's operations on arrays, where the TensorFlow tutorial writes tf.nn.sigmoid
+# and tf.where; the model returns logits
+probabilities = catdog.ops.sigmoid(model.predict_on_batch(image_batch).flatten())
+predictions = catdog.ops.where(probabilities < 0.5, 0, 1)
+print("Predictions:", predictions.numpy())
+print("Labels:     ", label_batch)
 catdog.plot.predictions(image_batch, label_batch.ravel().astype(int), predictions, class_names)
+""")
+md("## What the model gets wrong, and where it looks")
+code("""
+test_images = np.concatenate([x for x, _ in test_dataset])
+test_labels = np.concatenate([y for _, y in test_dataset]).ravel().astype(int)
+test_probs = catdog.plot.probabilities(model, test_images)  # P(dogs): sigmoid of the logit
+catdog.plot.top_losses(test_images, test_labels, test_probs, class_names)
+""")
+code("""
+catdog.plot.confusion_matrix(test_labels, (test_probs.ravel() > 0.5).astype(int), class_names)
+""")
+code("""
+# Grad-CAM: the engine's backward from the class logit to the last convolution (out_relu)
+catdog.plot.grad_cam_overlay(model, test_images[:6], class_names)
 """)
 
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",

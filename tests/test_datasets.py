@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from catdog import datasets, weights
+from catdog import datasets, download, weights
 
 SHARED = Path(os.environ.get("CATDOG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 CLASSES = {"train/cats": 3, "train/dogs": 3, "validation/cats": 2, "validation/dogs": 2}
@@ -60,13 +60,13 @@ def sandbox(tmp_path, monkeypatch):
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    real_open = weights._open
+    real_open = download._open
 
     def loopback_only(url, timeout):
         assert urllib.parse.urlparse(url).hostname == "127.0.0.1", f"test tried to reach {url}"
         return real_open(url, min(timeout, 5.0))
 
-    monkeypatch.setattr(weights, "_open", loopback_only)
+    monkeypatch.setattr(download, "_open", loopback_only)
 
 
 def _make_tree(root: Path) -> Path:

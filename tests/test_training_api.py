@@ -102,7 +102,9 @@ def test_keyboard_interrupt_keeps_model_and_history():
         model._epochs_seen += 1
 
     cb = callbacks.LambdaCallback(on_train_batch_end=interrupt, on_epoch_end=count)
-    h = model.fit(x, y, epochs=5, batch_size=16, callbacks=[cb], verbose=0)
+    with pytest.raises(KeyboardInterrupt):  # raised again, as Keras, once the model is usable
+        model.fit(x, y, epochs=5, batch_size=16, callbacks=[cb], verbose=0)
+    h = model.history
     assert h.epoch == [0]  # the finished epoch only
     before = model.get_weights()
     assert model.predict_on_batch(x[:2]).shape == (2, 1)  # still usable
@@ -192,8 +194,9 @@ def test_train_on_batch_applies_augmentation(monkeypatch):
 
 
 def test_ctrl_c_during_a_c_epoch_stops_at_a_batch_boundary(tmp_path):
-    """A real SIGINT while the C loop trains an epoch on a dataset: fit returns, the model
-    keeps the last finished batch's weights and stays usable."""
+    """A real SIGINT while the C loop trains an epoch on a dataset: fit stops at a batch
+    boundary and raises KeyboardInterrupt again (as Keras); the model keeps the last finished
+    batch's weights and stays usable, model.history the finished epochs."""
     import os
     import signal
     import threading
@@ -216,8 +219,10 @@ def test_ctrl_c_during_a_c_epoch_stops_at_a_batch_boundary(tmp_path):
         if len(calls) == 3:  # deliver SIGINT to ourselves while the C epoch is running
             threading.Timer(0.0, os.kill, (os.getpid(), signal.SIGINT)).start()
 
-    h = model.fit(ds, epochs=50, verbose=0,
-                  callbacks=[callbacks.LambdaCallback(on_train_batch_end=interrupt)])
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(ds, epochs=50, verbose=0,
+                      callbacks=[callbacks.LambdaCallback(on_train_batch_end=interrupt)])
+    h = model.history
     assert len(calls) < 50 * 12  # stopped long before the end
     assert h.epoch == list(range(len(h.epoch)))
     x = np.zeros((2, 32, 32, 3), np.float32)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from catdog import weights
+from catdog import download, weights
 
 HDF5_SIG = b"\x89HDF\r\n\x1a\n"
 SHARED_224 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
@@ -96,14 +96,14 @@ def sandbox(tmp_path, monkeypatch):
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    real_open = weights._open
+    real_open = download._open
 
     def loopback_only(url, timeout):
         host = urllib.parse.urlparse(url).hostname
         assert host == "127.0.0.1", f"test tried to reach {url}"
         return real_open(url, min(timeout, 5.0))
 
-    monkeypatch.setattr(weights, "_open", loopback_only)
+    monkeypatch.setattr(download, "_open", loopback_only)
     weights.clear_files()
     yield
     weights.clear_files()

@@ -129,11 +129,16 @@ class ImageDataset:
                               ops=ops)
 
     def _convert(self, images, labels):
+        # catdog arrays (ndarrays with .numpy(), catdog/_array.py): the tutorial calls
+        # images[i].numpy() on what a dataset yields, as on TensorFlow tensors
+        from catdog._array import as_array
+
+        images = as_array(images)
         if self.label_mode is None:
             return images
         if self.label_mode == "int":
-            return images, labels[:, 0].astype(np.int32)
-        return images, labels  # binary (n, 1) / categorical (n, K): float32
+            return images, as_array(labels[:, 0].astype(np.int32))
+        return images, as_array(labels)  # binary (n, 1) / categorical (n, K): float32
 
     def epoch_batches(self, epoch: int, training: bool = False, layers: Sequence = ()):
         """Yield the batches of epoch `epoch`: images, or (images, labels) as Keras."""
@@ -162,13 +167,33 @@ class ImageDataset:
         return self.epoch_batches(epoch)
 
     def as_numpy_iterator(self):
-        return iter(self)
+        """The next epoch's batches as NumPy arrays; like tf.data's iterator it also has
+        `.next()` (the tutorial's `test_dataset.as_numpy_iterator().next()`)."""
+        return NumpyIterator(iter(self))
 
     def __repr__(self) -> str:
         h, w = self.image_size
         lab = "" if self.label_mode is None else f", labels={self.label_mode}"
         return (f"<ImageDataset {len(self._samples)} images in {self.cardinality()} batches of "
                 f"{self.batch_size}, {h}x{w}{lab}, shuffle={self.shuffle}>")
+
+
+class NumpyIterator:
+    """Iterator over a dataset's batches as plain NumPy arrays, with tf.data's `next()`."""
+
+    def __init__(self, batches):
+        self._batches = batches
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._batches)
+        if isinstance(batch, tuple):
+            return tuple(np.asarray(b).view(np.ndarray) for b in batch)
+        return np.asarray(batch).view(np.ndarray)
+
+    next = __next__
 
 
 def augment_batch(images, layers, seed=0, epoch=0, batch_index=0, samples=None, training=True):
@@ -183,4 +208,7 @@ def augment_batch(images, layers, seed=0, epoch=0, batch_index=0, samples=None, 
                         samples=samples)
 
 
-__all__ = ["ImageDataset", "AUTOTUNE", "augment_batch", "default_workers"]
+from catdog.data import experimental  # noqa: E402,F401  (tf.data.experimental's names)
+
+__all__ = ["ImageDataset", "AUTOTUNE", "NumpyIterator", "augment_batch", "default_workers",
+           "experimental"]

@@ -12,6 +12,7 @@ from catdog.data import ImageDataset
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 DEFAULT_CACHE_BYTES = 4 << 30  # decoded images kept beyond this are decoded every epoch
+MAX_IMAGE_SIDE = 16384  # pixels per side; csrc/data/dataset.c refuses more
 
 
 def _iter_valid_files(directory, follow_links):
@@ -157,8 +158,9 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
         height, width = (int(v) for v in image_size)
     except (TypeError, ValueError):
         raise ValueError(f"image_size must be a pair (height, width), got {image_size!r}") from None
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
+        raise ValueError(f"image_size must be (height, width), each in [1, {MAX_IMAGE_SIDE}] "
+                         f"pixels, got {image_size!r}")
     if batch_size is None or int(batch_size) <= 0:
         raise ValueError(f"catdog datasets are batched: batch_size must be > 0, got {batch_size!r}")
     batch_size = int(batch_size)

@@ -40,7 +40,7 @@ class Layer:
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
         self._version = 0  # bumped when weights change in Python
-        self._owners: list = []  # models whose graphs hold this layer
+        self._owners: list = []  # weak references to the models whose graphs hold it
 
     # -- trainable ------------------------------------------------------------------------
     @property
@@ -74,7 +74,9 @@ class Layer:
         self._weights.append((name, value, True))
 
     def _sync_from_owners(self) -> None:
-        for owner in self._owners:
+        from catdog._lifetime import owners
+
+        for owner in owners(self):
             owner._pull_layer(self)
 
     @property
@@ -99,6 +101,19 @@ class Layer:
         if not self.trainable:
             return [w for _, w, _ in self._weights]
         return [w for _, w, t in self._weights if not t]
+
+    # Keras 3 names the weights "variables"; the tutorial counts len(model.trainable_variables)
+    @property
+    def variables(self) -> List[np.ndarray]:
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> List[np.ndarray]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> List[np.ndarray]:
+        return self.non_trainable_weights
 
     def get_weights(self) -> List[np.ndarray]:
         return [w.copy() for w in self.weights]
@@ -140,15 +155,32 @@ class Layer:
                 self.build(shapes[0])
             return KerasTensor(self.output_shape, self, list(inputs), training)
         if not isinstance(inputs, KerasTensor):
-            raise TypeError(f"layer '{self.name}' was called on {type(inputs).__name__}; catdog "
-                            "layers run inside a Model: call them on catdog.Input(...) tensors "
-                            "and use model.predict(...) for arrays")
+            return self._call_eager(inputs, training)
         if self.input_shape is None:
             self.build(inputs.shape)
         elif tuple(inputs.shape) != tuple(self.input_shape):
             raise ValueError(f"layer '{self.name}' was built for input shape {self.input_shape}, "
                              f"called on {inputs.shape}")
         return KerasTensor(self.output_shape, self, [inputs], training)
+
+    def _call_eager(self, x, training=None):
+        """layer(x) on an array (n, *shape) -> array, as Keras 3 runs a layer called directly:
+        it runs in a one-layer model on the engine (built for x's shape on first use, then
+        kept), with this layer's own weights; training=None is inference (Dropout passes
+        through, BatchNormalization uses its moving statistics). The layer is built by the
+        call, so the same object then builds a Model with the weights it just used."""
+        from catdog.models import Input, Model  # late import: models builds on layers
+
+        x = np.asarray(x)
+        if x.ndim < 2:
+            raise ValueError(f"layer '{self.name}' called on an array of shape {x.shape}: "
+                             "expected a batch (n, ...)")
+        shape = tuple(x.shape[1:])
+        eager = self.__dict__.setdefault("_eager_models", {})
+        if shape not in eager:
+            inp = Input(shape, name=f"{self.name}_eager_input")
+            eager[shape] = Model(inp, self(inp), name=f"{self.name}_eager")
+        return eager[shape]._call_eager(x, training)
 
     def _check_inputs(self, shapes):
         raise ValueError(f"layer '{self.name}' takes one input, got {len(shapes)}")
@@ -198,6 +230,20 @@ class InputLayer(Layer):
         self.build(tuple(shape))
 
     def add_to_graph(self, graph, input_ids):
+        """An image input (H, W, C) is the engine's input node. A vector input (C,) (a head
+        trained on features, a Dense layer called on an array) is fed as (1, 1, C) images
+        and averaged over that 1x1 grid: the engine's (n, C) tensor, values unchanged."""
+        if len(self.output_shape) == 1:
+            image = graph.add_layer("InputLayer", self.name + "_as_1x1", (),
+                                    shape=(1, 1, self.output_shape[0]))
+            return graph.add_layer("GlobalAveragePooling2D", self.name, (image,))
+        if None in self.output_shape:  # the engine plans every buffer for one input size
+            raise NotImplementedError(
+                f"input '{self.name}' has shape {self.output_shape}: catdog's engine runs a "
+                "fixed input size; give Input(shape=(height, width, 3)) numbers")
+        if len(self.output_shape) != 3:
+            raise ValueError(f"input '{self.name}': catdog models take (H, W, C) images or (C,) "
+                             f"vectors, got shape {self.output_shape}")
         h, w, c = self.output_shape
         return graph.add_layer("InputLayer", self.name, (), shape=(h, w, c))
 

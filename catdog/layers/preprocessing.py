@@ -89,8 +89,12 @@ class _Augmentation(_Base):
 
     def __call__(self, inputs, training=None):
         if isinstance(inputs, np.ndarray) or (hasattr(inputs, "__array__") and not _is_symbolic(inputs)):
-            return apply_layers([self], inputs, training=True if training is None else bool(training),
-                                seed=self.seed)
+            # Keras 3: a random layer called directly augments unless training=False
+            from catdog._array import as_array
+
+            return as_array(apply_layers([self], inputs,
+                                         training=True if training is None else bool(training),
+                                         seed=self.seed))
         return super().__call__(inputs, training=training)
 
     def get_config(self) -> dict:
@@ -218,7 +222,10 @@ class Rescaling(_RescalingBase):
 
     def __call__(self, inputs, training=None):
         if isinstance(inputs, np.ndarray):
-            return (np.asarray(inputs, np.float32) * np.float32(self.scale) + np.float32(self.offset))
+            from catdog._array import as_array
+
+            return as_array(np.asarray(inputs, np.float32) * np.float32(self.scale)
+                            + np.float32(self.offset))
         return super().__call__(inputs, training=training)
 
     def get_config(self) -> dict:

@@ -533,8 +533,15 @@ static PyObject *run_step(GraphObject *self, PyObject *args, int train) {
         return NULL;
     }
     int n = check_input_batch(self, x);
-    if (n >= 0 && PyArray_SIZE(y) != n) {
-        PyErr_Format(PyExc_ValueError, "got %d images but %ld labels", n, (long)PyArray_SIZE(y));
+    int width = cd_graph_label_width(self->graph);
+    if (n >= 0 && PyArray_SIZE(y) != (npy_intp)n * width) {
+        if (width == 1)
+            PyErr_Format(PyExc_ValueError, "got %d images but %ld labels", n,
+                         (long)PyArray_SIZE(y));
+        else
+            PyErr_Format(PyExc_ValueError, "got %d images but %ld label values (the loss takes "
+                         "%d per image: one-hot labels, label_mode='categorical')", n,
+                         (long)PyArray_SIZE(y), width);
         n = -1;
     }
     if (n < 0) {
@@ -556,6 +563,100 @@ static PyObject *run_step(GraphObject *self, PyObject *args, int train) {
     Py_DECREF(y);
     if (s != CD_OK) return cd_py_raise(s);
     return Py_BuildValue("(fd)", loss, correct);
+}
+
+/* loss_backward(x, labels, loss kind, training) -> loss: gradients of that loss (every output
+ * kept), no optimizer update. */
+static PyObject *Graph_loss_backward(GraphObject *self, PyObject *args) {
+    PyObject *xo, *yo;
+    int kind, training = 0;
+    if (!PyArg_ParseTuple(args, "OOi|p", &xo, &yo, &kind, &training) || check_graph(self))
+        return NULL;
+    if (!cd_loss_valid((cd_loss_kind)kind)) {
+        PyErr_Format(PyExc_ValueError, "unknown loss %d", kind);
+        return NULL;
+    }
+    PyArrayObject *x = float_array(xo, 4, "input batch");
+    if (!x) return NULL;
+    PyArrayObject *y = float_array(yo, -1, "labels");
+    if (!y) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    int n = check_input_batch(self, x);
+    cd_layer_info li;
+    int last = cd_graph_num_layers(self->graph) - 1;
+    if (n >= 0 && cd_graph_layer_info(self->graph, last, &li) == CD_OK) {
+        int width = cd_loss_label_width((cd_loss_kind)kind, li.out_shape[0]);
+        if (PyArray_SIZE(y) != (npy_intp)n * width) {
+            PyErr_Format(PyExc_ValueError, "got %d images but %ld label values (%d per image)", n,
+                         (long)PyArray_SIZE(y), width);
+            n = -1;
+        }
+    }
+    if (n < 0) {
+        Py_DECREF(x);
+        Py_DECREF(y);
+        return NULL;
+    }
+    float loss = 0.f;
+    cd_status s;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_loss_backward(self->graph, PyArray_DATA(x), PyArray_DATA(y),
+                                                      n, training, (cd_loss_kind)kind, &loss);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(x);
+    Py_DECREF(y);
+    if (s != CD_OK) return cd_py_raise(s);
+    return PyFloat_FromDouble(loss);
+}
+
+/* output_gradient(x, layer, dy, training=False, logits=False) -> d sum(output * dy) / d layer
+ * output (logits: output = a sigmoid/softmax head's logits) */
+static PyObject *Graph_output_gradient(GraphObject *self, PyObject *args) {
+    PyObject *xo, *dyo;
+    int layer, training = 0, logits = 0;
+    if (!PyArg_ParseTuple(args, "OiO|pp", &xo, &layer, &dyo, &training, &logits) ||
+        check_graph(self))
+        return NULL;
+    PyArrayObject *x = float_array(xo, 4, "input batch");
+    if (!x) return NULL;
+    PyArrayObject *dy = float_array(dyo, -1, "output gradient");
+    if (!dy) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    int n = check_input_batch(self, x);
+    npy_intp out_dims[4], dims[4];
+    int last = cd_graph_num_layers(self->graph) - 1;
+    int out_nd = n >= 0 ? output_dims(self->graph, last, n, out_dims) : -1;
+    int same = out_nd == PyArray_NDIM(dy);
+    for (int d = 0; same && d < out_nd; d++) same = out_dims[d] == PyArray_DIMS(dy)[d];
+    int nd = -1;
+    if (n >= 0 && !same)
+        PyErr_SetString(PyExc_ValueError, "output gradient must have the shape of the output");
+    else if (n >= 0 && (nd = output_dims(self->graph, layer, n, dims)) < 0)
+        PyErr_Format(PyExc_ValueError, "no layer %d", layer);
+    PyObject *out = nd > 0 ? new_float_array(nd, dims) : NULL;
+    if (!out) {
+        Py_DECREF(x);
+        Py_DECREF(dy);
+        return NULL;
+    }
+    cd_status s;
+    size_t count = (size_t)PyArray_SIZE((PyArrayObject *)out);
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_output_gradient(self->graph, PyArray_DATA(x), n, training,
+                                                        layer, logits, PyArray_DATA(dy),
+                                                        PyArray_DATA((PyArrayObject *)out), count);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(x);
+    Py_DECREF(dy);
+    if (s != CD_OK) {
+        Py_DECREF(out);
+        return cd_py_raise(s);
+    }
+    return out;
 }
 
 static PyObject *Graph_train_step(GraphObject *self, PyObject *args) { return run_step(self, args, 1); }
@@ -641,6 +742,10 @@ static PyMethodDef Graph_methods[] = {
     {"describe_plan", (PyCFunction)Graph_describe_plan, METH_VARARGS, "(n, training, keep) -> str"},
     {"get_output", (PyCFunction)Graph_get_output, METH_VARARGS, "(layer, batch) -> array"},
     {"backward", (PyCFunction)Graph_backward, METH_VARARGS, "(d loss / d output)"},
+    {"output_gradient", (PyCFunction)Graph_output_gradient, METH_VARARGS,
+     "(x, layer, dy, training=False, logits=False) -> d sum(output * dy) / d layer output"},
+    {"loss_backward", (PyCFunction)Graph_loss_backward, METH_VARARGS,
+     "(x, labels, loss kind, training=False) -> loss; gradients as a training step's"},
     {"get_gradient", (PyCFunction)Graph_get_gradient, METH_VARARGS, "(layer, w) -> array"},
     {"compile", (PyCFunction)(void (*)(void))Graph_compile, METH_VARARGS | METH_KEYWORDS,
      "(optimizer kind OPT_*, learning_rate, loss kind LOSS_*, **the optimizer's hyperparameters)"},
@@ -664,22 +769,29 @@ static PyTypeObject GraphType = {
     .tp_methods = Graph_methods,
 };
 
-/* loss(kind, logits (n, k), labels (n)) -> (loss, dlogits) */
+/* loss(kind, outputs (n, k), labels (n) or (n, k)) -> (loss, doutputs) */
 static PyObject *py_loss(PyObject *self, PyObject *args) {
     int kind;
     PyObject *lo, *yo;
     if (!PyArg_ParseTuple(args, "iOO", &kind, &lo, &yo)) return NULL;
     PyArrayObject *z = float_array(lo, 2, "logits");
     if (!z) return NULL;
-    PyArrayObject *y = float_array(yo, 1, "labels");
+    PyArrayObject *y = float_array(yo, -1, "labels");
     if (!y) {
         Py_DECREF(z);
         return NULL;
     }
-    int n = (int)PyArray_DIMS(z)[0], k = (int)PyArray_DIMS(z)[1];
-    if (PyArray_DIMS(y)[0] != n) {
+    if (!cd_loss_valid((cd_loss_kind)kind)) {
         Py_DECREF(z), Py_DECREF(y);
-        PyErr_SetString(PyExc_ValueError, "labels and logits have different batch sizes");
+        PyErr_Format(PyExc_ValueError, "unknown loss %d", kind);
+        return NULL;
+    }
+    int n = (int)PyArray_DIMS(z)[0], k = (int)PyArray_DIMS(z)[1];
+    int width = cd_loss_label_width((cd_loss_kind)kind, k);
+    if (PyArray_NDIM(y) < 1 || PyArray_DIMS(y)[0] != n || PyArray_SIZE(y) != (npy_intp)n * width) {
+        Py_DECREF(z), Py_DECREF(y);
+        PyErr_Format(PyExc_ValueError, "labels must be (%d%s) for %d outputs of %d values", n,
+                     width == 1 ? "," : ", k", n, k);
         return NULL;
     }
     PyObject *d = new_float_array(2, PyArray_DIMS(z));

@@ -18,7 +18,8 @@ cd_status cd_dataset_create(const cd_dataset_config *cfg, const char *const *pat
     *out = NULL;
     if (!cfg || n < 0 || (n > 0 && !paths)) return cd_fail(CD_ERR_VALUE, "dataset: bad arguments");
     if (cfg->height <= 0 || cfg->width <= 0 || cfg->height > 16384 || cfg->width > 16384)
-        return cd_fail(CD_ERR_VALUE, "image_size must be positive (got %dx%d)", cfg->height, cfg->width);
+        return cd_fail(CD_ERR_VALUE, "image_size must be in [1, 16384] per side (got %dx%d)",
+                       cfg->height, cfg->width);
     if (cfg->interpolation != CD_INTERP_BILINEAR && cfg->interpolation != CD_INTERP_NEAREST)
         return cd_fail(CD_ERR_VALUE, "unknown interpolation %d", (int)cfg->interpolation);
     if (cfg->label_mode != CD_LABELS_NONE) {

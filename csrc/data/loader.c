@@ -236,6 +236,11 @@ fail:
 
 int64_t cd_loader_num_batches(const cd_loader *l) { return l ? l->num_batches : 0; }
 
+void cd_loader_image_shape(const cd_loader *l, int *height, int *width) {
+    *height = *width = 0;
+    if (l) cd_dataset_image_shape(l->ds, height, width);
+}
+
 cd_status cd_loader_next(cd_loader *l, cd_batch *out) {
     if (!l || !out) return cd_fail(CD_ERR_VALUE, "loader_next: NULL argument");
     memset(out, 0, sizeof *out);

@@ -8,11 +8,17 @@
 
 #include "catdog.h"
 
-static int run_epoch(cd_loader *l, float *sum) {
+/* Reads the dataset's failure list while the workers may be adding to it (as Python's
+ * failures() does between batches). */
+static int run_epoch(const cd_dataset *ds, cd_loader *l, float *sum) {
     cd_batch b;
     int batches = 0;
     while (cd_loader_next(l, &b) == CD_OK && !b.end_of_epoch) {
         for (size_t i = 0; i < (size_t)b.n * 8 * 8 * 3; i += 7) *sum += b.images[i];
+        int64_t k = cd_dataset_num_failures(ds), sample;
+        const char *message;
+        if (k > 0 && cd_dataset_failure(ds, k - 1, &sample, &message) == CD_OK && !message[0])
+            return -1;
         batches++;
     }
     return batches;
@@ -43,6 +49,9 @@ int main(int argc, char **argv) {
                                    .num_workers = workers, .prefetch = workers ? 2 : 0, .ops = ops, .num_ops = 3};
             cd_loader *l;
             if (cd_loader_create(ds, idx, n, &lc, &l) != CD_OK) return 1;
+            int lh, lw;
+            cd_loader_image_shape(l, &lh, &lw);
+            if (lh != 8 || lw != 8) failures++;
             for (int epoch = 0; epoch < 6; epoch++) {
                 cd_shuffle(5, epoch, idx, n, idx);
                 if (cd_loader_restart(l, idx, n, epoch) != CD_OK) return 1;
@@ -52,7 +61,7 @@ int main(int argc, char **argv) {
                     continue;
                 }
                 float sum = 0;
-                run_epoch(l, &sum);
+                if (run_epoch(ds, l, &sum) < 0) failures++;
                 if (epoch == 5) {
                     if (cached == 0 && workers == 0) ref = sum;
                     else if (sum != ref) failures++;

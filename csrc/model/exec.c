@@ -4,7 +4,10 @@
  * Kernel states come from model/states.c, buffers from model/buffers.c. A SEGMENT step runs
  * the frozen prefix CD_MICRO_BATCH samples at a time: outputs read after it get full-batch
  * buffers each micro-batch writes a slice of. Backward runs only through nodes the plan
- * marks needs_grad; weight gradients are overwritten (nn/layer.h). A micro-batched training
+ * marks needs_grad; weight gradients are overwritten (nn/layer.h); the probed node's output
+ * gradient (g->grad_probe) is copied to g->probe before its buffer goes back. During a
+ * step on a head's logits (g->head_logits) the last node's kernels get cd_io.logits. A
+ * micro-batched training
  * step runs the rest CD_TRAIN_MICRO_BATCH samples at a time and sums the gradients. */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,7 @@ void cd_graph_release_runtime(cd_graph *g) {
     cd_drop_floats(&g->dlogits, &g->dlogits_count);
     cd_drop_floats(&g->grad_spare, &g->grad_spare_count);
     cd_drop_floats(&g->logits_all, &g->logits_all_count);
+    cd_drop_floats(&g->probe, &g->probe_count);
     g->have_forward = g->have_backward = 0;
 }
 
@@ -53,6 +57,7 @@ static cd_io node_io(const cd_graph *g, int i) {
     io.step = g->step;
     io.index = i;
     io.sample_offset = g->sample_offset;
+    io.logits = g->head_logits && i == g->num_nodes - 1;
     return io;
 }
 
@@ -284,6 +289,10 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
             CD_TRY(cd_take_dout(g, i));
             memset(rt->dout, 0, (size_t)n * cd_node_sample_size(&g->nodes[i]) * sizeof(float));
         }
+        /* the probed node's output gradient is complete here (its readers ran) */
+        const size_t count = (size_t)n * cd_node_sample_size(&g->nodes[i]);
+        if (i + 1 == g->grad_probe && g->probe_count >= count)
+            memcpy(g->probe, rt->dout, count * sizeof(float));
         const int reader = block ? block->conv : i; /* whose inputs get dx */
         const cd_node *rn = &g->nodes[reader];
         cd_io io = node_io(g, reader);

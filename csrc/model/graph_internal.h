@@ -44,6 +44,7 @@ typedef struct {
 typedef struct {
     /* key */
     int batch, training, keep, precision_generation;
+    int grad_probe;               /* g->grad_probe it was built for */
     uint64_t structure_version;
     uint64_t used;                /* LRU clock */
     /* steps in order; every node belongs to exactly one non-SEGMENT step */
@@ -117,7 +118,14 @@ struct cd_graph {
     int compiled;
     cd_optimizer_config opt;
     cd_loss_kind loss;
-    float accuracy_threshold;     /* BinaryAccuracy threshold on logits */
+    float accuracy_threshold;     /* BinaryAccuracy threshold on the outputs */
+    int head_logits;              /* during a step: the last layer skips its output activation
+                                     and emits logits (cd_io.logits; train.c) */
+    int grad_probe;               /* 1 + the node whose output gradient backward copies into
+                                     probe (cd_graph_output_gradient), 0: none; part of the
+                                     plan's key (the node needs a gradient) */
+    float *probe;
+    size_t probe_count;
     int64_t opt_iterations;       /* Keras optimizer.iterations */
     float *dlogits;
     size_t dlogits_count;

@@ -4,7 +4,8 @@
  * and cached (CD_PLAN_CACHE); a change of layers, trainable flags or modes makes new ones.
  *
  * Rules:
- * - Gradients flow through layers with trainable weights and everything above them.
+ * - Gradients flow through layers with trainable weights and everything above them, and
+ *   through the probed layer (g->grad_probe: its output gradient is wanted) and above it.
  * - Keep: every output (CD_KEEP_ALL), or what a backward reads (READS_INPUT: the inputs;
  *   READS_INPUT_TO_TRAIN: the inputs when the layer trains; READS_OUTPUT: the output) plus
  *   the last layer's.
@@ -58,7 +59,7 @@ static void plan_grads_and_keep(builder *b) {
     const int fb = b->keep == CD_KEEP_FOR_BACKWARD;
     for (int i = 0; i < g->num_nodes; i++) {
         const cd_node *node = &g->nodes[i];
-        p->needs_grad[i] = (unsigned char)cd_node_trains(node);
+        p->needs_grad[i] = (unsigned char)(cd_node_trains(node) || i + 1 == p->grad_probe);
         for (int j = 0; j < node->num_inputs; j++)
             if (p->needs_grad[node->inputs[j]]) p->needs_grad[i] = 1;
         p->last_use[i] = i;
@@ -301,6 +302,7 @@ static cd_plan *plan_build(const cd_graph *g, int n, int training, int keep) {
     }
     p->batch = n, p->training = training, p->keep = keep;
     p->precision_generation = cd_precision_generation();
+    p->grad_probe = g->grad_probe;
     p->structure_version = g->structure_version;
     builder b = {g, p, training, keep, n};
     plan_grads_and_keep(&b);
@@ -318,7 +320,7 @@ cd_plan *cd_plan_get(cd_graph *g, int n, int training, int keep) {
         cd_plan *p = g->plans[k];
         if (p && p->batch == n && p->training == training && p->keep == keep &&
             p->precision_generation == cd_precision_generation() &&
-            p->structure_version == g->structure_version) {
+            p->grad_probe == g->grad_probe && p->structure_version == g->structure_version) {
             p->used = ++g->plan_clock;
             return p;
         }

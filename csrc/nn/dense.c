@@ -1,6 +1,9 @@
 /* dense.c — Dense(units): x (n, in) @ kernel (in, units) + bias (units), then an optional
  * softmax or sigmoid. Backward: dz from the activation, dkernel = x^T dz, dbias = sum dz,
- * dx = dz kernel^T. Batch sums run in a fixed order (deterministic). */
+ * dx = dz kernel^T. Batch sums run in a fixed order (deterministic).
+ * With io->logits the activation is skipped (train.c: a crossentropy on a sigmoid/softmax
+ * head is computed on its logits, as Keras does); then out and dout are the logits and
+ * their gradient. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,19 @@
 #include "nn/layer.h"
 
 enum { KERNEL, BIAS };
+
+/* y (units) in place: softmax (max-shifted, double sum) or sigmoid. */
+void cd_activate(cd_activation act, float *y, int units) {
+    if (act == CD_ACT_SOFTMAX) {
+        float m = y[0];
+        for (int u = 1; u < units; u++) m = y[u] > m ? y[u] : m;
+        double sum = 0;
+        for (int u = 0; u < units; u++) sum += (y[u] = expf(y[u] - m));
+        for (int u = 0; u < units; u++) y[u] = (float)(y[u] / sum);
+    } else if (act == CD_ACT_SIGMOID) {
+        for (int u = 0; u < units; u++) y[u] = 1.0f / (1.0f + expf(-y[u]));
+    }
+}
 
 typedef struct {
     int use_bias;
@@ -48,6 +64,7 @@ static cd_status dense_forward(cd_node *node, const cd_io *io) {
     const int in = io->in_shape[0].c, units = node->shape.c, n = io->n;
     const float *w = node->params[KERNEL].value;
     const float *bias = hp->use_bias ? node->params[BIAS].value : NULL;
+    const cd_activation act = io->logits ? CD_ACT_NONE : hp->activation;
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < n; b++) {
         const float *x = io->in[0] + (size_t)b * in;
@@ -58,15 +75,7 @@ static cd_status dense_forward(cd_node *node, const cd_io *io) {
             const float *wr = w + (size_t)i * units;
             for (int u = 0; u < units; u++) y[u] += xi * wr[u];
         }
-        if (hp->activation == CD_ACT_SOFTMAX) {
-            float m = y[0];
-            for (int u = 1; u < units; u++) m = y[u] > m ? y[u] : m;
-            double sum = 0;
-            for (int u = 0; u < units; u++) sum += (y[u] = expf(y[u] - m));
-            for (int u = 0; u < units; u++) y[u] = (float)(y[u] / sum);
-        } else if (hp->activation == CD_ACT_SIGMOID) {
-            for (int u = 0; u < units; u++) y[u] = 1.0f / (1.0f + expf(-y[u]));
-        }
+        cd_activate(act, y, units);
     }
     return CD_OK;
 }
@@ -77,14 +86,15 @@ static cd_status dense_backward(cd_node *node, const cd_io *io) {
     const float *x = io->in[0];
     /* dz: gradient before the activation, (n, units) */
     float *dz = io->scratch;
+    const cd_activation act = io->logits ? CD_ACT_NONE : hp->activation;
     for (int b = 0; b < n; b++) {
         const float *y = io->out + (size_t)b * units, *dy = io->dout + (size_t)b * units;
         float *d = dz + (size_t)b * units;
-        if (hp->activation == CD_ACT_SOFTMAX) {
+        if (act == CD_ACT_SOFTMAX) {
             double dot = 0;
             for (int u = 0; u < units; u++) dot += (double)dy[u] * y[u];
             for (int u = 0; u < units; u++) d[u] = y[u] * (dy[u] - (float)dot);
-        } else if (hp->activation == CD_ACT_SIGMOID) {
+        } else if (act == CD_ACT_SIGMOID) {
             for (int u = 0; u < units; u++) d[u] = dy[u] * y[u] * (1.0f - y[u]);
         } else {
             memcpy(d, dy, (size_t)units * sizeof(float));
@@ -130,6 +140,10 @@ static cd_status dense_backward(cd_node *node, const cd_io *io) {
 }
 
 /* through softmax/sigmoid the backward reads the layer's own output */
+static cd_activation dense_activation(const cd_node *node) {
+    return ((const dense_hp *)node->hp)->activation;
+}
+
 static unsigned dense_flags(const cd_node *node) {
     const dense_hp *hp = node->hp;
     return CD_OP_READS_INPUT | (hp->activation != CD_ACT_NONE ? CD_OP_READS_OUTPUT : 0);
@@ -138,5 +152,5 @@ static unsigned dense_flags(const cd_node *node) {
 const cd_layer_ops cd_dense_ops = {
     .name = "Dense", .flags = CD_OP_READS_INPUT, .node_flags = dense_flags, .min_inputs = 1,
     .max_inputs = 1, .hp_size = sizeof(dense_hp), .build = dense_build,
-    .forward = dense_forward, .backward = dense_backward,
+    .forward = dense_forward, .backward = dense_backward, .out_activation = dense_activation,
 };

@@ -74,7 +74,9 @@ cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int
  * Backward also has dout (n, node shape; a kernel may overwrite it) and dx[i] (NULL: input i
  * needs no gradient) with acc[i] (add instead of write). scratch holds n times the graph's
  * largest per-sample tensor. Dropout-like randomness is keyed by (seed, step, index) and the
- * sample's index in its batch (sample_offset + row). */
+ * sample's index in its batch (sample_offset + row). logits: the layer skips the activation
+ * its output ends in (ops->out_activation), so out and dout are its logits and their
+ * gradient (set on the last layer during a step whose loss takes the head's logits). */
 typedef struct {
     int n;
     const float *in[2];
@@ -89,6 +91,7 @@ typedef struct {
     int64_t step;
     int index;                    /* the layer's index in its graph */
     int sample_offset;
+    int logits;
 } cd_io;
 
 /* Builder arguments: named hyperparameters (catdog.h cd_hparam), read by the kind's build. */
@@ -143,6 +146,9 @@ struct cd_layer_ops {
     void (*commit)(cd_node *node);
     /* A fused block computed this layer: drop what its last forward left to commit. NULL. */
     void (*discard)(cd_node *node);
+    /* The activation the layer's output ends in (softmax, sigmoid; CD_ACT_NONE: none), which
+     * its kernels skip when cd_io.logits is set. NULL: none. */
+    cd_activation (*out_activation)(const cd_node *node);
 };
 
 static inline unsigned cd_node_flags(const cd_node *node) {
