@@ -4,11 +4,10 @@
  * Kernel states come from model/states.c, buffers from model/buffers.c. A SEGMENT step runs
  * the frozen prefix CD_MICRO_BATCH samples at a time: outputs read after it get full-batch
  * buffers each micro-batch writes a slice of. Backward runs only through nodes the plan
- * marks needs_grad; weight gradients are overwritten (nn/layer.h); the probed node's output
- * gradient (g->grad_probe) is copied to g->probe before its buffer goes back. During a
- * step on a head's logits (g->head_logits) the last node's kernels get cd_io.logits. A
- * micro-batched training
- * step runs the rest CD_TRAIN_MICRO_BATCH samples at a time and sums the gradients. */
+ * marks needs_grad; weight gradients are overwritten (nn/layer.h). A micro-batched training
+ * step runs the rest CD_TRAIN_MICRO_BATCH samples at a time and sums the gradients.
+ * The probed node's output gradient (g->grad_probe) is copied to g->probe before its buffer
+ * goes back; while g->head_logits is set the last node's kernels get cd_io.logits. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,7 +288,8 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
             CD_TRY(cd_take_dout(g, i));
             memset(rt->dout, 0, (size_t)n * cd_node_sample_size(&g->nodes[i]) * sizeof(float));
         }
-        /* the probed node's output gradient is complete here (its readers ran) */
+        /* the probed node's output gradient is complete here (its readers ran); its plan
+         * keeps every output (cd_graph_output_gradient), so no block hides the node */
         const size_t count = (size_t)n * cd_node_sample_size(&g->nodes[i]);
         if (i + 1 == g->grad_probe && g->probe_count >= count)
             memcpy(g->probe, rt->dout, count * sizeof(float));
