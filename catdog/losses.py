@@ -6,8 +6,12 @@ BinaryCrossentropy, softmax for the categorical ones): there, as Keras does, the
 computed on the head's logits (no clipping; exact for confident predictions)."""
 from __future__ import annotations
 
-# the engine's cd_loss_kind codes (csrc/catdog.h)
-BCE_LOGITS, SPARSE_CE_LOGITS, BCE, SPARSE_CE, CE_LOGITS, CE = 0, 1, 2, 3, 4, 5
+from catdog import _engine
+
+# the engine's cd_loss_kind codes (csrc/catdog.h), exported by the binding
+BCE_LOGITS, SPARSE_CE_LOGITS = _engine.LOSS_BCE_LOGITS, _engine.LOSS_SPARSE_CE_LOGITS
+BCE, SPARSE_CE = _engine.LOSS_BCE, _engine.LOSS_SPARSE_CE
+CE_LOGITS, CE = _engine.LOSS_CE_LOGITS, _engine.LOSS_CE
 EPSILON = 1e-7  # keras.config.epsilon(), the clip of probabilities
 
 

@@ -12,7 +12,8 @@ import numpy as np
 from catdog import _checks, _engine, _lifetime
 from catdog.layers.core import InputLayer, Layer
 
-MODE_INHERIT, MODE_INFERENCE, MODE_TRAINING = -1, 0, 1
+MODE_INHERIT, MODE_INFERENCE, MODE_TRAINING = (_engine.MODE_INHERIT, _engine.MODE_INFERENCE,
+                                              _engine.MODE_TRAINING)
 
 
 class KerasTensor:
@@ -164,7 +165,7 @@ class Model(Layer):
             g.forward(x, True)
             self._graph_dirty = True  # BN moving statistics moved
         else:
-            g.forward(x, False, 0)  # lean: only the output is kept
+            g.forward(x, False, _engine.KEEP_LAST)  # lean: only the output is kept
         return as_array(g.get_output(g.num_layers() - 1, x.shape[0]))
 
     @property
@@ -356,7 +357,7 @@ class Model(Layer):
     def predict_on_batch(self, x) -> np.ndarray:
         x = self._check_x(x)
         g = self._ensure_graph()
-        g.forward(x, False, 0)  # lean: only the output is kept
+        g.forward(x, False, _engine.KEEP_LAST)  # lean: only the output is kept
         return g.get_output(g.num_layers() - 1, x.shape[0])
 
     def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import warnings
 from types import SimpleNamespace
 
-SGD_KIND, ADAM_KIND, RMSPROP_KIND = 0, 1, 2
+from catdog import _engine
+
+SGD_KIND, ADAM_KIND, RMSPROP_KIND = _engine.OPT_SGD, _engine.OPT_ADAM, _engine.OPT_RMSPROP
 
 
 def _learning_rate(learning_rate, default, kwargs, cls):

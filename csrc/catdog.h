@@ -47,21 +47,7 @@ int cd_precision_generation(void); /* bumped by every change */
 /* ---- graph: a chain of Keras layers --------------------------------------------------- */
 typedef struct cd_graph cd_graph;
 
-typedef enum {
-    CD_LAYER_INPUT = 0,
-    CD_LAYER_CONV2D,
-    CD_LAYER_DEPTHWISE_CONV2D,
-    CD_LAYER_BATCHNORM,
-    CD_LAYER_RELU,
-    CD_LAYER_ZEROPAD,
-    CD_LAYER_ADD,
-    CD_LAYER_GAP,
-    CD_LAYER_DROPOUT,
-    CD_LAYER_DENSE,
-    CD_LAYER_RESCALE,
-    CD_LAYER_KIND_COUNT
-} cd_layer_kind;
-
+/* Dense's output activation (hyperparameter "activation"). */
 typedef enum { CD_ACT_NONE = 0, CD_ACT_SOFTMAX = 1, CD_ACT_SIGMOID = 2 } cd_activation;
 
 /* Per-layer override of the call-time `training` flag, as Keras's `model(x, training=False)`
@@ -71,25 +57,24 @@ typedef enum { CD_MODE_INHERIT = -1, CD_MODE_INFERENCE = 0, CD_MODE_TRAINING = 1
 cd_status cd_graph_create(cd_graph **out);
 void cd_graph_free(cd_graph *g);
 
-/* Builders append one layer and return its index in *id (0 is the input layer).
- * Padding is explicit (top, bottom, left, right); the Python side computes "same"/"valid". */
-cd_status cd_graph_add_input(cd_graph *g, const char *name, int h, int w, int c, int *id);
-cd_status cd_graph_add_conv2d(cd_graph *g, const char *name, int input, int filters, int kh, int kw,
-                              int stride_h, int stride_w, const int pad[4], int use_bias, int *id);
-cd_status cd_graph_add_depthwise_conv2d(cd_graph *g, const char *name, int input, int kh, int kw,
-                                        int stride_h, int stride_w, const int pad[4], int use_bias,
-                                        int *id);
-cd_status cd_graph_add_batchnorm(cd_graph *g, const char *name, int input, float epsilon,
-                                 float momentum, int *id);
-cd_status cd_graph_add_relu(cd_graph *g, const char *name, int input, float max_value, int *id);
-cd_status cd_graph_add_zeropad(cd_graph *g, const char *name, int input, const int pad[4], int *id);
-cd_status cd_graph_add_add(cd_graph *g, const char *name, int a, int b, int *id);
-cd_status cd_graph_add_gap(cd_graph *g, const char *name, int input, int *id);
-cd_status cd_graph_add_dropout(cd_graph *g, const char *name, int input, float rate, int *id);
-cd_status cd_graph_add_dense(cd_graph *g, const char *name, int input, int units, int use_bias,
-                             cd_activation act, int *id);
-cd_status cd_graph_add_rescale(cd_graph *g, const char *name, int input, float scale, float offset,
-                               int *id);
+/* A named hyperparameter: `count` (1-4) numbers. Integers travel as exact doubles. */
+typedef struct {
+    const char *key;
+    int count;
+    double v[4];
+} cd_hparam;
+
+/* Append a layer of kind `kind` (its Keras class name, one of cd_layer_kind_name(i)) reading
+ * `inputs`; its index goes to *id (0 is the input layer). Each kind reads its own
+ * hyperparameters, listed above its build function in csrc/nn/ (e.g. Conv2D: filters, kernel
+ * (kh, kw), strides (sh, sw), pad (top, bottom, left, right), use_bias; padding is explicit:
+ * the Python side computes "same"/"valid"). An unknown kind or key, a missing key or a bad
+ * value is CD_ERR_VALUE naming the layer. */
+cd_status cd_graph_add_layer(cd_graph *g, const char *kind, const char *name, int num_inputs,
+                             const int *inputs, const cd_hparam *hp, int num_hp, int *id);
+/* The registered kinds: i in [0, cd_num_layer_kinds()); NULL out of range. */
+int cd_num_layer_kinds(void);
+const char *cd_layer_kind_name(int i);
 
 /* ---- layers and weights ---------------------------------------------------------------- */
 #define CD_MAX_NAME 128
@@ -97,7 +82,7 @@ cd_status cd_graph_add_rescale(cd_graph *g, const char *name, int input, float s
 
 typedef struct {
     const char *name;
-    cd_layer_kind kind;
+    const char *kind;       /* Keras class name */
     int num_inputs, inputs[2];
     int out_rank;           /* 3 (H,W,C) or 1 (C) per sample */
     int out_shape[3];
@@ -121,7 +106,6 @@ typedef struct {
 } cd_weight_info;
 
 int cd_graph_num_layers(const cd_graph *g);
-const char *cd_layer_kind_name(cd_layer_kind kind); /* Keras class name */
 cd_status cd_graph_layer_info(const cd_graph *g, int layer, cd_layer_info *info);
 cd_status cd_graph_find_layer(const cd_graph *g, const char *name, int *layer);
 cd_status cd_graph_weight_info(const cd_graph *g, int layer, int w, cd_weight_info *info);
@@ -131,7 +115,14 @@ cd_status cd_graph_set_trainable(cd_graph *g, int layer, int trainable);
 cd_status cd_graph_set_mode(cd_graph *g, int layer, cd_mode mode);
 
 /* ---- execution ------------------------------------------------------------------------ */
-/* x: (n, H, W, C) of the input layer. Keeps every layer's output until the next forward. */
+/* What a forward keeps after it: every layer's output (run layer by layer: get_output), what
+ * a backward reads (the training step's forward: frozen part fused, trainable Conv -> BN ->
+ * ReLU6 blocks folded, nothing kept below the first trainable layer), or only the last
+ * layer's output (predict, evaluate). */
+typedef enum { CD_KEEP_ALL = 0, CD_KEEP_FOR_BACKWARD = 1, CD_KEEP_LAST = 2 } cd_keep;
+/* x: (n, H, W, C) of the input layer. Commits training-mode state (BN moving statistics). */
+cd_status cd_graph_run_forward(cd_graph *g, const float *x, int n, int training, cd_keep keep);
+/* cd_graph_run_forward with CD_KEEP_ALL. */
 cd_status cd_graph_forward(cd_graph *g, const float *x, int n, int training);
 /* Inference forward that keeps only the last layer's output (predict): frozen activations
  * share a few pooled buffers. */
@@ -139,10 +130,16 @@ cd_status cd_graph_predict(cd_graph *g, const float *x, int n);
 /* The training step's own forward on the whole batch (frozen part fused, trainable
  * Conv -> BN -> ReLU6 blocks folded, only what backward reads kept): for a backward. */
 cd_status cd_graph_forward_for_backward(cd_graph *g, const float *x, int n, int training);
+/* A readable listing of the plan a forward (n, training, keep) runs: one step a line
+ * (layer | fused | train | segment, its layers, how its output is stored). *needed gets the
+ * text's length; buf (size bytes, NUL-terminated) may be NULL to ask for it. */
+cd_status cd_graph_describe_plan(cd_graph *g, int n, int training, cd_keep keep, char *buf,
+                                 size_t size, size_t *needed);
 /* Output of `layer` from the last forward: n * prod(out_shape) floats. */
 cd_status cd_graph_get_output(const cd_graph *g, int layer, float *dst, size_t count);
 /* dy: gradient of the loss w.r.t. the last layer's output. Computes weight gradients of
- * trainable layers only, starting at the first layer that has something trainable above. */
+ * trainable layers only, starting at the first layer that has something trainable above.
+ * Gradients are overwritten, not accumulated (nn/layer.h states the contract). */
 cd_status cd_graph_backward(cd_graph *g, const float *dy);
 cd_status cd_graph_get_gradient(const cd_graph *g, int layer, int w, float *dst, size_t n);
 /* Dropout and other randomness: keyed by (seed, step, sample, element). */
@@ -162,14 +159,19 @@ typedef enum {
 } cd_loss_kind;
 typedef enum { CD_OPT_SGD = 0, CD_OPT_ADAM = 1, CD_OPT_RMSPROP = 2 } cd_optimizer_kind;
 
+/* Each optimizer's own hyperparameters (Keras names and defaults). */
+typedef struct { float momentum; int nesterov; } cd_sgd_config;                  /* 0, 0 */
+typedef struct { float beta_1, beta_2, epsilon; } cd_adam_config;               /* .9 .999 1e-7 */
+typedef struct { float rho, momentum, epsilon; int centered; } cd_rmsprop_config; /* .9 0 1e-7 0 */
+
 typedef struct {
     cd_optimizer_kind kind;
     float learning_rate;
-    float beta_1, beta_2, epsilon;  /* Adam */
-    float rho;                      /* RMSprop */
-    float momentum;                 /* SGD, RMSprop */
-    int nesterov;                   /* SGD */
-    int centered;                   /* RMSprop */
+    union {
+        cd_sgd_config sgd;
+        cd_adam_config adam;
+        cd_rmsprop_config rmsprop;
+    } u;                            /* the member `kind` names */
 } cd_optimizer_config;
 
 /* Loss value and d(loss)/d(outputs) for a batch. outputs (n, k) logits or probabilities;

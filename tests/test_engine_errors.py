@@ -35,10 +35,11 @@ def test_engine_rejects_dtype_noncontiguous(small):
         g.forward(np.zeros((2, 32, 64, 3), np.float32)[:, :, ::2], False)
     with pytest.raises(TypeError, match="ndarray"):
         g.forward([[1.0]], False)
-    with pytest.raises(ValueError, match="keep must be 0 .*, 1 .* or 2"):
-        g.forward(np.zeros((2, 32, 32, 3), np.float32), False, 3)
+    bad_keep = max(_engine.KEEP_ALL, _engine.KEEP_FOR_BACKWARD, _engine.KEEP_LAST) + 1
+    with pytest.raises(ValueError, match="keep must be KEEP_ALL .*, KEEP_FOR_BACKWARD .* or KEEP_LAST"):
+        g.forward(np.zeros((2, 32, 32, 3), np.float32), False, bad_keep)
     with pytest.raises(ValueError, match="inference only"):
-        g.forward(np.zeros((2, 32, 32, 3), np.float32), True, 0)
+        g.forward(np.zeros((2, 32, 32, 3), np.float32), True, _engine.KEEP_LAST)
 
 
 def test_api_converts_dtype_and_layout_and_reads_readonly(small):
@@ -180,7 +181,8 @@ def test_labels_checked(small):
     with pytest.raises(ValueError, match="2 images and 3 labels"):
         model.train_on_batch(np.zeros((2, 32, 32, 3), np.float32), [0, 1, 1])
     with pytest.raises(ValueError, match="label"):
-        _engine.loss(1, np.zeros((2, 3), np.float32), np.array([0, 3], np.float32))
+        _engine.loss(_engine.LOSS_SPARSE_CE_LOGITS, np.zeros((2, 3), np.float32),
+                     np.array([0, 3], np.float32))
 
 
 def test_uncompiled_and_graph_errors(small):
@@ -190,23 +192,35 @@ def test_uncompiled_and_graph_errors(small):
         fresh.evaluate(np.zeros((1, 32, 32, 3), np.float32), np.zeros(1))
     g = _engine.Graph()
     with pytest.raises(ValueError, match="input layer first"):
-        g.add_gap("gap", 0)
-    g.add_input("in", 8, 8, 3)
+        g.add_layer("GlobalAveragePooling2D", "gap", (0,))
+    g.add_layer("InputLayer", "in", (), shape=(8, 8, 3))
     with pytest.raises(ValueError, match="duplicate layer name"):
-        g.add_input("in", 8, 8, 3)
+        g.add_layer("InputLayer", "in", (), shape=(8, 8, 3))
     with pytest.raises(ValueError, match="Dense needs a 2-D"):
-        g.add_dense("d", 0, 1, True, 0)
+        g.add_layer("Dense", "d", (0,), units=1, use_bias=True, activation=_engine.ACT_NONE)
     with pytest.raises(RuntimeError, match="forward pass"):
         g.backward(np.zeros((1, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="dropout rate"):
-        g.add_dropout("drop", 0, 1.0)
+        g.add_layer("Dropout", "drop", (0,), rate=1.0)
+    # the generic builder names what is wrong: kind, key, count, type
+    with pytest.raises(ValueError, match="unknown layer kind 'Conv3D'"):
+        g.add_layer("Conv3D", "c3", (0,))
+    with pytest.raises(ValueError, match="has no hyperparameter 'dilation'"):
+        g.add_layer("Conv2D", "c", (0,), filters=4, kernel=(3, 3), dilation=(2, 2))
+    with pytest.raises(ValueError, match="'kernel' takes 2 values, got 1"):
+        g.add_layer("Conv2D", "c", (0,), filters=4, kernel=3)
+    with pytest.raises(ValueError, match="'filters' must be integers"):
+        g.add_layer("Conv2D", "c", (0,), filters=4.5, kernel=(3, 3))
+    with pytest.raises(ValueError, match="'filters' is required"):
+        g.add_layer("Conv2D", "c", (0,), kernel=(3, 3))
+    assert g.num_layers() == 1  # nothing half-built was kept
 
 
 def test_allocation_failure_is_memory_error():
     g = _engine.Graph()
-    g.add_input("in", 16384, 16384, 64)
+    g.add_layer("InputLayer", "in", (), shape=(16384, 16384, 64))
     with pytest.raises(MemoryError):
-        g.add_conv2d("c", 0, 65536, 64, 64, 1, 1, (0, 0, 0, 0), False)
+        g.add_layer("Conv2D", "c", (0,), filters=65536, kernel=(64, 64), use_bias=False)
 
 
 def test_engine_layer_not_supported_names_layer():

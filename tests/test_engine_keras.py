@@ -67,7 +67,7 @@ def test_lab_head_logits_and_loss(a035):
     model = lab_model(make_base(weights), io)
     logits = model.predict_on_batch(io["x"])
     assert_close_rel(logits, io["head/logits"], FWD_REL, "logits")
-    loss, _ = catdog._engine.loss(0, logits, io["y"])
+    loss, _ = catdog._engine.loss(catdog._engine.LOSS_BCE_LOGITS, logits, io["y"])
     assert abs(loss - float(io["head/loss"])) <= 1e-5 * max(1.0, abs(float(io["head/loss"])))
 
 
@@ -83,13 +83,13 @@ def _setup(base, name):
 
 
 def training_step_gradients(model, x, y):
-    """Gradients from the training step's own forward (keep=2: the frozen part fused, each
+    """Gradients from the training step's own forward (KEEP_FOR_BACKWARD: the frozen part fused, each
     trainable Conv -> BN -> ReLU6 run as one convolution with BN folded in, whose backward
     works on the folded weights) instead of model.gradients' layer-by-layer forward."""
     g = model._ensure_graph()
-    g.forward(x, False, 2)
+    g.forward(x, False, catdog._engine.KEEP_FOR_BACKWARD)
     out = g.get_output(g.num_layers() - 1, x.shape[0])
-    _, dy = catdog._engine.loss(0, out.reshape(len(x), -1), np.asarray(y, np.float32).reshape(-1))
+    _, dy = catdog._engine.loss(catdog._engine.LOSS_BCE_LOGITS, out.reshape(len(x), -1), np.asarray(y, np.float32).reshape(-1))
     g.backward(dy.reshape(out.shape))
     grads = {}
     for layer, tr in model._trainable_map():

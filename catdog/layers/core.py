@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from catdog import _engine
+
 _counters: dict = {}
 
 
@@ -232,8 +234,9 @@ class InputLayer(Layer):
         trained on features, a Dense layer called on an array) is fed as (1, 1, C) images
         and averaged over that 1x1 grid: the engine's (n, C) tensor, values unchanged."""
         if len(self.output_shape) == 1:
-            image = graph.add_input(self.name + "_as_1x1", 1, 1, self.output_shape[0])
-            return graph.add_gap(self.name, image)
+            image = graph.add_layer("InputLayer", self.name + "_as_1x1", (),
+                                    shape=(1, 1, self.output_shape[0]))
+            return graph.add_layer("GlobalAveragePooling2D", self.name, (image,))
         if None in self.output_shape:  # the engine plans every buffer for one input size
             raise NotImplementedError(
                 f"input '{self.name}' has shape {self.output_shape}: catdog's engine runs a "
@@ -242,7 +245,7 @@ class InputLayer(Layer):
             raise ValueError(f"input '{self.name}': catdog models take (H, W, C) images or (C,) "
                              f"vectors, got shape {self.output_shape}")
         h, w, c = self.output_shape
-        return graph.add_input(self.name, h, w, c)
+        return graph.add_layer("InputLayer", self.name, (), shape=(h, w, c))
 
 
 class Conv2D(Layer):
@@ -270,8 +273,9 @@ class Conv2D(Layer):
                 _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_conv2d(self.name, ids[0], self.filters, *self.kernel_size, *self.strides,
-                                self.pads, self.use_bias)
+        return graph.add_layer("Conv2D", self.name, ids, filters=self.filters,
+                               kernel=self.kernel_size, strides=self.strides, pad=self.pads,
+                               use_bias=self.use_bias)
 
 
 class DepthwiseConv2D(Conv2D):
@@ -292,8 +296,8 @@ class DepthwiseConv2D(Conv2D):
             self._add_weight("bias", (self.filters,))
 
     def add_to_graph(self, graph, ids):
-        return graph.add_depthwise_conv2d(self.name, ids[0], *self.kernel_size, *self.strides,
-                                          self.pads, self.use_bias)
+        return graph.add_layer("DepthwiseConv2D", self.name, ids, kernel=self.kernel_size,
+                               strides=self.strides, pad=self.pads, use_bias=self.use_bias)
 
 
 class BatchNormalization(Layer):
@@ -312,7 +316,8 @@ class BatchNormalization(Layer):
         self._add_weight("moving_variance", c, 1.0, can_train=False)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_batchnorm(self.name, ids[0], self.epsilon, self.momentum)
+        return graph.add_layer("BatchNormalization", self.name, ids, epsilon=self.epsilon,
+                               momentum=self.momentum)
 
 
 class ReLU(Layer):
@@ -321,7 +326,7 @@ class ReLU(Layer):
         self.max_value = max_value
 
     def add_to_graph(self, graph, ids):
-        return graph.add_relu(self.name, ids[0], float(self.max_value or 0.0))
+        return graph.add_layer("ReLU", self.name, ids, max_value=float(self.max_value or 0.0))
 
 
 class ZeroPadding2D(Layer):
@@ -338,7 +343,7 @@ class ZeroPadding2D(Layer):
 
     def add_to_graph(self, graph, ids):
         (t, b), (l, r) = self.padding
-        return graph.add_zeropad(self.name, ids[0], (t, b, l, r))
+        return graph.add_layer("ZeroPadding2D", self.name, ids, pad=(t, b, l, r))
 
 
 class Add(Layer):
@@ -347,7 +352,7 @@ class Add(Layer):
             raise ValueError(f"Add '{self.name}' needs two inputs of the same shape, got {shapes}")
 
     def add_to_graph(self, graph, ids):
-        return graph.add_add(self.name, ids[0], ids[1])
+        return graph.add_layer("Add", self.name, ids)
 
 
 class GlobalAveragePooling2D(Layer):
@@ -355,7 +360,7 @@ class GlobalAveragePooling2D(Layer):
         return (s[-1],)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_gap(self.name, ids[0])
+        return graph.add_layer("GlobalAveragePooling2D", self.name, ids)
 
 
 class Dropout(Layer):
@@ -366,10 +371,11 @@ class Dropout(Layer):
         self.rate, self.seed = float(rate), seed
 
     def add_to_graph(self, graph, ids):
-        return graph.add_dropout(self.name, ids[0], self.rate)
+        return graph.add_layer("Dropout", self.name, ids, rate=self.rate)
 
 
-_ACTIVATIONS = {None: 0, "linear": 0, "softmax": 1, "sigmoid": 2}
+_ACTIVATIONS = {None: _engine.ACT_NONE, "linear": _engine.ACT_NONE,
+                "softmax": _engine.ACT_SOFTMAX, "sigmoid": _engine.ACT_SIGMOID}
 
 
 class Dense(Layer):
@@ -392,8 +398,8 @@ class Dense(Layer):
         return (self.units,)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_dense(self.name, ids[0], self.units, self.use_bias,
-                               _ACTIVATIONS[self.activation])
+        return graph.add_layer("Dense", self.name, ids, units=self.units, use_bias=self.use_bias,
+                               activation=_ACTIVATIONS[self.activation])
 
 
 def reset_name_counters() -> None:
@@ -408,4 +414,4 @@ class Rescaling(Layer):
         self.scale, self.offset = float(scale), float(offset)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_rescale(self.name, ids[0], self.scale, self.offset)
+        return graph.add_layer("Rescaling", self.name, ids, scale=self.scale, offset=self.offset)

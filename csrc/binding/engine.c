@@ -3,6 +3,8 @@
  * refuses a second call while one is running in another thread. */
 #include "binding/common.h"
 
+#include <string.h>
+
 #define NO_IMPORT_ARRAY
 #define PY_ARRAY_UNIQUE_SYMBOL catdog_ARRAY_API
 #include <numpy/arrayobject.h>
@@ -121,107 +123,61 @@ static PyObject *id_or_raise(cd_status s, int id) {
 
 /* ---- builders ---- */
 
-static PyObject *Graph_add_input(GraphObject *self, PyObject *args) {
-    const char *name;
-    int h, w, c, id = -1;
-    if (!PyArg_ParseTuple(args, "siii", &name, &h, &w, &c) || check_graph(self)) return NULL;
-    cd_status st = cd_graph_add_input(self->graph, name, h, w, c, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_conv2d(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, filters, kh, kw, sh, sw, pad[4], bias, id = -1;
-    if (!PyArg_ParseTuple(args, "siiiiii(iiii)p", &name, &input, &filters, &kh, &kw, &sh, &sw,
-                          &pad[0], &pad[1], &pad[2], &pad[3], &bias) ||
-        check_graph(self))
+/* add_layer(kind, name, inputs, **hyperparameters) -> index: each value a number (bool, int,
+ * float) or a tuple/list of up to 4 (csrc/catdog.h lists each kind's keys). */
+static PyObject *Graph_add_layer(GraphObject *self, PyObject *args, PyObject *kw) {
+    const char *kind, *name;
+    PyObject *inputs_obj;
+    if (!PyArg_ParseTuple(args, "ssO", &kind, &name, &inputs_obj) || check_graph(self)) return NULL;
+    PyObject *seq = PySequence_Fast(inputs_obj, "inputs must be a sequence of layer indices");
+    if (!seq) return NULL;
+    int inputs[2] = {0, 0}, num_inputs = (int)PySequence_Fast_GET_SIZE(seq);
+    if (num_inputs > 2) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "layer '%s': at most 2 inputs, got %d", name, num_inputs);
         return NULL;
-    cd_status st = cd_graph_add_conv2d(self->graph, name, input, filters, kh, kw, sh, sw, pad, bias, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_depthwise_conv2d(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, kh, kw, sh, sw, pad[4], bias, id = -1;
-    if (!PyArg_ParseTuple(args, "siiiii(iiii)p", &name, &input, &kh, &kw, &sh, &sw, &pad[0],
-                          &pad[1], &pad[2], &pad[3], &bias) ||
-        check_graph(self))
-        return NULL;
-    cd_status st = cd_graph_add_depthwise_conv2d(self->graph, name, input, kh, kw, sh, sw, pad, bias, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_batchnorm(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, id = -1;
-    float eps, momentum;
-    if (!PyArg_ParseTuple(args, "siff", &name, &input, &eps, &momentum) || check_graph(self))
-        return NULL;
-    cd_status st = cd_graph_add_batchnorm(self->graph, name, input, eps, momentum, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_relu(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, id = -1;
-    float max_value;
-    if (!PyArg_ParseTuple(args, "sif", &name, &input, &max_value) || check_graph(self))
-        return NULL;
-    cd_status st = cd_graph_add_relu(self->graph, name, input, max_value, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_zeropad(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, pad[4], id = -1;
-    if (!PyArg_ParseTuple(args, "si(iiii)", &name, &input, &pad[0], &pad[1], &pad[2], &pad[3]) ||
-        check_graph(self))
-        return NULL;
-    cd_status st = cd_graph_add_zeropad(self->graph, name, input, pad, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_add(GraphObject *self, PyObject *args) {
-    const char *name;
-    int a, b, id = -1;
-    if (!PyArg_ParseTuple(args, "sii", &name, &a, &b) || check_graph(self)) return NULL;
-    cd_status st = cd_graph_add_add(self->graph, name, a, b, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_gap(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, id = -1;
-    if (!PyArg_ParseTuple(args, "si", &name, &input) || check_graph(self)) return NULL;
-    cd_status st = cd_graph_add_gap(self->graph, name, input, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_dropout(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, id = -1;
-    float rate;
-    if (!PyArg_ParseTuple(args, "sif", &name, &input, &rate) || check_graph(self)) return NULL;
-    cd_status st = cd_graph_add_dropout(self->graph, name, input, rate, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_dense(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, units, bias, act, id = -1;
-    if (!PyArg_ParseTuple(args, "siipi", &name, &input, &units, &bias, &act) || check_graph(self))
-        return NULL;
-    cd_status st = cd_graph_add_dense(self->graph, name, input, units, bias, (cd_activation)act, &id);
-    return id_or_raise(st, id);
-}
-
-static PyObject *Graph_add_rescale(GraphObject *self, PyObject *args) {
-    const char *name;
-    int input, id = -1;
-    float scale, offset;
-    if (!PyArg_ParseTuple(args, "siff", &name, &input, &scale, &offset) || check_graph(self))
-        return NULL;
-    cd_status st = cd_graph_add_rescale(self->graph, name, input, scale, offset, &id);
+    }
+    for (int i = 0; i < num_inputs; i++) {
+        inputs[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    cd_hparam hp[32];
+    int num_hp = 0;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (kw && PyDict_Next(kw, &pos, &key, &value)) {
+        if (num_hp == 32) {
+            PyErr_SetString(PyExc_ValueError, "too many hyperparameters");
+            return NULL;
+        }
+        cd_hparam *h = &hp[num_hp++];
+        h->key = PyUnicode_AsUTF8(key);
+        if (!h->key) return NULL;
+        if (PyTuple_Check(value) || PyList_Check(value)) {
+            Py_ssize_t k = PySequence_Size(value);
+            if (k < 1 || k > 4) {
+                PyErr_Format(PyExc_ValueError, "layer '%s': '%s' takes 1 to 4 values", name, h->key);
+                return NULL;
+            }
+            h->count = (int)k;
+            for (Py_ssize_t i = 0; i < k; i++) {
+                PyObject *item = PySequence_GetItem(value, i);
+                h->v[i] = item ? PyFloat_AsDouble(item) : -1;
+                Py_XDECREF(item);
+                if (PyErr_Occurred()) return NULL;
+            }
+        } else {
+            h->count = 1;
+            h->v[0] = PyFloat_AsDouble(value);
+            if (PyErr_Occurred()) return NULL;
+        }
+    }
+    int id = -1;
+    cd_status st = cd_graph_add_layer(self->graph, kind, name, num_inputs, inputs, hp, num_hp, &id);
     return id_or_raise(st, id);
 }
 
@@ -244,8 +200,8 @@ static PyObject *Graph_layer_info(GraphObject *self, PyObject *arg) {
     PyObject *inputs = info.num_inputs == 2 ? Py_BuildValue("(ii)", info.inputs[0], info.inputs[1])
                        : info.num_inputs == 1 ? Py_BuildValue("(i)", info.inputs[0])
                                               : PyTuple_New(0);
-    return Py_BuildValue("{s:s,s:i,s:N,s:N,s:i,s:O,s:i,s:O,s:O,s:n,s:i}", "name", info.name, "kind",
-                         (int)info.kind, "inputs", inputs, "shape", shape, "num_weights",
+    return Py_BuildValue("{s:s,s:s,s:N,s:N,s:i,s:O,s:i,s:O,s:O,s:n,s:i}", "name", info.name, "kind",
+                         info.kind, "inputs", inputs, "shape", shape, "num_weights",
                          info.num_weights, "trainable", info.trainable ? Py_True : Py_False,
                          "mode", (int)info.mode, "needs_grad",
                          info.needs_grad ? Py_True : Py_False, "kept",
@@ -367,21 +323,19 @@ static PyObject *Graph_set_seed(GraphObject *self, PyObject *arg) {
 
 /* ---- execution ---- */
 
-/* forward(x, training=False, keep=1): keep 1 keeps every output (layer by layer), 0 only the
- * output (inference), 2 what a backward reads (the training step's own forward: fused
- * blocks, nothing kept below the first trainable layer). */
+/* forward(x, training=False, keep=KEEP_ALL): keep is a cd_keep (module constants KEEP_*). */
 static PyObject *Graph_forward(GraphObject *self, PyObject *args) {
     PyObject *obj;
-    int training = 0, keep = 1;
+    int training = 0, keep = CD_KEEP_ALL;
     if (!PyArg_ParseTuple(args, "O|pi", &obj, &training, &keep) || check_graph(self))
         return NULL;
-    if (keep < 0 || keep > 2) {
-        PyErr_Format(PyExc_ValueError, "keep must be 0 (output only), 1 (all) or 2 (for "
-                     "backward), got %d", keep);
+    if (keep != CD_KEEP_ALL && keep != CD_KEEP_FOR_BACKWARD && keep != CD_KEEP_LAST) {
+        PyErr_Format(PyExc_ValueError, "keep must be KEEP_ALL (%d), KEEP_FOR_BACKWARD (%d) or "
+                     "KEEP_LAST (%d), got %d", CD_KEEP_ALL, CD_KEEP_FOR_BACKWARD, CD_KEEP_LAST, keep);
         return NULL;
     }
-    if (keep == 0 && training) {
-        PyErr_SetString(PyExc_ValueError, "a lean forward (keep=0) is inference only");
+    if (keep == CD_KEEP_LAST && training) {
+        PyErr_SetString(PyExc_ValueError, "a lean forward (KEEP_LAST) is inference only");
         return NULL;
     }
     PyArrayObject *x = float_array(obj, 4, "input batch");
@@ -394,13 +348,26 @@ static PyObject *Graph_forward(GraphObject *self, PyObject *args) {
     cd_status s;
     self->busy = 1;
     Py_BEGIN_ALLOW_THREADS
-    if (keep == 1) s = cd_graph_forward(self->graph, PyArray_DATA(x), n, training);
-    else if (keep == 0) s = cd_graph_predict(self->graph, PyArray_DATA(x), n);
-    else s = cd_graph_forward_for_backward(self->graph, PyArray_DATA(x), n, training);
+    s = cd_graph_run_forward(self->graph, PyArray_DATA(x), n, training, (cd_keep)keep);
     Py_END_ALLOW_THREADS self->busy = 0;
     Py_DECREF(x);
     if (s != CD_OK) return cd_py_raise(s);
     Py_RETURN_NONE;
+}
+
+/* describe_plan(n, training, keep) -> str: the steps a forward would run */
+static PyObject *Graph_describe_plan(GraphObject *self, PyObject *args) {
+    int n, training, keep;
+    if (!PyArg_ParseTuple(args, "ipi", &n, &training, &keep) || check_graph(self)) return NULL;
+    size_t need = 0;
+    cd_status s = cd_graph_describe_plan(self->graph, n, training, (cd_keep)keep, NULL, 0, &need);
+    if (s != CD_OK) return cd_py_raise(s);
+    char *buf = PyMem_Malloc(need + 1);
+    if (!buf) return PyErr_NoMemory();
+    s = cd_graph_describe_plan(self->graph, n, training, (cd_keep)keep, buf, need + 1, &need);
+    PyObject *out = s == CD_OK ? PyUnicode_FromString(buf) : cd_py_raise(s);
+    PyMem_Free(buf);
+    return out;
 }
 
 static PyObject *Graph_get_output(GraphObject *self, PyObject *args) {
@@ -464,19 +431,76 @@ static PyObject *Graph_get_gradient(GraphObject *self, PyObject *args) {
     return out;
 }
 
+/* kwargs[name] as a float (default when absent); -1 with an exception set. */
+static int kw_float(PyObject *kw, const char *name, float def, float *out) {
+    PyObject *v = kw ? PyDict_GetItemString(kw, name) : NULL;
+    *out = def;
+    if (!v) return 0;
+    double d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    *out = (float)d;
+    return 0;
+}
+
+static int kw_bool(PyObject *kw, const char *name, int *out) {
+    PyObject *v = kw ? PyDict_GetItemString(kw, name) : NULL;
+    *out = 0;
+    if (!v) return 0;
+    int b = PyObject_IsTrue(v);
+    if (b < 0) return -1;
+    *out = b;
+    return 0;
+}
+
+/* compile(optimizer kind (OPT_*), learning_rate, loss kind (LOSS_*), **the kind's own
+ * hyperparameters with Keras's names and defaults) */
 static PyObject *Graph_compile(GraphObject *self, PyObject *args, PyObject *kw) {
-    static char *names[] = {"optimizer", "learning_rate", "loss", "beta_1", "beta_2", "epsilon",
-                            "rho", "momentum", "nesterov", "centered", NULL};
-    cd_optimizer_config c = {0};
-    int kind, loss, nesterov = 0, centered = 0;
-    c.beta_1 = 0.9f, c.beta_2 = 0.999f, c.epsilon = 1e-7f, c.rho = 0.9f;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ifi|fffffpp", names, &kind, &c.learning_rate,
-                                     &loss, &c.beta_1, &c.beta_2, &c.epsilon, &c.rho, &c.momentum,
-                                     &nesterov, &centered) ||
-        check_graph(self))
-        return NULL;
+    int kind, loss;
+    float lr;
+    if (!PyArg_ParseTuple(args, "ifi", &kind, &lr, &loss) || check_graph(self)) return NULL;
+    cd_optimizer_config c;
+    memset(&c, 0, sizeof c);
     c.kind = (cd_optimizer_kind)kind;
-    c.nesterov = nesterov, c.centered = centered;
+    c.learning_rate = lr;
+    static const char *const sgd_keys[] = {"momentum", "nesterov", NULL};
+    static const char *const adam_keys[] = {"beta_1", "beta_2", "epsilon", NULL};
+    static const char *const rms_keys[] = {"rho", "momentum", "epsilon", "centered", NULL};
+    const char *const *keys = NULL;
+    int err = 0;
+    switch (c.kind) {
+        case CD_OPT_SGD:
+            keys = sgd_keys;
+            err = kw_float(kw, "momentum", 0.f, &c.u.sgd.momentum) ||
+                  kw_bool(kw, "nesterov", &c.u.sgd.nesterov);
+            break;
+        case CD_OPT_ADAM:
+            keys = adam_keys;
+            err = kw_float(kw, "beta_1", 0.9f, &c.u.adam.beta_1) ||
+                  kw_float(kw, "beta_2", 0.999f, &c.u.adam.beta_2) ||
+                  kw_float(kw, "epsilon", 1e-7f, &c.u.adam.epsilon);
+            break;
+        case CD_OPT_RMSPROP:
+            keys = rms_keys;
+            err = kw_float(kw, "rho", 0.9f, &c.u.rmsprop.rho) ||
+                  kw_float(kw, "momentum", 0.f, &c.u.rmsprop.momentum) ||
+                  kw_float(kw, "epsilon", 1e-7f, &c.u.rmsprop.epsilon) ||
+                  kw_bool(kw, "centered", &c.u.rmsprop.centered);
+            break;
+        default: break; /* cd_graph_compile names the unknown kind */
+    }
+    if (err) return NULL;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (keys && kw && PyDict_Next(kw, &pos, &key, &value)) {
+        const char *k = PyUnicode_AsUTF8(key);
+        if (!k) return NULL;
+        int known = 0;
+        for (int i = 0; keys[i]; i++) known |= strcmp(keys[i], k) == 0;
+        if (!known) {
+            PyErr_Format(PyExc_TypeError, "optimizer kind %d has no hyperparameter '%s'", kind, k);
+            return NULL;
+        }
+    }
     cd_status s = cd_graph_compile(self->graph, &c, (cd_loss_kind)loss);
     if (s != CD_OK) return cd_py_raise(s);
     Py_RETURN_NONE;
@@ -703,20 +727,8 @@ static PyObject *Graph_step_count(GraphObject *self, PyObject *unused) {
 }
 
 static PyMethodDef Graph_methods[] = {
-    {"add_input", (PyCFunction)Graph_add_input, METH_VARARGS, "(name, h, w, c) -> layer index"},
-    {"add_conv2d", (PyCFunction)Graph_add_conv2d, METH_VARARGS,
-     "(name, input, filters, kh, kw, sh, sw, (top, bottom, left, right), use_bias)"},
-    {"add_depthwise_conv2d", (PyCFunction)Graph_add_depthwise_conv2d, METH_VARARGS,
-     "(name, input, kh, kw, sh, sw, (top, bottom, left, right), use_bias)"},
-    {"add_batchnorm", (PyCFunction)Graph_add_batchnorm, METH_VARARGS, "(name, input, eps, momentum)"},
-    {"add_relu", (PyCFunction)Graph_add_relu, METH_VARARGS, "(name, input, max_value)"},
-    {"add_zeropad", (PyCFunction)Graph_add_zeropad, METH_VARARGS, "(name, input, (t, b, l, r))"},
-    {"add_add", (PyCFunction)Graph_add_add, METH_VARARGS, "(name, a, b)"},
-    {"add_gap", (PyCFunction)Graph_add_gap, METH_VARARGS, "(name, input)"},
-    {"add_dropout", (PyCFunction)Graph_add_dropout, METH_VARARGS, "(name, input, rate)"},
-    {"add_dense", (PyCFunction)Graph_add_dense, METH_VARARGS,
-     "(name, input, units, use_bias, activation 0 none / 1 softmax / 2 sigmoid)"},
-    {"add_rescale", (PyCFunction)Graph_add_rescale, METH_VARARGS, "(name, input, scale, offset)"},
+    {"add_layer", (PyCFunction)(void (*)(void))Graph_add_layer, METH_VARARGS | METH_KEYWORDS,
+     "(kind, name, inputs, **hyperparameters) -> layer index (catdog.h lists each kind's)"},
     {"num_layers", (PyCFunction)Graph_num_layers, METH_NOARGS, ""},
     {"layer_info", (PyCFunction)Graph_layer_info, METH_O, "layer index -> dict"},
     {"find_layer", (PyCFunction)Graph_find_layer, METH_O, "name -> layer index"},
@@ -724,9 +736,10 @@ static PyMethodDef Graph_methods[] = {
     {"get_weight", (PyCFunction)Graph_get_weight, METH_VARARGS, "(layer, w) -> copy"},
     {"set_weight", (PyCFunction)Graph_set_weight, METH_VARARGS, "(layer, w, float32 array)"},
     {"set_trainable", (PyCFunction)Graph_set_trainable, METH_VARARGS, "(layer, flag)"},
-    {"set_mode", (PyCFunction)Graph_set_mode, METH_VARARGS, "(layer, -1 inherit / 0 inference / 1 training)"},
+    {"set_mode", (PyCFunction)Graph_set_mode, METH_VARARGS, "(layer, MODE_*)"},
     {"set_seed", (PyCFunction)Graph_set_seed, METH_O, "seed for dropout"},
-    {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False, keep=1): keep 1 every output, 0 only the output, 2 what backward reads"},
+    {"forward", (PyCFunction)Graph_forward, METH_VARARGS, "(x float32 NHWC, training=False, keep=KEEP_ALL)"},
+    {"describe_plan", (PyCFunction)Graph_describe_plan, METH_VARARGS, "(n, training, keep) -> str"},
     {"get_output", (PyCFunction)Graph_get_output, METH_VARARGS, "(layer, batch) -> array"},
     {"backward", (PyCFunction)Graph_backward, METH_VARARGS, "(d loss / d output)"},
     {"output_gradient", (PyCFunction)Graph_output_gradient, METH_VARARGS,
@@ -735,7 +748,7 @@ static PyMethodDef Graph_methods[] = {
      "(x, labels, loss kind, training=False) -> loss; gradients as a training step's"},
     {"get_gradient", (PyCFunction)Graph_get_gradient, METH_VARARGS, "(layer, w) -> array"},
     {"compile", (PyCFunction)(void (*)(void))Graph_compile, METH_VARARGS | METH_KEYWORDS,
-     "(optimizer kind, learning_rate, loss kind, **hyperparameters)"},
+     "(optimizer kind OPT_*, learning_rate, loss kind LOSS_*, **the optimizer's hyperparameters)"},
     {"set_learning_rate", (PyCFunction)Graph_set_learning_rate, METH_O, ""},
     {"set_accuracy_threshold", (PyCFunction)Graph_set_accuracy_threshold, METH_O, ""},
     {"train_step", (PyCFunction)Graph_train_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},

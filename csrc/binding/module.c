@@ -64,7 +64,41 @@ static PyObject *py_get_precision(PyObject *self, PyObject *unused) {
     return PyUnicode_FromString(cd_get_precision() == CD_PRECISION_BF16 ? "bf16" : "fp32");
 }
 
+/* The layer kinds the engine has (nn/kinds.c), by Keras class name. */
+static PyObject *py_layer_kinds(PyObject *self, PyObject *unused) {
+    const int n = cd_num_layer_kinds();
+    PyObject *t = PyTuple_New(n);
+    if (!t) return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *s = PyUnicode_FromString(cd_layer_kind_name(i));
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+}
+
+/* catdog.h's codes, exported under their names without the CD_ prefix: the one source the
+ * Python side reads them from. */
+#define CODE(x) {#x, CD_##x}
+static const struct {
+    const char *name;
+    long value;
+} codes[] = {
+    CODE(KEEP_ALL),  CODE(KEEP_FOR_BACKWARD), CODE(KEEP_LAST),
+    CODE(MODE_INHERIT), CODE(MODE_INFERENCE), CODE(MODE_TRAINING),
+    CODE(ACT_NONE), CODE(ACT_SOFTMAX), CODE(ACT_SIGMOID),
+    CODE(OPT_SGD), CODE(OPT_ADAM), CODE(OPT_RMSPROP),
+    CODE(LOSS_BCE_LOGITS), CODE(LOSS_SPARSE_CE_LOGITS), CODE(LOSS_BCE), CODE(LOSS_SPARSE_CE),
+    CODE(LOSS_CE_LOGITS), CODE(LOSS_CE),
+    CODE(PRECISION_FP32), CODE(PRECISION_BF16),
+};
+#undef CODE
+
 static PyMethodDef methods[] = {
+    {"layer_kinds", py_layer_kinds, METH_NOARGS, "Keras class names of the engine's layer kinds."},
     {"set_precision", py_set_precision, METH_O, "'fp32' or 'bf16' (convolutions in bfloat16)."},
     {"get_precision", py_get_precision, METH_NOARGS, "Current precision."},
     {"init", py_init, METH_NOARGS, "Create the oneDNN engine and stream (idempotent)."},
@@ -86,5 +120,10 @@ PyMODINIT_FUNC PyInit__engine(void) {
         Py_DECREF(m);
         return NULL;
     }
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (PyModule_AddIntConstant(m, codes[i].name, codes[i].value) != 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
     return m;
 }

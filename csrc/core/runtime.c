@@ -19,7 +19,7 @@ static int num_threads;
 
 /* Flush denormals to zero (FTZ) and read them as zero (DAZ) on every thread of catdog's own
  * loops, as TensorFlow does for its kernels: tiny gradients otherwise hit the CPU's slow
- * denormal path (measured: ReLU backward 8x slower than its forward). */
+ * denormal path (benchmarks/ANALYSIS.md has the measurement). */
 static void flush_denormals_everywhere(void) {
 #pragma omp parallel
     _mm_setcsr(_mm_getcsr() | 0x8040);

@@ -13,7 +13,7 @@ cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progr
     if (g->num_nodes < 1) return cd_fail(CD_ERR_STATE, "the model has no layers");
     int h, w;
     cd_loader_image_shape(loader, &h, &w);
-    const cd_node *in = &g->nodes[0];
+    const cd_shape *in = &g->nodes[0].shape;
     if (h != in->h || w != in->w || in->c != 3)
         return cd_fail(CD_ERR_VALUE, "the dataset's images are (%d, %d, 3) but the model's input "
                        "is (%d, %d, %d)", h, w, in->h, in->w, in->c);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buffers.h"
 #include "core/error.h"
 #include "model/graph_internal.h"
 
@@ -38,31 +39,38 @@ cd_status cd_graph_set_learning_rate(cd_graph *g, float lr) {
 /* The model's output as logits: (batch, k). */
 static cd_status logits_width(const cd_graph *g, int *k) {
     const cd_node *last = &g->nodes[g->num_nodes - 1];
-    if (last->rank != 1)
+    if (last->shape.rank != 1)
         return cd_fail(CD_ERR_VALUE, "the model's output '%s' is not (batch, units): add "
                        "GlobalAveragePooling2D and Dense", last->name);
-    *k = last->c;
+    *k = last->shape.c;
     return CD_OK;
 }
 
 int cd_graph_label_width(const cd_graph *g) {
     if (g->num_nodes < 1) return 1;
-    return cd_loss_label_width(g->loss, g->nodes[g->num_nodes - 1].c);
+    return cd_loss_label_width(g->loss, g->nodes[g->num_nodes - 1].shape.c);
+}
+
+/* The activation the graph's last layer ends in (its kind's out_activation; none without). */
+static cd_activation head_activation(const cd_graph *g) {
+    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    return g->num_nodes >= 2 && last->ops->out_activation ? last->ops->out_activation(last)
+                                                          : CD_ACT_NONE;
 }
 
 /* Keras's TensorFlow backend keeps a sigmoid's or softmax's input on its output tensor
  * (_keras_logits) and every crossentropy uses those logits when it finds them, with
  * from_logits True or False: no clipping, exact where probabilities round to 0 or 1. So when
- * the graph ends in a Dense with the loss's activation (sigmoid for BCE, softmax for the
- * categorical ones) its step runs with head_logits set (dense.c skips the activation),
- * returns the from_logits kind to use and the activation the accuracy applies. */
+ * the graph's last layer ends in the loss's activation (sigmoid for BCE, softmax for the
+ * categorical ones) its step runs with head_logits set (that layer skips the activation,
+ * nn/layer.h cd_io.logits); returns the from_logits kind to use and the activation the
+ * accuracy applies. */
 static cd_loss_kind head_kind(const cd_graph *g, cd_loss_kind kind, cd_activation *act) {
-    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    const cd_activation head = head_activation(g);
     *act = CD_ACT_NONE;
-    if (g->num_nodes < 2 || last->kind != CD_LAYER_DENSE) return kind;
     int binary = kind == CD_LOSS_BCE || kind == CD_LOSS_BCE_LOGITS;
-    if (last->activation != (binary ? CD_ACT_SIGMOID : CD_ACT_SOFTMAX)) return kind;
-    *act = last->activation;
+    if (head == CD_ACT_NONE || head != (binary ? CD_ACT_SIGMOID : CD_ACT_SOFTMAX)) return kind;
+    *act = head;
     switch (kind) {
     case CD_LOSS_BCE: return CD_LOSS_BCE_LOGITS;
     case CD_LOSS_SPARSE_CE: return CD_LOSS_SPARSE_CE_LOGITS;
@@ -74,14 +82,14 @@ static cd_loss_kind head_kind(const cd_graph *g, cd_loss_kind kind, cd_activatio
 static cd_status logits_loss(cd_graph *g, cd_loss_kind kind, cd_activation act,
                              const float *labels, int n, float *loss, double *correct,
                              int want_grad) {
-    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    const float *logits = cd_graph_logits(g);
     int k = 0;
     CD_TRY(logits_width(g, &k));
     if (want_grad && cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)n * k, "loss gradient"))
         return CD_ERR_MEMORY;
-    CD_TRY(cd_loss(kind, last->out, labels, n, k, loss, want_grad ? g->dlogits : NULL));
+    CD_TRY(cd_loss(kind, logits, labels, n, k, loss, want_grad ? g->dlogits : NULL));
     if (correct)
-        CD_TRY(cd_accuracy(kind, last->out, labels, n, k, act, g->accuracy_threshold, correct));
+        CD_TRY(cd_accuracy(kind, logits, labels, n, k, act, g->accuracy_threshold, correct));
     return CD_OK;
 }
 
@@ -96,14 +104,14 @@ typedef struct {
 
 static cd_status micro_loss(cd_graph *g, int s0, int m, void *vctx) {
     micro_loss_ctx *ctx = vctx;
-    const cd_node *last = &g->nodes[g->num_nodes - 1];
+    const float *logits = cd_graph_logits(g);
     int k = 0;
     CD_TRY(logits_width(g, &k));
     if (cd_grow_floats(&g->dlogits, &g->dlogits_count, (size_t)m * k, "loss gradient") ||
         cd_grow_floats(&g->logits_all, &g->logits_all_count, (size_t)ctx->n * k, "logits"))
         return CD_ERR_MEMORY;
-    memcpy(g->logits_all + (size_t)s0 * k, last->out, (size_t)m * k * sizeof(float));
-    return cd_loss_sum(ctx->kind, last->out, ctx->labels + (size_t)s0 * cd_loss_label_width(ctx->kind, k),
+    memcpy(g->logits_all + (size_t)s0 * k, logits, (size_t)m * k * sizeof(float));
+    return cd_loss_sum(ctx->kind, logits, ctx->labels + (size_t)s0 * cd_loss_label_width(ctx->kind, k),
                        m, k, ctx->n, &ctx->total, g->dlogits);
 }
 
@@ -117,9 +125,10 @@ static cd_status check_loss(const cd_graph *g, float loss) {
 /* After a step on a fused head's logits: the kept output becomes the model's (probabilities)
  * again, so get_output reads what predict would. */
 static void outputs_as_model(cd_graph *g, cd_activation act, int n) {
-    cd_node *last = &g->nodes[g->num_nodes - 1];
-    if (act == CD_ACT_NONE || !last->out) return;
-    for (int i = 0; i < n; i++) cd_activate(act, last->out + (size_t)i * last->c, last->c);
+    const int units = g->nodes[g->num_nodes - 1].shape.c;
+    float *out = g->rt[g->num_nodes - 1].out;
+    if (act == CD_ACT_NONE || !out) return;
+    for (int i = 0; i < n; i++) cd_activate(act, out + (size_t)i * units, units);
 }
 
 static cd_status train_step(cd_graph *g, const float *x, const float *labels, int n,
@@ -134,7 +143,7 @@ static cd_status train_step(cd_graph *g, const float *x, const float *labels, in
         *loss = (float)(ctx.total / n);
         CD_TRY(check_loss(g, *loss));
         if (correct)
-            CD_TRY(cd_accuracy(kind, g->logits_all, labels, n, g->nodes[g->num_nodes - 1].c,
+            CD_TRY(cd_accuracy(kind, g->logits_all, labels, n, g->nodes[g->num_nodes - 1].shape.c,
                                act, g->accuracy_threshold, correct));
     } else {
         CD_TRY(cd_graph_forward_mode(g, x, n, 1, CD_KEEP_FOR_BACKWARD));
@@ -198,13 +207,14 @@ cd_status cd_graph_loss_backward(cd_graph *g, const float *x, const float *label
 }
 
 /* Grad-CAM's gradient: the output gradient dy pushed back to `layer` (every output kept,
- * layer by layer; with `logits`, dy is w.r.t. a sigmoid/softmax head's logits). The probe marks that node as needing a gradient, so the backward reaches
- * it even below frozen layers, and copies its gradient before the buffer is reused. */
+ * layer by layer; with `logits`, dy is w.r.t. a sigmoid/softmax head's logits). The probe
+ * (g->grad_probe, part of the plan's key) marks that node as needing a gradient, so the
+ * backward reaches it even below frozen layers, and copies its gradient into g->probe
+ * before the buffer is reused (model/exec.c). */
 static cd_status output_gradient(cd_graph *g, const float *x, int n, int training, int layer,
                                  int logits, const float *dy, float *dst, size_t count) {
     const cd_node *node = &g->nodes[layer];
-    cd_node *last = &g->nodes[g->num_nodes - 1];
-    cd_activation act = logits && last->kind == CD_LAYER_DENSE ? last->activation : CD_ACT_NONE;
+    cd_activation act = logits ? head_activation(g) : CD_ACT_NONE;
     g->head_logits = act != CD_ACT_NONE;
     if (count != (size_t)n * cd_node_sample_size(node))
         return cd_fail(CD_ERR_VALUE, "layer '%s': the gradient holds %zu floats, not %zu",

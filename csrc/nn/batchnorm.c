@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/graph_internal.h"
+#include "nn/conv_fused.h"
 
 enum { GAMMA, BETA, MOVING_MEAN, MOVING_VAR };
 #define CH_BLOCK 16
@@ -40,14 +40,15 @@ static void bn_release(cd_node *node) {
     free(s);
 }
 
-static cd_status bn_prepare(cd_graph *g, cd_node *node, int n) {
-    (void)g, (void)n;
+static cd_status bn_prepare(cd_node *node, const cd_shape in[2], int n) {
+    (void)in, (void)n;
     bn_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
     node->state = s;
-    s->mean = cd_alloc((size_t)node->c, sizeof(float), "batchnorm statistics");
-    s->inv_std = cd_alloc((size_t)node->c, sizeof(float), "batchnorm statistics");
-    s->batch_var = cd_alloc((size_t)node->c, sizeof(float), "batchnorm statistics");
+    const size_t c = (size_t)node->shape.c;
+    s->mean = cd_alloc(c, sizeof(float), "batchnorm statistics");
+    s->inv_std = cd_alloc(c, sizeof(float), "batchnorm statistics");
+    s->batch_var = cd_alloc(c, sizeof(float), "batchnorm statistics");
     if (!s->mean || !s->inv_std || !s->batch_var) return CD_ERR_MEMORY;
     return CD_OK;
 }
@@ -78,22 +79,22 @@ static void batch_moments(const float *x, size_t rows, int c, float *mean, float
     }
 }
 
-static cd_status bn_forward(cd_graph *g, cd_node *node, int training) {
+static cd_status bn_forward(cd_node *node, const cd_io *io) {
     bn_state *s = node->state;
-    const cd_node *src = cd_input_node(g, node, 0);
-    const int c = node->c;
-    const size_t rows = (size_t)g->batch * node->h * node->w;
+    const int c = node->shape.c, training = io->training;
+    const float eps = cd_bn_of(node)->epsilon;
+    const size_t rows = (size_t)io->n * node->shape.h * node->shape.w;
     const float *gamma = node->params[GAMMA].value, *beta = node->params[BETA].value;
     const float *mm = node->params[MOVING_MEAN].value, *mv = node->params[MOVING_VAR].value;
     s->pending = 0;
     if (training) {
-        batch_moments(src->out, rows, c, s->mean, s->batch_var);
-        for (int k = 0; k < c; k++) s->inv_std[k] = 1.0f / sqrtf(s->batch_var[k] + node->epsilon);
+        batch_moments(io->in[0], rows, c, s->mean, s->batch_var);
+        for (int k = 0; k < c; k++) s->inv_std[k] = 1.0f / sqrtf(s->batch_var[k] + eps);
         s->pending = 1;
     } else {
         for (int k = 0; k < c; k++) {
             s->mean[k] = mm[k];
-            s->inv_std[k] = 1.0f / sqrtf(mv[k] + node->epsilon);
+            s->inv_std[k] = 1.0f / sqrtf(mv[k] + eps);
         }
     }
     float scale[c], shift[c];
@@ -101,8 +102,8 @@ static cd_status bn_forward(cd_graph *g, cd_node *node, int training) {
         scale[k] = gamma[k] * s->inv_std[k];
         shift[k] = beta[k] - s->mean[k] * scale[k];
     }
-    const float *x = src->out;
-    float *y = node->out;
+    const float *x = io->in[0];
+    float *y = io->out;
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * (size_t)c;
@@ -112,19 +113,18 @@ static cd_status bn_forward(cd_graph *g, cd_node *node, int training) {
     return CD_OK;
 }
 
-static cd_status bn_backward(cd_graph *g, cd_node *node, float *dx[2], const int accumulate[2]) {
+static cd_status bn_backward(cd_node *node, const cd_io *io) {
     bn_state *s = node->state;
-    const cd_node *src = cd_input_node(g, node, 0);
-    const int c = node->c;
-    const size_t rows = (size_t)g->batch * node->h * node->w;
+    const int c = node->shape.c;
+    const size_t rows = (size_t)io->n * node->shape.h * node->shape.w;
     const size_t chunks = (rows + BN_CHUNK_ROWS - 1) / BN_CHUNK_ROWS;
-    const float *x = src->out, *dy = node->dout;
+    const float *x = io->in[0], *dy = io->dout;
     const float *gamma = node->params[GAMMA].value;
     const float *mean = s->mean, *inv_std = s->inv_std;
-    float *out = dx[0];
-    const int acc = accumulate[0];
+    float *out = io->dx[0];
+    const int acc = io->acc[0];
     /* inference mode: dx needs no sums, so the summing pass writes it too (dy read once) */
-    float *inference_dx = out && !node->last_training ? out : NULL;
+    float *inference_dx = out && !io->training ? out : NULL;
     float dgamma[c], dbeta[c], scale[c];
     for (int k = 0; k < c; k++) scale[k] = gamma[k] * inv_std[k];
     if (s->partials_count < chunks * 2 * (size_t)c) { /* grows to the largest batch, then stays */
@@ -191,8 +191,8 @@ static void bn_commit(cd_node *node) {
     bn_state *s = node->state;
     if (!s || !s->pending) return;
     float *mm = node->params[MOVING_MEAN].value, *mv = node->params[MOVING_VAR].value;
-    const float m = node->momentum;
-    for (int k = 0; k < node->c; k++) {
+    const float m = cd_bn_of(node)->momentum;
+    for (int k = 0; k < node->shape.c; k++) {
         mm[k] = mm[k] * m + s->mean[k] * (1.0f - m);
         mv[k] = mv[k] * m + s->batch_var[k] * (1.0f - m);
     }
@@ -201,10 +201,36 @@ static void bn_commit(cd_node *node) {
     s->pending = 0;
 }
 
-/* A fused inference block computed this BN (conv_fused.c): nothing left to commit. */
-void cd_batchnorm_discard(cd_node *node) {
+/* A fused block computed this BN (conv_fused.c): nothing left to commit. */
+static void bn_discard(cd_node *node) {
     bn_state *s = node->state;
     if (s) s->pending = 0;
 }
 
-const cd_layer_ops cd_batchnorm_ops = {bn_prepare, bn_forward, bn_backward, bn_release, bn_commit};
+/* hyperparameters: epsilon > 0, momentum in [0, 1]; weights gamma, beta (trainable),
+ * moving_mean, moving_variance, each (c) */
+static cd_status bn_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    cd_bn_hp *hp = node->hp;
+    CD_TRY(cd_hp_floats(h, "epsilon", 1, NULL, &hp->epsilon));
+    CD_TRY(cd_hp_floats(h, "momentum", 1, NULL, &hp->momentum));
+    if (!(hp->epsilon > 0.f) || !(hp->momentum >= 0.f && hp->momentum <= 1.f))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': need epsilon > 0 and momentum in [0, 1]",
+                       node->name);
+    node->shape = in[0];
+    const int dims[1] = {node->shape.c};
+    CD_TRY(cd_node_add_param(node, "gamma", 1, dims, 1));
+    CD_TRY(cd_node_add_param(node, "beta", 1, dims, 1));
+    CD_TRY(cd_node_add_param(node, "moving_mean", 1, dims, 0));
+    CD_TRY(cd_node_add_param(node, "moving_variance", 1, dims, 0));
+    for (int i = 0; i < node->shape.c; i++) node->params[GAMMA].value[i] = 1.f;
+    for (int i = 0; i < node->shape.c; i++) node->params[MOVING_VAR].value[i] = 1.f;
+    return CD_OK;
+}
+
+const cd_layer_ops cd_batchnorm_ops = {
+    .name = "BatchNormalization",
+    .flags = CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE | CD_OP_FUSE_NORM,
+    .min_inputs = 1, .max_inputs = 1, .hp_size = sizeof(cd_bn_hp), .build = bn_build,
+    .prepare = bn_prepare, .forward = bn_forward, .backward = bn_backward, .release = bn_release,
+    .commit = bn_commit, .discard = bn_discard,
+};

@@ -12,7 +12,8 @@
 
 #include "core/error.h"
 #include "core/runtime.h"
-#include "model/graph_internal.h"
+#include "core/vec.h"
+#include "nn/conv_fused.h"
 
 enum { KERNEL, BIAS };
 
@@ -62,17 +63,16 @@ static void conv_release(cd_node *node) {
     node->state = NULL;
 }
 
-static int is_depthwise(const cd_node *node) { return node->kind == CD_LAYER_DEPTHWISE_CONV2D; }
-
 /* Weights descriptor with Keras's layout, or "any" for oneDNN to choose. */
 static cd_status weights_md(const cd_node *node, int ic, int any, dnnl_memory_desc_t *md) {
-    if (is_depthwise(node)) {
-        dnnl_dims_t dims = {node->c, 1, 1, node->kh, node->kw};
+    const cd_conv_hp *hp = cd_conv_of(node);
+    if (hp->depthwise) {
+        dnnl_dims_t dims = {node->shape.c, 1, 1, hp->kh, hp->kw};
         CD_DNNL(dnnl_memory_desc_create_with_tag(md, 5, dims, dnnl_f32,
                                                  any ? dnnl_format_tag_any : dnnl_hwigo),
                 "weights descriptor", node->name);
     } else {
-        dnnl_dims_t dims = {node->c, ic, node->kh, node->kw};
+        dnnl_dims_t dims = {node->shape.c, ic, hp->kh, hp->kw};
         CD_DNNL(dnnl_memory_desc_create_with_tag(md, 4, dims, dnnl_f32,
                                                  any ? dnnl_format_tag_any : dnnl_hwio),
                 "weights descriptor", node->name);
@@ -96,28 +96,30 @@ static cd_status make_internal(const cd_node *node, const_dnnl_memory_desc_t md,
 
 static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilates,
                      dnnl_dims_t pad_l, dnnl_dims_t pad_r) {
-    strides[0] = node->stride_h, strides[1] = node->stride_w;
+    const cd_conv_hp *hp = cd_conv_of(node);
+    strides[0] = hp->stride_h, strides[1] = hp->stride_w;
     dilates[0] = dilates[1] = 0;
-    pad_l[0] = node->pad[0], pad_l[1] = node->pad[2];
-    pad_r[0] = node->pad[1], pad_r[1] = node->pad[3];
+    pad_l[0] = hp->pad[0], pad_l[1] = hp->pad[2];
+    pad_r[0] = hp->pad[1], pad_r[1] = hp->pad[3];
 }
 
 /* Input channels of the convolution, from its kernel (HWIO; depthwise ignores it). */
 static int input_channels(const cd_node *node) { return node->params[KERNEL].dims[2]; }
 
-static cd_status conv_prepare(cd_graph *g, cd_node *node, int n) {
+static cd_status conv_prepare(cd_node *node, const cd_shape in[2], int n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
     node->state = s;
-    const cd_node *src = cd_input_node(g, node, 0);
-    dnnl_dims_t src_dims = {n, src->c, src->h, src->w}, dst_dims = {n, node->c, node->h, node->w};
+    const cd_shape *src = &in[0], *dst = &node->shape;
+    const int use_bias = cd_conv_of(node)->use_bias;
+    dnnl_dims_t src_dims = {n, src->c, src->h, src->w}, dst_dims = {n, dst->c, dst->h, dst->w};
     CD_DNNL(dnnl_memory_desc_create_with_tag(&s->src_md, 4, src_dims, dnnl_f32, dnnl_nhwc),
             "src descriptor", node->name);
     CD_DNNL(dnnl_memory_desc_create_with_tag(&s->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc),
             "dst descriptor", node->name);
     CD_TRY(weights_md(node, src->c, 0, &s->w_user_md));
-    if (node->use_bias) {
-        dnnl_dims_t bdims = {node->c};
+    if (use_bias) {
+        dnnl_dims_t bdims = {dst->c};
         CD_DNNL(dnnl_memory_desc_create_with_tag(&s->bias_md, 1, bdims, dnnl_f32, dnnl_a),
                 "bias descriptor", node->name);
     }
@@ -127,7 +129,7 @@ static cd_status conv_prepare(cd_graph *g, cd_node *node, int n) {
             node->name);
     CD_DNNL(dnnl_memory_create(&s->w_user, s->w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
             node->name);
-    if (node->use_bias)
+    if (use_bias)
         CD_DNNL(dnnl_memory_create(&s->bias, s->bias_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
                 node->name);
     return CD_OK;
@@ -174,20 +176,20 @@ static cd_status sync_weights(const cd_node *node, dnnl_primitive_t to, dnnl_mem
     return CD_OK;
 }
 
-static cd_status conv_forward(cd_graph *g, cd_node *node, int training) {
-    (void)training;
+/* y (n, oh, ow, oc) = conv(x (n, ih, iw, ic), kernel) (+ bias) */
+static cd_status conv_forward(cd_node *node, const cd_io *io) {
     conv_state *s = node->state;
+    const int use_bias = cd_conv_of(node)->use_bias;
     if (!s->fwd) CD_TRY(build_forward(node, s));
     CD_TRY(sync_weights(node, s->to_fwd, s->w_fwd, s->w_user, &s->w_fwd_version, &s->have_w_fwd));
-    CD_DNNL(dnnl_memory_set_data_handle(s->src, cd_input_node(g, node, 0)->out), "memory",
-            node->name);
-    CD_DNNL(dnnl_memory_set_data_handle(s->dst, node->out), "memory", node->name);
+    CD_DNNL(dnnl_memory_set_data_handle(s->src, (void *)io->in[0]), "memory", node->name);
+    CD_DNNL(dnnl_memory_set_data_handle(s->dst, io->out), "memory", node->name);
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, s->w_fwd},
                                {DNNL_ARG_DST, s->dst}, {DNNL_ARG_BIAS, s->bias}};
-    if (node->use_bias)
+    if (use_bias)
         CD_DNNL(dnnl_memory_set_data_handle(s->bias, node->params[BIAS].value), "memory",
                 node->name);
-    return cd_execute(s->fwd, node->use_bias ? 4 : 3, args, "convolution forward", node->name);
+    return cd_execute(s->fwd, use_bias ? 4 : 3, args, "convolution forward", node->name);
 }
 
 static cd_status build_backward_data(cd_node *node, conv_state *s) {
@@ -234,7 +236,7 @@ static cd_status build_backward_weights(cd_node *node, conv_state *s) {
                 "memory", node->name);
     CD_DNNL(dnnl_memory_create(&s->diff_w_user, s->w_user_md, cd_engine(), DNNL_MEMORY_NONE),
             "memory", node->name);
-    if (node->use_bias)
+    if (cd_conv_of(node)->use_bias)
         CD_DNNL(dnnl_memory_create(&s->diff_bias, s->bias_md, cd_engine(), DNNL_MEMORY_NONE),
                 "memory", node->name);
     const_dnnl_memory_desc_t md =
@@ -242,14 +244,16 @@ static cd_status build_backward_weights(cd_node *node, conv_state *s) {
     return make_internal(node, md, s->diff_w_user, 0, &s->diff_w, &s->diff_w_to_user);
 }
 
-static cd_status conv_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
+/* dkernel = conv_bwd_weights(x, dy) (dbias = sum dy) when the layer trains; dx (+)=
+ * conv_bwd_data(dy, kernel) */
+static cd_status conv_backward(cd_node *node, const cd_io *io) {
     conv_state *s = node->state;
-    const cd_node *src = cd_input_node(g, node, 0);
+    const int use_bias = cd_conv_of(node)->use_bias;
     if (!s->fwd) CD_TRY(build_forward(node, s)); /* the backward descriptors' hint */
     if (cd_node_trains(node)) {
         if (!s->bwd_w) CD_TRY(build_backward_weights(node, s));
-        CD_DNNL(dnnl_memory_set_data_handle(s->src, src->out), "memory", node->name);
-        CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, node->dout), "memory", node->name);
+        CD_DNNL(dnnl_memory_set_data_handle(s->src, (void *)io->in[0]), "memory", node->name);
+        CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, io->dout), "memory", node->name);
         CD_DNNL(dnnl_memory_set_data_handle(s->diff_w_user, node->params[KERNEL].grad), "memory",
                 node->name);
         dnnl_memory_t dw = s->diff_w_to_user ? s->diff_w : s->diff_w_user;
@@ -257,26 +261,94 @@ static cd_status conv_backward(cd_graph *g, cd_node *node, float *dx[2], const i
                                    {DNNL_ARG_DIFF_DST, s->diff_dst},
                                    {DNNL_ARG_DIFF_WEIGHTS, dw},
                                    {DNNL_ARG_DIFF_BIAS, s->diff_bias}};
-        if (node->use_bias)
+        if (use_bias)
             CD_DNNL(dnnl_memory_set_data_handle(s->diff_bias, node->params[BIAS].grad), "memory",
                     node->name);
-        CD_TRY(cd_execute(s->bwd_w, node->use_bias ? 4 : 3, args, "convolution backward weights",
+        CD_TRY(cd_execute(s->bwd_w, use_bias ? 4 : 3, args, "convolution backward weights",
                           node->name));
         if (s->diff_w_to_user)
             CD_TRY(cd_execute_reorder(s->diff_w_to_user, s->diff_w, s->diff_w_user, node->name));
     }
-    if (!dx[0]) return CD_OK;
+    if (!io->dx[0]) return CD_OK;
     if (!s->bwd_data) CD_TRY(build_backward_data(node, s));
     CD_TRY(sync_weights(node, s->to_bwd, s->w_bwd, s->w_user, &s->w_bwd_version, &s->have_w_bwd));
-    float *target = acc[0] ? g->scratch : dx[0];
-    CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, node->dout), "memory", node->name);
+    float *target = io->acc[0] ? io->scratch : io->dx[0];
+    CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, io->dout), "memory", node->name);
     CD_DNNL(dnnl_memory_set_data_handle(s->diff_src, target), "memory", node->name);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->diff_dst},
                                {DNNL_ARG_WEIGHTS, s->w_bwd},
                                {DNNL_ARG_DIFF_SRC, s->diff_src}};
     CD_TRY(cd_execute(s->bwd_data, 3, args, "convolution backward data", node->name));
-    if (acc[0]) cd_add_inplace(dx[0], g->scratch, (size_t)g->batch * cd_node_sample_size(src));
+    if (io->acc[0])
+        cd_add_inplace(io->dx[0], io->scratch, (size_t)io->n * cd_shape_size(&io->in_shape[0]));
     return CD_OK;
 }
 
-const cd_layer_ops cd_conv2d_ops = {conv_prepare, conv_forward, conv_backward, conv_release};
+/* hyperparameters: filters (Conv2D), kernel (kh, kw), strides (sh, sw), pad (t, b, l, r),
+ * use_bias. Output (oh, ow, oc): o = (i + pad_before + pad_after - k) / stride + 1. */
+static cd_status build_conv(cd_node *node, const cd_shape in[2], cd_hparams *h, int depthwise) {
+    cd_conv_hp *hp = node->hp;
+    const cd_shape *src = &in[0];
+    const char *name = node->name;
+    int k[2], st[2], bias, filters = src->c;
+    const int one[2] = {1, 1}, zero4[4] = {0, 0, 0, 0}, yes = 1;
+    CD_TRY(cd_hp_ints(h, "kernel", 2, NULL, k));
+    CD_TRY(cd_hp_ints(h, "strides", 2, one, st));
+    CD_TRY(cd_hp_ints(h, "pad", 4, zero4, hp->pad));
+    CD_TRY(cd_hp_ints(h, "use_bias", 1, &yes, &bias));
+    if (!depthwise) CD_TRY(cd_hp_ints(h, "filters", 1, NULL, &filters));
+    if (src->rank != 3)
+        return cd_fail(CD_ERR_VALUE, "layer '%s' needs a 4-D (N, H, W, C) input", name);
+    const int kh = k[0], kw = k[1], sh = st[0], sw = st[1];
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || kh > 64 || kw > 64)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': bad kernel %dx%d or stride %dx%d", name, kh, kw,
+                       sh, sw);
+    const int *pad = hp->pad;
+    for (int i = 0; i < 4; i++)
+        if (pad[i] < 0 || pad[i] >= 64)
+            return cd_fail(CD_ERR_VALUE, "layer '%s': bad padding %d", name, pad[i]);
+    int oh = (src->h + pad[0] + pad[1] - kh) / sh + 1;
+    int ow = (src->w + pad[2] + pad[3] - kw) / sw + 1;
+    if (src->h + pad[0] + pad[1] < kh || src->w + pad[2] + pad[3] < kw || oh < 1 || ow < 1)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': input %dx%d too small for kernel %dx%d", name,
+                       src->h, src->w, kh, kw);
+    if (filters < 1 || filters > 65536)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': bad filters %d", name, filters);
+    hp->depthwise = depthwise;
+    hp->kh = kh, hp->kw = kw, hp->stride_h = sh, hp->stride_w = sw;
+    hp->use_bias = bias != 0;
+    node->shape = (cd_shape){3, oh, ow, filters};
+    if (depthwise) {
+        const int dims[4] = {kh, kw, src->c, 1}; /* depth multiplier 1 */
+        CD_TRY(cd_node_add_param(node, "depthwise_kernel", 4, dims, 1));
+    } else {
+        const int dims[4] = {kh, kw, src->c, filters}; /* HWIO */
+        CD_TRY(cd_node_add_param(node, "kernel", 4, dims, 1));
+    }
+    if (hp->use_bias) {
+        const int bdims[1] = {filters};
+        CD_TRY(cd_node_add_param(node, "bias", 1, bdims, 1));
+    }
+    return CD_OK;
+}
+
+static cd_status conv_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    return build_conv(node, in, h, 0);
+}
+static cd_status depthwise_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    return build_conv(node, in, h, 1);
+}
+
+#define CONV_FLAGS (CD_OP_READS_INPUT_TO_TRAIN | CD_OP_CONV)
+const cd_layer_ops cd_conv2d_ops = {
+    .name = "Conv2D", .flags = CONV_FLAGS, .min_inputs = 1, .max_inputs = 1,
+    .hp_size = sizeof(cd_conv_hp), .build = conv_build, .prepare = conv_prepare,
+    .forward = conv_forward, .backward = conv_backward, .release = conv_release,
+    .release_cache = cd_conv_fused_release,
+};
+const cd_layer_ops cd_depthwise_conv2d_ops = {
+    .name = "DepthwiseConv2D", .flags = CONV_FLAGS, .min_inputs = 1, .max_inputs = 1,
+    .hp_size = sizeof(cd_conv_hp), .build = depthwise_build, .prepare = conv_prepare,
+    .forward = conv_forward, .backward = conv_backward, .release = conv_release,
+    .release_cache = cd_conv_fused_release,
+};

@@ -1,6 +1,6 @@
 /* conv_fused.c — Conv2D/DepthwiseConv2D -> BatchNormalization (-> ReLU6 | -> Add) as one
  * oneDNN convolution with the BN folded in, where nobody reads the intermediate outputs
- * (run.c decides): in the frozen part of the network (inference), and for trainable
+ * (model/plan.c decides): in the frozen part of the network (inference), and for trainable
  * convolutions under a BN in inference mode (training steps, below).
  *
  * BN folded into the convolution: s = gamma / sqrt(moving_variance + eps),
@@ -12,7 +12,7 @@
  *
  * bf16 mode (catdog.config.set_precision("bf16")): the block computes with bfloat16 source
  * and folded weights (AVX512-BF16 / AMX kernels); each of src, dst and skip is bf16 or f32 as
- * run.c decided for the tensor (bf16 where only fused blocks read it). An f32 source (the
+ * the plan decided for the tensor (bf16 where only fused blocks read it). An f32 source (the
  * input layer, or a layer that ran unfused) is first converted into a block-owned buffer.
  *
  * Depthwise tails (float32): a 1x1 expand block ending in ReLU6 may carry the next
@@ -37,7 +37,7 @@
 
 #include "core/error.h"
 #include "core/runtime.h"
-#include "model/graph_internal.h"
+#include "core/vec.h"
 #include "nn/conv_fused.h"
 
 /* A convolution's kernel and bias with its BN folded in: the folded kernel is computed in
@@ -63,7 +63,7 @@ static void folded_free(folded_weights *k) {
 
 typedef struct {
     int batch;                  /* the batch size it was built for */
-    uint64_t used;              /* node->fused_clock at its last use (LRU) */
+    uint64_t used;              /* node->cache_clock at its last use (LRU) */
     int tail;                   /* CD_FUSE_* */
     int padded;                 /* built with a ZeroPadding2D folded in */
     cd_fused_types types;       /* data types it was built for */
@@ -112,8 +112,8 @@ static void fused_free(fused_state *f) {
 
 void cd_conv_fused_release(cd_node *conv) {
     for (int k = 0; k < CD_FUSED_CACHE; k++) {
-        fused_free(conv->fused_cache[k]);
-        conv->fused_cache[k] = NULL;
+        fused_free(conv->cache[k]);
+        conv->cache[k] = NULL;
     }
 }
 
@@ -128,7 +128,7 @@ static dnnl_status_t append_relu(dnnl_post_ops_t po, float max_value) {
 /* The BN's scale a = gamma / sqrt(moving_variance + eps) for channel c: the fold and the
  * trainable blocks' gradient finish must use the same float. */
 static float bn_scale(const cd_node *bn, int c) {
-    return bn->params[0].value[c] / sqrtf(bn->params[3].value[c] + bn->epsilon);
+    return bn->params[0].value[c] / sqrtf(bn->params[3].value[c] + cd_bn_of(bn)->epsilon);
 }
 
 /* Memory for folded weights whose primitive format is w_md (w_user: Keras layout, b_md: the
@@ -151,24 +151,35 @@ static cd_status prepare_folded(folded_weights *k, const_dnnl_memory_desc_t w_md
  * equal top/left padding, the bottom/right padding implied by the output size. 0: it fits. */
 static int dw_padding(const cd_dw_tail *dw, const cd_node *in, int *pad_l) {
     const cd_node *c = dw->conv;
+    const cd_conv_hp *hp = cd_conv_of(c);
+    const cd_pad_hp *zp = dw->zeropad ? dw->zeropad->hp : NULL;
     int pad[4];
-    for (int k = 0; k < 4; k++) pad[k] = c->pad[k] + (dw->zeropad ? dw->zeropad->pad[k] : 0);
-    const int s = c->stride_h;
-    if (c->kh != 3 || c->kw != 3 || s != c->stride_w || (s != 1 && s != 2) || pad[0] != pad[2])
+    for (int k = 0; k < 4; k++) pad[k] = hp->pad[k] + (zp ? zp->pad[k] : 0);
+    const int s = hp->stride_h;
+    if (!hp->depthwise || hp->kh != 3 || hp->kw != 3 || s != hp->stride_w || (s != 1 && s != 2) ||
+        pad[0] != pad[2])
         return -1;
     *pad_l = pad[0];
     /* the padding oneDNN implies on the bottom/right must be the layer's */
-    if ((c->h - 1) * s + 3 - in->h - pad[0] != pad[1] || (c->w - 1) * s + 3 - in->w - pad[2] != pad[3])
+    if ((c->shape.h - 1) * s + 3 - in->shape.h - pad[0] != pad[1] ||
+        (c->shape.w - 1) * s + 3 - in->shape.w - pad[2] != pad[3])
         return -1;
     return 0;
 }
 
-int cd_dw_tail_fits(const cd_dw_tail *dw, const cd_node *expand) {
+int cd_dw_tail_fits(const cd_dw_tail *dw, const cd_node *expand, size_t min_bytes) {
+    const cd_conv_hp *e = cd_conv_of(expand);
+    if (e->depthwise || e->kh != 1 || e->kw != 1 || e->stride_h != 1 || e->stride_w != 1 ||
+        e->pad[0] || e->pad[1] || e->pad[2] || e->pad[3])
+        return 0;
+    if (cd_node_sample_size(expand) * sizeof(float) < min_bytes) return 0;
     int pl;
     return dw_padding(dw, expand, &pl) == 0;
 }
 
-static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4], int tail,
+int cd_conv_trainable_fits(const cd_node *conv) { return !cd_conv_of(conv)->use_bias; }
+
+static cd_status build(int n, cd_node *conv, const cd_shape *src, const int pad[4], int tail,
                        float max_value, cd_fused_types types, int train, const cd_dw_tail *dw,
                        fused_state **out) {
     fused_state *f = calloc(1, sizeof *f);
@@ -178,11 +189,13 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
     f->has_dw = dw != NULL;
     /* the convolution's own src/weights type; bias stays f32 */
     const dnnl_data_type_t compute = dt(types.compute_bf16);
-    const int depthwise = conv->kind == CD_LAYER_DEPTHWISE_CONV2D;
-    dnnl_dims_t sd = {n, src->c, src->h, src->w}, dd = {n, conv->c, conv->h, conv->w};
+    const cd_conv_hp *hp = cd_conv_of(conv);
+    const int depthwise = hp->depthwise;
+    const int oc = conv->shape.c;
+    dnnl_dims_t sd = {n, src->c, src->h, src->w}, dd = {n, oc, conv->shape.h, conv->shape.w};
     dnnl_memory_desc_t src_md = NULL, dst_md = NULL, w_any = NULL, w_user = NULL, b_md = NULL,
                        src_user_md = NULL, skip_md = NULL, dw_user = NULL;
-    dnnl_dims_t bd = {conv->c};
+    dnnl_dims_t bd = {oc};
     cd_status st = CD_OK;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -200,11 +213,11 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
     TRY_D(dnnl_memory_desc_create_with_tag(&skip_md, 4, dd, dt(types.skip_bf16), dnnl_nhwc), "descriptor");
     TRY_D(dnnl_memory_desc_create_with_tag(&b_md, 1, bd, dnnl_f32, dnnl_a), "descriptor");
     if (depthwise) {
-        dnnl_dims_t wd = {conv->c, 1, 1, conv->kh, conv->kw};
+        dnnl_dims_t wd = {oc, 1, 1, hp->kh, hp->kw};
         TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, compute, dnnl_format_tag_any), "descriptor");
         TRY_D(dnnl_memory_desc_create_with_tag(&w_user, 5, wd, dnnl_f32, dnnl_hwigo), "descriptor");
     } else {
-        dnnl_dims_t wd = {conv->c, src->c, conv->kh, conv->kw};
+        dnnl_dims_t wd = {oc, src->c, hp->kh, hp->kw};
         TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, compute, dnnl_format_tag_any), "descriptor");
         TRY_D(dnnl_memory_desc_create_with_tag(&w_user, 4, wd, dnnl_f32, dnnl_hwio), "descriptor");
     }
@@ -222,14 +235,15 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
             st = cd_fail(CD_ERR_STATE, "'%s': no depthwise tail for this block", conv->name);
             goto done;
         }
-        TRY_D(dnnl_post_ops_append_dw(po, dnnl_f32, dnnl_f32, dnnl_f32, 3, dw->conv->stride_h, dw_pl),
+        TRY_D(dnnl_post_ops_append_dw(po, dnnl_f32, dnnl_f32, dnnl_f32, 3,
+                                      cd_conv_of(dw->conv)->stride_h, dw_pl),
               "depthwise post-op");
-        TRY_D(append_relu(po, dw->max_value), "post-ops");
-        dnnl_dims_t wd = {dw->conv->c, 1, 1, 3, 3};
+        TRY_D(append_relu(po, cd_act_max(dw->act)), "post-ops");
+        dnnl_dims_t wd = {dw->conv->shape.c, 1, 1, 3, 3};
         TRY_D(dnnl_memory_desc_create_with_tag(&dw_user, 5, wd, dnnl_f32, dnnl_hwigo), "descriptor");
     }
     TRY_D(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
-    dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
+    dnnl_dims_t strides = {hp->stride_h, hp->stride_w}, dil = {0, 0};
     dnnl_dims_t pl = {pad[0], pad[2]}, pr = {pad[1], pad[3]};
     /* a trainable block's forward is the hint its backward primitives are built from */
     const dnnl_prop_kind_t prop = train ? dnnl_forward_training : dnnl_forward_inference;
@@ -253,14 +267,14 @@ static cd_status build(int n, cd_node *conv, const cd_node *src, const int pad[4
         }
     }
     st = prepare_folded(&f->k, dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0), w_user,
-                        b_md, &conv->params[0], conv->c, train, conv->name);
+                        b_md, &conv->params[0], oc, train, conv->name);
     if (st == CD_OK && dw) {
         const int arg = DNNL_ARG_ATTR_POST_OP_DW;
         st = prepare_folded(&f->dw,
                             dnnl_primitive_desc_query_md(f->pd, dnnl_query_exec_arg_md, arg | DNNL_ARG_WEIGHTS),
                             dw_user,
                             dnnl_primitive_desc_query_md(f->pd, dnnl_query_exec_arg_md, arg | DNNL_ARG_BIAS),
-                            &dw->conv->params[0], dw->conv->c, 0, dw->conv->name);
+                            &dw->conv->params[0], dw->conv->shape.c, 0, dw->conv->name);
     }
 done:
 #undef TRY_D
@@ -277,15 +291,16 @@ done:
  * latter is kept (one copy per cached batch size). A trainable block refolds every step, so
  * it keeps its temporary buffer (k->folded_user) instead of mapping fresh pages each time. */
 static cd_status fold(const cd_node *conv, const cd_node *bn, folded_weights *k) {
-    uint64_t v[6] = {conv->params[0].version, conv->use_bias ? conv->params[1].version : 0,
+    const int use_bias = cd_conv_of(conv)->use_bias;
+    uint64_t v[6] = {conv->params[0].version, use_bias ? conv->params[1].version : 0,
                      bn->params[0].version, bn->params[1].version, bn->params[2].version,
                      bn->params[3].version};
     if (k->valid && memcmp(v, k->versions, sizeof v) == 0) return CD_OK;
-    const int oc = conv->c;
+    const int oc = conv->shape.c;
     float s[oc];
     for (int c = 0; c < oc; c++) {
         s[c] = bn_scale(bn, c);
-        float b = conv->use_bias ? conv->params[1].value[c] : 0.f;
+        float b = use_bias ? conv->params[1].value[c] : 0.f;
         k->folded_bias[c] = bn->params[1].value[c] + (b - bn->params[2].value[c]) * s[c];
     }
     /* Keras layouts put the output channel last: HWIO (.., oc) and depthwise (.., c, 1) */
@@ -317,50 +332,49 @@ static fused_state *find_state(cd_node *conv, int n, int tail, float max_value, 
                                cd_fused_types types, int train, int has_dw, int *victim) {
     *victim = 0;
     for (int k = 0; k < CD_FUSED_CACHE; k++) {
-        fused_state *c = conv->fused_cache[k];
+        fused_state *c = conv->cache[k];
         if (c && c->batch == n && c->tail == tail && c->max_value == max_value &&
             c->padded == padded && c->train == train && c->has_dw == has_dw &&
             memcmp(&c->types, &types, sizeof types) == 0)
             return c;
-        fused_state *v = conv->fused_cache[*victim];
+        fused_state *v = conv->cache[*victim];
         if (v && (!c || c->used < v->used)) *victim = k;
     }
     return NULL;
 }
 
-static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, const cd_node *bn,
-                         int tail, float max_value, cd_fused_types types, int train,
-                         const cd_dw_tail *dw, const void *skip, void *dst) {
-    const int n = g->batch;
+static cd_status forward(cd_node *conv, const cd_node *zeropad, const cd_node *bn, int tail,
+                         float max_value, cd_fused_types types, int train, const cd_dw_tail *dw,
+                         int n, const cd_shape *in, const void *src, const void *skip, void *dst) {
     /* a ZeroPadding2D before the conv becomes extra (asymmetric) convolution padding */
-    const cd_node *src = zeropad ? cd_input_node(g, zeropad, 0) : cd_input_node(g, conv, 0);
+    const cd_pad_hp *zp = zeropad ? zeropad->hp : NULL;
     int pad[4];
-    for (int k = 0; k < 4; k++) pad[k] = conv->pad[k] + (zeropad ? zeropad->pad[k] : 0);
+    for (int k = 0; k < 4; k++) pad[k] = cd_conv_of(conv)->pad[k] + (zp ? zp->pad[k] : 0);
     /* the state built for this batch size and block shape, else a new one in the least
      * recently used entry */
     int victim;
     fused_state *f = find_state(conv, n, tail, max_value, zeropad != NULL, types, train, dw != NULL,
                                 &victim);
     if (!f) {
-        fused_free(conv->fused_cache[victim]);
-        conv->fused_cache[victim] = NULL;
-        cd_status s = build(n, conv, src, pad, tail, max_value, types, train, dw, &f);
+        fused_free(conv->cache[victim]);
+        conv->cache[victim] = NULL;
+        cd_status s = build(n, conv, in, pad, tail, max_value, types, train, dw, &f);
         if (f) f->padded = zeropad != NULL;
         if (s != CD_OK) {
             fused_free(f);
             return s;
         }
-        conv->fused_cache[victim] = f;
+        conv->cache[victim] = f;
     }
-    f->used = ++conv->fused_clock;
+    f->used = ++conv->cache_clock;
     CD_TRY(fold(conv, bn, &f->k));
     if (dw) CD_TRY(fold(dw->conv, dw->bn, &f->dw));
     if (f->to_src) { /* f32 source, bf16 compute */
-        CD_DNNL(dnnl_memory_set_data_handle(f->src_user, src->out), "memory", conv->name);
+        CD_DNNL(dnnl_memory_set_data_handle(f->src_user, (void *)src), "memory", conv->name);
         CD_DNNL(dnnl_memory_set_data_handle(f->src, f->src_converted), "memory", conv->name);
         CD_TRY(cd_execute_reorder(f->to_src, f->src_user, f->src, conv->name));
     } else {
-        CD_DNNL(dnnl_memory_set_data_handle(f->src, src->out), "memory", conv->name);
+        CD_DNNL(dnnl_memory_set_data_handle(f->src, (void *)src), "memory", conv->name);
     }
     CD_DNNL(dnnl_memory_set_data_handle(f->dst, dst), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->k.bias, f->k.folded_bias), "memory", conv->name);
@@ -379,17 +393,21 @@ static cd_status forward(cd_graph *g, cd_node *conv, const cd_node *zeropad, con
     return cd_execute(f->prim, nargs, args, "fused convolution", conv->name);
 }
 
-cd_status cd_conv_forward_fused(cd_graph *g, cd_node *conv, const cd_node *zeropad,
-                                const cd_node *bn, int tail, float max_value, cd_fused_types types,
-                                const cd_dw_tail *dw, const void *skip, void *dst) {
-    return forward(g, conv, zeropad, bn, tail, max_value, types, 0, dw, skip, dst);
+static float act_max(const cd_node *act) { return act ? cd_act_max(act) : 0.f; }
+
+cd_status cd_conv_forward_fused(cd_node *conv, const cd_node *zeropad, const cd_node *bn,
+                                int tail, const cd_node *act, cd_fused_types types,
+                                const cd_dw_tail *dw, int n, const cd_shape *in, const void *src,
+                                const void *skip, void *dst) {
+    return forward(conv, zeropad, bn, tail, act_max(act), types, 0, dw, n, in, src, skip, dst);
 }
 
 static const cd_fused_types f32_types = {0, 0, 0, 0};
 
-cd_status cd_conv_forward_trainable(cd_graph *g, cd_node *conv, const cd_node *bn, int tail,
-                                    float max_value, float *dst) {
-    return forward(g, conv, NULL, bn, tail, max_value, f32_types, 1, NULL, NULL, dst);
+cd_status cd_conv_forward_trainable(cd_node *conv, const cd_node *bn, int tail,
+                                    const cd_node *act, int n, const cd_shape *in,
+                                    const float *src, float *dst) {
+    return forward(conv, NULL, bn, tail, act_max(act), f32_types, 1, NULL, n, in, src, NULL, dst);
 }
 
 /* Where a primitive wants format md and the data lives in `other`: memory in md and a reorder
@@ -413,17 +431,18 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
     const_dnnl_memory_desc_t w_user_md;
     CD_DNNL(dnnl_memory_get_memory_desc(f->k.w_user, &w_user_md), "memory desc", conv->name);
     dnnl_memory_desc_t w_any = NULL;
-    if (conv->kind == CD_LAYER_DEPTHWISE_CONV2D) {
-        dnnl_dims_t wd = {conv->c, 1, 1, conv->kh, conv->kw};
+    const cd_conv_hp *hp = cd_conv_of(conv);
+    if (hp->depthwise) {
+        dnnl_dims_t wd = {conv->shape.c, 1, 1, hp->kh, hp->kw};
         CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any),
                 "descriptor", conv->name);
     } else {
-        dnnl_dims_t wd = {conv->c, conv->params[0].dims[2], conv->kh, conv->kw};
+        dnnl_dims_t wd = {conv->shape.c, conv->params[0].dims[2], hp->kh, hp->kw};
         CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any),
                 "descriptor", conv->name);
     }
-    dnnl_dims_t strides = {conv->stride_h, conv->stride_w}, dil = {0, 0};
-    dnnl_dims_t pad_l = {conv->pad[0], conv->pad[2]}, pad_r = {conv->pad[1], conv->pad[3]};
+    dnnl_dims_t strides = {hp->stride_h, hp->stride_w}, dil = {0, 0};
+    dnnl_dims_t pad_l = {hp->pad[0], hp->pad[2]}, pad_r = {hp->pad[1], hp->pad[3]};
     dnnl_primitive_attr_t attr;
     cd_status s = cd_make_attr(&attr);
     if (s != CD_OK) {
@@ -447,7 +466,7 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
     CD_DNNL(dnnl_memory_create(&f->diff_bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory", conv->name);
     CD_DNNL(dnnl_memory_create(&f->diff_w_user, w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
             conv->name);
-    f->dbias = cd_alloc((size_t)conv->c, sizeof(float), "bias gradient");
+    f->dbias = cd_alloc((size_t)conv->shape.c, sizeof(float), "bias gradient");
     if (!f->dbias) return CD_ERR_MEMORY;
     /* backward-data weights: the forward's folded copy when the formats agree */
     CD_TRY(copy_in_format(dnnl_primitive_desc_query_md(f->bwd_data_pd, dnnl_query_weights_md, 0),
@@ -459,19 +478,20 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 
-cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, int tail,
-                                     float max_value, const float *y, float *dy, float *dx,
-                                     int accumulate) {
+cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
+                                     int n, const cd_shape *in, const float *src, const float *y,
+                                     float *dy, float *dx, int accumulate, float *scratch) {
+    const float max_value = act_max(act);
     int victim;
-    fused_state *f = find_state(conv, g->batch, tail, max_value, 0, f32_types, 1, 0, &victim);
+    fused_state *f = find_state(conv, n, tail, max_value, 0, f32_types, 1, 0, &victim);
     if (!f || !f->k.valid)
         return cd_fail(CD_ERR_STATE, "'%s': backward without the block's training forward", conv->name);
     if (!f->bwd_w) CD_TRY(build_backward(conv, f));
-    const size_t out_count = (size_t)g->batch * cd_node_sample_size(conv);
+    const size_t out_count = (size_t)n * cd_node_sample_size(conv);
     /* du = dy through the ReLU6 (in place: dy is the block output's own gradient buffer) */
     if (tail == CD_FUSE_RELU) cd_relu_grad(dy, y, dy, out_count, max_value, 0);
     /* dW' (in Keras layout, into the kernel's gradient) and db' = sum(du) */
-    CD_DNNL(dnnl_memory_set_data_handle(f->src, cd_input_node(g, conv, 0)->out), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->src, (void *)src), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->diff_dst, dy), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->diff_w_user, conv->params[0].grad), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->diff_bias, f->dbias), "memory", conv->name);
@@ -486,8 +506,8 @@ cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, in
     if (cd_node_trains(bn)) {
         /* dbeta now; dgamma from the summed dW' in cd_conv_trainable_finish (0 until then, so
          * micro-batches' gradient sums stay 0 + 0) */
-        memcpy(bn->params[BN_BETA].grad, f->dbias, (size_t)conv->c * sizeof(float));
-        memset(bn->params[BN_GAMMA].grad, 0, (size_t)conv->c * sizeof(float));
+        memcpy(bn->params[BN_BETA].grad, f->dbias, (size_t)conv->shape.c * sizeof(float));
+        memset(bn->params[BN_GAMMA].grad, 0, (size_t)conv->shape.c * sizeof(float));
     }
     if (!dx) return CD_OK;
     /* dx = conv_bwd_data(du, W') */
@@ -499,19 +519,18 @@ cd_status cd_conv_backward_trainable(cd_graph *g, cd_node *conv, cd_node *bn, in
         }
         w = f->w_bwd;
     }
-    const cd_node *src = cd_input_node(g, conv, 0);
-    float *target = accumulate ? g->scratch : dx;
+    float *target = accumulate ? scratch : dx;
     CD_DNNL(dnnl_memory_set_data_handle(f->diff_src, target), "memory", conv->name);
     dnnl_exec_arg_t dargs[3] = {{DNNL_ARG_DIFF_DST, f->diff_dst},
                                 {DNNL_ARG_WEIGHTS, w},
                                 {DNNL_ARG_DIFF_SRC, f->diff_src}};
     CD_TRY(cd_execute(f->bwd_data, 3, dargs, "convolution backward data", conv->name));
-    if (accumulate) cd_add_inplace(dx, g->scratch, (size_t)g->batch * cd_node_sample_size(src));
+    if (accumulate) cd_add_inplace(dx, scratch, (size_t)n * cd_shape_size(in));
     return CD_OK;
 }
 
 void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
-    const int oc = conv->c, bn_trains = cd_node_trains(bn);
+    const int oc = conv->shape.c, bn_trains = cd_node_trains(bn);
     const cd_param *kernel = &conv->params[0];
     const size_t rows = kernel->size / (size_t)oc; /* Keras layouts: output channel last */
     const float *w = kernel->value;
@@ -537,7 +556,7 @@ void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
             float *dgamma = bn->params[BN_GAMMA].grad;
             for (int k = c0; k < c1; k++)
                 dgamma[k] = (float)((da[k - c0] - (double)mean[k] * dbeta[k]) /
-                                    sqrt((double)(var[k] + bn->epsilon)));
+                                    sqrt((double)(var[k] + cd_bn_of(bn)->epsilon)));
         }
     }
 }

@@ -1,44 +1,65 @@
 /* elementwise.c — layers that act element by element on (n, h, w, c) or (n, c):
- * InputLayer (identity; the graph copies the batch in), ReLU(max_value), Rescaling,
+ * InputLayer (identity; the executor copies the batch in), ReLU(max_value), Rescaling,
  * Add, Dropout. */
 #include <math.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "model/graph_internal.h"
+#include "core/vec.h"
+#include "nn/conv_fused.h"
 
-static size_t count_of(const cd_graph *g, const cd_node *node) {
-    return (size_t)g->batch * cd_node_sample_size(node);
+static size_t count_of(const cd_node *node, const cd_io *io) {
+    return (size_t)io->n * cd_node_sample_size(node);
 }
 
-/* dx (+)= dy * factor */
-static void write_scaled(float *dx, const float *dy, float factor, size_t n, int accumulate) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dx[i] = accumulate ? dx[i] + dy[i] * factor : dy[i] * factor;
-}
-
-/* ---- InputLayer ---- */
-static cd_status input_forward(cd_graph *g, cd_node *node, int training) {
-    (void)g, (void)node, (void)training;
+/* ---- InputLayer: hyperparameter shape (h, w, c); the executor writes its output ---- */
+static cd_status input_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    (void)in;
+    int s[3];
+    CD_TRY(cd_hp_ints(h, "shape", 3, NULL, s));
+    if (s[0] < 1 || s[1] < 1 || s[2] < 1 || s[0] > 16384 || s[1] > 16384 || s[2] > 65536)
+        return cd_fail(CD_ERR_VALUE, "input '%s': bad shape (%d, %d, %d)", node->name, s[0], s[1],
+                       s[2]);
+    node->shape = (cd_shape){3, s[0], s[1], s[2]};
     return CD_OK;
 }
-static cd_status input_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
-    (void)g, (void)node, (void)dx, (void)acc;
+static cd_status input_forward(cd_node *node, const cd_io *io) {
+    (void)node, (void)io;
     return CD_OK;
 }
-const cd_layer_ops cd_input_ops = {NULL, input_forward, input_backward, NULL};
+static cd_status input_backward(cd_node *node, const cd_io *io) {
+    (void)node, (void)io;
+    return CD_OK;
+}
+const cd_layer_ops cd_input_ops = {
+    .name = "InputLayer", .flags = 0, .min_inputs = 0, .max_inputs = 0, .build = input_build,
+    .forward = input_forward, .backward = input_backward,
+};
+
+/* Layers whose output has their (first) input's shape. */
+static cd_status same_shape(cd_node *node, const cd_shape in[2]) {
+    node->shape = in[0];
+    return CD_OK;
+}
 
 /* ---- ReLU(max_value): y = min(max(x, 0), max_value); dy passes where 0 < x < max_value
  * (strict on both sides, as tf.nn.relu6's gradient). max_value <= 0 means no upper bound.
  * Backward reads the output (0 < y < max exactly when 0 < x < max), so the input (a BN
  * output) need not be kept for it. */
-static cd_status relu_forward(cd_graph *g, cd_node *node, int training) {
-    (void)training;
-    const float *x = cd_input_node(g, node, 0)->out;
-    float *y = node->out;
-    const size_t n = count_of(g, node);
-    const float hi = node->max_value > 0.f ? node->max_value : INFINITY;
+static cd_status relu_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    cd_relu_hp *hp = node->hp;
+    const float none = 0.f;
+    CD_TRY(cd_hp_floats(h, "max_value", 1, &none, &hp->max_value));
+    if (isnan(hp->max_value)) return cd_fail(CD_ERR_VALUE, "layer '%s': max_value is NaN", node->name);
+    return same_shape(node, in); /* max_value <= 0 or inf: no upper clip */
+}
+static cd_status relu_forward(cd_node *node, const cd_io *io) {
+    const float *x = io->in[0];
+    float *y = io->out;
+    const size_t n = count_of(node, io);
+    const float max_value = cd_act_max(node);
+    const float hi = max_value > 0.f ? max_value : INFINITY;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float v = x[i] > 0.f ? x[i] : 0.f;
@@ -46,104 +67,128 @@ static cd_status relu_forward(cd_graph *g, cd_node *node, int training) {
     }
     return CD_OK;
 }
-/* dx (+)= dy * (0 < y < hi) on one chunk; dx may be dy (in place). A multiply by the mask
- * (as TF's Relu6Grad: a NaN gradient stays NaN) lets the compiler vectorise it branch-free. */
-static void relu_grad_chunk(float *out, const float *y, const float *dy, size_t n, float hi,
-                            int acc) {
-    if (acc)
-        for (size_t i = 0; i < n; i++) out[i] += dy[i] * (float)((y[i] > 0.f) & (y[i] < hi));
-    else
-        for (size_t i = 0; i < n; i++) out[i] = dy[i] * (float)((y[i] > 0.f) & (y[i] < hi));
-}
-
-void cd_relu_grad(float *dx, const float *y, const float *dy, size_t n, float max_value, int acc) {
-    const size_t chunk = 16384;
-    const float hi = max_value > 0.f ? max_value : INFINITY;
-    const long chunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (chunks > 4)
-    for (long c = 0; c < chunks; c++) {
-        size_t start = (size_t)c * chunk, len = n - start < chunk ? n - start : chunk;
-        relu_grad_chunk(dx + start, y + start, dy + start, len, hi, acc);
-    }
-}
-
-static cd_status relu_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
+static cd_status relu_backward(cd_node *node, const cd_io *io) {
     /* reads the output: see above */
-    if (dx[0]) cd_relu_grad(dx[0], node->out, node->dout, count_of(g, node), node->max_value, acc[0]);
+    if (io->dx[0])
+        cd_relu_grad(io->dx[0], io->out, io->dout, count_of(node, io), cd_act_max(node), io->acc[0]);
     return CD_OK;
 }
-const cd_layer_ops cd_relu_ops = {NULL, relu_forward, relu_backward, NULL};
+const cd_layer_ops cd_relu_ops = {
+    .name = "ReLU", .flags = CD_OP_READS_OUTPUT | CD_OP_FUSE_ACT, .min_inputs = 1,
+    .max_inputs = 1, .hp_size = sizeof(cd_relu_hp), .build = relu_build,
+    .forward = relu_forward, .backward = relu_backward,
+};
 
 /* ---- Rescaling: y = x * scale + offset (preprocess_input is scale 1/127.5, offset -1) ---- */
-static cd_status rescale_forward(cd_graph *g, cd_node *node, int training) {
-    (void)training;
-    const float *x = cd_input_node(g, node, 0)->out;
-    float *y = node->out;
-    const size_t n = count_of(g, node);
-    const float s = node->scale, o = node->offset;
+typedef struct {
+    float scale, offset;
+} rescale_hp;
+static cd_status rescale_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    rescale_hp *hp = node->hp;
+    const float zero = 0.f;
+    CD_TRY(cd_hp_floats(h, "scale", 1, NULL, &hp->scale));
+    CD_TRY(cd_hp_floats(h, "offset", 1, &zero, &hp->offset));
+    if (!isfinite(hp->scale) || !isfinite(hp->offset))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': scale and offset must be finite", node->name);
+    return same_shape(node, in);
+}
+static cd_status rescale_forward(cd_node *node, const cd_io *io) {
+    const rescale_hp *hp = node->hp;
+    const float *x = io->in[0];
+    float *y = io->out;
+    const size_t n = count_of(node, io);
+    const float s = hp->scale, o = hp->offset;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = x[i] * s + o;
     return CD_OK;
 }
-static cd_status rescale_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
-    if (dx[0]) write_scaled(dx[0], node->dout, node->scale, count_of(g, node), acc[0]);
+static cd_status rescale_backward(cd_node *node, const cd_io *io) {
+    const rescale_hp *hp = node->hp;
+    if (io->dx[0]) cd_write_scaled(io->dx[0], io->dout, hp->scale, count_of(node, io), io->acc[0]);
     return CD_OK;
 }
-const cd_layer_ops cd_rescale_ops = {NULL, rescale_forward, rescale_backward, NULL};
+const cd_layer_ops cd_rescale_ops = {
+    .name = "Rescaling", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .hp_size = sizeof(rescale_hp), .build = rescale_build, .forward = rescale_forward,
+    .backward = rescale_backward,
+};
 
 /* ---- Add: y = a + b; the gradient goes unchanged to both inputs ---- */
-static cd_status add_forward(cd_graph *g, cd_node *node, int training) {
-    (void)training;
-    const float *a = cd_input_node(g, node, 0)->out, *b = cd_input_node(g, node, 1)->out;
-    float *y = node->out;
-    const size_t n = count_of(g, node);
+static cd_status add_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    (void)h;
+    const cd_shape *x = &in[0], *y = &in[1];
+    if (x->rank != y->rank || x->h != y->h || x->w != y->w || x->c != y->c)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': cannot add shapes (%d, %d, %d) and (%d, %d, %d)",
+                       node->name, x->h, x->w, x->c, y->h, y->w, y->c);
+    return same_shape(node, in);
+}
+static cd_status add_forward(cd_node *node, const cd_io *io) {
+    const float *a = io->in[0], *b = io->in[1];
+    float *y = io->out;
+    const size_t n = count_of(node, io);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
     return CD_OK;
 }
-static cd_status add_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
+static cd_status add_backward(cd_node *node, const cd_io *io) {
     for (int j = 0; j < 2; j++)
-        if (dx[j]) write_scaled(dx[j], node->dout, 1.f, count_of(g, node), acc[j]);
+        if (io->dx[j]) cd_write_scaled(io->dx[j], io->dout, 1.f, count_of(node, io), io->acc[j]);
     return CD_OK;
 }
-const cd_layer_ops cd_add_ops = {NULL, add_forward, add_backward, NULL};
+const cd_layer_ops cd_add_ops = {
+    .name = "Add", .flags = CD_OP_FUSE_ADD, .min_inputs = 2, .max_inputs = 2,
+    .build = add_build, .forward = add_forward, .backward = add_backward,
+};
 
 /* ---- Dropout(rate): in training y = x * keep / (1 - rate), keep = u >= rate with u uniform
- * from the counter RNG keyed by (seed, step, layer) and the element's index in the batch
- * (a micro-batch starts at g->sample_offset), so backward regenerates the same mask and any
- * thread count or micro-batching gives the same one. ---- */
-static uint64_t dropout_key(const cd_graph *g, const cd_node *node) {
-    return cd_rng_key(g->seed, (uint64_t)g->step, (uint64_t)(node - g->nodes), 0xd209ULL);
+ * from the counter RNG keyed by (seed, step, layer index) and the element's index in the
+ * batch (a micro-batch starts at io->sample_offset), so backward regenerates the same mask
+ * and any thread count or micro-batching gives the same one. ---- */
+typedef struct {
+    float rate;
+} dropout_hp;
+static cd_status dropout_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    dropout_hp *hp = node->hp;
+    CD_TRY(cd_hp_floats(h, "rate", 1, NULL, &hp->rate));
+    if (!(hp->rate >= 0.f && hp->rate < 1.f))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': dropout rate must be in [0, 1), got %g",
+                       node->name, (double)hp->rate);
+    return same_shape(node, in);
 }
-static cd_status dropout_forward(cd_graph *g, cd_node *node, int training) {
-    const float *x = cd_input_node(g, node, 0)->out;
-    float *y = node->out;
-    const size_t n = count_of(g, node);
-    if (!training || node->rate == 0.f) {
+static uint64_t dropout_key(const cd_io *io) {
+    return cd_rng_key(io->seed, (uint64_t)io->step, (uint64_t)io->index, 0xd209ULL);
+}
+static cd_status dropout_forward(cd_node *node, const cd_io *io) {
+    const float rate = ((const dropout_hp *)node->hp)->rate;
+    const float *x = io->in[0];
+    float *y = io->out;
+    const size_t n = count_of(node, io);
+    if (!io->training || rate == 0.f) {
         memcpy(y, x, n * sizeof(float));
         return CD_OK;
     }
-    const uint64_t key = dropout_key(g, node);
-    const size_t first = (size_t)g->sample_offset * cd_node_sample_size(node);
-    const float rate = node->rate, scale = 1.0f / (1.0f - node->rate);
+    const uint64_t key = dropout_key(io);
+    const size_t first = (size_t)io->sample_offset * cd_node_sample_size(node);
+    const float scale = 1.0f / (1.0f - rate);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         y[i] = cd_rng_uniform(key, first + i) >= rate ? x[i] * scale : 0.f;
     return CD_OK;
 }
-static cd_status dropout_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
-    if (!dx[0]) return CD_OK;
-    const size_t n = count_of(g, node);
-    const float *dy = node->dout;
-    float *out = dx[0];
-    const int a = acc[0];
-    if (!node->last_training || node->rate == 0.f) {
-        write_scaled(out, dy, 1.f, n, a);
+static cd_status dropout_backward(cd_node *node, const cd_io *io) {
+    if (!io->dx[0]) return CD_OK;
+    const float rate = ((const dropout_hp *)node->hp)->rate;
+    const size_t n = count_of(node, io);
+    const float *dy = io->dout;
+    float *out = io->dx[0];
+    const int a = io->acc[0];
+    if (!io->training || rate == 0.f) {
+        cd_write_scaled(out, dy, 1.f, n, a);
         return CD_OK;
     }
-    const uint64_t key = dropout_key(g, node);
-    const size_t first = (size_t)g->sample_offset * cd_node_sample_size(node);
-    const float rate = node->rate, scale = 1.0f / (1.0f - node->rate);
+    const uint64_t key = dropout_key(io);
+    const size_t first = (size_t)io->sample_offset * cd_node_sample_size(node);
+    const float scale = 1.0f / (1.0f - rate);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float v = cd_rng_uniform(key, first + i) >= rate ? dy[i] * scale : 0.f;
@@ -151,4 +196,8 @@ static cd_status dropout_backward(cd_graph *g, cd_node *node, float *dx[2], cons
     }
     return CD_OK;
 }
-const cd_layer_ops cd_dropout_ops = {NULL, dropout_forward, dropout_backward, NULL};
+const cd_layer_ops cd_dropout_ops = {
+    .name = "Dropout", .flags = 0, .min_inputs = 1, .max_inputs = 1,
+    .hp_size = sizeof(dropout_hp), .build = dropout_build, .forward = dropout_forward,
+    .backward = dropout_backward,
+};

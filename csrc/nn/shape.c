@@ -4,19 +4,33 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/graph_internal.h"
+#include "nn/conv_fused.h"
 
 /* ---- ZeroPadding2D: pad = (top, bottom, left, right) ---- */
-static cd_status zeropad_forward(cd_graph *g, cd_node *node, int training) {
-    (void)training;
-    const cd_node *src = cd_input_node(g, node, 0);
-    const int c = node->c, top = node->pad[0], left = node->pad[2];
-    const size_t row_in = (size_t)src->w * c, row_out = (size_t)node->w * c;
+static cd_status zeropad_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    cd_pad_hp *hp = node->hp;
+    CD_TRY(cd_hp_ints(h, "pad", 4, NULL, hp->pad));
+    if (in[0].rank != 3)
+        return cd_fail(CD_ERR_VALUE, "layer '%s' needs a 4-D (N, H, W, C) input", node->name);
+    for (int i = 0; i < 4; i++)
+        if (hp->pad[i] < 0 || hp->pad[i] > 4096)
+            return cd_fail(CD_ERR_VALUE, "layer '%s': bad padding %d", node->name, hp->pad[i]);
+    node->shape = in[0];
+    node->shape.h += hp->pad[0] + hp->pad[1];
+    node->shape.w += hp->pad[2] + hp->pad[3];
+    return CD_OK;
+}
+
+static cd_status zeropad_forward(cd_node *node, const cd_io *io) {
+    const cd_pad_hp *hp = node->hp;
+    const cd_shape *src = &io->in_shape[0], *dst = &node->shape;
+    const int c = dst->c, top = hp->pad[0], left = hp->pad[2];
+    const size_t row_in = (size_t)src->w * c, row_out = (size_t)dst->w * c;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < g->batch; b++) {
-        float *y = node->out + (size_t)b * node->h * row_out;
-        const float *x = src->out + (size_t)b * src->h * row_in;
-        memset(y, 0, (size_t)node->h * row_out * sizeof(float));
+    for (int b = 0; b < io->n; b++) {
+        float *y = io->out + (size_t)b * dst->h * row_out;
+        const float *x = io->in[0] + (size_t)b * src->h * row_in;
+        memset(y, 0, (size_t)dst->h * row_out * sizeof(float));
         for (int i = 0; i < src->h; i++)
             memcpy(y + (size_t)(i + top) * row_out + (size_t)left * c, x + (size_t)i * row_in,
                    row_in * sizeof(float));
@@ -24,16 +38,17 @@ static cd_status zeropad_forward(cd_graph *g, cd_node *node, int training) {
     return CD_OK;
 }
 
-static cd_status zeropad_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
-    if (!dx[0]) return CD_OK;
-    const cd_node *src = cd_input_node(g, node, 0);
-    const int c = node->c, top = node->pad[0], left = node->pad[2];
-    const size_t row_in = (size_t)src->w * c, row_out = (size_t)node->w * c;
-    const int a = acc[0];
+static cd_status zeropad_backward(cd_node *node, const cd_io *io) {
+    if (!io->dx[0]) return CD_OK;
+    const cd_pad_hp *hp = node->hp;
+    const cd_shape *src = &io->in_shape[0], *dst = &node->shape;
+    const int c = dst->c, top = hp->pad[0], left = hp->pad[2];
+    const size_t row_in = (size_t)src->w * c, row_out = (size_t)dst->w * c;
+    const int a = io->acc[0];
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < g->batch; b++) {
-        const float *dy = node->dout + (size_t)b * node->h * row_out;
-        float *out = dx[0] + (size_t)b * src->h * row_in;
+    for (int b = 0; b < io->n; b++) {
+        const float *dy = io->dout + (size_t)b * dst->h * row_out;
+        float *out = io->dx[0] + (size_t)b * src->h * row_in;
         for (int i = 0; i < src->h; i++) {
             const float *d = dy + (size_t)(i + top) * row_out + (size_t)left * c;
             float *o = out + (size_t)i * row_in;
@@ -45,18 +60,28 @@ static cd_status zeropad_backward(cd_graph *g, cd_node *node, float *dx[2], cons
     }
     return CD_OK;
 }
-const cd_layer_ops cd_zeropad_ops = {NULL, zeropad_forward, zeropad_backward, NULL};
+const cd_layer_ops cd_zeropad_ops = {
+    .name = "ZeroPadding2D", .flags = CD_OP_FUSE_PAD, .min_inputs = 1, .max_inputs = 1,
+    .hp_size = sizeof(cd_pad_hp), .build = zeropad_build, .forward = zeropad_forward,
+    .backward = zeropad_backward,
+};
 
 /* ---- GlobalAveragePooling2D ---- */
-static cd_status gap_forward(cd_graph *g, cd_node *node, int training) {
-    (void)training;
-    const cd_node *src = cd_input_node(g, node, 0);
-    const int c = node->c;
+static cd_status gap_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    if (in[0].rank != 3)
+        return cd_fail(CD_ERR_VALUE, "layer '%s' needs a 4-D (N, H, W, C) input", node->name);
+    node->shape = (cd_shape){1, 1, 1, in[0].c};
+    return (void)h, CD_OK; /* no hyperparameters */
+}
+
+static cd_status gap_forward(cd_node *node, const cd_io *io) {
+    const cd_shape *src = &io->in_shape[0];
+    const int c = node->shape.c;
     const size_t hw = (size_t)src->h * src->w;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < g->batch; b++) {
-        const float *x = src->out + (size_t)b * hw * c;
-        float *y = node->out + (size_t)b * c;
+    for (int b = 0; b < io->n; b++) {
+        const float *x = io->in[0] + (size_t)b * hw * c;
+        float *y = io->out + (size_t)b * c;
         double acc[c];
         for (int k = 0; k < c; k++) acc[k] = 0;
         for (size_t p = 0; p < hw; p++)
@@ -66,21 +91,24 @@ static cd_status gap_forward(cd_graph *g, cd_node *node, int training) {
     return CD_OK;
 }
 
-static cd_status gap_backward(cd_graph *g, cd_node *node, float *dx[2], const int acc[2]) {
-    if (!dx[0]) return CD_OK;
-    const cd_node *src = cd_input_node(g, node, 0);
-    const int c = node->c;
+static cd_status gap_backward(cd_node *node, const cd_io *io) {
+    if (!io->dx[0]) return CD_OK;
+    const cd_shape *src = &io->in_shape[0];
+    const int c = node->shape.c;
     const size_t hw = (size_t)src->h * src->w;
     const float inv = 1.0f / (float)hw;
-    const int a = acc[0];
+    const int a = io->acc[0];
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < g->batch; b++) {
-        const float *dy = node->dout + (size_t)b * c;
-        float *out = dx[0] + (size_t)b * hw * c;
+    for (int b = 0; b < io->n; b++) {
+        const float *dy = io->dout + (size_t)b * c;
+        float *out = io->dx[0] + (size_t)b * hw * c;
         for (size_t p = 0; p < hw; p++)
             for (int k = 0; k < c; k++)
                 out[p * c + k] = a ? out[p * c + k] + dy[k] * inv : dy[k] * inv;
     }
     return CD_OK;
 }
-const cd_layer_ops cd_gap_ops = {NULL, gap_forward, gap_backward, NULL};
+const cd_layer_ops cd_gap_ops = {
+    .name = "GlobalAveragePooling2D", .flags = 0, .min_inputs = 1, .max_inputs = 1,
+    .build = gap_build, .forward = gap_forward, .backward = gap_backward,
+};

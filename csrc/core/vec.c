@@ -1,0 +1,35 @@
+/* vec.c — shared elementwise loops (core/vec.h). */
+#include "core/vec.h"
+
+#include <math.h>
+
+void cd_add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void cd_write_scaled(float *dx, const float *dy, float factor, size_t n, int acc) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) dx[i] = acc ? dx[i] + dy[i] * factor : dy[i] * factor;
+}
+
+/* One chunk; dx may be dy (in place). A multiply by the mask (as TF's Relu6Grad: a NaN
+ * gradient stays NaN) lets the compiler vectorise it branch-free. */
+static void relu_grad_chunk(float *out, const float *y, const float *dy, size_t n, float hi,
+                            int acc) {
+    if (acc)
+        for (size_t i = 0; i < n; i++) out[i] += dy[i] * (float)((y[i] > 0.f) & (y[i] < hi));
+    else
+        for (size_t i = 0; i < n; i++) out[i] = dy[i] * (float)((y[i] > 0.f) & (y[i] < hi));
+}
+
+void cd_relu_grad(float *dx, const float *y, const float *dy, size_t n, float max_value, int acc) {
+    const size_t chunk = 16384;
+    const float hi = max_value > 0.f ? max_value : INFINITY;
+    const long chunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (chunks > 4)
+    for (long c = 0; c < chunks; c++) {
+        size_t start = (size_t)c * chunk, len = n - start < chunk ? n - start : chunk;
+        relu_grad_chunk(dx + start, y + start, dy + start, len, hi, acc);
+    }
+}

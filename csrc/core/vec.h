@@ -1,0 +1,13 @@
+/* vec.h — elementwise loops several layers and the executor share (parallel over n). */
+#ifndef CD_CORE_VEC_H
+#define CD_CORE_VEC_H
+#include <stddef.h>
+
+/* y += x (n floats). */
+void cd_add_inplace(float *y, const float *x, size_t n);
+/* dx = dy * factor, or dx += dy * factor when acc. */
+void cd_write_scaled(float *dx, const float *dy, float factor, size_t n, int acc);
+/* dx (+)= dy * (0 < y < max_value) (no upper bound when max_value <= 0): the gradient of
+ * ReLU(max_value) from its output y. dx may be dy. */
+void cd_relu_grad(float *dx, const float *y, const float *dy, size_t n, float max_value, int acc);
+#endif

@@ -1,0 +1,395 @@
+/* plan.c — how a graph runs for one (batch size, training flag, what to keep, precision):
+ * a fixed list of steps with what each output's storage is, decided from the flags each
+ * kind's ops table declares (nn/layer.h CD_OP_*), never from the kind. Built once per key
+ * and cached (CD_PLAN_CACHE); a change of layers, trainable flags or modes makes new ones.
+ *
+ * Rules:
+ * - Gradients flow through layers with trainable weights and everything above them, and
+ *   through the probed layer (g->grad_probe: its output gradient is wanted) and above it.
+ * - Keep: every output (CD_KEEP_ALL), or what a backward reads (READS_INPUT: the inputs;
+ *   READS_INPUT_TO_TRAIN: the inputs when the layer trains; READS_OUTPUT: the output) plus
+ *   the last layer's.
+ * - Fused inference block (no gradient through it, nothing else reads its inner outputs,
+ *   never for CD_KEEP_ALL): [FUSE_PAD] CONV FUSE_NORM (inference mode) [FUSE_ACT | FUSE_ADD
+ *   whose other input comes from before the block], in float32 optionally carrying the next
+ *   [pad] depthwise conv -> norm -> act as a depthwise tail when the expand output would
+ *   leave the cache (>= CD_DW_TAIL_BYTES per sample).
+ * - Trainable block (training forwards for a backward): a trainable CONV (no bias) read only
+ *   by a FUSE_NORM in inference mode [-> FUSE_ACT]: backward reads only the conv's input and
+ *   the block's output.
+ * - bf16 mode: a fused block's output is stored as bfloat16 when only fused inference
+ *   blocks read it (as their source or their Add's skip input).
+ * - Frozen prefix: with more than CD_MICRO_BATCH samples, the leading fused inference
+ *   blocks (and PREFIX layers between them) run in micro-batches of CD_MICRO_BATCH: one
+ *   SEGMENT step before them.
+ * - Micro-batched training: above the prefix no layer COUPLES_BATCH in training mode and a
+ *   CONV gets gradients: a training step runs it CD_TRAIN_MICRO_BATCH samples at a time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/graph_internal.h"
+#include "nn/conv_fused.h"
+
+#define CD_DW_TAIL_BYTES (512 * 1024)
+
+int cd_node_mode(const cd_node *node, int training) {
+    int mode = node->mode == CD_MODE_INHERIT ? training : node->mode == CD_MODE_TRAINING;
+    if ((cd_node_flags(node) & CD_OP_FROZEN_INFERENCE) && !node->trainable) mode = 0;
+    return mode;
+}
+
+static int has(const cd_graph *g, int i, unsigned flag) {
+    return (cd_node_flags(&g->nodes[i]) & flag) != 0;
+}
+
+/* ---- building ---- */
+
+typedef struct {
+    const cd_graph *g;
+    cd_plan *p;
+    int training, keep, n;
+} builder;
+
+static void plan_grads_and_keep(builder *b) {
+    const cd_graph *g = b->g;
+    cd_plan *p = b->p;
+    const int fb = b->keep == CD_KEEP_FOR_BACKWARD;
+    for (int i = 0; i < g->num_nodes; i++) {
+        const cd_node *node = &g->nodes[i];
+        p->needs_grad[i] = (unsigned char)(cd_node_trains(node) || i + 1 == p->grad_probe);
+        for (int j = 0; j < node->num_inputs; j++)
+            if (p->needs_grad[node->inputs[j]]) p->needs_grad[i] = 1;
+        p->last_use[i] = i;
+        p->keep_out[i] = b->keep == CD_KEEP_ALL;
+    }
+    for (int i = 0; i < g->num_nodes; i++) {
+        const cd_node *node = &g->nodes[i];
+        const unsigned f = cd_node_flags(node);
+        const int reads_inputs = (f & CD_OP_READS_INPUT) ||
+                                 ((f & CD_OP_READS_INPUT_TO_TRAIN) && cd_node_trains(node));
+        for (int j = 0; j < node->num_inputs; j++) {
+            const int src = node->inputs[j];
+            if (i > p->last_use[src]) p->last_use[src] = i;
+            if (fb && p->needs_grad[i] && reads_inputs) p->keep_out[src] = 1;
+        }
+        if (fb && p->needs_grad[i] && (f & CD_OP_READS_OUTPUT)) p->keep_out[i] = 1;
+    }
+    p->keep_out[g->num_nodes - 1] = 1;
+}
+
+/* Can conv i run as one fused inference block with the norm after it (and an act or Add)?
+ * Returns CD_FUSE_* (NONE: run layer by layer). */
+static int fusion_at(const builder *b, int i) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    if (b->keep == CD_KEEP_ALL || i + 1 >= g->num_nodes) return CD_FUSE_NONE;
+    /* gradients only matter to a forward that a backward will follow */
+    const int grads = b->keep == CD_KEEP_FOR_BACKWARD;
+    if (!has(g, i, CD_OP_CONV)) return CD_FUSE_NONE;
+    if ((grads && p->needs_grad[i]) || p->keep_out[i] || p->last_use[i] != i + 1) return CD_FUSE_NONE;
+    const cd_node *bn = &g->nodes[i + 1];
+    if (!has(g, i + 1, CD_OP_FUSE_NORM) || bn->inputs[0] != i || (grads && p->needs_grad[i + 1]) ||
+        cd_node_mode(bn, b->training))
+        return CD_FUSE_NONE;
+    if (i + 2 >= g->num_nodes || p->keep_out[i + 1] || p->last_use[i + 1] != i + 2) return CD_FUSE_BN;
+    const cd_node *t = &g->nodes[i + 2];
+    if (grads && p->needs_grad[i + 2]) return CD_FUSE_BN;
+    if (has(g, i + 2, CD_OP_FUSE_ACT) && t->inputs[0] == i + 1) return CD_FUSE_RELU;
+    if (has(g, i + 2, CD_OP_FUSE_ADD)) {
+        int other = t->inputs[0] == i + 1 ? t->inputs[1] : t->inputs[1] == i + 1 ? t->inputs[0] : -1;
+        if (other >= 0 && other < i) return CD_FUSE_ADD;
+    }
+    return CD_FUSE_BN;
+}
+
+/* Can conv i run as a trainable block in a training forward? */
+static int train_fusion_at(const builder *b, int i) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    if (b->keep != CD_KEEP_FOR_BACKWARD || i + 1 >= g->num_nodes) return CD_FUSE_NONE;
+    const cd_node *conv = &g->nodes[i], *bn = &g->nodes[i + 1];
+    if (!has(g, i, CD_OP_CONV)) return CD_FUSE_NONE;
+    if (!cd_node_trains(conv) || !cd_conv_trainable_fits(conv) || p->last_use[i] != i + 1)
+        return CD_FUSE_NONE;
+    if (!has(g, i + 1, CD_OP_FUSE_NORM) || bn->inputs[0] != i || cd_node_mode(bn, b->training))
+        return CD_FUSE_NONE;
+    if (i + 2 >= g->num_nodes || p->keep_out[i + 1] || p->last_use[i + 1] != i + 2) return CD_FUSE_BN;
+    const cd_node *t = &g->nodes[i + 2];
+    return has(g, i + 2, CD_OP_FUSE_ACT) && t->inputs[0] == i + 1 ? CD_FUSE_RELU : CD_FUSE_BN;
+}
+
+/* Does the fused block conv c -> norm -> act (at `last`) go on into a [pad] depthwise conv ->
+ * norm -> act block oneDNN runs as the conv's depthwise post-op (float32 only)? Returns the
+ * depthwise conv's index, or -1. */
+static int dw_tail_at(const builder *b, int c, int last) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    if (cd_get_precision() == CD_PRECISION_BF16) return -1;
+    int j = last + 1;
+    if (p->keep_out[last] || p->last_use[last] != j || j >= g->num_nodes) return -1;
+    const cd_node *zeropad = NULL;
+    if (has(g, j, CD_OP_FUSE_PAD)) {
+        zeropad = &g->nodes[j];
+        if (zeropad->inputs[0] != last || p->keep_out[j] || p->last_use[j] != j + 1 ||
+            ++j >= g->num_nodes)
+            return -1;
+    }
+    const cd_node *dw = &g->nodes[j];
+    if (!has(g, j, CD_OP_CONV) || dw->inputs[0] != j - 1) return -1;
+    if (fusion_at(b, j) != CD_FUSE_RELU) return -1;
+    cd_dw_tail tail = {(cd_node *)dw, &g->nodes[j + 1], zeropad, &g->nodes[j + 2]};
+    return cd_dw_tail_fits(&tail, &g->nodes[c], CD_DW_TAIL_BYTES) ? j : -1;
+}
+
+static cd_step *add_step(cd_plan *p, cd_step_kind kind, int first, int last) {
+    cd_step *s = &p->steps[p->num_steps++];
+    *s = (cd_step){kind, first, last, -1, CD_FUSE_NONE, -1, -1, -1, 0};
+    return s;
+}
+
+static void plan_steps(builder *b) {
+    const cd_graph *g = b->g;
+    cd_plan *p = b->p;
+    const int fb = b->keep == CD_KEEP_FOR_BACKWARD;
+    p->num_steps = 0;
+    add_step(p, CD_STEP_LAYER, 0, 0);
+    for (int i = 1; i < g->num_nodes; i++) {
+        /* a pad whose only reader is a fusable conv joins the block */
+        int c = i;
+        if (has(g, i, CD_OP_FUSE_PAD) && i + 1 < g->num_nodes && !p->keep_out[i] &&
+            p->last_use[i] == i + 1 && g->nodes[i + 1].inputs[0] == i && has(g, i + 1, CD_OP_CONV) &&
+            !(fb && p->needs_grad[i]))
+            c = i + 1;
+        int tail = fusion_at(b, c), train = 0;
+        if (tail == CD_FUSE_NONE && (tail = train_fusion_at(b, i)) != CD_FUSE_NONE) {
+            c = i;
+            train = 1;
+            /* the norm read the conv's output for its backward; the block keeps neither */
+            p->keep_out[i] = 0;
+            if (tail == CD_FUSE_RELU) p->keep_out[i + 1] = 0;
+        }
+        if (tail == CD_FUSE_NONE) {
+            add_step(p, CD_STEP_LAYER, i, i);
+            continue;
+        }
+        int last = c + (tail == CD_FUSE_BN ? 1 : 2), dw = -1;
+        if (tail == CD_FUSE_RELU && !train && (dw = dw_tail_at(b, c, last)) >= 0)
+            last = dw + 2; /* ... -> [pad] depthwise -> norm -> act */
+        cd_step *s = add_step(p, train ? CD_STEP_TRAIN : CD_STEP_FUSED, i, last);
+        s->conv = c, s->tail = tail, s->dw = dw;
+        s->act = tail == CD_FUSE_RELU ? c + 2 : -1;
+        if (tail == CD_FUSE_ADD) {
+            const cd_node *add = &g->nodes[c + 2];
+            s->skip = add->inputs[0] == c + 1 ? add->inputs[1] : add->inputs[0];
+        }
+        i = last;
+    }
+    for (int k = 0; k < p->num_steps; k++)
+        for (int i = p->steps[k].first; i <= p->steps[k].last; i++) p->step_of[i] = k;
+}
+
+/* Each node's effective training flag (fused blocks run in inference mode). */
+static void plan_modes(builder *b) {
+    const cd_graph *g = b->g;
+    cd_plan *p = b->p;
+    for (int i = 0; i < g->num_nodes; i++)
+        p->training_of[i] = p->steps[p->step_of[i]].kind == CD_STEP_LAYER
+                                ? (unsigned char)cd_node_mode(&g->nodes[i], b->training) : 0;
+}
+
+/* bf16 mode: which fused blocks' outputs only other fused inference blocks read. */
+static void plan_storage(builder *b) {
+    const cd_graph *g = b->g;
+    cd_plan *p = b->p;
+    memset(p->out_bf16, 0, (size_t)g->num_nodes);
+    if (cd_get_precision() != CD_PRECISION_BF16) return;
+    for (int k = 0; k < p->num_steps; k++) {
+        const cd_step *s = &p->steps[k];
+        if (s->kind != CD_STEP_FUSED) continue; /* trainable blocks are f32 */
+        const int out = s->last;
+        int readers = 0, fused_readers = 0;
+        for (int j = out + 1; j < g->num_nodes; j++) {
+            const cd_node *r = &g->nodes[j];
+            const cd_step *rs = &p->steps[p->step_of[j]];
+            for (int q = 0; q < r->num_inputs; q++) {
+                if (r->inputs[q] != out) continue;
+                readers++;
+                if (rs->kind == CD_STEP_FUSED && rs->first == j) fused_readers++; /* its source */
+                else if (rs->kind == CD_STEP_FUSED && rs->tail == CD_FUSE_ADD && rs->last == j)
+                    fused_readers++; /* its Add's skip input */
+            }
+        }
+        p->out_bf16[out] = !p->keep_out[out] && readers > 0 && readers == fused_readers;
+    }
+}
+
+/* The frozen prefix: nodes 1..P that are fused inference blocks or PREFIX layers, with at
+ * least one block. Returns P, 0 when there is none. */
+static int frozen_prefix(const builder *b) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    int last = 0, blocks = 0;
+    for (int i = 1; i < g->num_nodes; i++) {
+        const cd_step *s = &p->steps[p->step_of[i]];
+        if (s->kind == CD_STEP_FUSED && s->first == i) {
+            i = last = s->last;
+            blocks++;
+        } else if (s->kind == CD_STEP_LAYER && has(g, i, CD_OP_PREFIX) && !p->keep_out[i]) {
+            last = i;
+        } else {
+            break;
+        }
+    }
+    return blocks ? last : 0;
+}
+
+/* May the layers from `first` on run a training step in micro-batches? */
+static int micro_trainable(const builder *b, int first) {
+    const cd_graph *g = b->g;
+    int convs = 0;
+    for (int i = first; i < g->num_nodes; i++) {
+        const cd_node *node = &g->nodes[i];
+        if (has(g, i, CD_OP_COUPLES_BATCH) && cd_node_mode(node, 1)) return 0;
+        if (has(g, i, CD_OP_CONV) && b->p->needs_grad[i]) convs = 1;
+    }
+    return convs;
+}
+
+static void plan_segments(builder *b) {
+    cd_plan *p = b->p;
+    p->prefix_last = b->n > CD_MICRO_BATCH ? frozen_prefix(b) : 0;
+    p->micro_train = b->keep == CD_KEEP_FOR_BACKWARD && b->training &&
+                     b->n > CD_TRAIN_MICRO_BATCH &&
+                     micro_trainable(b, p->prefix_last > 0 ? p->prefix_last + 1 : 0);
+    if (p->prefix_last > 0) { /* the segment goes first, before the steps it covers */
+        memmove(p->steps + 1, p->steps, (size_t)p->num_steps * sizeof *p->steps);
+        p->num_steps++;
+        p->steps[0] = (cd_step){CD_STEP_SEGMENT, 0, p->prefix_last, -1, CD_FUSE_NONE, -1, -1, -1,
+                                CD_MICRO_BATCH};
+        for (int i = 0; i < b->g->num_nodes; i++) p->step_of[i]++;
+    }
+}
+
+static void plan_free(cd_plan *p) {
+    if (!p) return;
+    free(p->steps);
+    free(p->keep_out);
+    free(p->needs_grad);
+    free(p->training_of);
+    free(p->out_bf16);
+    free(p->last_use);
+    free(p->step_of);
+    free(p);
+}
+
+static cd_plan *plan_build(const cd_graph *g, int n, int training, int keep) {
+    const size_t N = (size_t)g->num_nodes;
+    cd_plan *p = calloc(1, sizeof *p);
+    if (p) {
+        p->steps = calloc(N + 1, sizeof *p->steps);
+        p->keep_out = calloc(N, 1), p->needs_grad = calloc(N, 1);
+        p->training_of = calloc(N, 1), p->out_bf16 = calloc(N, 1);
+        p->last_use = calloc(N, sizeof(int)), p->step_of = calloc(N, sizeof(int));
+    }
+    if (!p || !p->steps || !p->keep_out || !p->needs_grad || !p->training_of || !p->out_bf16 ||
+        !p->last_use || !p->step_of) {
+        plan_free(p);
+        cd_fail(CD_ERR_MEMORY, "out of memory planning a graph of %zu layers", N);
+        return NULL;
+    }
+    p->batch = n, p->training = training, p->keep = keep;
+    p->precision_generation = cd_precision_generation();
+    p->grad_probe = g->grad_probe;
+    p->structure_version = g->structure_version;
+    builder b = {g, p, training, keep, n};
+    plan_grads_and_keep(&b);
+    plan_steps(&b);
+    plan_modes(&b);
+    plan_storage(&b);
+    plan_segments(&b);
+    return p;
+}
+
+cd_plan *cd_plan_get(cd_graph *g, int n, int training, int keep) {
+    training = !!training;
+    int victim = 0;
+    for (int k = 0; k < CD_PLAN_CACHE; k++) {
+        cd_plan *p = g->plans[k];
+        if (p && p->batch == n && p->training == training && p->keep == keep &&
+            p->precision_generation == cd_precision_generation() &&
+            p->grad_probe == g->grad_probe && p->structure_version == g->structure_version) {
+            p->used = ++g->plan_clock;
+            return p;
+        }
+        if (!p || (g->plans[victim] && p->used < g->plans[victim]->used)) victim = k;
+    }
+    cd_plan *p = plan_build(g, n, training, keep);
+    if (!p) return NULL;
+    if (g->plan == g->plans[victim]) g->plan = NULL;
+    plan_free(g->plans[victim]);
+    g->plans[victim] = p;
+    p->used = ++g->plan_clock;
+    return p;
+}
+
+void cd_plan_free_all(cd_graph *g) {
+    for (int k = 0; k < CD_PLAN_CACHE; k++) {
+        plan_free(g->plans[k]);
+        g->plans[k] = NULL;
+    }
+    g->plan = NULL;
+}
+
+/* ---- printing ---- */
+
+static const char *const step_names[] = {"layer", "fused", "train", "segment"};
+static const char *const tail_names[] = {"none", "bn", "relu", "add"};
+static const char *const keep_names[] = {"all", "for_backward", "last"};
+
+size_t cd_plan_describe(const cd_graph *g, const cd_plan *p, char *buf, size_t size) {
+    size_t at = 0;
+#define PUT(...)                                                                         \
+    do {                                                                                 \
+        int k_ = snprintf(buf + (at < size ? at : size), at < size ? size - at : 0, __VA_ARGS__); \
+        if (k_ > 0) at += (size_t)k_;                                                    \
+    } while (0)
+    PUT("plan batch=%d training=%d keep=%s precision=%s micro_train=%d\n", p->batch, p->training,
+        keep_names[p->keep], cd_get_precision() == CD_PRECISION_BF16 ? "bf16" : "fp32",
+        p->micro_train);
+    for (int k = 0; k < p->num_steps; k++) {
+        const cd_step *s = &p->steps[k];
+        PUT("%s %d-%d", step_names[s->kind], s->first, s->last);
+        if (s->kind == CD_STEP_SEGMENT) PUT(" micro=%d", s->micro);
+        if (s->kind == CD_STEP_FUSED || s->kind == CD_STEP_TRAIN) {
+            PUT(" conv=%d tail=%s", s->conv, tail_names[s->tail]);
+            if (s->dw >= 0) PUT(" dw=%d", s->dw);
+            if (s->skip >= 0) PUT(" skip=%d", s->skip);
+        }
+        if (s->kind == CD_STEP_LAYER) PUT(" %s", g->nodes[s->first].ops->name);
+        if (s->kind != CD_STEP_SEGMENT) {
+            const int out = s->last;
+            PUT(" out=%s%s%s", p->out_bf16[out] ? "bf16" : "f32", p->keep_out[out] ? " kept" : "",
+                p->needs_grad[out] ? " grad" : "");
+        }
+        PUT("\n");
+    }
+#undef PUT
+    return at;
+}
+
+cd_status cd_graph_describe_plan(cd_graph *g, int n, int training, cd_keep keep, char *buf,
+                                 size_t size, size_t *needed) {
+    if (g->num_nodes == 0) return cd_fail(CD_ERR_STATE, "the graph has no layers");
+    if (n < 1 || n > 1 << 16) return cd_fail(CD_ERR_VALUE, "batch size must be >= 1, got %d", n);
+    if (keep != CD_KEEP_ALL && keep != CD_KEEP_FOR_BACKWARD && keep != CD_KEEP_LAST)
+        return cd_fail(CD_ERR_VALUE, "bad keep %d", (int)keep);
+    cd_plan *p = plan_build(g, n, !!training, (int)keep); /* not cached: the runs' stay put */
+    if (!p) return CD_ERR_MEMORY;
+    *needed = cd_plan_describe(g, p, buf, size);
+    if (buf && size) buf[*needed < size ? *needed : size - 1] = 0;
+    plan_free(p);
+    return CD_OK;
+}
