@@ -15,7 +15,9 @@ AVX512-BF16 or AMX get a ValueError and stay in fp32.
 
 Within fit, validation images are not augmented and the layers below the first trainable
 one do not change, so their output for the validation set is computed once (at most
-FEATURE_CACHE_BYTES = 512 MiB per model) and reused each epoch, with the same bits.
+FEATURE_CACHE_BYTES = 512 MiB per model) and reused each epoch, with the same bits; evaluate
+on the same dataset object reuses it too. Datasets whose images are not all in their uint8
+cache (cache=False or a smaller byte bound) are read in full every time.
 """
 from catdog import _engine
 

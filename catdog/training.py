@@ -196,13 +196,18 @@ _serials = itertools.count(1)
 
 def _feature_key(data, epoch) -> int:
     """The feature cache's token for an evaluation epoch of `data` (model/features.c): this
-    dataset object, its engine dataset, its batch size and its sample order."""
+    dataset object, its engine dataset, its batch size and its sample order. 0 (no caching)
+    unless every image comes from the dataset's uint8 cache: files decoded each epoch could
+    change or fail between epochs."""
+    order = np.ascontiguousarray(data.epoch_indices(epoch), np.int64)
+    if len(order) and int(order.max()) >= data.engine_dataset.cached_count:
+        return 0
     serial = data.__dict__.get("_feature_serial")
     if serial is None:
         serial = data._feature_serial = next(_serials)
     h = hashlib.blake2b(digest_size=8)
     h.update(np.array([serial, id(data.engine_dataset), data.batch_size], np.int64).tobytes())
-    h.update(np.ascontiguousarray(data.epoch_indices(epoch), np.int64).tobytes())
+    h.update(order.tobytes())
     return int.from_bytes(h.digest(), "little") or 1
 
 

@@ -249,3 +249,16 @@ def test_bf16_fine_tuning_replays_same_bits(folders, cache_bytes):
     i = info(model)
     assert (i["records"], i["hits"]) == (1, 1)
     assert i["bytes"] < 40 * (2 * 2 * 96 * 4 + 4)  # the 2x2x96 block output in bf16
+
+
+def test_images_decoded_each_epoch_are_not_cached(folders, cache_bytes):
+    """A dataset without the uint8 cache reads its files every epoch: they could change."""
+    kw = dict(batch_size=16, image_size=(SIZE, SIZE), label_mode="binary", seed=1)
+    val = catdog.utils.image_dataset_from_directory(folders / "val", cache=False, **kw)
+    cached = catdog.utils.image_dataset_from_directory(folders / "val", **kw)
+    base, model = lab_model()
+    a = model.evaluate(val, verbose=0)
+    assert model.evaluate(val, verbose=0) == a
+    assert (info(model)["records"], info(model)["hits"]) == (0, 0)
+    assert model.evaluate(cached, verbose=0) == a  # the same images from the uint8 cache
+    assert info(model)["records"] == 1
