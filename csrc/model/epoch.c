@@ -49,8 +49,8 @@ static cd_status run_epoch(cd_graph *g, cd_loader *loader, int train, int *recor
 
 cd_status cd_graph_run_epoch_keyed(cd_graph *g, cd_loader *loader, int train, uint64_t key,
                                    cd_progress_fn progress, void *ctx, cd_epoch_stats *stats) {
-    int record = !train && key != 0 && g->features.limit > 0;
-    if (record) cd_feature_record_begin(g, key);
+    int record = !train && key != 0 && g->features.limit > 0 && loader;
+    if (record && loader) cd_feature_record_begin(g, key, cd_loader_num_batches(loader));
     cd_status s = run_epoch(g, loader, train, &record, progress, ctx, stats);
     if (!train && key != 0 && g->features.limit > 0)
         cd_feature_record_end(g, s == CD_OK && record && !stats->stopped);

@@ -95,8 +95,9 @@ cd_status cd_graph_eval_epoch_cached(cd_graph *g, uint64_t key, cd_progress_fn p
 
 /* ---- recording (called by model/epoch.c around each evaluation batch) ---- */
 
-void cd_feature_record_begin(cd_graph *g, uint64_t key) {
+void cd_feature_record_begin(cd_graph *g, uint64_t key, int64_t batches) {
     cd_feature_cache *c = &g->features;
+    c->expect_batches = batches;
     c->valid = 0;
     c->num_batches = 0;
     c->feature_bytes = c->label_count = 0;
@@ -129,10 +130,14 @@ int cd_feature_record_batch(cd_graph *g, int n) {
     const size_t bytes = (size_t)n * cd_node_sample_size(&g->nodes[cut]) * (p->out_bf16[cut] ? 2 : 4);
     const size_t labels = (size_t)n * (size_t)cd_graph_label_width(g);
     const size_t total = c->feature_bytes + bytes + (c->label_count + labels) * sizeof(float);
-    size_t cap_b = (size_t)c->cap_batches;
-    if (total > c->limit || grow((void **)&c->features, &c->feature_cap, c->feature_bytes + bytes, 1) ||
-        grow((void **)&c->labels, &c->label_cap, c->label_count + labels, sizeof(float)))
+    if (total > c->limit) return 0;
+    /* the first batch sizes the record for the loader's batches (one allocation) */
+    const size_t ahead = c->num_batches == 0 && c->expect_batches > 1 ? (size_t)c->expect_batches : 1;
+    const size_t room = (bytes + labels * sizeof(float)) * ahead <= c->limit ? ahead : 1;
+    if (grow((void **)&c->features, &c->feature_cap, c->feature_bytes + bytes * room, 1) ||
+        grow((void **)&c->labels, &c->label_cap, c->label_count + labels * room, sizeof(float)))
         return 0;
+    size_t cap_b = (size_t)c->cap_batches;
     if ((size_t)c->num_batches + 1 > cap_b) {
         size_t want = cap_b ? cap_b * 2 : 64;
         int *nn = realloc(c->n, want * sizeof(int));

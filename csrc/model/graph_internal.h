@@ -82,6 +82,7 @@ typedef struct {
     uint64_t structure_version, weights_version;
     int precision_generation, threads, loss;
     int num_batches, cap_batches;
+    int64_t expect_batches;       /* while recording: the loader's batch count */
     int *n, *cut;                 /* per batch: samples, cut node */
     size_t *at;                   /* per batch: byte offset of its features, float offset of
                                      its labels (at[2k], at[2k + 1]) */
@@ -212,10 +213,11 @@ cd_status cd_graph_eval_from(cd_graph *g, int n, int cut, const void *src, const
 /* Sum of the weight versions of nodes [0, last]. */
 uint64_t cd_weights_version(const cd_graph *g, int last);
 void cd_feature_cache_free(cd_feature_cache *c);
-/* Recording an evaluation epoch under key (model/features.c): begin; per batch of n, before
+/* Recording an evaluation epoch under key (model/features.c): begin (the loader's batch
+ * count sizes the record); per batch of n, before
  * its step, cd_feature_record_batch (0: recording abandoned, stop calling it) and after it
  * cd_feature_record_done; at the end cd_feature_record_end (complete: every batch ran). */
-void cd_feature_record_begin(cd_graph *g, uint64_t key);
+void cd_feature_record_begin(cd_graph *g, uint64_t key, int64_t batches);
 int cd_feature_record_batch(cd_graph *g, int n);
 void cd_feature_record_done(cd_graph *g, const float *labels, int n);
 void cd_feature_record_end(cd_graph *g, int complete);
