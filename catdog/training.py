@@ -2,6 +2,8 @@
 forward, loss, backward and update running in C with the GIL released."""
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
 import time
 import warnings
@@ -189,11 +191,37 @@ def _check_pipeline_labels(model, data):
                          "CategoricalCrossentropy)")
 
 
+_serials = itertools.count(1)
+
+
+def _feature_key(data, epoch) -> int:
+    """The feature cache's token for an evaluation epoch of `data` (model/features.c): this
+    dataset object, its engine dataset, its batch size and its sample order. 0 (no caching)
+    unless every image comes from the dataset's uint8 cache: files decoded each epoch could
+    change or fail between epochs."""
+    order = np.ascontiguousarray(data.epoch_indices(epoch), np.int64)
+    if len(order) and int(order.max()) >= data.engine_dataset.cached_count:
+        return 0
+    serial = data.__dict__.get("_feature_serial")
+    if serial is None:
+        serial = data._feature_serial = next(_serials)
+    h = hashlib.blake2b(digest_size=8)
+    h.update(np.array([serial, id(data.engine_dataset), data.batch_size], np.int64).tobytes())
+    h.update(order.tobytes())
+    return int.from_bytes(h.digest(), "little") or 1
+
+
 def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
-    """A whole epoch in C (GIL released), with progress reported after each batch."""
+    """A whole epoch in C (GIL released), with progress reported after each batch. An
+    evaluation epoch replays the feature cache when it holds this dataset's (same bits as
+    running it in full), else runs in full and records it."""
+    from catdog import config
+
     _check_pipeline_labels(model, data)
-    known = len(data.engine_dataset.failures())  # before the loader's workers start decoding
-    loader = data.loader(epoch, training=train, layers=model._augment if train else ())
+    key = 0
+    if not train:
+        g.set_feature_cache_limit(config.get_feature_cache_bytes())
+        key = _feature_key(data, epoch)
 
     def progress(batches, samples, loss_sum, correct):
         logs = {"loss": loss_sum / samples}
@@ -205,9 +233,14 @@ def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
             cbs.on_train_batch_end(int(batches) - 1, logs)
         return bool(model.stop_training) if train else False
 
+    callback = progress if (bar is not None or cbs is not None) else None
+    st = g.eval_cached(key, callback) if key else None
+    if st is not None:
+        return st["batches"], st["samples"], st["loss_sum"], st["correct"]
+    known = len(data.engine_dataset.failures())  # before the loader's workers start decoding
+    loader = data.loader(epoch, training=train, layers=model._augment if train else ())
     try:
-        st = g.run_epoch(loader, bool(train),
-                         progress if (bar is not None or cbs is not None) else None)
+        st = g.run_epoch(loader, bool(train), callback, key)
     finally:
         if train:
             model._graph_dirty = True

@@ -390,6 +390,28 @@ typedef int (*cd_progress_fn)(void *ctx, const cd_epoch_stats *stats);
 cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progress_fn progress,
                              void *ctx, cd_epoch_stats *stats);
 
+/* ---- evaluation work done once: the feature cache (model/features.c) -------------------- */
+/* An evaluation epoch's images are not augmented, so the output of the layers below the
+ * first trainable one is the same each epoch. With a nonzero key (the caller's token for the
+ * dataset, its sample order and batch size) an evaluation epoch records that output (the
+ * evaluation plan's cache cut: the pooled features under a frozen base, the output of the
+ * last block below the first trainable one when fine-tuning); cd_graph_eval_epoch_cached
+ * replays such a record under the same key and the same structure, weights below the cut,
+ * precision, threads and loss, running only the layers above the cut: same bits as the full
+ * epoch. *hit = 0: no valid record (nothing ran; run the epoch with the loader). */
+cd_status cd_graph_run_epoch_keyed(cd_graph *g, cd_loader *loader, int train, uint64_t key,
+                                   cd_progress_fn progress, void *ctx, cd_epoch_stats *stats);
+cd_status cd_graph_eval_epoch_cached(cd_graph *g, uint64_t key, cd_progress_fn progress,
+                                     void *ctx, cd_epoch_stats *stats, int *hit);
+/* Bytes (features + labels) a record may hold; past it epochs run in full. 0: off. */
+cd_status cd_graph_set_feature_cache_limit(cd_graph *g, size_t bytes);
+typedef struct {
+    int valid, cut;       /* a record is held; the node it holds the output of */
+    size_t bytes, limit;
+    int64_t hits, records; /* epochs replayed / recorded */
+} cd_feature_cache_info;
+void cd_graph_feature_cache_info(const cd_graph *g, cd_feature_cache_info *info);
+
 #ifdef __cplusplus
 }
 #endif

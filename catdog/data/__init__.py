@@ -88,6 +88,7 @@ class ImageDataset:
     def _derive(self, samples) -> "ImageDataset":
         d = object.__new__(ImageDataset)
         d.__dict__.update(self.__dict__)
+        d.__dict__.pop("_feature_serial", None)  # another dataset for the feature cache
         d._samples = np.ascontiguousarray(samples, dtype=np.int64)
         d._iterations = 0
         return d

@@ -693,10 +693,17 @@ static int epoch_progress(void *p, const cd_epoch_stats *st) {
     return stop;
 }
 
+static PyObject *epoch_stats(const cd_epoch_stats *st) {
+    return Py_BuildValue("{s:L,s:L,s:d,s:d,s:O}", "batches", (long long)st->batches, "samples",
+                         (long long)st->samples, "loss_sum", st->loss_sum, "correct", st->correct,
+                         "stopped", st->stopped ? Py_True : Py_False);
+}
+
 static PyObject *Graph_run_epoch(GraphObject *self, PyObject *args) {
     PyObject *loader_obj, *callback = Py_None;
     int train;
-    if (!PyArg_ParseTuple(args, "Op|O", &loader_obj, &train, &callback) || check_graph(self))
+    unsigned long long key = 0;
+    if (!PyArg_ParseTuple(args, "Op|OK", &loader_obj, &train, &callback, &key) || check_graph(self))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
@@ -712,14 +719,54 @@ static PyObject *Graph_run_epoch(GraphObject *self, PyObject *args) {
     cd_status s;
     Py_INCREF(loader_obj); /* the loader must outlive the call */
     self->busy = 1;
-    Py_BEGIN_ALLOW_THREADS s = cd_graph_run_epoch(self->graph, loader, train, epoch_progress, &ctx, &st);
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_run_epoch_keyed(self->graph, loader, train, (uint64_t)key,
+                                                        epoch_progress, &ctx, &st);
     Py_END_ALLOW_THREADS self->busy = 0;
     Py_DECREF(loader_obj);
     if (ctx.failed) return NULL; /* the callback's exception or KeyboardInterrupt */
     if (s != CD_OK) return cd_py_raise(s);
-    return Py_BuildValue("{s:L,s:L,s:d,s:d,s:O}", "batches", (long long)st.batches, "samples",
-                         (long long)st.samples, "loss_sum", st.loss_sum, "correct", st.correct,
-                         "stopped", st.stopped ? Py_True : Py_False);
+    return epoch_stats(&st);
+}
+
+/* eval_cached(key, callback=None) -> stats, or None when no valid record is held */
+static PyObject *Graph_eval_cached(GraphObject *self, PyObject *args) {
+    PyObject *callback = Py_None;
+    unsigned long long key;
+    if (!PyArg_ParseTuple(args, "K|O", &key, &callback) || check_graph(self)) return NULL;
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return NULL;
+    }
+    epoch_ctx ctx = {callback, 0};
+    cd_epoch_stats st;
+    cd_status s;
+    int hit = 0;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = cd_graph_eval_epoch_cached(self->graph, (uint64_t)key, epoch_progress,
+                                                          &ctx, &st, &hit);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    if (ctx.failed) return NULL;
+    if (s != CD_OK) return cd_py_raise(s);
+    if (!hit) Py_RETURN_NONE;
+    return epoch_stats(&st);
+}
+
+static PyObject *Graph_set_feature_cache_limit(GraphObject *self, PyObject *arg) {
+    unsigned long long bytes = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || check_graph(self)) return NULL;
+    cd_status s = cd_graph_set_feature_cache_limit(self->graph, (size_t)bytes);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_feature_cache_info(GraphObject *self, PyObject *unused) {
+    if (check_graph(self)) return NULL;
+    cd_feature_cache_info i;
+    cd_graph_feature_cache_info(self->graph, &i);
+    return Py_BuildValue("{s:O,s:i,s:K,s:K,s:L,s:L}", "valid", i.valid ? Py_True : Py_False,
+                         "cut", i.cut, "bytes", (unsigned long long)i.bytes, "limit",
+                         (unsigned long long)i.limit, "hits", (long long)i.hits, "records",
+                         (long long)i.records);
 }
 
 static PyObject *Graph_step_count(GraphObject *self, PyObject *unused) {
@@ -755,7 +802,12 @@ static PyMethodDef Graph_methods[] = {
     {"eval_step", (PyCFunction)Graph_eval_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
     {"step_count", (PyCFunction)Graph_step_count, METH_NOARGS, ""},
     {"run_epoch", (PyCFunction)Graph_run_epoch, METH_VARARGS,
-     "(loader, train, callback=None) -> stats: a whole epoch in C, GIL released"},
+     "(loader, train, callback=None, key=0) -> stats: a whole epoch in C, GIL released; an "
+     "evaluation epoch with a nonzero key records the feature cache"},
+    {"eval_cached", (PyCFunction)Graph_eval_cached, METH_VARARGS,
+     "(key, callback=None) -> stats of an evaluation epoch replayed from the feature cache, or None"},
+    {"set_feature_cache_limit", (PyCFunction)Graph_set_feature_cache_limit, METH_O, "(bytes; 0: off)"},
+    {"feature_cache_info", (PyCFunction)Graph_feature_cache_info, METH_NOARGS, "-> dict"},
     {NULL, NULL, 0, NULL},
 };
 

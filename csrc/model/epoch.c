@@ -1,12 +1,13 @@
 /* epoch.c — one epoch of training or evaluation driven from C: batches come from the data
- * pipeline's loader (decoded, augmented ahead by its workers) straight into the graph. */
+ * pipeline's loader (decoded, augmented ahead by its workers) straight into the graph. An
+ * evaluation epoch under a nonzero key records the feature cache (model/features.c). */
 #include <string.h>
 
 #include "core/error.h"
 #include "model/graph_internal.h"
 
-cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progress_fn progress,
-                             void *ctx, cd_epoch_stats *stats) {
+static cd_status run_epoch(cd_graph *g, cd_loader *loader, int train, int *record,
+                           cd_progress_fn progress, void *ctx, cd_epoch_stats *stats) {
     memset(stats, 0, sizeof *stats);
     if (!loader) return cd_fail(CD_ERR_VALUE, "no loader");
     /* the steps read n * H * W * C floats per batch: the loader's images must be that size */
@@ -27,10 +28,13 @@ cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progr
                            "evaluate need labels");
         float loss = 0.f;
         double correct = 0;
-        if (train)
+        if (train) {
             CD_TRY(cd_graph_train_step(g, b.images, b.labels, b.n, &loss, &correct));
-        else
+        } else {
+            if (*record) *record = cd_feature_record_batch(g, b.n);
             CD_TRY(cd_graph_eval_step(g, b.images, b.labels, b.n, &loss, &correct));
+            if (*record) cd_feature_record_done(g, b.labels, b.n);
+        }
         stats->batches++;
         stats->samples += b.n;
         stats->loss_sum += (double)loss * b.n;
@@ -41,4 +45,19 @@ cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progr
         }
     }
     return CD_OK;
+}
+
+cd_status cd_graph_run_epoch_keyed(cd_graph *g, cd_loader *loader, int train, uint64_t key,
+                                   cd_progress_fn progress, void *ctx, cd_epoch_stats *stats) {
+    int record = !train && key != 0 && g->features.limit > 0 && loader;
+    if (record && loader) cd_feature_record_begin(g, key, cd_loader_num_batches(loader));
+    cd_status s = run_epoch(g, loader, train, &record, progress, ctx, stats);
+    if (!train && key != 0 && g->features.limit > 0)
+        cd_feature_record_end(g, s == CD_OK && record && !stats->stopped);
+    return s;
+}
+
+cd_status cd_graph_run_epoch(cd_graph *g, cd_loader *loader, int train, cd_progress_fn progress,
+                             void *ctx, cd_epoch_stats *stats) {
+    return cd_graph_run_epoch_keyed(g, loader, train, 0, progress, ctx, stats);
 }

@@ -7,7 +7,10 @@
  * marks needs_grad; weight gradients are overwritten (nn/layer.h). A micro-batched training
  * step runs the rest CD_TRAIN_MICRO_BATCH samples at a time and sums the gradients.
  * The probed node's output gradient (g->grad_probe) is copied to g->probe before its buffer
- * goes back; while g->head_logits is set the last node's kernels get cd_io.logits. */
+ * goes back; while g->head_logits is set the last node's kernels get cd_io.logits.
+ * Feature cache (model/features.c): while g->tap_node > 0 the output of the step ending at
+ * that node is copied out as it is made; cd_graph_forward_from runs a plan from its
+ * cache_cut node on, with that node's output given. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +38,7 @@ void cd_graph_release_runtime(cd_graph *g) {
     cd_drop_floats(&g->grad_spare, &g->grad_spare_count);
     cd_drop_floats(&g->logits_all, &g->logits_all_count);
     cd_drop_floats(&g->probe, &g->probe_count);
+    cd_feature_cache_free(&g->features);
     g->have_forward = g->have_backward = 0;
 }
 
@@ -99,6 +103,14 @@ static cd_status run_block(cd_graph *g, const cd_step *s) {
                                  s->skip >= 0 ? g->rt[s->skip].out : NULL, dst);
 }
 
+/* Recording the feature cache: step s's output node is the tapped one: copy its g->batch
+ * samples (as stored) to their place in the record. */
+static void tap(cd_graph *g, const cd_step *s) {
+    if (g->tap_node <= 0 || s->last != g->tap_node) return;
+    const size_t bytes = cd_sample_bytes(g, s->last);
+    memcpy(g->tap_dst + (size_t)g->tap_offset * bytes, g->rt[s->last].out, (size_t)g->batch * bytes);
+}
+
 /* Node i's part of the forward: its step runs at the step's first node; the other nodes of
  * a block only hand their inputs back to the pool. */
 static cd_status run_node(cd_graph *g, int i, const float *x) {
@@ -109,6 +121,7 @@ static cd_status run_node(cd_graph *g, int i, const float *x) {
     }
     if (s->kind == CD_STEP_FUSED || s->kind == CD_STEP_TRAIN) {
         CD_TRY(run_block(g, s));
+        tap(g, s);
         cd_release_inputs(g, i);
         return CD_OK;
     }
@@ -121,21 +134,26 @@ static cd_status run_node(cd_graph *g, int i, const float *x) {
         cd_io io = node_io(g, i);
         CD_TRY(g->nodes[i].ops->forward(&g->nodes[i], &io));
     }
+    tap(g, s);
     cd_release_inputs(g, i);
     return CD_OK;
 }
 
 /* A SEGMENT: nodes [0, p] in micro-batches of `micro` samples. Outputs read after the
  * segment (boundary nodes) get full-batch buffers each micro-batch writes a slice of; the
- * input layer is read in place from x. */
-static cd_status run_segment(cd_graph *g, const float *x, int p, int micro) {
+ * input layer is read in place from x. With cut > 0 (cd_graph_forward_from) node cut's
+ * output is read from cut_src instead and only nodes (cut, p] run, the same micro-batches
+ * on the same kernels. */
+static cd_status run_segment(cd_graph *g, const float *x, int cut, const void *cut_src, int p,
+                             int micro) {
     const int n = g->batch;
     const cd_plan *plan = g->plan;
+    const int from = cut > 0 ? cut + 1 : 0;
     cd_rt *input = &g->rt[0];
     /* the input layer is read in place from x unless something after the prefix reads it */
     const int input_in_place = !plan->keep_out[0] && plan->last_use[0] <= p;
     cd_status st = CD_OK;
-    for (int k = 0; k <= p && st == CD_OK; k++) {
+    for (int k = from; k <= p && st == CD_OK; k++) {
         cd_rt *rt = &g->rt[k];
         /* outputs come from node 0, PREFIX layers and the last node of each block; the nodes
          * inside a block have none, and the plan left them unread from outside */
@@ -146,24 +164,31 @@ static cd_status run_segment(cd_graph *g, const float *x, int p, int micro) {
             st = cd_fail(CD_ERR_MEMORY, "out of memory for the outputs of layer '%s' (batch %d)",
                          g->nodes[k].name, n);
     }
-    if (st == CD_OK && !input_in_place)
+    if (st == CD_OK && cut <= 0 && !input_in_place)
         memcpy(input->own, x, (size_t)n * cd_node_sample_size(&g->nodes[0]) * sizeof(float));
     const float *input_full = input_in_place ? x : input->own;
+    const size_t cut_bytes = cut > 0 ? cd_sample_bytes(g, cut) : 0;
     for (int s0 = 0; s0 < n && st == CD_OK; s0 += micro) {
         g->batch = n - s0 < micro ? n - s0 : micro;
-        input->out = (float *)(input_full + (size_t)s0 * cd_node_sample_size(&g->nodes[0]));
-        for (int k = 1; k <= p; k++) {
+        g->tap_offset = s0;
+        if (cut > 0)
+            g->rt[cut].out = (float *)((const char *)cut_src + (size_t)s0 * cut_bytes);
+        else
+            input->out = (float *)(input_full + (size_t)s0 * cd_node_sample_size(&g->nodes[0]));
+        for (int k = from > 1 ? from : 1; k <= p; k++) {
             cd_rt *rt = &g->rt[k];
             if (rt->boundary) rt->out = (float *)((char *)rt->own + (size_t)s0 * cd_sample_bytes(g, k));
         }
-        for (int i = 0; i <= p && st == CD_OK; i++) st = run_node(g, i, x);
+        for (int i = from; i <= p && st == CD_OK; i++) st = run_node(g, i, x);
     }
     g->batch = n;
-    for (int k = 0; k <= p; k++) {
+    g->tap_offset = 0;
+    for (int k = from; k <= p; k++) {
         cd_rt *rt = &g->rt[k];
         if (rt->boundary) rt->out = k == 0 ? (float *)input_full : rt->own;
         rt->boundary = 0;
     }
+    if (cut > 0) g->rt[cut].out = (float *)cut_src;
     return st;
 }
 
@@ -190,11 +215,32 @@ cd_status cd_graph_forward_mode(cd_graph *g, const float *x, int n, int training
     int first = 0;
     const cd_step *s0 = &g->plan->steps[0];
     if (s0->kind == CD_STEP_SEGMENT) {
-        CD_TRY(run_segment(g, x, s0->last, s0->micro));
+        CD_TRY(run_segment(g, x, 0, NULL, s0->last, s0->micro));
         first = s0->last + 1;
     }
     for (int i = first; i < g->num_nodes; i++) CD_TRY(run_node(g, i, x));
     g->forward_keep = keep;
+    g->have_forward = 1;
+    return CD_OK;
+}
+
+cd_status cd_graph_forward_from(cd_graph *g, int n, int cut, const void *src) {
+    g->have_forward = g->have_backward = 0;
+    cd_use_threads_here();
+    CD_TRY(start_run(g, n, 0, CD_KEEP_LAST));
+    if (cut < 1 || g->plan->cache_cut != cut)
+        return cd_fail(CD_ERR_STATE, "the plan's cache cut is %d, not %d", g->plan->cache_cut, cut);
+    cd_release_pool(g);
+    g->rt[cut].out = (float *)src;
+    g->rt[cut].pool_slot = -1;
+    int first = cut + 1;
+    const cd_step *s0 = &g->plan->steps[0];
+    if (s0->kind == CD_STEP_SEGMENT && s0->last > cut) {
+        CD_TRY(run_segment(g, NULL, cut, src, s0->last, s0->micro));
+        first = s0->last + 1;
+    }
+    for (int i = first; i < g->num_nodes; i++) CD_TRY(run_node(g, i, NULL));
+    g->forward_keep = CD_KEEP_LAST;
     g->have_forward = 1;
     return CD_OK;
 }
@@ -374,7 +420,7 @@ cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss
     if (cd_grow_floats(&g->grad_spare, &g->grad_spare_count, weights, "weight gradients"))
         return CD_ERR_MEMORY;
     cd_release_pool(g);
-    if (p > 0) CD_TRY(run_segment(g, x, p, P->steps[0].micro));
+    if (p > 0) CD_TRY(run_segment(g, x, 0, NULL, p, P->steps[0].micro));
     /* the prefix's outputs read above it stay full-batch; each micro-batch reads a slice */
     for (int k = 0; k < first; k++) {
         cd_rt *rt = &g->rt[k];

@@ -15,6 +15,7 @@ cd_status cd_graph_create(cd_graph **out) {
     CD_TRY(cd_runtime_init());
     cd_graph *g = calloc(1, sizeof *g);
     if (!g) return cd_fail(CD_ERR_MEMORY, "out of memory creating a graph");
+    g->features.limit = CD_FEATURE_CACHE_BYTES;
     *out = g;
     return CD_OK;
 }

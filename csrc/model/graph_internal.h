@@ -59,6 +59,8 @@ typedef struct {
     int *step_of;                 /* the step computing it */
     int prefix_last;              /* the micro-batched frozen prefix is nodes [0, p]; 0: none */
     int micro_train;              /* a training step may run the rest in micro-batches */
+    int cache_cut;                /* evaluation plans: the node whose output the feature cache
+                                     holds (model/features.c); 0: none */
 } cd_plan;
 
 /* The plan for this run (built or from the cache); NULL on failure (error set). */
@@ -68,6 +70,29 @@ void cd_plan_free_all(cd_graph *g);
 size_t cd_plan_describe(const cd_graph *g, const cd_plan *p, char *buf, size_t size);
 /* Effective training flag: the nested-model override, and CD_OP_FROZEN_INFERENCE. */
 int cd_node_mode(const cd_node *node, int training);
+
+/* ---- the feature cache (model/features.c) ---- */
+#define CD_FEATURE_CACHE_BYTES ((size_t)512 << 20) /* default bound: past it, no caching */
+
+/* One evaluation epoch's outputs of its plans' cache_cut node, batch by batch, with the
+ * labels, valid while its key holds. */
+typedef struct {
+    int valid;
+    uint64_t key;                 /* the caller's (dataset, order, batch size) token */
+    uint64_t structure_version, weights_version;
+    int precision_generation, threads, loss;
+    int num_batches, cap_batches;
+    int64_t expect_batches;       /* while recording: the loader's batch count */
+    int *n, *cut;                 /* per batch: samples, cut node */
+    size_t *at;                   /* per batch: byte offset of its features, float offset of
+                                     its labels (at[2k], at[2k + 1]) */
+    unsigned char *features;
+    size_t feature_bytes, feature_cap;
+    float *labels;
+    size_t label_count, label_cap;
+    size_t limit;                 /* bytes of features + labels allowed */
+    int64_t hits, records;        /* epochs replayed / recorded (tests) */
+} cd_feature_cache;
 
 /* ---- run-time state per node (model/exec.c, model/buffers.c) ---- */
 typedef struct {
@@ -131,6 +156,13 @@ struct cd_graph {
     size_t dlogits_count;
     float *logits_all;            /* micro-batched training: the whole batch's logits */
     size_t logits_all_count;
+
+    int tap_node;                 /* > 0: after the step ending at this node, its output
+                                     (g->batch samples) is copied to tap_dst + tap_offset
+                                     samples (recording the feature cache) */
+    int tap_offset;               /* first sample of the running micro-batch in its batch */
+    unsigned char *tap_dst;
+    cd_feature_cache features;
 };
 
 /* The weights that receive gradients, one by one in graph order (a trainable layer's
@@ -172,6 +204,23 @@ typedef cd_status (*cd_micro_loss_fn)(cd_graph *g, int s0, int m, void *ctx);
 cd_status cd_graph_train_micro(cd_graph *g, const float *x, int n, cd_micro_loss_fn loss,
                                void *ctx, int *done);
 void cd_graph_release_runtime(cd_graph *g);
+/* An evaluation forward of n samples from the plan's cache_cut node on: `src` holds that
+ * node's output as the plan stores it; the steps above it run as in a full forward. */
+cd_status cd_graph_forward_from(cd_graph *g, int n, int cut, const void *src);
+/* An evaluation step on n samples whose cut node's output is `src` (model/train.c). */
+cd_status cd_graph_eval_from(cd_graph *g, int n, int cut, const void *src, const float *labels,
+                             float *loss, double *correct);
+/* Sum of the weight versions of nodes [0, last]. */
+uint64_t cd_weights_version(const cd_graph *g, int last);
+void cd_feature_cache_free(cd_feature_cache *c);
+/* Recording an evaluation epoch under key (model/features.c): begin (the loader's batch
+ * count sizes the record); per batch of n, before
+ * its step, cd_feature_record_batch (0: recording abandoned, stop calling it) and after it
+ * cd_feature_record_done; at the end cd_feature_record_end (complete: every batch ran). */
+void cd_feature_record_begin(cd_graph *g, uint64_t key, int64_t batches);
+int cd_feature_record_batch(cd_graph *g, int n);
+void cd_feature_record_done(cd_graph *g, const float *labels, int n);
+void cd_feature_record_end(cd_graph *g, int complete);
 void cd_graph_commit(cd_graph *g);
 /* The last node's output of the last forward. */
 static inline const float *cd_graph_logits(const cd_graph *g) { return g->rt[g->num_nodes - 1].out; }

@@ -24,6 +24,12 @@
  *   SEGMENT step before them.
  * - Micro-batched training: above the prefix no layer COUPLES_BATCH in training mode and a
  *   CONV gets gradients: a training step runs it CD_TRAIN_MICRO_BATCH samples at a time.
+ * - Cache cut (evaluation plans only: training 0, CD_KEEP_LAST): the largest node c in
+ *   [1, N-2] that is the last node of a step, with nodes [0, c] holding no weights that
+ *   train, none in training mode here or in a training forward when it commits (moving
+ *   statistics), and no node above c reading a node below c. Its output for an image is then
+ *   fixed while the weights of [0, c] keep their versions: model/features.c caches it and
+ *   runs the steps above c on it (exec.c cd_graph_forward_from).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +279,21 @@ static void plan_segments(builder *b) {
     }
 }
 
+static int cache_cut(const builder *b) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    if (b->training || b->keep != CD_KEEP_LAST) return 0;
+    int best = 0, reach = p->last_use[0]; /* the last reader of any node below c */
+    for (int c = 1; c + 1 < g->num_nodes; c++) {
+        const cd_node *node = &g->nodes[c];
+        if (cd_node_trains(node) || p->training_of[c] || (node->ops->commit && cd_node_mode(node, 1)))
+            break;
+        if (p->steps[p->step_of[c]].last == c && reach <= c) best = c;
+        if (p->last_use[c] > reach) reach = p->last_use[c];
+    }
+    return best;
+}
+
 static void plan_free(cd_plan *p) {
     if (!p) return;
     free(p->steps);
@@ -310,6 +331,7 @@ static cd_plan *plan_build(const cd_graph *g, int n, int training, int keep) {
     plan_modes(&b);
     plan_storage(&b);
     plan_segments(&b);
+    p->cache_cut = cache_cut(&b);
     return p;
 }
 
@@ -356,9 +378,9 @@ size_t cd_plan_describe(const cd_graph *g, const cd_plan *p, char *buf, size_t s
         int k_ = snprintf(buf + (at < size ? at : size), at < size ? size - at : 0, __VA_ARGS__); \
         if (k_ > 0) at += (size_t)k_;                                                    \
     } while (0)
-    PUT("plan batch=%d training=%d keep=%s precision=%s micro_train=%d\n", p->batch, p->training,
-        keep_names[p->keep], cd_get_precision() == CD_PRECISION_BF16 ? "bf16" : "fp32",
-        p->micro_train);
+    PUT("plan batch=%d training=%d keep=%s precision=%s micro_train=%d cache_cut=%d\n", p->batch,
+        p->training, keep_names[p->keep], cd_get_precision() == CD_PRECISION_BF16 ? "bf16" : "fp32",
+        p->micro_train, p->cache_cut);
     for (int k = 0; k < p->num_steps; k++) {
         const cd_step *s = &p->steps[k];
         PUT("%s %d-%d", step_names[s->kind], s->first, s->last);

@@ -185,6 +185,26 @@ cd_status cd_graph_eval_step(cd_graph *g, const float *x, const float *labels, i
     return s;
 }
 
+static cd_status eval_from(cd_graph *g, int n, int cut, const void *src, const float *labels,
+                           float *loss, double *correct) {
+    cd_activation act;
+    cd_loss_kind kind = head_kind(g, g->loss, &act);
+    g->head_logits = act != CD_ACT_NONE;
+    CD_TRY(cd_graph_forward_from(g, n, cut, src));
+    cd_graph_commit(g);
+    CD_TRY(logits_loss(g, kind, act, labels, n, loss, correct, 0));
+    outputs_as_model(g, act, n);
+    return CD_OK;
+}
+
+cd_status cd_graph_eval_from(cd_graph *g, int n, int cut, const void *src, const float *labels,
+                             float *loss, double *correct) {
+    if (!g->compiled) return cd_fail(CD_ERR_STATE, "call compile() before evaluate()");
+    cd_status s = eval_from(g, n, cut, src, labels, loss, correct);
+    g->head_logits = 0;
+    return s;
+}
+
 static cd_status loss_backward(cd_graph *g, const float *x, const float *labels, int n,
                                int training, cd_loss_kind kind, float *loss) {
     cd_activation act;
