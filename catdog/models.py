@@ -258,6 +258,19 @@ class Model(Layer):
                 self._pushed[id(layer)] = layer._version
         return g
 
+    def _push_changed(self):
+        """Send the graph the weights set in Python since it last had them (a callback's
+        `set_weights` during fit): set_weights pulls first, so a layer whose version differs
+        from what the graph holds was changed in Python and is newer than the graph's copy."""
+        if self._graph is None:
+            return
+        for layer in self._flat_layers:
+            if layer._weights and self._pushed.get(id(layer)) != layer._version:
+                i = self._graph_index[id(layer)]
+                for w, (_, value, _) in enumerate(layer._weights):
+                    self._graph.set_weight(i, w, value)
+                self._pushed[id(layer)] = layer._version
+
     def _pull_weights(self):
         """Copy the graph's weights (trained, BN statistics) back into the layers."""
         self._graph_dirty = False

@@ -277,6 +277,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
     try:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
+            model._push_changed()  # weights a callback set (on_epoch_end/begin) train from here
             bar = StepBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
             t0 = time.time()
             if _is_pipeline(x):
@@ -301,6 +302,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                         logs[metric] = total_correct / seen
                     bar.update(batches, logs)
                     cbs.on_train_batch_end(b, logs)
+                    model._push_changed()
                     if model.stop_training:
                         break
             if batches == 0:

@@ -241,3 +241,36 @@ def test_augmentation_of_a_batch_is_independent_of_threads():
     catdog.set_num_threads(2)
     np.testing.assert_array_equal(outs[0], outs[1])
     assert not np.array_equal(outs[0], x)
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_set_weights_in_a_callback_reaches_the_next_epoch(tmp_path, as_dataset):
+    """Keras: a callback's set_weights is what training continues from. catdog used to train
+    the next epoch on the graph's old copy and then pull that back over the new weights."""
+    _, model = small_model()
+    model.compile(optimizer=catdog.optimizers.SGD(learning_rate=1e-12),
+                  loss=catdog.losses.BinaryCrossentropy(from_logits=True))
+    head = model.layers[-1]
+    kernel, bias = head.get_weights()
+    target = [np.zeros_like(kernel), np.full_like(bias, 5.0)]
+
+    def reset(epoch, logs):
+        if epoch == 0:
+            head.set_weights(target)
+
+    x, y = data(32)
+    cb = [callbacks.LambdaCallback(on_epoch_end=reset)]
+    if as_dataset:  # the epoch runs in C: the change must reach the graph before it starts
+        from PIL import Image
+
+        for i, (img, label) in enumerate(zip(x.astype(np.uint8), y)):
+            folder = tmp_path / ("b" if label else "a")
+            folder.mkdir(exist_ok=True)
+            Image.fromarray(img).save(folder / f"{i}.png")
+        ds = catdog.utils.image_dataset_from_directory(tmp_path, batch_size=16, image_size=(32, 32))
+        model.fit(ds, epochs=3, verbose=0, callbacks=cb)
+    else:
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=cb)
+    got = head.get_weights()
+    np.testing.assert_allclose(got[0], target[0], atol=1e-6)
+    np.testing.assert_allclose(got[1], target[1], atol=1e-6)
