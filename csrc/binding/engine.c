@@ -522,33 +522,48 @@ static PyObject *Graph_set_accuracy_threshold(GraphObject *self, PyObject *arg) 
     Py_RETURN_NONE;
 }
 
+/* The (x, y) pair of a batch call: x a float32 (n, H, W, C) input batch, y any float32 array
+ * (labels, an output gradient) named `y_what`. Returns n, or -1 with the exception set and
+ * both references released. */
+static int batch_pair(GraphObject *self, PyObject *xo, PyObject *yo, const char *y_what,
+                      PyArrayObject **x, PyArrayObject **y) {
+    *x = float_array(xo, 4, "input batch");
+    if (!*x) return -1;
+    *y = float_array(yo, -1, y_what);
+    if (!*y) {
+        Py_DECREF(*x);
+        return -1;
+    }
+    int n = check_input_batch(self, *x);
+    if (n < 0) {
+        Py_DECREF(*x);
+        Py_DECREF(*y);
+    }
+    return n;
+}
+
+/* y must hold `width` values per image of the n in x; else a ValueError, both references
+ * released, and -1. */
+static int check_label_count(int n, PyArrayObject *x, PyArrayObject *y, int width) {
+    if (PyArray_SIZE(y) == (npy_intp)n * width) return 0;
+    if (width == 1)
+        PyErr_Format(PyExc_ValueError, "got %d images but %ld labels", n, (long)PyArray_SIZE(y));
+    else
+        PyErr_Format(PyExc_ValueError, "got %d images but %ld label values (the loss takes %d "
+                     "per image: one-hot labels, label_mode='categorical')", n,
+                     (long)PyArray_SIZE(y), width);
+    Py_DECREF(x);
+    Py_DECREF(y);
+    return -1;
+}
+
 static PyObject *run_step(GraphObject *self, PyObject *args, int train) {
     PyObject *xo, *yo;
     if (!PyArg_ParseTuple(args, "OO", &xo, &yo) || check_graph(self)) return NULL;
-    PyArrayObject *x = float_array(xo, 4, "input batch");
-    if (!x) return NULL;
-    PyArrayObject *y = float_array(yo, -1, "labels");
-    if (!y) {
-        Py_DECREF(x);
-        return NULL;
-    }
-    int n = check_input_batch(self, x);
-    int width = cd_graph_label_width(self->graph);
-    if (n >= 0 && PyArray_SIZE(y) != (npy_intp)n * width) {
-        if (width == 1)
-            PyErr_Format(PyExc_ValueError, "got %d images but %ld labels", n,
-                         (long)PyArray_SIZE(y));
-        else
-            PyErr_Format(PyExc_ValueError, "got %d images but %ld label values (the loss takes "
-                         "%d per image: one-hot labels, label_mode='categorical')", n,
-                         (long)PyArray_SIZE(y), width);
-        n = -1;
-    }
-    if (n < 0) {
-        Py_DECREF(x);
-        Py_DECREF(y);
-        return NULL;
-    }
+    PyArrayObject *x, *y;
+    int n = batch_pair(self, xo, yo, "labels", &x, &y);
+    if (n < 0) return NULL;
+    if (check_label_count(n, x, y, cd_graph_label_width(self->graph)) < 0) return NULL;
     float loss = 0.f;
     double correct = 0;
     cd_status s;
@@ -576,29 +591,14 @@ static PyObject *Graph_loss_backward(GraphObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "unknown loss %d", kind);
         return NULL;
     }
-    PyArrayObject *x = float_array(xo, 4, "input batch");
-    if (!x) return NULL;
-    PyArrayObject *y = float_array(yo, -1, "labels");
-    if (!y) {
-        Py_DECREF(x);
-        return NULL;
-    }
-    int n = check_input_batch(self, x);
+    PyArrayObject *x, *y;
+    int n = batch_pair(self, xo, yo, "labels", &x, &y);
+    if (n < 0) return NULL;
     cd_layer_info li;
     int last = cd_graph_num_layers(self->graph) - 1;
-    if (n >= 0 && cd_graph_layer_info(self->graph, last, &li) == CD_OK) {
-        int width = cd_loss_label_width((cd_loss_kind)kind, li.out_shape[0]);
-        if (PyArray_SIZE(y) != (npy_intp)n * width) {
-            PyErr_Format(PyExc_ValueError, "got %d images but %ld label values (%d per image)", n,
-                         (long)PyArray_SIZE(y), width);
-            n = -1;
-        }
-    }
-    if (n < 0) {
-        Py_DECREF(x);
-        Py_DECREF(y);
+    if (cd_graph_layer_info(self->graph, last, &li) == CD_OK &&
+        check_label_count(n, x, y, cd_loss_label_width((cd_loss_kind)kind, li.out_shape[0])) < 0)
         return NULL;
-    }
     float loss = 0.f;
     cd_status s;
     self->busy = 1;
@@ -619,23 +619,18 @@ static PyObject *Graph_output_gradient(GraphObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OiO|pp", &xo, &layer, &dyo, &training, &logits) ||
         check_graph(self))
         return NULL;
-    PyArrayObject *x = float_array(xo, 4, "input batch");
-    if (!x) return NULL;
-    PyArrayObject *dy = float_array(dyo, -1, "output gradient");
-    if (!dy) {
-        Py_DECREF(x);
-        return NULL;
-    }
-    int n = check_input_batch(self, x);
+    PyArrayObject *x, *dy;
+    int n = batch_pair(self, xo, dyo, "output gradient", &x, &dy);
+    if (n < 0) return NULL;
     npy_intp out_dims[4], dims[4];
     int last = cd_graph_num_layers(self->graph) - 1;
-    int out_nd = n >= 0 ? output_dims(self->graph, last, n, out_dims) : -1;
+    int out_nd = output_dims(self->graph, last, n, out_dims);
     int same = out_nd == PyArray_NDIM(dy);
     for (int d = 0; same && d < out_nd; d++) same = out_dims[d] == PyArray_DIMS(dy)[d];
     int nd = -1;
-    if (n >= 0 && !same)
+    if (!same)
         PyErr_SetString(PyExc_ValueError, "output gradient must have the shape of the output");
-    else if (n >= 0 && (nd = output_dims(self->graph, layer, n, dims)) < 0)
+    else if ((nd = output_dims(self->graph, layer, n, dims)) < 0)
         PyErr_Format(PyExc_ValueError, "no layer %d", layer);
     PyObject *out = nd > 0 ? new_float_array(nd, dims) : NULL;
     if (!out) {
