@@ -54,6 +54,13 @@ def parse_args(name, argv=None):
     p.add_argument("--check-parity", default=None,
                    help="(pytorch) compare against an npz written by --dump-reference")
     p.add_argument("--precision", default="fp32", help="(catdog) fp32 or bf16")
+    p.add_argument("--mode", default="eager", help="(pytorch) eager or compile (torch.compile, inductor)")
+    p.add_argument("--export-onnx", default=None,
+                   help="(pytorch) write the network as ONNX here plus <path>.npz with input/logits")
+    p.add_argument("--onnx-site", default=None,
+                   help="(pytorch --export-onnx) site-packages holding the onnx package (appended to sys.path)")
+    p.add_argument("--torch-python", default=None,
+                   help="(onnxruntime) interpreter of the PyTorch venv that exports the network")
     a = p.parse_args(argv)
     a.case_list = [int(c) for c in a.cases.split(",") if c.strip()]
     e = [int(x) for x in a.lab_epochs.split(",")]

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 import flops  # noqa: E402
 
-FRAMEWORK = "pytorch"
+FRAMEWORK = "pytorch"  # "pytorch-compile" with --mode compile
 
 
 def import_torch(threads):
@@ -273,7 +273,11 @@ def batches(items, shuffle_seed=None, prefetch=2):
 
 
 def main():
+    global FRAMEWORK
     a = C.parse_args(FRAMEWORK)
+    compiled = a.mode == "compile"
+    if compiled:
+        FRAMEWORK = "pytorch-compile"
     R = C.Result(FRAMEWORK, a)
     st = C.settings(a.quick)
     reps = min(a.repeats, st["max_repeats"] or a.repeats)
@@ -283,7 +287,9 @@ def main():
         R.unavailable(str(e))
     MobileNetV2Keras, augment = define_model(torch)
     R.d["versions"] = {"torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(),
-                       "num_threads": torch.get_num_threads(), "mode": "eager, channels_last, fp32"}
+                       "num_threads": torch.get_num_threads(),
+                       "mode": ("torch.compile (inductor, default mode), channels_last, fp32" if compiled
+                                else "eager, channels_last, fp32")}
     torch.manual_seed(C.SEED)
     fl = flops.summary(C.ALPHA, C.SIZE)
 
@@ -296,6 +302,30 @@ def main():
     if a.check_parity:
         check_parity(torch, build, a, R)
         return
+    if a.export_onnx:
+        export_onnx(torch, build, a, R)
+        return
+    if compiled and (4 in a.case_list or 5 in a.case_list):
+        R.d["errors"].update({str(c): "not available: torch.compile mode runs cases 1-3 only"
+                              for c in a.case_list if c in (4, 5)})
+        a.case_list = [c for c in a.case_list if c in (1, 2, 3)]
+
+    def maybe_compile(m):
+        """Eager: the module itself. Compile: a fresh torch.compile wrapper (dynamo caches reset,
+        so each case's compile time is its own)."""
+        if not compiled:
+            return m
+        torch._dynamo.reset()
+        return torch.compile(m, backend="inductor", dynamic=False)
+
+    def first_call(fn):
+        """Compile mode: the first call compiles; its wall time is reported apart as compile_s
+        (it is not part of the warm-up or the timed steps)."""
+        if not compiled:
+            return None
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
 
     def case5():
         build(True)
@@ -315,27 +345,39 @@ def main():
     def case1():
         m = model()
         m.eval()
+        cm = maybe_compile(m)
         x32, _ = random_batch(torch, C.BATCH)
         x1, _ = random_batch(torch, 1, seed=1)
 
         def run(x):
             with torch.inference_mode():
-                m(x)
+                cm(x)
+        c32 = first_call(lambda: run(x32))
         t32 = C.time_steps(lambda: run(x32), st["warmup"], st["iters"], reps)
+        c1 = first_call(lambda: run(x1))  # dynamic=False: batch 1 is its own graph
         t1 = C.time_steps(lambda: run(x1), st["warmup1"], st["iters1"], reps)
-        r = C.throughput_record(t32, C.BATCH, "model.eval(); inference_mode; model(x)",
+        pre = "torch.compile(model); " if compiled else ""
+        r = C.throughput_record(t32, C.BATCH, pre + "model.eval(); inference_mode; model(x)",
                                 fl["case1_gflop_per_image"])
-        r["batch1"] = C.latency_record(t1, "inference_mode; model(x[None])")
+        r["batch1"] = C.latency_record(t1, pre + "inference_mode; model(x[None])")
+        if compiled:
+            r["compile_s"] = c32
+            r["batch1"]["compile_s"] = c1
         return r
 
     def train_case(from_index, opt_name, gflop, what):
         m = model()
         m.set_trainable(from_index)
-        tr = Trainer(torch, m, augment, make_optimizer(torch, m, opt_name))
+        opt = make_optimizer(torch, m, opt_name)
+        tr = Trainer(torch, maybe_compile(m), augment, opt)
         x, y = random_batch(torch, C.BATCH)
+        c = first_call(lambda: tr.step(x, y))
         t = C.time_steps(lambda: tr.step(x, y), st["warmup"], st["iters"], reps)
-        r = C.throughput_record(t, C.BATCH, what, gflop)
+        r = C.throughput_record(t, C.BATCH, ("torch.compile(model) forward+backward, eager "
+                                             "augment and optimizer; " if compiled else "") + what, gflop)
         r["trainable_params"] = n_trainable(m)
+        if compiled:
+            r["compile_s"] = c
         return r
 
     def case2():
@@ -423,6 +465,31 @@ def lab(torch, build, augment, a):
             "what": "PIL decode+resize on a prefetch thread (batch 32, reshuffled per epoch), "
                     "flip+rotation on the batch, %d epochs Adam + %d epochs RMSprop from layer 100, "
                     "validation each epoch, test evaluation" % (ie, fe)}
+
+
+def export_onnx(torch, build, a, R):
+    """The benchmark's network (eval mode, ImageNet base + the seeded head) as ONNX with a
+    dynamic batch axis (legacy TorchScript exporter, opset 17), plus <path>.npz holding an
+    input batch and this network's eager logits, for the ONNX Runtime side's parity check."""
+    import numpy as np
+    if a.onnx_site and a.onnx_site not in sys.path:
+        sys.path.append(a.onnx_site)  # after this venv's own packages: its numpy stays first
+    m = build(True)
+    m.eval()
+    x, _ = random_batch(torch, 4, seed=7)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        torch.onnx.export(m, (x.contiguous(),), a.export_onnx, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
+    t_export = time.perf_counter() - t0
+    with torch.inference_mode():
+        logits = m(x).numpy()
+    np.savez(a.export_onnx + ".npz", x=x.contiguous().numpy(), logits=logits)
+    R.d["export"] = {"seconds": t_export, "path": a.export_onnx, "torch": torch.__version__,
+                     "how": "torch.onnx.export(dynamo=False, opset 17), dynamic batch"}
+    C.log("exported", a.export_onnx, "in %.1f s" % t_export)
+    R.write(final=True)
 
 
 def check_parity(torch, build, a, R):
