@@ -3,6 +3,8 @@
 
     python benchmarks/run.py [--threads 2] [--repeats N] [--quick] [--cases 1,2,3,4,5]
                              [--frameworks catdog,tensorflow,pytorch] [--bf16] [--no-parity]
+    (more sides: pytorch-compile = torch.compile/inductor, cases 1-3; onnxruntime = ONNX Runtime
+    on the network exported from PyTorch, case 1; e.g. --frameworks catdog,pytorch-compile,onnxruntime)
 
 Each framework runs in its own child process (its own interpreter: catdog from this python,
 TensorFlow from benchmarks/.venv-tf, PyTorch from benchmarks/.venv-torch; see setup.sh):
@@ -27,18 +29,28 @@ sys.path.insert(0, HERE)
 import flops  # noqa: E402
 
 NAMES = {"catdog": "catdog", "catdog-bf16": "catdog bf16", "tensorflow": "TensorFlow/Keras",
-         "pytorch": "PyTorch"}
-REFS = ["tensorflow", "pytorch"]
+         "pytorch": "PyTorch", "pytorch-compile": "PyTorch compiled", "onnxruntime": "ONNX Runtime"}
+BASE_REFS = ["tensorflow", "pytorch"]  # a run with both of these is recorded in runs.jsonl
+REFS = BASE_REFS + ["pytorch-compile", "onnxruntime"]
+CASES_OF = {"pytorch-compile": {1, 2, 3}, "onnxruntime": {1}}  # sides that run only some cases
+VENV = {"tensorflow": ".venv-tf", "pytorch": ".venv-torch", "pytorch-compile": ".venv-torch",
+        "onnxruntime": ".venv-ort"}
+
+
+def runs_case(fw, case):
+    return int(case) in CASES_OF.get(fw, {1, 2, 3, 4, 5})
 
 
 def interpreter(fw, args):
     if fw.startswith("catdog"):
         return args.catdog_python or os.environ.get("CATDOG_PYTHON") or sys.executable
-    return os.path.join(HERE, ".venv-tf" if fw == "tensorflow" else ".venv-torch", "bin", "python")
+    return os.path.join(HERE, VENV[fw], "bin", "python")
 
 
 def script(fw):
-    return os.path.join(HERE, "bench_%s.py" % ("catdog" if fw.startswith("catdog") else fw))
+    if fw.startswith("catdog"):
+        return os.path.join(HERE, "bench_catdog.py")
+    return os.path.join(HERE, "bench_%s.py" % ("pytorch" if fw == "pytorch-compile" else fw))
 
 
 def child_env(threads):
@@ -70,6 +82,10 @@ def run_child(fw, cases, args, workdir, tag, timeout):
         cmd.append("--quick")
     if fw == "catdog-bf16":
         cmd += ["--precision", "bf16"]
+    if fw == "pytorch-compile":
+        cmd += ["--mode", "compile"]
+    if fw == "onnxruntime":
+        cmd += ["--torch-python", interpreter("pytorch", args)]
     info["cmd"] = " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
     if os.path.exists(out):
         os.remove(out)
@@ -124,8 +140,9 @@ def merge(R, fw, res, info):
             v["parent_maxrss_mb"] = info.get("maxrss_mb")
             v["process_wall_s"] = info.get("wall_s")
         r["cases"][c] = v
-    if "parity" in res:
-        r["parity"] = res["parity"]
+    for k in ("parity", "export"):
+        if k in res:
+            r[k] = res[k]
 
 
 def loadavg():
@@ -223,6 +240,10 @@ RATIO_CASES = [  # (label, case, keys, reference, target, lower_is_better)
     ("2 transfer step vs torch", 2, ("images_per_s",), "pytorch", 1.5, False),
     ("3 fine-tuning step vs TF", 3, ("images_per_s",), "tensorflow", 2.0, False),
     ("3 fine-tuning step vs torch", 3, ("images_per_s",), "pytorch", 1.5, False),
+    ("1 inference vs ORT", 1, ("images_per_s",), "onnxruntime", {"catdog": 1.0, "catdog-bf16": 1.8}, False),
+    ("1 batch-1 latency vs ORT", 1, ("batch1", "latency_ms"), "onnxruntime", {"catdog": 1 / 1.3}, True),
+    ("2 transfer step vs compiled torch", 2, ("images_per_s",), "pytorch-compile", 1.5, False),
+    ("3 fine-tuning step vs compiled torch", 3, ("images_per_s",), "pytorch-compile", 1.5, False),
     ("4 lab wall time vs TF", 4, ("wall_s",), "tensorflow", 0.5, True),
     ("4 lab peak RSS vs TF", 4, ("peak_rss_mb",), "tensorflow", 0.5, True),
 ]
@@ -253,16 +274,18 @@ def runs_table(rows, f, with_median):
     for label, _, _, _, target, lower in RATIO_CASES:
         vals = [r["ratios"][f].get(label) for r in rows]
         have = [v for v in vals if v is not None]
-        if not have:
+        if isinstance(target, dict):
+            target = target.get(f)
+        if not have or target is None:
             continue
         cells = " | ".join("%.2f×" % v if v is not None else "—" for v in vals)
         if with_median:
             med = statistics.median(have)
             ok = med <= target if lower else med >= target
-            L.append("| %s (%s %.1f×) | %s | %.2f×%s |" % (
+            L.append("| %s (%s %.2g×) | %s | %.2f×%s |" % (
                 label, "≤" if lower else "≥", target, cells, med, check(ok)))
         else:
-            L.append("| %s (%s %.1f×) | %s |" % (label, "≤" if lower else "≥", target, cells))
+            L.append("| %s (%s %.2g×) | %s |" % (label, "≤" if lower else "≥", target, cells))
     return L + [""]
 
 
@@ -335,25 +358,57 @@ def write_report(doc, path_md):
         hdr += ["%s / %s" % (NAMES[c], NAMES[r]) for r in refs]
     L.append("| " + " | ".join(hdr) + " |")
     L.append("|" + "---|" * len(hdr))
-    targets = {1: {"tensorflow": 1.5, "pytorch": 1.5}, 2: {"tensorflow": 2.0, "pytorch": 1.5},
-               3: {"tensorflow": 2.0, "pytorch": 1.5}}
+    targets = {1: {"tensorflow": 1.5, "pytorch": 1.5, "onnxruntime": 1.0},
+               2: {"tensorflow": 2.0, "pytorch": 1.5, "pytorch-compile": 1.5},
+               3: {"tensorflow": 2.0, "pytorch": 1.5, "pytorch-compile": 1.5}}
+
+    def thr_target(cf, rf, c):  # catdog/ref images/s must be >= this (None: no target)
+        if rf == "onnxruntime" and cf.endswith("bf16") and c == 1:
+            return 1.8  # bf16 against ONNX Runtime fp32
+        return targets[c].get(rf)
+
+    def thr_cell(cf, rf, c):
+        a, b = get(R, cf, c, "images_per_s"), get(R, rf, c, "images_per_s")
+        t = thr_target(cf, rf, c)
+        if t is None:
+            return ratio(a, b) + " (no target)" if a and b else ratio(a, b)
+        return ratio(a, b) + (check(a / b >= t) if a and b else "") + " (target ≥ %.1f×)" % t
+
+    def lat_cell(cf, rf):
+        a, b = get(R, cf, 1, "batch1", "latency_ms"), get(R, rf, 1, "batch1", "latency_ms")
+        if rf == "onnxruntime":
+            if cf.endswith("bf16"):
+                return ratio(a, b) + " (no target)" if a and b else ratio(a, b)
+            return (ratio(a, b) + (check(a / b <= 1 / 1.3) if a and b else "")
+                    + " (target ≤ 0.77×: ≥ 1.3× faster)")
+        if rf == "pytorch-compile":
+            return ratio(a, b) + " (no target)" if a and b else ratio(a, b)
+        return ratio(a, b) + (check(a < b) if a and b else "") + " (target < 1×)"
     labels = {1: "1 inference, batch 32", 2: "2 transfer-learning train step (frozen base, aug, Adam)",
               3: "3 fine-tuning train step (from layer 100, RMSprop)"}
     for c in (1, 2, 3):
         row = [labels[c]] + [cell(R, f, c, "images_per_s") for f in fws]
         for cf in cds:
             for rf in refs:
-                a, b = get(R, cf, c, "images_per_s"), get(R, rf, c, "images_per_s")
-                t = targets[c][rf]
-                row.append(ratio(a, b) + (check(a / b >= t) if a and b else "") + " (target ≥ %.1f×)" % t)
+                row.append(thr_cell(cf, rf, c))
         L.append("| " + " | ".join(row) + " |")
     row = ["1 batch-1 latency, ms (lower is better)"] + [cell(R, f, 1, "batch1", "latency_ms", nd=2) for f in fws]
     for cf in cds:
         for rf in refs:
-            a, b = get(R, cf, 1, "batch1", "latency_ms"), get(R, rf, 1, "batch1", "latency_ms")
-            row.append(ratio(a, b) + (check(a < b) if a and b else "") + " (target < 1×)")
+            row.append(lat_cell(cf, rf))
     L.append("| " + " | ".join(row) + " |")
     L.append("")
+    if "pytorch-compile" in fws or "onnxruntime" in fws:
+        L.append("PyTorch compiled and ONNX Runtime are the strongest peers (issue 15): targets catdog "
+                 "fp32 ≥ 1.0× ONNX Runtime at batch 32 and ≥ 1.3× faster at batch 1, catdog bf16 ≥ 1.8× "
+                 "ONNX Runtime fp32, training steps ≥ 1.5× compiled PyTorch. ONNX Runtime runs case 1 "
+                 "only.\n")
+    if R.get("pytorch-compile", {}).get("available"):
+        L.append("torch.compile time (inductor; the first call of each case, not in the warm-up "
+                 "or the timed steps): case 1 batch 32 %s s, batch 1 %s s; case 2 %s s; case 3 %s s.\n"
+                 % (cell(R, "pytorch-compile", 1, "compile_s"),
+                    cell(R, "pytorch-compile", 1, "batch1", "compile_s"),
+                    cell(R, "pytorch-compile", 2, "compile_s"), cell(R, "pytorch-compile", 3, "compile_s")))
 
     # case 4
     L.append("## Case 4: the short lab (%s epochs, real data, validation included)\n"
@@ -362,7 +417,7 @@ def write_report(doc, path_md):
              "wall vs TF | RSS vs TF |")
     L.append("|---|---|---|---|---|---|---|---|")
     tfw, tfr = get(R, "tensorflow", 4, "wall_s"), get(R, "tensorflow", 4, "peak_rss_mb")
-    for f in fws:
+    for f in [f for f in fws if runs_case(f, 4)]:
         w, rss = get(R, f, 4, "wall_s"), get(R, f, 4, "peak_rss_mb")
         rw = ratio(w, tfw) + (check(w / tfw <= 0.5) if f.startswith("catdog") and w and tfw else "")
         rr = ratio(rss, tfr) + (check(rss / tfr <= 0.5) if f.startswith("catdog") and rss and tfr else "")
@@ -379,7 +434,7 @@ def write_report(doc, path_md):
     L.append("## Case 5: import + build MobileNetV2 + load the ImageNet weights (s, fresh process)\n")
     L.append("| framework | seconds (median) | all runs | process wall incl. interpreter start |")
     L.append("|---|---|---|---|")
-    for f in fws:
+    for f in [f for f in fws if runs_case(f, 5)]:
         v = get(R, f, 5, "seconds")
         tgt = (check(v < 1.0) + " (target < 1 s)") if f.startswith("catdog") and v else ""
         L.append("| %s | %s%s | %s | %s |" % (NAMES[f], cell(R, f, 5, "seconds", nd=2), tgt,
@@ -429,6 +484,15 @@ def write_report(doc, path_md):
         else:
             L.append("%s\n" % p)
 
+    po = R.get("onnxruntime", {}).get("parity")
+    if po:
+        L.append("## ONNX Runtime vs PyTorch (the exported network, same input)\n")
+        ex = R["onnxruntime"].get("export", {})
+        L.append("max|ort − torch| / max|torch| over the logits of 4 images: %.2e → %s (tolerance 1e-4). "
+                 "Exported with %s from torch %s in %s s.\n"
+                 % (po["logits_rel_err"], "OK" if po["ok"] else "FAILED", ex.get("how", "?"),
+                    ex.get("torch", "?"), fmt(ex.get("seconds"), 1)))
+
     errs = [(f, c, e) for f in fws for c, e in sorted(R[f]["errors"].items())]
     if errs:
         L.append("## Errors\n")
@@ -445,6 +509,15 @@ def write_report(doc, path_md):
              "channels_last, fp32; augmentation on the batch with torch ops (flip, "
              "affine_grid/grid_sample rotation with reflection); case 4 loads JPEGs with PIL on a "
              "prefetch thread.")
+    if "pytorch-compile" in fws:
+        L.append("- **PyTorch compiled**: the same torch.nn network through `torch.compile` (inductor, "
+                 "default mode, dynamic=False; dynamo caches reset per case), channels_last, fp32; in "
+                 "cases 2–3 the model's forward and backward are compiled, augmentation and the "
+                 "optimizer step stay eager. Compile time is the first call, reported apart.")
+    if "onnxruntime" in fws:
+        L.append("- **ONNX Runtime**: the PyTorch network exported with `torch.onnx.export` (legacy "
+                 "exporter, opset 17), CPU execution provider, intra-op %d / inter-op 1 threads, "
+                 "sequential, all graph optimizations, fp32 NCHW (`bench_onnxruntime.py`)." % meta["threads"])
     L.append("- Inputs for cases 1–3 are random (speed does not depend on values); the base's weights come "
              "from the ImageNet h5. See `benchmarks/README.md`.")
     history = os.path.join(HERE, "runs.jsonl")
@@ -516,17 +589,19 @@ def main():
     c123 = ",".join(str(c) for c in cases if c in (1, 2, 3))
     if c123:
         for f in active():
-            merge(R, f, *run_child(f, c123, args, workdir, "c123", args.timeout))
+            mine = ",".join(c for c in c123.split(",") if runs_case(f, c))
+            if mine:
+                merge(R, f, *run_child(f, mine, args, workdir, "c123", args.timeout))
     # case 4: one fresh process per framework
     if 4 in cases:
-        for f in active():
+        for f in [f for f in active() if runs_case(f, 4)]:
             merge(R, f, *run_child(f, "4", args, workdir, "c4", args.timeout))
     # case 5: fresh processes, interleaved, median
     n5 = args.case5_runs or (1 if args.quick else args.repeats)
     if 5 in cases:
         runs = {f: [] for f in fws}
         for i in range(n5):
-            for f in active():
+            for f in [f for f in active() if runs_case(f, 5)]:
                 res, info = run_child(f, "5", args, workdir, "c5_%d" % i, 600)
                 if res.get("available", True) and "5" in res.get("cases", {}):
                     runs[f].append((res["cases"]["5"]["seconds"], info["wall_s"]))
@@ -562,7 +637,7 @@ def main():
     mpath = os.path.join(args.out_dir, "RESULTS.md")
     with open(jpath, "w") as f:
         json.dump(doc, f, indent=1, default=float)
-    if not args.quick and args.out_dir == HERE and set(REFS) <= set(fws):
+    if not args.quick and args.out_dir == HERE and set(BASE_REFS) <= set(fws):
         with open(os.path.join(HERE, "runs.jsonl"), "a") as f:
             f.write(json.dumps(run_record(doc)) + "\n")
     write_report(doc, mpath)

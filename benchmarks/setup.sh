@@ -3,9 +3,12 @@
 # These are NOT catdog dependencies and are never installed by `pip install .`.
 #   benchmarks/.venv-tf     tensorflow-cpu==2.21.0 (Keras 3 with the TensorFlow backend) + h5py, pillow
 #   benchmarks/.venv-torch  torch==2.13.0 (CPU build) + numpy, pillow, h5py
+#                           (also runs torch.compile: inductor needs a C++ compiler, g++)
+#   benchmarks/.venv-ort    onnxruntime==1.31.1 + onnx==1.23.2 + numpy (the network is exported
+#                           by .venv-torch, which borrows this venv's onnx package for it)
 # catdog itself runs from the interpreter where it is pip-installed (the system python).
 #
-# Usage: bash benchmarks/setup.sh [tf|torch|all]   (default all; re-running is a no-op when done)
+# Usage: bash benchmarks/setup.sh [tf|torch|ort|all]   (default all; re-running is a no-op when done)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="${PYTHON:-python3.11}"
@@ -33,4 +36,8 @@ if [ "$which" = torch ] || [ "$which" = all ]; then
   # would pull multi-GB CUDA builds.
   make_venv .venv-torch "torch==2.13.0" numpy pillow h5py
   "$here/.venv-torch/bin/python" -c "import torch; print('[setup] torch', torch.__version__, 'mkldnn', torch.backends.mkldnn.is_available())"
+fi
+if [ "$which" = ort ] || [ "$which" = all ]; then
+  make_venv .venv-ort "onnxruntime==1.31.1" "onnx==1.23.2" numpy
+  "$here/.venv-ort/bin/python" -c "import onnxruntime as o, onnx; print('[setup] onnxruntime', o.__version__, 'onnx', onnx.__version__)"
 fi
