@@ -404,8 +404,8 @@ def write_report(doc, path_md):
                  "ONNX Runtime fp32, training steps ≥ 1.5× compiled PyTorch. ONNX Runtime runs case 1 "
                  "only.\n")
     if R.get("pytorch-compile", {}).get("available"):
-        L.append("torch.compile time (inductor; the first call of each case, not in the warm-up "
-                 "or the timed steps): case 1 batch 32 %s s, batch 1 %s s; case 2 %s s; case 3 %s s.\n"
+        L.append("torch.compile time (inductor, cold on-disk cache; the first call of each case, "
+                 "not in the warm-up or the timed steps): case 1 batch 32 %s s, batch 1 %s s; case 2 %s s; case 3 %s s.\n"
                  % (cell(R, "pytorch-compile", 1, "compile_s"),
                     cell(R, "pytorch-compile", 1, "batch1", "compile_s"),
                     cell(R, "pytorch-compile", 2, "compile_s"), cell(R, "pytorch-compile", 3, "compile_s")))
