@@ -2,15 +2,17 @@
 """catdog vs TensorFlow/Keras vs PyTorch, side by side: the one command.
 
     python benchmarks/run.py [--threads 2] [--repeats N] [--quick] [--cases 1,2,3,4,5]
-                             [--frameworks catdog,tensorflow,pytorch] [--bf16] [--no-parity]
-    (more sides: pytorch-compile = torch.compile/inductor, cases 1-3; onnxruntime = ONNX Runtime
-    on the network exported from PyTorch, case 1; e.g. --frameworks catdog,pytorch-compile,onnxruntime)
+                             [--frameworks catdog,tensorflow,pytorch,pytorch-compile,onnxruntime]
+                             [--bf16] [--no-parity]
+    (pytorch-compile = torch.compile/inductor, cases 1-3; onnxruntime = ONNX Runtime on the
+    network exported from PyTorch, case 1; e.g. --frameworks catdog,pytorch-compile,onnxruntime)
 
 Each framework runs in its own child process (its own interpreter: catdog from this python,
-TensorFlow from benchmarks/.venv-tf, PyTorch from benchmarks/.venv-torch; see setup.sh):
+TensorFlow from benchmarks/.venv-tf, PyTorch eager and compiled from benchmarks/.venv-torch,
+ONNX Runtime from benchmarks/.venv-ort; see setup.sh):
 one process for cases 1-3, one fresh process for case 4 (so its peak RSS is the lab's), and
 one fresh process per repeat of case 5. Frameworks are interleaved case group by case group
-so that all three see the same machine state. Writes benchmarks/results.json and
+so that all sides see the same machine state. Writes benchmarks/results.json and
 benchmarks/RESULTS.md. A side that cannot run is reported as "not available: <reason>".
 """
 import argparse
@@ -267,6 +269,11 @@ def run_record(doc):
 ENGINE_SINCE = "2026-11-28 04:10"
 
 
+def tfmt(t):
+    """A target: one decimal (1.5, 2.0), two where one would round it (1/1.3 = 0.77)."""
+    return "%.1f" % t if abs(t * 10 - round(t * 10)) < 1e-9 else "%.2f" % t
+
+
 def runs_table(rows, f, with_median):
     L = ["| target | " + " | ".join("%s `%s`" % (r["date"][5:16], r["commit"]) for r in rows)
          + (" | median |" if with_median else " |")]
@@ -282,10 +289,10 @@ def runs_table(rows, f, with_median):
         if with_median:
             med = statistics.median(have)
             ok = med <= target if lower else med >= target
-            L.append("| %s (%s %.2g×) | %s | %.2f×%s |" % (
-                label, "≤" if lower else "≥", target, cells, med, check(ok)))
+            L.append("| %s (%s %s×) | %s | %.2f×%s |" % (
+                label, "≤" if lower else "≥", tfmt(target), cells, med, check(ok)))
         else:
-            L.append("| %s (%s %.2g×) | %s |" % (label, "≤" if lower else "≥", target, cells))
+            L.append("| %s (%s %s×) | %s |" % (label, "≤" if lower else "≥", tfmt(target), cells))
     return L + [""]
 
 
@@ -511,7 +518,8 @@ def write_report(doc, path_md):
              "prefetch thread.")
     if "pytorch-compile" in fws:
         L.append("- **PyTorch compiled**: the same torch.nn network through `torch.compile` (inductor, "
-                 "default mode, dynamic=False; dynamo caches reset per case), channels_last, fp32; in "
+                 "default mode, dynamic=False; dynamo caches reset per case, inductor's on-disk cache "
+                 "fresh per process), channels_last, fp32; in "
                  "cases 2–3 the model's forward and backward are compiled, augmentation and the "
                  "optimizer step stay eager. Compile time is the first call, reported apart.")
     if "onnxruntime" in fws:
@@ -550,7 +558,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="few iterations, tiny lab: proves it runs")
     ap.add_argument("--cases", default="1,2,3,4,5")
-    ap.add_argument("--frameworks", default="catdog,tensorflow,pytorch")
+    ap.add_argument("--frameworks", default="catdog,tensorflow,pytorch,pytorch-compile,onnxruntime",
+                    help="comma list of: " + ", ".join(NAMES) + " (catdog-bf16 also via --bf16)")
     ap.add_argument("--bf16", action="store_true", help="also run catdog with set_precision('bf16')")
     ap.add_argument("--lab-epochs", default="2,2", help="case 4: initial,fine-tune epochs")
     ap.add_argument("--case5-runs", type=int, default=None, help="fresh processes for case 5 (default: repeats)")
