@@ -416,6 +416,10 @@ def write_report(doc, path_md):
                  % (cell(R, "pytorch-compile", 1, "compile_s"),
                     cell(R, "pytorch-compile", 1, "batch1", "compile_s"),
                     cell(R, "pytorch-compile", 2, "compile_s"), cell(R, "pytorch-compile", 3, "compile_s")))
+        e = get(R, "pytorch-compile", 1, "vs_eager_rel_err")
+        if e is not None:
+            L.append("Compiled vs eager PyTorch logits on the batch of 32: max|compiled − eager| / "
+                     "max|eager| = %.2e → %s (tolerance 1e-4).\n" % (e, "OK" if e < 1e-4 else "FAILED"))
 
     # case 4
     L.append("## Case 4: the short lab (%s epochs, real data, validation included)\n"
