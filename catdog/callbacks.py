@@ -30,6 +30,10 @@ class Callback:
     def on_epoch_begin(self, epoch, logs=None): ...
     def on_epoch_end(self, epoch, logs=None): ...
     def on_train_batch_end(self, batch, logs=None): ...
+    # Keras calls these around evaluation: fit's validation pass at each epoch's end, and
+    # evaluate(callbacks=...). logs at the end hold the evaluation's loss and metrics.
+    def on_test_begin(self, logs=None): ...
+    def on_test_end(self, logs=None): ...
 
 
 class History(Callback):
@@ -52,9 +56,18 @@ class CallbackList:
             c.set_model(model)
 
     def __getattr__(self, name):
-        def call(*args, **kw):
+        # As Keras's CallbackList: logs always go positionally (a dict, {} when none), so a
+        # LambdaCallback(on_train_begin=lambda logs: ...) gets the argument it declares.
+        takes_index = name.startswith("on_epoch_") or "_batch_" in name
+
+        def call(*args):
+            if takes_index:
+                index, logs = args[0], (args[1] if len(args) > 1 else None)
+                args = (index, {} if logs is None else logs)
+            else:
+                args = ({} if not args or args[0] is None else args[0],)
             for c in self.callbacks:
-                getattr(c, name)(*args, **kw)
+                getattr(c, name)(*args)
         return call
 
 
@@ -62,10 +75,15 @@ class LambdaCallback(Callback):
     """Plain per-epoch / per-batch hooks: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
-                 on_train_end=None, on_train_batch_end=None):
-        for name, fn in dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
-                             on_train_begin=on_train_begin, on_train_end=on_train_end,
-                             on_train_batch_end=on_train_batch_end).items():
+                 on_train_end=None, on_train_batch_end=None, **hooks):
+        # Keras takes the other hooks (on_test_begin=..., ...) as keyword arguments too
+        unknown = [k for k in hooks if not (k.startswith("on_") and hasattr(Callback, k))]
+        if unknown:
+            raise TypeError(f"LambdaCallback: unknown hook(s) {', '.join(sorted(unknown))}")
+        hooks.update(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                     on_train_begin=on_train_begin, on_train_end=on_train_end,
+                     on_train_batch_end=on_train_batch_end)
+        for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
 

@@ -440,9 +440,10 @@ class Model(Layer):
         return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
                             shuffle, initial_epoch)
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", return_dict=False,
+                 callbacks=None):
         from catdog import training
-        return training.evaluate(self, x, y, batch_size, verbose, return_dict)
+        return training.evaluate(self, x, y, batch_size, verbose, return_dict, callbacks)
 
     def train_on_batch(self, x, y):
         from catdog import training

@@ -311,11 +311,13 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
             if metric:
                 logs[metric] = total_correct / seen
             if validation_data is not None:
+                cbs.on_test_begin()
                 if isinstance(validation_data, tuple) and len(validation_data) == 2:
                     vl = evaluate(model, *validation_data, batch_size=batch_size, verbose=0,
                                   return_dict=True)
                 else:
                     vl = evaluate(model, validation_data, verbose=0, return_dict=True)
+                cbs.on_test_end(dict(vl))
                 logs.update({f"val_{k}": v for k, v in vl.items()})
             bar.finish(logs, time.time() - t0, steps=batches)
             cbs.on_epoch_end(epoch, logs)
@@ -336,12 +338,16 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
     return history
 
 
-def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=False):
-    """Loss (mean over images) and accuracy in inference mode (no augmentation, no dropout)."""
+def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=False,
+             callbacks=None):
+    """Loss (mean over images) and accuracy in inference mode (no augmentation, no dropout).
+    `callbacks` get on_test_begin / on_test_end(logs), as Keras's evaluate."""
     batch_size = _checks.batch_size(batch_size, "evaluate")
     _checks.data(model, x, y, "evaluate")
     g = _engine_ready(model)
     c = model._compiled
+    cbs = CallbackList(list(callbacks or []), model)
+    cbs.on_test_begin()
     # Keras: verbose "auto" (the default) and 1 draw a progress line, 2 one line at the end
     bar = StepBar(_num_batches(x, y, batch_size), "", 1 if verbose == "auto" else int(verbose))
     t0 = time.time()
@@ -370,6 +376,7 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
     if c.metric_name:
         out[c.metric_name] = total_correct / n
     bar.finish(out, time.time() - t0, steps=batches)
+    cbs.on_test_end(dict(out))
     if return_dict:
         return out
     return list(out.values()) if len(out) > 1 else out["loss"]

@@ -1,5 +1,6 @@
 """catdog.utils: Keras's utils the tutorial uses: ``image_dataset_from_directory``,
-``get_file`` (the dataset download) and ``plot_model`` (a picture of the layer chain)."""
+``get_file`` (the dataset download), ``plot_model`` (a picture of the layer chain) and
+``set_random_seed``."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,26 @@ from pathlib import Path
 
 from catdog.data.directory import image_dataset_from_directory  # noqa: F401
 
-__all__ = ["image_dataset_from_directory", "get_file", "plot_model"]
+__all__ = ["image_dataset_from_directory", "get_file", "plot_model", "set_random_seed"]
 
 _CATS_AND_DOGS_ZIP = "cats_and_dogs_filtered.zip"
+
+
+def set_random_seed(seed):
+    """Keras's set_random_seed: seeds Python's `random`, NumPy's global generator (which
+    image_dataset_from_directory draws its shuffle seed from when given none, as Keras) and
+    catdog's own streams (weight initialisation, dropout, augmentation; catdog.random)."""
+    import random
+
+    import numpy as np
+
+    from catdog import random as catdog_random
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"set_random_seed expects an integer seed, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % (1 << 32))
+    catdog_random.set_seed(int(seed))
 
 
 def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None,

@@ -274,3 +274,71 @@ def test_set_weights_in_a_callback_reaches_the_next_epoch(tmp_path, as_dataset):
     got = head.get_weights()
     np.testing.assert_allclose(got[0], target[0], atol=1e-6)
     np.testing.assert_allclose(got[1], target[1], atol=1e-6)
+
+
+def test_test_hooks_wrap_each_validation_pass_and_evaluate():
+    """Keras's on_test_begin / on_test_end: around fit's validation pass at each epoch's end
+    (after the epoch's training, before on_epoch_end) and around evaluate(callbacks=...)."""
+    _, model = small_model()
+    compile_(model)
+    x, y = data(32)
+    calls = []
+
+    class Recorder(callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            calls.append(("test_begin",))
+
+        def on_test_end(self, logs=None):
+            calls.append(("test_end", round(logs["loss"], 6)))
+
+        def on_epoch_end(self, epoch, logs=None):
+            calls.append(("epoch_end", round(logs["val_loss"], 6)))
+
+    h = model.fit(x, y, epochs=2, batch_size=16, validation_data=(x, y), verbose=0,
+                  callbacks=[Recorder()])
+    v = [round(l, 6) for l in h.history["val_loss"]]
+    assert calls == [("test_begin",), ("test_end", v[0]), ("epoch_end", v[0]),
+                     ("test_begin",), ("test_end", v[1]), ("epoch_end", v[1])]
+    calls.clear()
+    ends = []
+    loss, _ = model.evaluate(x, y, verbose=0, callbacks=[
+        callbacks.LambdaCallback(on_test_begin=lambda logs: ends.append("begin"),
+                                 on_test_end=lambda logs: ends.append(logs["loss"]))])
+    assert ends == ["begin", loss]
+    calls.clear()
+    seen = []  # Keras's LambdaCallback hooks take logs positionally, begin/end ones included
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.LambdaCallback(
+        on_train_begin=lambda logs: seen.append(("train_begin", logs)),
+        on_epoch_begin=lambda epoch, logs: seen.append(("epoch_begin", epoch, logs)),
+        on_test_begin=lambda logs: seen.append("no validation data: not called"),
+        on_train_end=lambda logs: seen.append(("train_end", logs)))])
+    assert seen == [("train_begin", {}), ("epoch_begin", 0, {}), ("train_end", {})]
+    with pytest.raises(TypeError, match="on_tset_end"):
+        callbacks.LambdaCallback(on_tset_end=print)
+
+
+def test_set_random_seed_makes_weights_and_unseeded_shuffles_repeat(tmp_path):
+    """catdog.utils.set_random_seed is Keras's: same seed, same initial weights, and
+    image_dataset_from_directory without a seed (NumPy's global generator) shuffles alike."""
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / cls / f"{i}.png")
+
+    def build():
+        catdog.utils.set_random_seed(21)
+        ds = catdog.utils.image_dataset_from_directory(tmp_path, image_size=(8, 8), batch_size=4)
+        dense = layers.Dense(3)
+        dense.build((5,))  # catdog: shapes without the batch dimension
+        return ds.file_paths, [w.copy() for w in dense.get_weights()]
+
+    (paths_a, w_a), (paths_b, w_b) = build(), build()
+    assert paths_a == paths_b
+    assert all(np.array_equal(p, q) for p, q in zip(w_a, w_b))
+    catdog.utils.set_random_seed(22)
+    assert catdog.utils.image_dataset_from_directory(
+        tmp_path, image_size=(8, 8), batch_size=4).file_paths != paths_a
+    with pytest.raises(ValueError, match="integer seed"):
+        catdog.utils.set_random_seed("1")
