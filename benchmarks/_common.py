@@ -49,6 +49,8 @@ def parse_args(name, argv=None):
     p.add_argument("--data", default=DATA_DIR)
     p.add_argument("--weights", default=WEIGHTS_H5)
     p.add_argument("--lab-epochs", default="2,2", help="case 4: initial,fine-tune epochs")
+    p.add_argument("--seed", type=int, default=SEED,
+                   help="case 4: the framework's set_random_seed and the datasets' shuffle seed")
     p.add_argument("--dump-reference", default=None,
                    help="(tensorflow) write an npz with input/weights/outputs for the parity check")
     p.add_argument("--check-parity", default=None,
@@ -106,6 +108,44 @@ def rss_mb():
                     return int(line.split()[1]) / 1024.0
     except OSError:
         return None
+
+
+def validation_timer(callback_base):
+    """A callback of the framework's own Callback class that sums the seconds of fit's
+    validation passes (Keras calls on_test_begin / on_test_end around each)."""
+    class ValidationTimer(callback_base):
+        seconds = 0.0
+        passes = 0
+        _t = None
+
+        def on_test_begin(self, logs=None):
+            self._t = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            self.seconds += time.perf_counter() - self._t
+            self.passes += 1
+
+    return ValidationTimer()
+
+
+def lab_record(a, epochs, times, history, history_fine, timers, test_loss, test_accuracy, what):
+    """Case 4's record, the same on every side. times = perf_counter at: start, datasets and
+    model built, transfer fit done, fine-tuning fit done, evaluate done; timers = the two
+    fits' validation_timer()s. Training seconds = the fits' seconds minus their validation."""
+    t0, t1, t2, t3, t4 = times
+    val_s = timers[0].seconds + timers[1].seconds
+    h, hf = history.history, history_fine.history
+    return {"wall_s": t4 - t0, "setup_s": t1 - t0, "phase1_s": t2 - t1, "phase2_s": t3 - t2,
+            "evaluate_s": t4 - t3, "train_s": (t3 - t1) - val_s, "validation_s": val_s,
+            "validation_passes": timers[0].passes + timers[1].passes,
+            "epochs": list(epochs), "quick": a.quick, "seed": a.seed,
+            "peak_rss_mb": peak_rss_mb(),
+            "transfer_val_accuracy": float(h["val_accuracy"][-1]),
+            "transfer_val_loss": float(h["val_loss"][-1]),
+            "final_val_accuracy": float(hf["val_accuracy"][-1]),
+            "final_val_loss": float(hf["val_loss"][-1]),
+            "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+            "what": what % tuple(epochs)}
 
 
 def time_steps(step, warmup, iters, repeats, sync=None):

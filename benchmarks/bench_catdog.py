@@ -256,12 +256,13 @@ def main():
 
     def case4():
         t0 = time.perf_counter()
+        catdog.utils.set_random_seed(a.seed)
         train_dir = os.path.join(a.data, "train")
         validation_dir = os.path.join(a.data, "validation")
         train_ds = catdog.utils.image_dataset_from_directory(
-            train_dir, shuffle=True, batch_size=C.BATCH, image_size=(C.SIZE, C.SIZE))
+            train_dir, shuffle=True, batch_size=C.BATCH, image_size=(C.SIZE, C.SIZE), seed=a.seed)
         validation_ds = catdog.utils.image_dataset_from_directory(
-            validation_dir, shuffle=True, batch_size=C.BATCH, image_size=(C.SIZE, C.SIZE))
+            validation_dir, shuffle=True, batch_size=C.BATCH, image_size=(C.SIZE, C.SIZE), seed=a.seed)
         val_batches = int(validation_ds.cardinality())
         test_ds = validation_ds.take(val_batches // 5)
         validation_ds = validation_ds.skip(val_batches // 5)
@@ -270,23 +271,21 @@ def main():
         model, base_model = build_lab_model(catdog, a.weights)
         compile_frozen(catdog, model)
         ie, fe = (1, 1) if a.quick else (a.initial_epochs, a.fine_tune_epochs)
+        timers = [C.validation_timer(catdog.callbacks.Callback) for _ in range(2)]
         t1 = time.perf_counter()
-        history = model.fit(train_ds, epochs=ie, validation_data=validation_ds)
+        history = model.fit(train_ds, epochs=ie, validation_data=validation_ds, callbacks=[timers[0]])
         t2 = time.perf_counter()
         unfreeze_and_compile(catdog, model, base_model)
         history_fine = model.fit(train_ds, epochs=ie + fe, initial_epoch=len(history.epoch),
-                                 validation_data=validation_ds)
+                                 validation_data=validation_ds, callbacks=[timers[1]])
         t3 = time.perf_counter()
         loss, accuracy = model.evaluate(test_ds)
         t4 = time.perf_counter()
-        return {"wall_s": t4 - t0, "setup_s": t1 - t0, "phase1_s": t2 - t1, "phase2_s": t3 - t2,
-                "evaluate_s": t4 - t3, "epochs": [ie, fe], "quick": a.quick,
-                "peak_rss_mb": C.peak_rss_mb(),
-                "final_val_accuracy": float(history_fine.history["val_accuracy"][-1]),
-                "test_accuracy": float(accuracy), "test_loss": float(loss),
-                "what": "image_dataset_from_directory train+validation (take/skip test), fit %d epochs "
-                        "(Adam) + fit %d epochs (RMSprop, from layer 100) with validation, evaluate(test)"
-                        % (ie, fe)}
+        return C.lab_record(a, (ie, fe), (t0, t1, t2, t3, t4), history, history_fine, timers,
+                            loss, accuracy,
+                            "image_dataset_from_directory train+validation (take/skip test), fit %d "
+                            "epochs (Adam) + fit %d epochs (RMSprop, from layer 100) with "
+                            "validation, evaluate(test)")
 
     for c, fn in ((1, case1), (2, case2), (3, case3), (4, case4)):
         if c in a.case_list:

@@ -82,6 +82,8 @@ def run_child(fw, cases, args, workdir, tag, timeout):
            "--repeats", str(args.repeats), "--json", out, "--lab-epochs", args.lab_epochs]
     if args.quick:
         cmd.append("--quick")
+    if getattr(args, "seed", None) is not None:
+        cmd += ["--seed", str(args.seed)]
     if fw == "catdog-bf16":
         cmd += ["--precision", "bf16"]
     if fw == "pytorch-compile":
@@ -549,6 +551,11 @@ def write_report(doc, path_md):
         with redirect_stdout(buf):
             lab_section.main(runs)
         L.append(buf.getvalue())
+    full = os.path.join(HERE, "full_lab.json")
+    if os.path.exists(full):  # the full lab side by side, five seeds (full_lab.py)
+        import full_lab
+        with open(full) as f:
+            L.append("\n".join(full_lab.render(json.load(f))))
     analysis = os.path.join(HERE, "ANALYSIS.md")
     if os.path.exists(analysis):
         L.append(open(analysis).read())
