@@ -131,6 +131,9 @@ def _pm(s, nd=1, scale=1.0):
 def render(doc):
     """The Markdown section (a list of lines)."""
     meta, sides = doc["meta"], doc["sides"]
+
+    def mark(ok):  # no ✓/✗ in --quick mode, as run.py
+        return run.check(ok, on=not meta["quick"]).strip()
     m = meta["machine"]
     e = meta["lab_epochs"].split(",")
     ran = [r["epochs"] for s in sides for r in ok_runs(doc, s)]
@@ -221,10 +224,6 @@ def render(doc):
                          % (run.NAMES[s], t, TARGET_ACC_POINTS, d, mark(abs(d) <= TARGET_ACC_POINTS)))
     L.append("")
     return L
-
-
-def mark(ok):
-    return "✓" if ok else "✗"
 
 
 if __name__ == "__main__":

@@ -226,9 +226,10 @@ def cell(R, fw, case, *keys, nd=1):
 _MARKS = {"on": True}
 
 
-def check(ok):
-    """✓/✗ against a target; suppressed in --quick mode, whose numbers measure nothing."""
-    if ok is None or not _MARKS["on"]:
+def check(ok, on=None):
+    """✓/✗ against a target; suppressed in --quick mode, whose numbers measure nothing
+    (`on`: this report's own mode, else RESULTS.md's)."""
+    if ok is None or not (_MARKS["on"] if on is None else on):
         return ""
     return " ✓" if ok else " ✗"
 

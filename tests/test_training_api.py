@@ -305,7 +305,6 @@ def test_test_hooks_wrap_each_validation_pass_and_evaluate():
         callbacks.LambdaCallback(on_test_begin=lambda logs: ends.append("begin"),
                                  on_test_end=lambda logs: ends.append(logs["loss"]))])
     assert ends == ["begin", loss]
-    calls.clear()
     seen = []  # Keras's LambdaCallback hooks take logs positionally, begin/end ones included
     model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.LambdaCallback(
         on_train_begin=lambda logs: seen.append(("train_begin", logs)),
