@@ -10,6 +10,23 @@ from __future__ import annotations
 
 import weakref
 
+# The state a model's engine graph mirrors: every layer's `trainable` flag and weights, and
+# which models hold newer weights than their layers. Anything that changes it bumps this
+# counter; a model whose graph was brought up to date at the current value can skip the
+# per-layer walk (about 1 ms for MobileNetV2, a fifth of a batch-1 predict).
+_generation = 0
+
+
+def generation() -> int:
+    return _generation
+
+
+def changed() -> int:
+    """Something a graph mirrors changed: a layer's trainable flag or weights, a structure."""
+    global _generation
+    _generation += 1
+    return _generation
+
 
 def add_owner(layer, model) -> None:
     """Record that `model`'s graph holds `layer` (once per model)."""

@@ -70,6 +70,7 @@ class Model(Layer):
         self._graph_index: Dict[int, int] = {}
         self._pushed: Dict[int, int] = {}
         self._graph_dirty = False  # the graph holds newer weights than the layers
+        self._graph_generation = -1  # _lifetime.generation() when the graph was last synced
         self._augment: list = []  # augmentation layers, run in the data pipeline (fit only)
         self._compiled = None
         self.history = None
@@ -101,6 +102,7 @@ class Model(Layer):
         self.output_shape = outputs.shape
         self._graph = None
         self._graph_index, self._pushed = {}, {}
+        _lifetime.changed()  # models nesting this one must rebuild their view of it
 
     def __del__(self):
         _lifetime.release(self)  # trained weights go back to the layers; the graph is freed
@@ -163,7 +165,7 @@ class Model(Layer):
         g = self._ensure_graph()
         if training:
             g.forward(x, True)
-            self._graph_dirty = True  # BN moving statistics moved
+            self._mark_trained()  # BN moving statistics moved
         else:
             g.forward(x, False, _engine.KEEP_LAST)  # lean: only the output is kept
         return as_array(g.get_output(g.num_layers() - 1, x.shape[0]))
@@ -175,6 +177,7 @@ class Model(Layer):
     @trainable.setter
     def trainable(self, value):
         self._trainable = bool(value)
+        _lifetime.changed()
         for layer in self.layers:
             layer.trainable = value
 
@@ -227,7 +230,20 @@ class Model(Layer):
         return flat, augment
 
     # -- engine graph --------------------------------------------------------------------
+    def _mark_trained(self):
+        """The graph now holds newer weights than its layers (a step ran, or BN statistics
+        moved). Models sharing these layers must fetch them before their next run; this
+        model's own graph stays current."""
+        if not self._graph_dirty:
+            current = self._graph_generation == _lifetime.generation()
+            self._graph_dirty = True
+            generation = _lifetime.changed()
+            if current:
+                self._graph_generation = generation
+
     def _ensure_graph(self):
+        if self._graph is not None and self._graph_generation == _lifetime.generation():
+            return self._graph  # nothing a graph mirrors changed since it was last synced
         self._require_built()
         flat, augment = self._flatten()
         self._augment = augment
@@ -256,6 +272,7 @@ class Model(Layer):
                 for w, (_, value, _) in enumerate(layer._weights):
                     g.set_weight(i, w, value)
                 self._pushed[id(layer)] = layer._version
+        self._graph_generation = _lifetime.generation()
         return g
 
     def _push_changed(self):
@@ -284,6 +301,11 @@ class Model(Layer):
                               for w, (n, _, t) in enumerate(layer._weights)]
             layer._version += 1
             self._pushed[id(layer)] = layer._version
+        # the layers hold what this graph holds: it stays current, others must re-read
+        current = self._graph_generation == _lifetime.generation()
+        generation = _lifetime.changed()
+        if current:
+            self._graph_generation = generation
 
     def _pull_layer(self, layer):
         """A layer is being read: bring every layer up to date if this graph trained."""
@@ -393,7 +415,7 @@ class Model(Layer):
         g = self._ensure_graph()
         g.forward(x, bool(training))
         if training:
-            self._graph_dirty = True  # BN moving statistics moved
+            self._mark_trained()  # BN moving statistics moved
         return {n: g.get_output(g.find_layer(n), x.shape[0]) for n in names}
 
     def gradients(self, x, y=None, loss="binary_crossentropy_logits", training=False,

@@ -112,7 +112,7 @@ def train_on_batch(model, x, y):
     _checks.labels(model, y, "train_on_batch")
     x = _augment(model, x, _random.get_seed(), 0, g.step_count())
     loss, correct = g.train_step(x, y)
-    model._graph_dirty = True  # layers pull the new weights when read
+    model._mark_trained()  # layers pull the new weights when read
     return [float(loss), float(correct) / len(x)] if model._compiled.metrics else float(loss)
 
 
@@ -243,7 +243,7 @@ def _run_pipeline_epoch(model, g, data, epoch, train, bar, metric, cbs):
         st = g.run_epoch(loader, bool(train), callback, key)
     finally:
         if train:
-            model._graph_dirty = True
+            model._mark_trained()
     data._report_new_failures(known)  # uncached files that failed to decode this epoch
     return st["batches"], st["samples"], st["loss_sum"], st["correct"]
 
@@ -292,7 +292,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                     _checks.labels(model, yb, "fit")
                     xb = _augment(model, xb, seed, epoch, b)
                     loss, correct = g.train_step(xb, yb)
-                    model._graph_dirty = True
+                    model._mark_trained()
                     batches += 1
                     total_loss += float(loss) * len(xb)  # Keras 3: mean weighted by batch size
                     total_correct += correct

@@ -18,5 +18,5 @@ if [ ! -f "$inc/oneapi/dnnl/dnnl.h" ]; then
   rm -rf "$tmp"
 fi
 gcc -std=c11 -O2 -Wall -shared -fPIC -I"$inc" "$here/primitive_timer.c" -o "$here/primitive_timer.so" \
-  -L"$venv/lib" -ldnnl -ldl
+  -L"$venv/lib" -Wl,-rpath,"$venv/lib" -ldnnl -ldl
 echo "built $here/primitive_timer.so (oneDNN headers $version)"

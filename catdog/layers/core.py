@@ -3,12 +3,13 @@ arrays in Keras shapes, the master copy while no model is running) and how to ad
 an engine graph. Shapes exclude the batch axis: (H, W, C) or (C,)."""
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from catdog import _engine
+from catdog import _engine, _lifetime
 
 _counters: dict = {}
 
@@ -28,10 +29,35 @@ def _snake(name: str) -> str:
     return "".join(out).replace("2_d", "2d")
 
 
+def _accepting_batch_dim(build):
+    """Wraps a layer's build(input_shape) so that it takes Keras's form too.
+
+    Inside catdog, shapes are per sample: (160, 160, 3), (1280,), (None, None, 3) for free
+    spatial dims. Keras's public `layer.build(input_shape)` puts the batch first, as None:
+    (None, 1280). Called from outside, a leading None is therefore the batch and is dropped;
+    catdog's own calls (and the `super().build` calls inside a build) pass per-sample shapes
+    and go through `_build_per_sample`, which strips nothing."""
+    @functools.wraps(build)
+    def wrapped(self, input_shape):
+        shape = tuple(input_shape)
+        if self.__dict__.get("_in_build"):
+            return build(self, shape)
+        if len(shape) >= 2 and shape[0] is None:
+            shape = shape[1:]
+        return self._build_per_sample(shape, build)
+
+    return wrapped
+
+
 class Layer:
     """Base class: name, trainable flag, weights, call on symbolic tensors."""
 
     engine_kind: Optional[str] = None  # graph builder name; None: not runnable by the engine
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _accepting_batch_dim(cls.__dict__["build"])
 
     def __init__(self, name: Optional[str] = None, trainable: bool = True):
         self.name = name or _auto_name(_snake(type(self).__name__))
@@ -50,6 +76,14 @@ class Layer:
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
+        _lifetime.changed()
+
+    def _build_per_sample(self, shape: tuple, build=None) -> None:
+        self._in_build = True
+        try:
+            (build or type(self).build)(self, tuple(shape))
+        finally:
+            self._in_build = False
 
     # -- weights -----------------------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:
@@ -138,6 +172,7 @@ class Layer:
             new.append((name, np.ascontiguousarray(arr), t))
         self._weights = new
         self._version += 1
+        _lifetime.changed()
 
     def count_params(self) -> int:
         return int(sum(w.size for _, w, _ in self._weights))
@@ -152,12 +187,12 @@ class Layer:
             shapes = [t.shape for t in inputs]
             self._check_inputs(shapes)
             if self.input_shape is None:
-                self.build(shapes[0])
+                self._build_per_sample(shapes[0])
             return KerasTensor(self.output_shape, self, list(inputs), training)
         if not isinstance(inputs, KerasTensor):
             return self._call_eager(inputs, training)
         if self.input_shape is None:
-            self.build(inputs.shape)
+            self._build_per_sample(inputs.shape)
         elif tuple(inputs.shape) != tuple(self.input_shape):
             raise ValueError(f"layer '{self.name}' was built for input shape {self.input_shape}, "
                              f"called on {inputs.shape}")
@@ -220,6 +255,9 @@ def _pair(v) -> Tuple[int, int]:
     return v
 
 
+Layer.build = _accepting_batch_dim(Layer.build)
+
+
 def _conv_out(size, pad_a, pad_b, k, s):
     return (size + pad_a + pad_b - k) // s + 1
 
@@ -227,7 +265,7 @@ def _conv_out(size, pad_a, pad_b, k, s):
 class InputLayer(Layer):
     def __init__(self, shape, name=None):
         super().__init__(name=name or _auto_name("input_layer"))
-        self.build(tuple(shape))
+        self._build_per_sample(tuple(shape))
 
     def add_to_graph(self, graph, input_ids):
         """An image input (H, W, C) is the engine's input node. A vector input (C,) (a head
@@ -387,8 +425,9 @@ class Dense(Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 1:
-            raise ValueError(f"Dense '{self.name}' needs (batch, features) inputs, got "
-                             f"{input_shape}: add GlobalAveragePooling2D first")
+            raise ValueError(f"Dense '{self.name}' needs flat features per sample, shape "
+                             f"(features,) or Keras's (None, features); got {input_shape}: "
+                             f"add GlobalAveragePooling2D before it")
         super().build(input_shape)
         self._add_glorot("kernel", (input_shape[0], self.units))
         if self.use_bias:

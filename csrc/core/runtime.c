@@ -102,6 +102,19 @@ cd_status cd_dnnl_check(dnnl_status_t s, const char *what, const char *layer) {
                    layer ? layer : "-", (int)s);
 }
 
+/* The name of the widest ISA oneDNN dispatches to, for messages (the enum's values nest:
+ * each ISA's bits include those of the ones below it). */
+static const char *isa_name(dnnl_cpu_isa_t isa) {
+    static const struct { unsigned bits; const char *name; } names[] = {
+        {0x1fef, "AMX-FP16"}, {0xfef, "AMX"}, {0x1ef, "AVX512-FP16"}, {0xe7, "AVX512-BF16"},
+        {0x67, "AVX512-VNNI"}, {0x27, "AVX-512"}, {0x1f, "AVX2-VNNI-2"}, {0xf, "AVX2-VNNI"},
+        {0x7, "AVX2"}, {0x3, "AVX"}, {0x1, "SSE4.1"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (((unsigned)isa & names[i].bits) == names[i].bits) return names[i].name;
+    return "baseline";
+}
+
 static cd_precision precision = CD_PRECISION_FP32;
 static int precision_generation;
 
@@ -116,7 +129,7 @@ cd_status cd_set_precision(cd_precision p) {
         if (((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) !=
             (unsigned)dnnl_cpu_isa_avx512_core_bf16)
             return cd_fail(CD_ERR_VALUE, "bf16 mode needs a CPU with AVX512-BF16 or AMX (oneDNN "
-                           "ISA 0x%x has neither); staying in fp32", (unsigned)isa);
+                           "runs %s here); staying in fp32", isa_name(isa));
     }
     if (p != precision) {
         precision = p;
