@@ -81,3 +81,15 @@ def test_layer_build_takes_keras_batch_first_shapes():
     assert c.get_weights()[0].shape == (3, 3, 3, 4) and c.output_shape == (6, 6, 4)
     free = catdog.Input((None, None, 3))  # free spatial dims are not a batch dimension
     assert free.shape == (None, None, 3)
+
+
+def test_free_spatial_sizes_build_symbolically_and_refuse_at_run_time():
+    inputs = catdog.Input((None, None, 3))
+    x = layers.Conv2D(4, 3, strides=2, padding="same")(inputs)
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.DepthwiseConv2D(3, padding="valid")(x)
+    x = layers.MaxPooling2D(2)(x)
+    assert x.shape == (None, None, 4)
+    model = catdog.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling2D()(x)))
+    with pytest.raises(ValueError, match="fixed input size"):
+        model.predict(np.zeros((1, 40, 40, 3), np.float32))

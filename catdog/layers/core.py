@@ -239,9 +239,9 @@ def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
 def _pads(padding: str, shape, kernel, strides):
     if padding == "valid":
         return (0, 0, 0, 0)
-    if padding == "same":
-        t, b = same_padding(shape[0], kernel[0], strides[0])
-        l, r = same_padding(shape[1], kernel[1], strides[1])
+    if padding == "same":  # a free (None) size has no padding yet: the engine refuses it later
+        t, b = same_padding(shape[0], kernel[0], strides[0]) if shape[0] is not None else (None, None)
+        l, r = same_padding(shape[1], kernel[1], strides[1]) if shape[1] is not None else (None, None)
         return (t, b, l, r)
     raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
 
@@ -259,7 +259,8 @@ Layer.build = _accepting_batch_dim(Layer.build)
 
 
 def _conv_out(size, pad_a, pad_b, k, s):
-    return (size + pad_a + pad_b - k) // s + 1
+    """Output size along one axis; None (a free input size) stays None."""
+    return None if size is None else (size + pad_a + pad_b - k) // s + 1
 
 
 class InputLayer(Layer):
@@ -377,7 +378,7 @@ class ZeroPadding2D(Layer):
 
     def compute_output_shape(self, s):
         (t, b), (l, r) = self.padding
-        return (s[0] + t + b, s[1] + l + r, s[2])
+        return (None if s[0] is None else s[0] + t + b, None if s[1] is None else s[1] + l + r, s[2])
 
     def add_to_graph(self, graph, ids):
         (t, b), (l, r) = self.padding

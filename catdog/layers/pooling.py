@@ -1,7 +1,7 @@
 """Keras pooling layers run by the engine (csrc/nn/pooling.c): MaxPooling2D, AveragePooling2D."""
 from __future__ import annotations
 
-from catdog.layers.core import Layer, _pads, _pair
+from catdog.layers.core import Layer, _conv_out, _pads, _pair
 
 
 class _Pooling2D(Layer):
@@ -27,8 +27,8 @@ class _Pooling2D(Layer):
 
     def compute_output_shape(self, s):
         t, b, l, r = self.pads
-        return ((s[0] + t + b - self.pool_size[0]) // self.strides[0] + 1,
-                (s[1] + l + r - self.pool_size[1]) // self.strides[1] + 1, s[2])
+        return (_conv_out(s[0], t, b, self.pool_size[0], self.strides[0]),
+                _conv_out(s[1], l, r, self.pool_size[1], self.strides[1]), s[2])
 
     def add_to_graph(self, graph, ids):
         return graph.add_layer(self.engine_kind_name, self.name, ids, pool=self.pool_size,
