@@ -181,10 +181,11 @@ def render(doc):
              "val. acc. after transfer, % | val. acc. after fine-tuning, % | test acc., % |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     for s, d in summ.items():
-        L.append("| %s | %d | %s [%.0f] | %s | %s | %s | %.0f | %s | %s | %s |" % (
+        L.append("| %s | %d | %s [%.0f] | %s | %s | %s | %s [%.0f] | %s | %s | %s |" % (
             run.NAMES[s], d["wall_s"]["n"], _pm(d["wall_s"], 0), d["wall_s"]["median"],
             _pm(d["train_s"], 0), _pm(d["validation_s"], 1), _pm(d["evaluate_s"], 2),
-            d["peak_rss_mb"]["median"], _pm(d["transfer_val_accuracy"], 2, 100),
+            _pm(d["peak_rss_mb"], 0), d["peak_rss_mb"]["median"],
+            _pm(d["transfer_val_accuracy"], 2, 100),
             _pm(d["final_val_accuracy"], 2, 100), _pm(d["test_accuracy"], 2, 100)))
     L.append("")
     if REF in summ:
