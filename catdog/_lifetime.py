@@ -12,8 +12,8 @@ import weakref
 
 # The state a model's engine graph mirrors: every layer's `trainable` flag and weights, and
 # which models hold newer weights than their layers. Anything that changes it bumps this
-# counter; a model whose graph was brought up to date at the current value can skip the
-# per-layer walk (about 1 ms for MobileNetV2, a fifth of a batch-1 predict).
+# counter; a model whose graph was brought up to date at the current value skips the
+# per-layer walk on its next call.
 _generation = 0
 
 

@@ -102,7 +102,7 @@ class Model(Layer):
         self.output_shape = outputs.shape
         self._graph = None
         self._graph_index, self._pushed = {}, {}
-        _lifetime.changed()  # models nesting this one must rebuild their view of it
+        _lifetime.changed()  # graphs holding these layers must re-sync with them
 
     def __del__(self):
         _lifetime.release(self)  # trained weights go back to the layers; the graph is freed
@@ -235,11 +235,16 @@ class Model(Layer):
         moved). Models sharing these layers must fetch them before their next run; this
         model's own graph stays current."""
         if not self._graph_dirty:
-            current = self._graph_generation == _lifetime.generation()
             self._graph_dirty = True
-            generation = _lifetime.changed()
-            if current:
-                self._graph_generation = generation
+            self._changed_here()
+
+    def _changed_here(self):
+        """Bump the generation for a change made through this model's own graph: the others
+        must re-read, while this graph, if it was current, stays current."""
+        current = self._graph_generation == _lifetime.generation()
+        generation = _lifetime.changed()
+        if current:
+            self._graph_generation = generation
 
     def _ensure_graph(self):
         if self._graph is not None and self._graph_generation == _lifetime.generation():
@@ -301,11 +306,7 @@ class Model(Layer):
                               for w, (n, _, t) in enumerate(layer._weights)]
             layer._version += 1
             self._pushed[id(layer)] = layer._version
-        # the layers hold what this graph holds: it stays current, others must re-read
-        current = self._graph_generation == _lifetime.generation()
-        generation = _lifetime.changed()
-        if current:
-            self._graph_generation = generation
+        self._changed_here()  # the layers now hold what this graph holds
 
     def _pull_layer(self, layer):
         """A layer is being read: bring every layer up to date if this graph trained."""

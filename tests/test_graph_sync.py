@@ -66,6 +66,16 @@ def test_repeated_predict_after_training_keeps_the_trained_weights():
     assert np.array_equal(model.predict_on_batch(x), p1)
 
 
+def test_a_layer_added_after_predict_changes_the_output():
+    model = catdog.Sequential([catdog.Input((4,)), layers.Dense(2)])
+    x = np.ones((3, 4), np.float32)
+    assert model.predict_on_batch(x).shape == (3, 2)
+    model.add(layers.Dense(5))
+    out = model.predict_on_batch(x)
+    kernel, bias = model.layers[-1].get_weights()
+    np.testing.assert_allclose(out, model.layers[0](x) @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
 def test_layer_build_takes_keras_batch_first_shapes():
     d = layers.Dense(3)
     d.build((None, 5))  # Keras's form

@@ -229,8 +229,11 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
-def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
-    """TF "same": out = ceil(size / stride); the extra pixel goes after (bottom/right)."""
+def same_padding(size: Optional[int], kernel: int, stride: int) -> tuple:
+    """TF "same": out = ceil(size / stride); the extra pixel goes after (bottom/right). A free
+    (None) size has no padding yet: the engine refuses such a model when its graph is made."""
+    if size is None:
+        return None, None
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
@@ -239,9 +242,9 @@ def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
 def _pads(padding: str, shape, kernel, strides):
     if padding == "valid":
         return (0, 0, 0, 0)
-    if padding == "same":  # a free (None) size has no padding yet: the engine refuses it later
-        t, b = same_padding(shape[0], kernel[0], strides[0]) if shape[0] is not None else (None, None)
-        l, r = same_padding(shape[1], kernel[1], strides[1]) if shape[1] is not None else (None, None)
+    if padding == "same":
+        t, b = same_padding(shape[0], kernel[0], strides[0])
+        l, r = same_padding(shape[1], kernel[1], strides[1])
         return (t, b, l, r)
     raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
 
@@ -378,7 +381,8 @@ class ZeroPadding2D(Layer):
 
     def compute_output_shape(self, s):
         (t, b), (l, r) = self.padding
-        return (None if s[0] is None else s[0] + t + b, None if s[1] is None else s[1] + l + r, s[2])
+        return (None if s[0] is None else s[0] + t + b,
+                None if s[1] is None else s[1] + l + r, s[2])
 
     def add_to_graph(self, graph, ids):
         (t, b), (l, r) = self.padding
