@@ -1,12 +1,14 @@
 """Engine settings: threads and arithmetic precision.
 
-    catdog.config.set_precision("bf16")   # the frozen part in bfloat16 (AVX512-BF16 or AMX)
+    catdog.config.set_precision("bf16")   # convolutions in bfloat16 (AVX512-BF16 or AMX)
     catdog.config.set_precision("fp32")   # the default: exact float32, Keras parity
 
 In bf16 mode the frozen part of the network - every layer below the first trainable one in
 training, the whole network in predict/evaluate - runs its fused Conv+BN(+ReLU6/+Add) blocks
-on bfloat16 activations and weights (about twice as fast here). Trainable layers, gradients,
-optimizer state, the weights you read and every output you get stay float32. Results are
+on bfloat16 activations and weights, and the trainable Conv+BN(+ReLU6) blocks run their
+convolutions (forward, backward-data, backward-weights) on bfloat16 operands with float32
+accumulation. Master weights, weight gradients, optimizer state, the layers that run alone
+(Add, pooling, Dense), the weights you read and every output you get stay float32. Results are
 close to fp32, not equal (bf16 keeps 8 bits of mantissa): tests/test_engine_bf16.py states
 the tolerances, benchmarks/RESULTS.md the lab's accuracy in both modes. CPUs without
 AVX512-BF16 or AMX get a ValueError and stay in fp32.

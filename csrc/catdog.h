@@ -33,12 +33,14 @@ cd_status cd_set_num_threads(int n);    /* oneDNN and catdog's own loops (OpenMP
 int cd_get_num_threads(void);
 const char *cd_onednn_version(void);
 
-/* Arithmetic of the frozen part: CD_PRECISION_FP32 (default, exact float32), or
+/* Arithmetic of the convolutions: CD_PRECISION_FP32 (default, exact float32), or
  * CD_PRECISION_BF16: the fused inference blocks below the first trainable layer (and all of
  * them in predict/evaluate) compute on bfloat16 activations and folded weights, keeping
- * bf16 the tensors that only such blocks read; trainable layers, gradients, the optimizer and
- * every output a caller can read stay float32. Needs AVX512-BF16 or AMX (CD_ERR_VALUE
- * elsewhere). Graphs rebuild their primitives at their next run. */
+ * bf16 the tensors that only such blocks read; the trainable blocks' convolutions (forward,
+ * backward-data, backward-weights) take bfloat16 operands and accumulate in float32. Master
+ * weights, weight gradients, the optimizer, the layers that run alone and every output a
+ * caller can read stay float32. Needs AVX512-BF16 or AMX (CD_ERR_VALUE elsewhere). Graphs
+ * rebuild their primitives at their next run. */
 typedef enum { CD_PRECISION_FP32 = 0, CD_PRECISION_BF16 = 1 } cd_precision;
 cd_status cd_set_precision(cd_precision p);
 cd_precision cd_get_precision(void);

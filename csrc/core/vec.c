@@ -2,6 +2,7 @@
 #include "core/vec.h"
 
 #include <math.h>
+#include <string.h>
 
 void cd_add_inplace(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -31,5 +32,31 @@ void cd_relu_grad(float *dx, const float *y, const float *dy, size_t n, float ma
     for (long c = 0; c < chunks; c++) {
         size_t start = (size_t)c * chunk, len = n - start < chunk ? n - start : chunk;
         relu_grad_chunk(dx + start, y + start, dy + start, len, hi, acc);
+    }
+}
+
+/* float32 -> bfloat16, round to nearest even; NaN stays NaN (quiet). */
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(f != f ? (u >> 16) | 0x40u : rounded);
+}
+
+static void grad_to_bf16_chunk(uint16_t *du, const float *dy, const float *y, size_t n, float hi) {
+    if (y)
+        for (size_t i = 0; i < n; i++) du[i] = to_bf16(dy[i] * (float)((y[i] > 0.f) & (y[i] < hi)));
+    else
+        for (size_t i = 0; i < n; i++) du[i] = to_bf16(dy[i]);
+}
+
+void cd_grad_to_bf16(uint16_t *du, const float *dy, const float *y, size_t n, float max_value) {
+    const size_t chunk = 16384;
+    const float hi = max_value > 0.f ? max_value : INFINITY;
+    const long chunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (chunks > 4)
+    for (long c = 0; c < chunks; c++) {
+        size_t start = (size_t)c * chunk, len = n - start < chunk ? n - start : chunk;
+        grad_to_bf16_chunk(du + start, dy + start, y ? y + start : NULL, len, hi);
     }
 }

@@ -66,6 +66,11 @@ static cd_io node_io(const cd_graph *g, int i) {
 
 /* ---- forward ---- */
 
+/* A trainable block's data types: float32 tensors, bf16 convolutions in bf16 mode. */
+static cd_fused_types train_types(const cd_plan *p) {
+    return (cd_fused_types){.compute_bf16 = p->precision == CD_PRECISION_BF16};
+}
+
 /* Run a fused or trainable block (its first node is s->first) on g->batch samples. */
 static cd_status run_block(cd_graph *g, const cd_step *s) {
     const int c = s->conv, i = s->first, last = s->last;
@@ -82,11 +87,12 @@ static cd_status run_block(cd_graph *g, const cd_step *s) {
     const cd_shape *in = &g->nodes[src_node].shape;
     const void *src = g->rt[src_node].out;
     void *dst = g->rt[last].out;
-    if (s->kind == CD_STEP_TRAIN)
-        return cd_conv_forward_trainable(conv, bn, s->tail, act, g->batch, in, src, dst);
     const cd_plan *p = g->plan;
+    if (s->kind == CD_STEP_TRAIN)
+        return cd_conv_forward_trainable(conv, bn, s->tail, act, train_types(p), g->batch, in,
+                                         src, dst);
     cd_fused_types types = {
-        .compute_bf16 = cd_get_precision() == CD_PRECISION_BF16,
+        .compute_bf16 = p->precision == CD_PRECISION_BF16,
         .src_bf16 = p->out_bf16[src_node],
         .dst_bf16 = p->out_bf16[last],
         .skip_bf16 = s->skip >= 0 ? p->out_bf16[s->skip] : 0,
@@ -354,7 +360,8 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         if (block) {
             cd_node *conv = &g->nodes[reader];
             const cd_node *act = block->act >= 0 ? &g->nodes[block->act] : NULL;
-            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, block->tail, act, n, &io.in_shape[0],
+            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, block->tail, act, train_types(p), n,
+                                              &io.in_shape[0],
                                               io.in[0], rt->out, rt->dout, io.dx[0], io.acc[0],
                                               g->scratch));
         } else {

@@ -47,6 +47,7 @@ typedef struct {
     int grad_probe;               /* g->grad_probe it was built for */
     uint64_t structure_version;
     uint64_t used;                /* LRU clock */
+    cd_precision precision;       /* cd_get_precision() when built (fixed by the generation) */
     /* steps in order; every node belongs to exactly one non-SEGMENT step */
     cd_step *steps;
     int num_steps;

@@ -323,6 +323,7 @@ static cd_plan *plan_build(const cd_graph *g, int n, int training, int keep) {
     }
     p->batch = n, p->training = training, p->keep = keep;
     p->precision_generation = cd_precision_generation();
+    p->precision = cd_get_precision();
     p->grad_probe = g->grad_probe;
     p->structure_version = g->structure_version;
     builder b = {g, p, training, keep, n};

@@ -63,6 +63,7 @@ static void folded_free(folded_weights *k) {
 
 typedef struct {
     int batch;                  /* the batch size it was built for */
+    cd_shape in;                /* the block's source shape (one sample) */
     uint64_t used;              /* node->cache_clock at its last use (LRU) */
     int tail;                   /* CD_FUSE_* */
     int padded;                 /* built with a ZeroPadding2D folded in */
@@ -86,6 +87,7 @@ typedef struct {
     dnnl_memory_t diff_dst, diff_src, w_bwd, diff_w, diff_w_user, diff_bias;
     uint64_t w_bwd_folds;            /* f->k.folds w_bwd holds (0: none yet) */
     float *dbias;                    /* (oc) sum of du */
+    uint16_t *du_bf16;               /* bf16 compute: (n, oh, ow, oc) du rounded to bf16 */
 } fused_state;
 
 static void fused_free(fused_state *f) {
@@ -107,6 +109,7 @@ static void fused_free(fused_state *f) {
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     free(f->src_converted);
     free(f->dbias);
+    free(f->du_bf16);
     free(f);
 }
 
@@ -186,6 +189,7 @@ static cd_status build(int n, cd_node *conv, const cd_shape *src, const int pad[
     if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
     *out = f;
     f->batch = n, f->tail = tail, f->max_value = max_value, f->types = types, f->train = train;
+    f->in = *src;
     f->has_dw = dw != NULL;
     /* the convolution's own src/weights type; bias stays f32 */
     const dnnl_data_type_t compute = dt(types.compute_bf16);
@@ -402,12 +406,12 @@ cd_status cd_conv_forward_fused(cd_node *conv, const cd_node *zeropad, const cd_
     return forward(conv, zeropad, bn, tail, act_max(act), types, 0, dw, n, in, src, skip, dst);
 }
 
-static const cd_fused_types f32_types = {0, 0, 0, 0};
-
 cd_status cd_conv_forward_trainable(cd_node *conv, const cd_node *bn, int tail,
-                                    const cd_node *act, int n, const cd_shape *in,
-                                    const float *src, float *dst) {
-    return forward(conv, NULL, bn, tail, act_max(act), f32_types, 1, NULL, n, in, src, NULL, dst);
+                                    const cd_node *act, cd_fused_types types, int n,
+                                    const cd_shape *in, const float *src, float *dst) {
+    if (types.src_bf16 || types.dst_bf16 || types.skip_bf16)
+        return cd_fail(CD_ERR_STATE, "'%s': a trainable block's tensors are float32", conv->name);
+    return forward(conv, NULL, bn, tail, act_max(act), types, 1, NULL, n, in, src, NULL, dst);
 }
 
 /* Where a primitive wants format md and the data lives in `other`: memory in md and a reorder
@@ -422,77 +426,110 @@ static cd_status copy_in_format(const_dnnl_memory_desc_t md, const_dnnl_memory_d
 }
 
 /* The backward primitives of a trainable block, hinted by its forward; the weight formats
- * are oneDNN's choice, with reorders from the forward's folded copy and to Keras layout. */
+ * are oneDNN's choice, with reorders from the forward's folded copy and to Keras layout.
+ * Data types follow the forward's compute type c (f32, or bf16 in bf16 mode):
+ *   backward-data:    diff_dst c, weights c (the forward's folded copy) -> diff_src f32;
+ *   backward-weights: src c, diff_dst c -> diff_weights f32, diff_bias f32 (f32 accumulation).
+ * The block's own tensors (x, y, dy, dx) stay float32: only the convolutions' operands are
+ * rounded, so the layers around a block and the optimizer never see bf16. */
 static cd_status build_backward(cd_node *conv, fused_state *f) {
     const_dnnl_memory_desc_t src_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_src_md, 0);
-    const_dnnl_memory_desc_t dst_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_dst_md, 0);
     const_dnnl_memory_desc_t b_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 1);
     const_dnnl_memory_desc_t w_fwd_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0);
     const_dnnl_memory_desc_t w_user_md;
     CD_DNNL(dnnl_memory_get_memory_desc(f->k.w_user, &w_user_md), "memory desc", conv->name);
-    dnnl_memory_desc_t w_any = NULL;
+    const dnnl_data_type_t compute = dt(f->types.compute_bf16);
     const cd_conv_hp *hp = cd_conv_of(conv);
+    const int n = f->batch, oc = conv->shape.c;
+    dnnl_dims_t sd = {n, f->in.c, f->in.h, f->in.w}, dd = {n, oc, conv->shape.h, conv->shape.w};
+    dnnl_memory_desc_t w_any = NULL, dw_any = NULL, diff_dst_md = NULL, diff_src_md = NULL;
+    cd_status st = CD_OK;
+    dnnl_primitive_attr_t attr = NULL;
+#define TRY_D(call, what)                                                   \
+    do {                                                                    \
+        st = cd_dnnl_check((call), (what), conv->name);                     \
+        if (st != CD_OK) goto done;                                         \
+    } while (0)
     if (hp->depthwise) {
-        dnnl_dims_t wd = {conv->shape.c, 1, 1, hp->kh, hp->kw};
-        CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any),
-                "descriptor", conv->name);
+        dnnl_dims_t wd = {oc, 1, 1, hp->kh, hp->kw};
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 5, wd, compute, dnnl_format_tag_any), "descriptor");
+        TRY_D(dnnl_memory_desc_create_with_tag(&dw_any, 5, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
     } else {
-        dnnl_dims_t wd = {conv->shape.c, conv->params[0].dims[2], hp->kh, hp->kw};
-        CD_DNNL(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any),
-                "descriptor", conv->name);
+        dnnl_dims_t wd = {oc, conv->params[0].dims[2], hp->kh, hp->kw};
+        TRY_D(dnnl_memory_desc_create_with_tag(&w_any, 4, wd, compute, dnnl_format_tag_any), "descriptor");
+        TRY_D(dnnl_memory_desc_create_with_tag(&dw_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
     }
+    TRY_D(dnnl_memory_desc_create_with_tag(&diff_dst_md, 4, dd, compute, dnnl_nhwc), "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&diff_src_md, 4, sd, dnnl_f32, dnnl_nhwc), "descriptor");
     dnnl_dims_t strides = {hp->stride_h, hp->stride_w}, dil = {0, 0};
     dnnl_dims_t pad_l = {hp->pad[0], hp->pad[2]}, pad_r = {hp->pad[1], hp->pad[3]};
-    dnnl_primitive_attr_t attr;
-    cd_status s = cd_make_attr(&attr);
-    if (s != CD_OK) {
-        dnnl_memory_desc_destroy(w_any);
-        return s;
+    if ((st = cd_make_attr(&attr)) != CD_OK) goto done;
+    TRY_D(dnnl_convolution_backward_data_primitive_desc_create(
+              &f->bwd_data_pd, cd_engine(), dnnl_convolution_direct, diff_src_md, w_any, diff_dst_md,
+              strides, dil, pad_l, pad_r, f->pd, attr),
+          "convolution backward-data descriptor");
+    TRY_D(dnnl_convolution_backward_weights_primitive_desc_create(
+              &f->bwd_w_pd, cd_engine(), dnnl_convolution_direct, src_md, dw_any, b_md, diff_dst_md,
+              strides, dil, pad_l, pad_r, f->pd, attr),
+          "convolution backward-weights descriptor");
+    TRY_D(dnnl_primitive_create(&f->bwd_data, f->bwd_data_pd), "convolution backward data");
+    TRY_D(dnnl_primitive_create(&f->bwd_w, f->bwd_w_pd), "convolution backward weights");
+    TRY_D(dnnl_memory_create(&f->diff_dst, diff_dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->diff_src, diff_src_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->diff_bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    TRY_D(dnnl_memory_create(&f->diff_w_user, w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory");
+    if (!(f->dbias = cd_alloc((size_t)oc, sizeof(float), "bias gradient"))) {
+        st = CD_ERR_MEMORY;
+        goto done;
     }
-    dnnl_status_t d1 = dnnl_convolution_backward_data_primitive_desc_create(
-        &f->bwd_data_pd, cd_engine(), dnnl_convolution_direct, src_md, w_any, dst_md, strides, dil,
-        pad_l, pad_r, f->pd, attr);
-    dnnl_status_t d2 = d1 != dnnl_success ? d1 : dnnl_convolution_backward_weights_primitive_desc_create(
-        &f->bwd_w_pd, cd_engine(), dnnl_convolution_direct, src_md, w_any, b_md, dst_md, strides,
-        dil, pad_l, pad_r, f->pd, attr);
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_memory_desc_destroy(w_any);
-    CD_DNNL(d1, "convolution backward-data descriptor", conv->name);
-    CD_DNNL(d2, "convolution backward-weights descriptor", conv->name);
-    CD_DNNL(dnnl_primitive_create(&f->bwd_data, f->bwd_data_pd), "convolution backward data", conv->name);
-    CD_DNNL(dnnl_primitive_create(&f->bwd_w, f->bwd_w_pd), "convolution backward weights", conv->name);
-    CD_DNNL(dnnl_memory_create(&f->diff_dst, dst_md, cd_engine(), DNNL_MEMORY_NONE), "memory", conv->name);
-    CD_DNNL(dnnl_memory_create(&f->diff_src, src_md, cd_engine(), DNNL_MEMORY_NONE), "memory", conv->name);
-    CD_DNNL(dnnl_memory_create(&f->diff_bias, b_md, cd_engine(), DNNL_MEMORY_NONE), "memory", conv->name);
-    CD_DNNL(dnnl_memory_create(&f->diff_w_user, w_user_md, cd_engine(), DNNL_MEMORY_NONE), "memory",
-            conv->name);
-    f->dbias = cd_alloc((size_t)conv->shape.c, sizeof(float), "bias gradient");
-    if (!f->dbias) return CD_ERR_MEMORY;
+    if (f->types.compute_bf16 &&
+        !(f->du_bf16 = cd_alloc(dnnl_memory_desc_get_size(diff_dst_md), 1, "bf16 gradients"))) {
+        st = CD_ERR_MEMORY;
+        goto done;
+    }
     /* backward-data weights: the forward's folded copy when the formats agree */
-    CD_TRY(copy_in_format(dnnl_primitive_desc_query_md(f->bwd_data_pd, dnnl_query_weights_md, 0),
-                          w_fwd_md, 1, &f->w_bwd, &f->w_to_bwd, conv->name));
+    st = copy_in_format(dnnl_primitive_desc_query_md(f->bwd_data_pd, dnnl_query_weights_md, 0),
+                        w_fwd_md, 1, &f->w_bwd, &f->w_to_bwd, conv->name);
     /* the weight gradient: straight into the kernel's grad when oneDNN writes Keras layout */
-    return copy_in_format(dnnl_primitive_desc_query_md(f->bwd_w_pd, dnnl_query_diff_weights_md, 0),
-                          w_user_md, 0, &f->diff_w, &f->diff_w_to_user, conv->name);
+    if (st == CD_OK)
+        st = copy_in_format(dnnl_primitive_desc_query_md(f->bwd_w_pd, dnnl_query_diff_weights_md, 0),
+                            w_user_md, 0, &f->diff_w, &f->diff_w_to_user, conv->name);
+done:
+#undef TRY_D
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    dnnl_memory_desc_t mds[] = {w_any, dw_any, diff_dst_md, diff_src_md};
+    for (size_t i = 0; i < sizeof mds / sizeof *mds; i++)
+        if (mds[i]) dnnl_memory_desc_destroy(mds[i]);
+    return st;
 }
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 
 cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
-                                     int n, const cd_shape *in, const float *src, const float *y,
-                                     float *dy, float *dx, int accumulate, float *scratch) {
+                                     cd_fused_types types, int n, const cd_shape *in,
+                                     const float *src, const float *y, float *dy, float *dx,
+                                     int accumulate, float *scratch) {
     const float max_value = act_max(act);
     int victim;
-    fused_state *f = find_state(conv, n, tail, max_value, 0, f32_types, 1, 0, &victim);
+    fused_state *f = find_state(conv, n, tail, max_value, 0, types, 1, 0, &victim);
     if (!f || !f->k.valid)
         return cd_fail(CD_ERR_STATE, "'%s': backward without the block's training forward", conv->name);
     if (!f->bwd_w) CD_TRY(build_backward(conv, f));
     const size_t out_count = (size_t)n * cd_node_sample_size(conv);
-    /* du = dy through the ReLU6 (in place: dy is the block output's own gradient buffer) */
-    if (tail == CD_FUSE_RELU) cd_relu_grad(dy, y, dy, out_count, max_value, 0);
-    /* dW' (in Keras layout, into the kernel's gradient) and db' = sum(du) */
-    CD_DNNL(dnnl_memory_set_data_handle(f->src, (void *)src), "memory", conv->name);
-    CD_DNNL(dnnl_memory_set_data_handle(f->diff_dst, dy), "memory", conv->name);
+    /* du = dy through the ReLU6: in place (dy is the block output's own gradient buffer), or
+     * rounded to bf16 for bf16 convolutions in the same pass */
+    void *du = dy;
+    if (f->du_bf16) {
+        cd_grad_to_bf16(f->du_bf16, dy, tail == CD_FUSE_RELU ? y : NULL, out_count, max_value);
+        du = f->du_bf16;
+    } else if (tail == CD_FUSE_RELU) {
+        cd_relu_grad(dy, y, dy, out_count, max_value, 0);
+    }
+    /* dW' (in Keras layout, into the kernel's gradient) and db' = sum(du); the source as the
+     * forward read it (its bf16 copy when it converted one) */
+    const void *x = f->to_src ? f->src_converted : src;
+    CD_DNNL(dnnl_memory_set_data_handle(f->src, (void *)x), "memory", conv->name);
+    CD_DNNL(dnnl_memory_set_data_handle(f->diff_dst, du), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->diff_w_user, conv->params[0].grad), "memory", conv->name);
     CD_DNNL(dnnl_memory_set_data_handle(f->diff_bias, f->dbias), "memory", conv->name);
     dnnl_exec_arg_t wargs[4] = {{DNNL_ARG_SRC, f->src},

@@ -65,18 +65,24 @@ cd_status cd_conv_forward_fused(cd_node *conv, const cd_node *zeropad, const cd_
                                 const cd_dw_tail *dw, int n, const cd_shape *in, const void *src,
                                 const void *skip, void *dst);
 /* A trainable block: conv (no bias, no ZeroPadding2D folded) -> BN in inference mode
- * (-> act, a ReLU, when tail is CD_FUSE_RELU) forward on f32 tensors, folded with the
- * current weights: src (n, in) -> dst (n, oh, ow, oc), the block's output y. */
+ * (-> act, a ReLU, when tail is CD_FUSE_RELU), folded with the current weights: src (n, in)
+ * -> dst (n, oh, ow, oc), the block's output y. src, dst and the gradients stay float32
+ * (types.src_bf16 / dst_bf16 / skip_bf16 must be 0); with types.compute_bf16 the
+ * convolutions run on bf16 operands: the forward on bf16 x and folded weights, backward-data
+ * on bf16 du and weights, backward-weights on bf16 x and du with float32 accumulation into
+ * float32 weight gradients. */
 cd_status cd_conv_forward_trainable(cd_node *conv, const cd_node *bn, int tail,
-                                    const cd_node *act, int n, const cd_shape *in,
-                                    const float *src, float *dst);
-/* Its backward from dy (the block output's gradient, overwritten with du): the folded
- * kernel's gradient dW' into the kernel's grad, dbeta, gamma's grad zeroed, and dx (+)= the
- * input gradient (NULL: none needed; scratch: n * input size floats for accumulate). Run
- * cd_conv_trainable_finish once the step's gradients are summed. */
+                                    const cd_node *act, cd_fused_types types, int n,
+                                    const cd_shape *in, const float *src, float *dst);
+/* Its backward from dy (the block output's gradient; overwritten with du in float32 compute):
+ * the folded kernel's gradient dW' into the kernel's grad, dbeta, gamma's grad zeroed, and
+ * dx (+)= the input gradient (NULL: none needed; scratch: n * input size floats for
+ * accumulate). `types` as the forward's. Run cd_conv_trainable_finish once the step's
+ * gradients are summed. */
 cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
-                                     int n, const cd_shape *in, const float *src, const float *y,
-                                     float *dy, float *dx, int accumulate, float *scratch);
+                                     cd_fused_types types, int n, const cd_shape *in,
+                                     const float *src, const float *y, float *dy, float *dx,
+                                     int accumulate, float *scratch);
 /* dW' -> dW = dW' * a and dgamma from dW', W and dbeta (conv_fused.c's header says how). */
 void cd_conv_trainable_finish(cd_node *conv, cd_node *bn);
 /* Free every cached fused state of a conv node. */
