@@ -264,7 +264,8 @@ def emulate_trainable_blocks(model, x, y):
     """The bf16 training step of trainable_blocks_model in NumPy: each convolution's operands
     rounded to bf16 as oneDNN gets them (block source and folded kernel forward; du and the
     folded kernel backward-data; source and du backward-weights), the tensors between layers
-    float32, sums in float64. The BN folds as conv_fused.c: s = gamma / sqrt(var + eps) in
+    float32 except where the plan stores a block's output and its gradient as bf16, sums in
+    float64. The BN folds as conv_fused.c: s = gamma / sqrt(var + eps) in
     float32, W' = bf16(W * s), dW = dW' * s, dgamma = (sum W * dW' - mean * dbeta) / sqrt(var + eps)."""
     f32, f64 = np.float32, np.float64
     L = {layer.name: layer for layer in model.layers}
@@ -294,8 +295,10 @@ def emulate_trainable_blocks(model, x, y):
     ya = np.clip(pointwise_conv(xa, wfa[0, 0]) + bfa, 0, 6).astype(f32)
     xd = to_bf16(np.pad(ya, ((0, 0), (0, 1), (0, 1), (0, 0))))
     win = depthwise_windows(xd)
-    yd = np.clip(np.einsum("ijnhwc,ijc->nhwc", win, wfd[..., 0].astype(f64)) + bfd, 0, 6).astype(f32)
-    xb = to_bf16(yd)
+    # the depthwise block's output is read only by conv_b's block: stored as bf16, so its own
+    # ReLU6 mask reads the bf16 value (and its gradient is conv_b's bf16 backward-data output)
+    yd = to_bf16(np.clip(np.einsum("ijnhwc,ijc->nhwc", win, wfd[..., 0].astype(f64)) + bfd, 0, 6))
+    xb = yd
     out = (pointwise_conv(xb, wfb[0, 0]) + bfb).astype(f32)
     wdense, bdense = L["dense"].get_weights()
     pooled = out.astype(f64).mean((1, 2))
@@ -306,8 +309,7 @@ def emulate_trainable_blocks(model, x, y):
 
     dub = to_bf16(np.broadcast_to(dout, out.shape).astype(f32))
     finish(L["conv_b"], L["bn_b"], wb, sb, np.einsum("nhwc,nhwo->co", xb.astype(f64), dub.astype(f64))[None, None], dub)
-    dyd = pointwise_conv(dub, wfb[0, 0].T).astype(f32)
-    dud = to_bf16(dyd * ((yd > 0) & (yd < 6)))
+    dud = to_bf16(pointwise_conv(dub, wfb[0, 0].T)) * ((yd > 0) & (yd < 6))
     finish(L["dw"], L["bn_d"], wd, sd, np.einsum("ijnhwc,nhwc->ijc", win, dud.astype(f64))[..., None], dud)
     dxd = np.zeros(xd.shape)
     for i in range(3):
@@ -324,6 +326,10 @@ def test_trainable_blocks_match_a_bf16_emulation(bf16):
     model = trainable_blocks_model(rng)
     plan = model._ensure_graph().describe_plan(3, False, catdog._engine.KEEP_FOR_BACKWARD)
     assert plan.count("\ntrain ") == 3, plan  # every conv runs as a trainable block
+    # conv_a's output goes to a plain layer (the pad): float32; the depthwise block's only to
+    # conv_b's block: bf16, and its gradient too
+    assert "train 1-3 conv=1 tail=relu out=f32" in plan, plan
+    assert "train 5-7 conv=5 tail=relu out=bf16 kept grad=bf16" in plan, plan
     x = rng.uniform(-2, 2, (3, 6, 6, 8)).astype(np.float32)
     y = np.array([0, 1, 1], np.float32)
     got = training_step_gradients(model, x, y)

@@ -43,20 +43,48 @@ static inline uint16_t to_bf16(float f) {
     return (uint16_t)(f != f ? (u >> 16) | 0x40u : rounded);
 }
 
-static void grad_to_bf16_chunk(uint16_t *du, const float *dy, const float *y, size_t n, float hi) {
-    if (y)
-        for (size_t i = 0; i < n; i++) du[i] = to_bf16(dy[i] * (float)((y[i] > 0.f) & (y[i] < hi)));
-    else
-        for (size_t i = 0; i < n; i++) du[i] = to_bf16(dy[i]);
+static inline float from_bf16(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
-void cd_grad_to_bf16(uint16_t *du, const float *dy, const float *y, size_t n, float max_value) {
+/* One chunk, one loop per type combination so that each vectorises. */
+static void grad_to_bf16_chunk(uint16_t *du, const void *dy, int dy_bf16, const void *y, int y_bf16,
+                               size_t n, float hi) {
+    const float *df = dy, *yf = y;
+    const uint16_t *dh = dy, *yh = y;
+    if (!y && dy_bf16)
+        memcpy(du, dh, n * sizeof *du);
+    else if (!y)
+        for (size_t i = 0; i < n; i++) du[i] = to_bf16(df[i]);
+    else if (dy_bf16 && y_bf16) /* a bf16 dy is masked bit-wise: all ones or zero */
+        for (size_t i = 0; i < n; i++) {
+            const float v = from_bf16(yh[i]);
+            du[i] = dh[i] & (uint16_t)-(int)((v > 0.f) & (v < hi));
+        }
+    else if (dy_bf16)
+        for (size_t i = 0; i < n; i++) du[i] = dh[i] & (uint16_t)-(int)((yf[i] > 0.f) & (yf[i] < hi));
+    else if (y_bf16)
+        for (size_t i = 0; i < n; i++) {
+            const float v = from_bf16(yh[i]);
+            du[i] = to_bf16(df[i] * (float)((v > 0.f) & (v < hi)));
+        }
+    else
+        for (size_t i = 0; i < n; i++) du[i] = to_bf16(df[i] * (float)((yf[i] > 0.f) & (yf[i] < hi)));
+}
+
+void cd_grad_to_bf16(uint16_t *du, const void *dy, int dy_bf16, const void *y, int y_bf16, size_t n,
+                     float max_value) {
     const size_t chunk = 16384;
     const float hi = max_value > 0.f ? max_value : INFINITY;
     const long chunks = (long)((n + chunk - 1) / chunk);
+    const size_t dy_size = dy_bf16 ? 2 : 4, y_size = y_bf16 ? 2 : 4;
 #pragma omp parallel for schedule(static) if (chunks > 4)
     for (long c = 0; c < chunks; c++) {
         size_t start = (size_t)c * chunk, len = n - start < chunk ? n - start : chunk;
-        grad_to_bf16_chunk(du + start, dy + start, y ? y + start : NULL, len, hi);
+        grad_to_bf16_chunk(du + start, (const char *)dy + start * dy_size, dy_bf16,
+                           y ? (const char *)y + start * y_size : NULL, y_bf16, len, hi);
     }
 }

@@ -66,9 +66,15 @@ static cd_io node_io(const cd_graph *g, int i) {
 
 /* ---- forward ---- */
 
-/* A trainable block's data types: float32 tensors, bf16 convolutions in bf16 mode. */
-static cd_fused_types train_types(const cd_plan *p) {
-    return (cd_fused_types){.compute_bf16 = p->precision == CD_PRECISION_BF16};
+/* A trainable block's data types (its source is its conv's input), as the plan stores them. */
+static cd_fused_types train_types(const cd_graph *g, const cd_step *s) {
+    const cd_plan *p = g->plan;
+    const int src = g->nodes[s->conv].inputs[0];
+    return (cd_fused_types){.compute_bf16 = p->precision == CD_PRECISION_BF16,
+                            .src_bf16 = p->out_bf16[src],
+                            .dst_bf16 = p->out_bf16[s->last],
+                            .dy_bf16 = p->dout_bf16[s->last],
+                            .dx_bf16 = p->dout_bf16[src]};
 }
 
 /* Run a fused or trainable block (its first node is s->first) on g->batch samples. */
@@ -89,7 +95,7 @@ static cd_status run_block(cd_graph *g, const cd_step *s) {
     void *dst = g->rt[last].out;
     const cd_plan *p = g->plan;
     if (s->kind == CD_STEP_TRAIN)
-        return cd_conv_forward_trainable(conv, bn, s->tail, act, train_types(p), g->batch, in,
+        return cd_conv_forward_trainable(conv, bn, s->tail, act, train_types(g, s), g->batch, in,
                                          src, dst);
     cd_fused_types types = {
         .compute_bf16 = p->precision == CD_PRECISION_BF16,
@@ -286,6 +292,14 @@ cd_status cd_graph_get_output(const cd_graph *g, int layer, float *dst, size_t c
     if (count != expect)
         return cd_fail(CD_ERR_VALUE, "output of '%s' has %zu values, not %zu", node->name, expect,
                        count);
+    if (g->plan->out_bf16[layer]) { /* a trainable block's output kept as bf16 */
+        const uint16_t *h = (const uint16_t *)g->rt[layer].out;
+        for (size_t k = 0; k < count; k++) {
+            const uint32_t u = (uint32_t)h[k] << 16;
+            memcpy(dst + k, &u, sizeof u);
+        }
+        return CD_OK;
+    }
     memcpy(dst, g->rt[layer].out, count * sizeof(float));
     return CD_OK;
 }
@@ -360,8 +374,8 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         if (block) {
             cd_node *conv = &g->nodes[reader];
             const cd_node *act = block->act >= 0 ? &g->nodes[block->act] : NULL;
-            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, block->tail, act, train_types(p), n,
-                                              &io.in_shape[0],
+            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, block->tail, act,
+                                              train_types(g, block), n, &io.in_shape[0],
                                               io.in[0], rt->out, rt->dout, io.dx[0], io.acc[0],
                                               g->scratch));
         } else {

@@ -55,7 +55,8 @@ typedef struct {
     unsigned char *keep_out;      /* output kept after the forward (backward or get_output) */
     unsigned char *needs_grad;    /* a gradient flows through it in backward */
     unsigned char *training_of;   /* its effective training flag */
-    unsigned char *out_bf16;      /* output stored as bfloat16 (only fused blocks read it) */
+    unsigned char *out_bf16;      /* output stored as bfloat16 (only blocks read it) */
+    unsigned char *dout_bf16;     /* output gradient stored as bfloat16 (one block reads it) */
     int *last_use;                /* index of the last node reading its output */
     int *step_of;                 /* the step computing it */
     int prefix_last;              /* the micro-batched frozen prefix is nodes [0, p]; 0: none */

@@ -18,7 +18,9 @@
  *   by a FUSE_NORM in inference mode [-> FUSE_ACT]: backward reads only the conv's input and
  *   the block's output.
  * - bf16 mode: a fused block's output is stored as bfloat16 when only fused inference
- *   blocks read it (as their source or their Add's skip input).
+ *   blocks read it (as their source or their Add's skip input); a trainable block's output
+ *   when only trainable blocks read it (as their source), and then its gradient too when
+ *   exactly one does.
  * - Frozen prefix: with more than CD_MICRO_BATCH samples, the leading fused inference
  *   blocks (and PREFIX layers between them) run in micro-batches of CD_MICRO_BATCH: one
  *   SEGMENT step before them.
@@ -206,29 +208,41 @@ static void plan_modes(builder *b) {
                                 ? (unsigned char)cd_node_mode(&g->nodes[i], b->training) : 0;
 }
 
-/* bf16 mode: which fused blocks' outputs only other fused inference blocks read. */
+/* bf16 mode: which block outputs are stored as bfloat16 (their readers are all blocks of
+ * the same kind that take a bf16 operand there), and which output gradients. */
 static void plan_storage(builder *b) {
     const cd_graph *g = b->g;
     cd_plan *p = b->p;
     memset(p->out_bf16, 0, (size_t)g->num_nodes);
+    memset(p->dout_bf16, 0, (size_t)g->num_nodes);
     if (cd_get_precision() != CD_PRECISION_BF16) return;
     for (int k = 0; k < p->num_steps; k++) {
         const cd_step *s = &p->steps[k];
-        if (s->kind != CD_STEP_FUSED) continue; /* trainable blocks are f32 */
+        if (s->kind != CD_STEP_FUSED && s->kind != CD_STEP_TRAIN) continue;
         const int out = s->last;
-        int readers = 0, fused_readers = 0;
+        int readers = 0, block_readers = 0;
         for (int j = out + 1; j < g->num_nodes; j++) {
             const cd_node *r = &g->nodes[j];
             const cd_step *rs = &p->steps[p->step_of[j]];
             for (int q = 0; q < r->num_inputs; q++) {
                 if (r->inputs[q] != out) continue;
                 readers++;
-                if (rs->kind == CD_STEP_FUSED && rs->first == j) fused_readers++; /* its source */
-                else if (rs->kind == CD_STEP_FUSED && rs->tail == CD_FUSE_ADD && rs->last == j)
-                    fused_readers++; /* its Add's skip input */
+                if (rs->kind == s->kind && rs->first == j) block_readers++; /* its source */
+                else if (s->kind == CD_STEP_FUSED && rs->kind == CD_STEP_FUSED &&
+                         rs->tail == CD_FUSE_ADD && rs->last == j)
+                    block_readers++; /* a fused block's Add skip input */
             }
         }
-        p->out_bf16[out] = !p->keep_out[out] && readers > 0 && readers == fused_readers;
+        if (readers == 0 || readers != block_readers) continue;
+        if (s->kind == CD_STEP_FUSED) {
+            p->out_bf16[out] = !p->keep_out[out];
+        } else {
+            /* kept for the backward only: the block's own mask and its reader's
+             * backward-weights read it as bf16; with one reader its gradient is written once,
+             * by that reader's backward-data, so it is stored as bf16 too */
+            p->out_bf16[out] = 1;
+            p->dout_bf16[out] = readers == 1;
+        }
     }
 }
 
@@ -301,6 +315,7 @@ static void plan_free(cd_plan *p) {
     free(p->needs_grad);
     free(p->training_of);
     free(p->out_bf16);
+    free(p->dout_bf16);
     free(p->last_use);
     free(p->step_of);
     free(p);
@@ -312,10 +327,11 @@ static cd_plan *plan_build(const cd_graph *g, int n, int training, int keep) {
     if (p) {
         p->steps = calloc(N + 1, sizeof *p->steps);
         p->keep_out = calloc(N, 1), p->needs_grad = calloc(N, 1);
-        p->training_of = calloc(N, 1), p->out_bf16 = calloc(N, 1);
+        p->training_of = calloc(N, 1), p->out_bf16 = calloc(N, 1), p->dout_bf16 = calloc(N, 1);
         p->last_use = calloc(N, sizeof(int)), p->step_of = calloc(N, sizeof(int));
     }
     if (!p || !p->steps || !p->keep_out || !p->needs_grad || !p->training_of || !p->out_bf16 ||
+        !p->dout_bf16 ||
         !p->last_use || !p->step_of) {
         plan_free(p);
         cd_fail(CD_ERR_MEMORY, "out of memory planning a graph of %zu layers", N);
@@ -394,8 +410,8 @@ size_t cd_plan_describe(const cd_graph *g, const cd_plan *p, char *buf, size_t s
         if (s->kind == CD_STEP_LAYER) PUT(" %s", g->nodes[s->first].ops->name);
         if (s->kind != CD_STEP_SEGMENT) {
             const int out = s->last;
-            PUT(" out=%s%s%s", p->out_bf16[out] ? "bf16" : "f32", p->keep_out[out] ? " kept" : "",
-                p->needs_grad[out] ? " grad" : "");
+            PUT(" out=%s%s%s%s", p->out_bf16[out] ? "bf16" : "f32", p->keep_out[out] ? " kept" : "",
+                p->needs_grad[out] ? " grad" : "", p->dout_bf16[out] ? "=bf16" : "");
         }
         PUT("\n");
     }

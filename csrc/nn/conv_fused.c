@@ -406,11 +406,17 @@ cd_status cd_conv_forward_fused(cd_node *conv, const cd_node *zeropad, const cd_
     return forward(conv, zeropad, bn, tail, act_max(act), types, 0, dw, n, in, src, skip, dst);
 }
 
+/* bf16 tensors need bf16 convolutions, and a trainable block has no Add tail. */
+static cd_status check_train_types(const cd_node *conv, cd_fused_types t) {
+    if (t.skip_bf16 || (!t.compute_bf16 && (t.src_bf16 || t.dst_bf16 || t.dy_bf16 || t.dx_bf16)))
+        return cd_fail(CD_ERR_STATE, "'%s': bf16 tensors in a float32 trainable block", conv->name);
+    return CD_OK;
+}
+
 cd_status cd_conv_forward_trainable(cd_node *conv, const cd_node *bn, int tail,
                                     const cd_node *act, cd_fused_types types, int n,
-                                    const cd_shape *in, const float *src, float *dst) {
-    if (types.src_bf16 || types.dst_bf16 || types.skip_bf16)
-        return cd_fail(CD_ERR_STATE, "'%s': a trainable block's tensors are float32", conv->name);
+                                    const cd_shape *in, const void *src, void *dst) {
+    CD_TRY(check_train_types(conv, types));
     return forward(conv, NULL, bn, tail, act_max(act), types, 1, NULL, n, in, src, NULL, dst);
 }
 
@@ -428,10 +434,10 @@ static cd_status copy_in_format(const_dnnl_memory_desc_t md, const_dnnl_memory_d
 /* The backward primitives of a trainable block, hinted by its forward; the weight formats
  * are oneDNN's choice, with reorders from the forward's folded copy and to Keras layout.
  * Data types follow the forward's compute type c (f32, or bf16 in bf16 mode):
- *   backward-data:    diff_dst c, weights c (the forward's folded copy) -> diff_src f32;
+ *   backward-data:    diff_dst c, weights c (the forward's folded copy) -> diff_src (f32, or
+ *                     bf16 where the plan stores the source's gradient so);
  *   backward-weights: src c, diff_dst c -> diff_weights f32, diff_bias f32 (f32 accumulation).
- * The block's own tensors (x, y, dy, dx) stay float32: only the convolutions' operands are
- * rounded, so the layers around a block and the optimizer never see bf16. */
+ * The weight gradients, and so the optimizer, never see bf16. */
 static cd_status build_backward(cd_node *conv, fused_state *f) {
     const_dnnl_memory_desc_t src_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_src_md, 0);
     const_dnnl_memory_desc_t b_md = dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 1);
@@ -460,7 +466,8 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
         TRY_D(dnnl_memory_desc_create_with_tag(&dw_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
     }
     TRY_D(dnnl_memory_desc_create_with_tag(&diff_dst_md, 4, dd, compute, dnnl_nhwc), "descriptor");
-    TRY_D(dnnl_memory_desc_create_with_tag(&diff_src_md, 4, sd, dnnl_f32, dnnl_nhwc), "descriptor");
+    TRY_D(dnnl_memory_desc_create_with_tag(&diff_src_md, 4, sd, dt(f->types.dx_bf16), dnnl_nhwc),
+          "descriptor");
     dnnl_dims_t strides = {hp->stride_h, hp->stride_w}, dil = {0, 0};
     dnnl_dims_t pad_l = {hp->pad[0], hp->pad[2]}, pad_r = {hp->pad[1], hp->pad[3]};
     if ((st = cd_make_attr(&attr)) != CD_OK) goto done;
@@ -482,7 +489,7 @@ static cd_status build_backward(cd_node *conv, fused_state *f) {
         st = CD_ERR_MEMORY;
         goto done;
     }
-    if (f->types.compute_bf16 &&
+    if (f->types.compute_bf16 && !f->types.dy_bf16 &&
         !(f->du_bf16 = cd_alloc(dnnl_memory_desc_get_size(diff_dst_md), 1, "bf16 gradients"))) {
         st = CD_ERR_MEMORY;
         goto done;
@@ -507,8 +514,11 @@ enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 
 cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
                                      cd_fused_types types, int n, const cd_shape *in,
-                                     const float *src, const float *y, float *dy, float *dx,
+                                     const void *src, const void *y, void *dy, void *dx,
                                      int accumulate, float *scratch) {
+    CD_TRY(check_train_types(conv, types));
+    if (types.dx_bf16 && accumulate)
+        return cd_fail(CD_ERR_STATE, "'%s': a bf16 input gradient is written once", conv->name);
     const float max_value = act_max(act);
     int victim;
     fused_state *f = find_state(conv, n, tail, max_value, 0, types, 1, 0, &victim);
@@ -517,11 +527,14 @@ cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const
     if (!f->bwd_w) CD_TRY(build_backward(conv, f));
     const size_t out_count = (size_t)n * cd_node_sample_size(conv);
     /* du = dy through the ReLU6: in place (dy is the block output's own gradient buffer), or
-     * rounded to bf16 for bf16 convolutions in the same pass */
+     * as bf16 for bf16 convolutions in the same pass */
     void *du = dy;
-    if (f->du_bf16) {
-        cd_grad_to_bf16(f->du_bf16, dy, tail == CD_FUSE_RELU ? y : NULL, out_count, max_value);
-        du = f->du_bf16;
+    if (types.compute_bf16) {
+        /* a bf16 dy is masked in place; a float32 one is rounded into the block's buffer */
+        if (!types.dy_bf16) du = f->du_bf16;
+        if (!types.dy_bf16 || tail == CD_FUSE_RELU)
+            cd_grad_to_bf16(du, dy, types.dy_bf16, tail == CD_FUSE_RELU ? y : NULL, types.dst_bf16,
+                            out_count, max_value);
     } else if (tail == CD_FUSE_RELU) {
         cd_relu_grad(dy, y, dy, out_count, max_value, 0);
     }
@@ -556,13 +569,13 @@ cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const
         }
         w = f->w_bwd;
     }
-    float *target = accumulate ? scratch : dx;
+    void *target = accumulate ? scratch : dx;
     CD_DNNL(dnnl_memory_set_data_handle(f->diff_src, target), "memory", conv->name);
     dnnl_exec_arg_t dargs[3] = {{DNNL_ARG_DIFF_DST, f->diff_dst},
                                 {DNNL_ARG_WEIGHTS, w},
                                 {DNNL_ARG_DIFF_SRC, f->diff_src}};
     CD_TRY(cd_execute(f->bwd_data, 3, dargs, "convolution backward data", conv->name));
-    if (accumulate) cd_add_inplace(dx, scratch, (size_t)n * cd_shape_size(in));
+    if (accumulate) cd_add_inplace((float *)dx, scratch, (size_t)n * cd_shape_size(in));
     return CD_OK;
 }
 

@@ -32,10 +32,11 @@ static inline float cd_act_max(const cd_node *n) { return ((const cd_relu_hp *)n
 
 enum { CD_FUSE_NONE = 0, CD_FUSE_BN = 1, CD_FUSE_RELU = 2, CD_FUSE_ADD = 3 };
 
-/* Data types of a fused block's tensors (1: bfloat16, 0: float32). compute_bf16: the
- * convolution runs on bf16 source and weights (bf16 mode); a float32 source is converted. */
+/* Data types of a block's tensors (1: bfloat16, 0: float32). compute_bf16: the
+ * convolutions run on bf16 operands (bf16 mode); a float32 source is converted. dy_bf16 /
+ * dx_bf16 (trainable blocks): the gradients of the block's output and of its source. */
 typedef struct {
-    int compute_bf16, src_bf16, dst_bf16, skip_bf16;
+    int compute_bf16, src_bf16, dst_bf16, skip_bf16, dy_bf16, dx_bf16;
 } cd_fused_types;
 
 /* A depthwise tail: the block goes on through [zeropad ->] conv (DepthwiseConv2D 3x3,
@@ -66,22 +67,22 @@ cd_status cd_conv_forward_fused(cd_node *conv, const cd_node *zeropad, const cd_
                                 const void *skip, void *dst);
 /* A trainable block: conv (no bias, no ZeroPadding2D folded) -> BN in inference mode
  * (-> act, a ReLU, when tail is CD_FUSE_RELU), folded with the current weights: src (n, in)
- * -> dst (n, oh, ow, oc), the block's output y. src, dst and the gradients stay float32
- * (types.src_bf16 / dst_bf16 / skip_bf16 must be 0); with types.compute_bf16 the
- * convolutions run on bf16 operands: the forward on bf16 x and folded weights, backward-data
- * on bf16 du and weights, backward-weights on bf16 x and du with float32 accumulation into
- * float32 weight gradients. */
+ * -> dst (n, oh, ow, oc), the block's output y. In float32 compute every tensor is float32.
+ * With types.compute_bf16 the convolutions run on bf16 operands: the forward on bf16 x and
+ * folded weights, backward-data on bf16 du and weights, backward-weights on bf16 x and du
+ * with float32 accumulation into float32 weight gradients; x, y, dy and dx are each bf16 or
+ * float32 as `types` says (skip_bf16 must be 0: no Add tail). */
 cd_status cd_conv_forward_trainable(cd_node *conv, const cd_node *bn, int tail,
                                     const cd_node *act, cd_fused_types types, int n,
-                                    const cd_shape *in, const float *src, float *dst);
+                                    const cd_shape *in, const void *src, void *dst);
 /* Its backward from dy (the block output's gradient; overwritten with du in float32 compute):
  * the folded kernel's gradient dW' into the kernel's grad, dbeta, gamma's grad zeroed, and
  * dx (+)= the input gradient (NULL: none needed; scratch: n * input size floats for
- * accumulate). `types` as the forward's. Run cd_conv_trainable_finish once the step's
- * gradients are summed. */
+ * accumulate, which a bf16 dx does not take). `types` as the forward's. Run
+ * cd_conv_trainable_finish once the step's gradients are summed. */
 cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
                                      cd_fused_types types, int n, const cd_shape *in,
-                                     const float *src, const float *y, float *dy, float *dx,
+                                     const void *src, const void *y, void *dy, void *dx,
                                      int accumulate, float *scratch);
 /* dW' -> dW = dW' * a and dgamma from dW', W and dbeta (conv_fused.c's header says how). */
 void cd_conv_trainable_finish(cd_node *conv, cd_node *bn);
