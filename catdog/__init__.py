@@ -28,7 +28,7 @@ except ImportError as e:  # pragma: no cover - exercised by tests/test_packaging
 
 _engine.init()
 
-from catdog import callbacks, config, layers, losses, metrics, optimizers, random  # noqa: E402,F401
+from catdog import activations, callbacks, config, layers, losses, metrics, optimizers, random  # noqa: E402,F401,E501
 from catdog.models import Input, Model, Sequential  # noqa: E402,F401
 from catdog import applications, datasets, plot, utils  # noqa: E402,F401
 from catdog import data, ops, preprocessing  # noqa: E402,F401

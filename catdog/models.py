@@ -67,7 +67,8 @@ class Model(Layer):
         self._nodes: List[KerasTensor] = []
         self.input_shape = self.output_shape = None
         self._graph = None
-        self._graph_index: Dict[int, int] = {}
+        self._graph_index: Dict[int, int] = {}  # id(layer) -> the node holding its weights
+        self._graph_outputs: Dict[str, int] = {}  # layer name -> the node its output comes from
         self._pushed: Dict[int, int] = {}
         self._graph_dirty = False  # the graph holds newer weights than the layers
         self._graph_generation = -1  # _lifetime.generation() when the graph was last synced
@@ -101,7 +102,7 @@ class Model(Layer):
         self.input_shape = inputs.shape
         self.output_shape = outputs.shape
         self._graph = None
-        self._graph_index, self._pushed = {}, {}
+        self._graph_index, self._graph_outputs, self._pushed = {}, {}, {}
         _lifetime.changed()  # graphs holding these layers must re-sync with them
 
     def __del__(self):
@@ -254,13 +255,16 @@ class Model(Layer):
         self._augment = augment
         if self._graph is None:
             g = _engine.Graph()
-            index = {}  # id(layer) -> its node in the graph (a vector input adds two nodes)
+            out = {}    # id(layer) -> the node its output comes from (a vector input adds two)
+            index = {}  # id(layer) -> the node holding its weights (layers.core.GraphNodes)
             for layer, ins, _, _ in flat:
                 try:
-                    index[id(layer)] = layer.add_to_graph(g, [index[id(flat[p][0])] for p in ins])
+                    nodes = layer.add_to_graph(g, [out[id(flat[p][0])] for p in ins])
                 except NotImplementedError as e:
                     raise ValueError(str(e)) from None
+                out[id(layer)], index[id(layer)] = (nodes, nodes) if isinstance(nodes, int) else nodes
             self._graph, self._graph_index, self._pushed = g, index, {}
+            self._graph_outputs = {layer.name: out[id(layer)] for layer, *_ in flat}
             self._flat_layers = [l for l, *_ in flat]
             from catdog import random as _random
 
@@ -417,7 +421,14 @@ class Model(Layer):
         g.forward(x, bool(training))
         if training:
             self._mark_trained()  # BN moving statistics moved
-        return {n: g.get_output(g.find_layer(n), x.shape[0]) for n in names}
+        return {n: g.get_output(self._output_node(n), x.shape[0]) for n in names}
+
+    def _output_node(self, name: str) -> int:
+        """The graph node a (leaf) layer's output comes from: after its activation node when
+        the layer became several (layers.core.GraphNodes)."""
+        g = self._ensure_graph()
+        node = self._graph_outputs.get(name)
+        return g.find_layer(name) if node is None else node
 
     def gradients(self, x, y=None, loss="binary_crossentropy_logits", training=False,
                   output_gradient=None) -> Dict[str, np.ndarray]:

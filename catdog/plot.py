@@ -453,7 +453,7 @@ def grad_cam(model, images, class_index: Any = None, layer: Optional[str] = None
     the predicted class. Returns (maps, class indices)."""
     x = model._check_x(images)
     g = model._ensure_graph()
-    li = g.find_layer(layer) if layer is not None else _last_spatial_layer(g)
+    li = model._output_node(layer) if layer is not None else _last_spatial_layer(g)
     if len(g.layer_info(li)["shape"]) != 3:
         raise ValueError(f"layer '{layer}' has no (H, W, C) output: pick a convolution's")
     last = g.num_layers() - 1

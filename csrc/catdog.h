@@ -52,6 +52,15 @@ typedef struct cd_graph cd_graph;
 /* Dense's output activation (hyperparameter "activation"). */
 typedef enum { CD_ACT_NONE = 0, CD_ACT_SOFTMAX = 1, CD_ACT_SIGMOID = 2 } cd_activation;
 
+/* The Activation kind's function (hyperparameter "function"; nn/activation.c defines each as
+ * Keras 3 does). */
+typedef enum {
+    CD_ACTIVATION_LINEAR = 0, CD_ACTIVATION_RELU, CD_ACTIVATION_RELU6, CD_ACTIVATION_SIGMOID,
+    CD_ACTIVATION_TANH, CD_ACTIVATION_SOFTMAX, CD_ACTIVATION_SILU, CD_ACTIVATION_HARD_SIGMOID,
+    CD_ACTIVATION_HARD_SILU, CD_ACTIVATION_GELU, CD_ACTIVATION_ELU, CD_ACTIVATION_SELU,
+    CD_ACTIVATION_SOFTPLUS, CD_ACTIVATION_COUNT
+} cd_activation_function;
+
 /* Per-layer override of the call-time `training` flag, as Keras's `model(x, training=False)`
  * sets it for every layer of a nested model. */
 typedef enum { CD_MODE_INHERIT = -1, CD_MODE_INFERENCE = 0, CD_MODE_TRAINING = 1 } cd_mode;

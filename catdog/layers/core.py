@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from catdog import _engine, _lifetime
+from catdog.activations import name_and_code as activation_name
 
 _counters: dict = {}
 
@@ -47,6 +48,13 @@ def _accepting_batch_dim(build):
         return self._build_per_sample(shape, build)
 
     return wrapped
+
+
+class GraphNodes(NamedTuple):
+    """What add_to_graph returns when a layer becomes several engine nodes: the node its
+    output comes from and the node holding its weights (a plain int: one node, both)."""
+    output: int
+    weights: int
 
 
 class Layer:
@@ -229,6 +237,16 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+def with_activation(graph, layer, node: int):
+    """A layer's activation= as an Activation node after its own: the layer's weights stay on
+    `node` (GraphNodes.weights), its output is the activation's."""
+    if layer._activation == _engine.ACTIVATION_LINEAR:
+        return node
+    out = graph.add_layer("Activation", layer.name + "/activation", (node,),
+                          function=layer._activation)
+    return GraphNodes(out, node)
+
+
 def same_padding(size: Optional[int], kernel: int, stride: int) -> tuple:
     """TF "same": out = ceil(size / stride); the extra pixel goes after (bottom/right). A free
     (None) size has no padding yet: the engine refuses such a model when its graph is made."""
@@ -294,9 +312,7 @@ class Conv2D(Layer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
                  activation=None, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
-        if activation not in (None, "linear"):
-            raise ValueError(f"Conv2D '{self.name}': fused activations are not supported; add a "
-                             "ReLU layer")
+        self.activation, self._activation = activation_name(activation, self.name)
         self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), _pair(strides)
         self.padding, self.use_bias = padding, bool(use_bias)
 
@@ -315,9 +331,10 @@ class Conv2D(Layer):
                 _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_layer("Conv2D", self.name, ids, filters=self.filters,
+        conv = graph.add_layer("Conv2D", self.name, ids, filters=self.filters,
                                kernel=self.kernel_size, strides=self.strides, pad=self.pads,
                                use_bias=self.use_bias)
+        return with_activation(graph, self, conv)
 
 
 class DepthwiseConv2D(Conv2D):
@@ -338,8 +355,9 @@ class DepthwiseConv2D(Conv2D):
             self._add_weight("bias", (self.filters,))
 
     def add_to_graph(self, graph, ids):
-        return graph.add_layer("DepthwiseConv2D", self.name, ids, kernel=self.kernel_size,
+        conv = graph.add_layer("DepthwiseConv2D", self.name, ids, kernel=self.kernel_size,
                                strides=self.strides, pad=self.pads, use_bias=self.use_bias)
+        return with_activation(graph, self, conv)
 
 
 class BatchNormalization(Layer):
@@ -417,16 +435,18 @@ class Dropout(Layer):
         return graph.add_layer("Dropout", self.name, ids, rate=self.rate)
 
 
-_ACTIVATIONS = {None: _engine.ACT_NONE, "linear": _engine.ACT_NONE,
-                "softmax": _engine.ACT_SOFTMAX, "sigmoid": _engine.ACT_SIGMOID}
+# The activations a Dense head ends in inside its own kernel: a loss that takes logits reads
+# them before the activation (the engine's out_activation; nn/dense.c).
+_HEAD_ACTIVATIONS = {_engine.ACTIVATION_LINEAR: _engine.ACT_NONE,
+                     _engine.ACTIVATION_SOFTMAX: _engine.ACT_SOFTMAX,
+                     _engine.ACTIVATION_SIGMOID: _engine.ACT_SIGMOID}
 
 
 class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"Dense activation must be one of {list(_ACTIVATIONS)}, got {activation!r}")
-        self.units, self.activation, self.use_bias = int(units), activation, bool(use_bias)
+        self.activation, self._activation = activation_name(activation, self.name)
+        self.units, self.use_bias = int(units), bool(use_bias)
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -442,8 +462,36 @@ class Dense(Layer):
         return (self.units,)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_layer("Dense", self.name, ids, units=self.units, use_bias=self.use_bias,
-                               activation=_ACTIVATIONS[self.activation])
+        if self._activation in _HEAD_ACTIVATIONS:
+            return graph.add_layer("Dense", self.name, ids, units=self.units,
+                                   use_bias=self.use_bias,
+                                   activation=_HEAD_ACTIVATIONS[self._activation])
+        dense = graph.add_layer("Dense", self.name, ids, units=self.units, use_bias=self.use_bias,
+                                activation=_engine.ACT_NONE)
+        return with_activation(graph, self, dense)
+
+
+class Activation(Layer):
+    """Keras's Activation(activation): y = f(x), f by name (catdog/layers/activations.py)."""
+
+    def __init__(self, activation, name=None):
+        super().__init__(name=name)
+        self.activation, self._activation = activation_name(activation, self.name)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Activation", self.name, ids, function=self._activation)
+
+
+class Flatten(Layer):
+    """Keras's Flatten on (H, W, C): (H * W * C,) in NHWC order, the memory order."""
+
+    def compute_output_shape(self, s):
+        if any(d is None for d in s):
+            return (None,)
+        return (int(np.prod(s)),)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Flatten", self.name, ids)
 
 
 def reset_name_counters() -> None:

@@ -20,6 +20,8 @@
     X(cd_dense_ops)                                \
     X(cd_rescale_ops)                              \
     X(cd_max_pooling_ops) X(cd_average_pooling_ops) \
+    X(cd_activation_ops)                           \
+    X(cd_flatten_ops)                              \
     /* (the list ends here) */
 
 #define DECLARE(ops) extern const cd_layer_ops ops;

@@ -1,6 +1,7 @@
 /* shape.c — layers that move data without arithmetic on it:
- * ZeroPadding2D (n, h, w, c) -> (n, h + top + bottom, w + left + right, c) and
- * GlobalAveragePooling2D (n, h, w, c) -> (n, c) (mean over h, w). */
+ * ZeroPadding2D (n, h, w, c) -> (n, h + top + bottom, w + left + right, c),
+ * GlobalAveragePooling2D (n, h, w, c) -> (n, c) (mean over h, w) and
+ * Flatten (n, h, w, c) -> (n, h * w * c) (Keras's order is NHWC memory order: a copy). */
 #include <string.h>
 
 #include "core/error.h"
@@ -111,4 +112,32 @@ static cd_status gap_backward(cd_node *node, const cd_io *io) {
 const cd_layer_ops cd_gap_ops = {
     .name = "GlobalAveragePooling2D", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .build = gap_build, .forward = gap_forward, .backward = gap_backward,
+};
+
+/* ---- Flatten ---- */
+static cd_status flatten_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    if (cd_shape_size(&in[0]) > 1u << 30)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': %zu values per sample is too many to flatten",
+                       node->name, cd_shape_size(&in[0]));
+    node->shape = (cd_shape){1, 1, 1, (int)cd_shape_size(&in[0])};
+    return (void)h, CD_OK; /* no hyperparameters */
+}
+
+static cd_status flatten_forward(cd_node *node, const cd_io *io) {
+    memcpy(io->out, io->in[0], (size_t)io->n * cd_node_sample_size(node) * sizeof(float));
+    return CD_OK;
+}
+
+static cd_status flatten_backward(cd_node *node, const cd_io *io) {
+    const size_t n = (size_t)io->n * cd_node_sample_size(node);
+    if (!io->dx[0]) return CD_OK;
+    if (io->acc[0])
+        for (size_t i = 0; i < n; i++) io->dx[0][i] += io->dout[i];
+    else
+        memcpy(io->dx[0], io->dout, n * sizeof(float));
+    return CD_OK;
+}
+const cd_layer_ops cd_flatten_ops = {
+    .name = "Flatten", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .build = flatten_build, .forward = flatten_forward, .backward = flatten_backward,
 };
