@@ -521,6 +521,9 @@ class Sequential(Model):
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential '{self.name}' takes layers, got {type(layer).__name__}")
+        shape_arg = getattr(layer, "_input_shape_arg", None)
+        if shape_arg is not None and not self._stack and self._declared_shape is None:
+            self._declared_shape = shape_arg  # Keras: an InputLayer of the first layer's input_shape
         if isinstance(layer, InputLayer):
             if self._stack or self._declared_shape is not None:
                 raise ValueError(f"Sequential '{self.name}': an InputLayer can only come first")

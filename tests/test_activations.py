@@ -129,3 +129,18 @@ def test_tutorial_cnn_trains_deterministically():
     (l1, w1), (l2, w2) = run(), run()
     assert l1 == l2 and np.array_equal(w1, w2)
     assert l1[-1] < l1[0]
+
+
+def test_input_shape_on_the_first_layer_of_a_sequential():
+    """Keras 3 (keras/src/layers/layer.py, models/sequential.py): input_shape= / input_dim= on
+    a layer is kept, with a warning, and a Sequential it comes first in takes its input from it."""
+    with pytest.warns(UserWarning, match="input_shape"):
+        first = layers.Rescaling(1.0 / 255, input_shape=(8, 8, 3))
+    model = catdog.Sequential([first, layers.Conv2D(2, 3, activation="relu"), layers.Flatten(),
+                               layers.Dense(2)])
+    assert model.input_shape == (8, 8, 3) and model.output_shape == (2,)
+    assert model.predict_on_batch(np.ones((1, 8, 8, 3), np.float32)).shape == (1, 2)
+    with pytest.warns(UserWarning, match="input_dim"):
+        vec = catdog.Sequential([layers.Dense(4, activation="tanh", input_dim=3), layers.Dense(1)])
+    assert vec.input_shape == (3,)
+    assert vec.predict_on_batch(np.ones((5, 3), np.float32)).shape == (5, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -50,6 +51,23 @@ def _accepting_batch_dim(build):
     return wrapped
 
 
+def _accepting_input_shape(init):
+    """Keras 3's input_shape= / input_dim= on any layer (keras/src/layers/layer.py): kept as
+    _input_shape_arg, from which a Sequential makes its input when the layer comes first,
+    with Keras's warning."""
+    @functools.wraps(init)
+    def wrapped(self, *args, input_shape=None, input_dim=None, **kwargs):
+        init(self, *args, **kwargs)
+        shape = (input_dim,) if input_dim is not None else input_shape
+        if shape is not None and "_input_shape_arg" not in self.__dict__:
+            warnings.warn("Do not pass an `input_shape`/`input_dim` argument to a layer. When "
+                          "using Sequential models, prefer using an `Input(shape)` object as the "
+                          "first layer in the model instead.", UserWarning, stacklevel=2)
+            self._input_shape_arg = tuple(shape)
+
+    return wrapped
+
+
 class GraphNodes(NamedTuple):
     """What add_to_graph returns when a layer becomes several engine nodes: the node its
     output comes from and the node holding its weights (a plain int: one node, both)."""
@@ -66,6 +84,8 @@ class Layer:
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__:
             cls.build = _accepting_batch_dim(cls.__dict__["build"])
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _accepting_input_shape(cls.__dict__["__init__"])
 
     def __init__(self, name: Optional[str] = None, trainable: bool = True):
         self.name = name or _auto_name(_snake(type(self).__name__))
