@@ -50,3 +50,24 @@ def assert_close_rel(a, b, rel, what):
     scale = float(np.max(np.abs(b))) if b.size else 0.0
     assert err <= rel * max(scale, 1e-30), f"{what}: max|a-b| = {err:.3e} > {rel} * {scale:.3e}"
     return err / max(scale, 1e-30)
+
+
+def training_step_gradients(model, x, y):
+    """BCE-from-logits gradients by 'layer/weight' from a training step's own forward
+    (KEEP_FOR_BACKWARD: the frozen part fused, each trainable Conv -> BN (-> ReLU6) run as one
+    convolution with the BN folded in, whose backward works on the folded weights) instead of
+    model.gradients' layer-by-layer forward."""
+    import catdog
+
+    g = model._ensure_graph()
+    g.forward(x, False, catdog._engine.KEEP_FOR_BACKWARD)
+    out = g.get_output(g.num_layers() - 1, x.shape[0])
+    labels = np.asarray(y, np.float32).reshape(-1)
+    _, dy = catdog._engine.loss(catdog._engine.LOSS_BCE_LOGITS, out.reshape(len(x), -1), labels)
+    g.backward(dy.reshape(out.shape))
+    grads = {}
+    for layer, tr in model._trainable_map():
+        for w, (name, _, t) in enumerate(layer._weights if tr else []):
+            if t:
+                grads[f"{layer.name}/{name}"] = g.get_gradient(model._graph_index[id(layer)], w)
+    return grads

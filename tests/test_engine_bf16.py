@@ -21,7 +21,7 @@ import pytest
 
 import catdog
 from catdog import layers
-from conftest import needs_shared_data, needs_shared_weights, shared_dir
+from conftest import needs_shared_data, needs_shared_weights, shared_dir, training_step_gradients
 
 
 def assert_names_this_cpu(message):
@@ -230,22 +230,6 @@ def trainable_blocks_model(rng):
         conv.set_weights([rng.normal(0, 0.5, conv.get_weights()[0].shape)])
     dense.set_weights([rng.normal(0, 1, (8, 1)), rng.normal(0, 1, 1)])
     return model
-
-
-def training_step_gradients(model, x, y):
-    """Gradients of the BCE-from-logits loss from a training step's own forward (the plan's
-    trainable blocks), by weight name."""
-    g = model._ensure_graph()
-    g.forward(x, False, catdog._engine.KEEP_FOR_BACKWARD)
-    out = g.get_output(g.num_layers() - 1, x.shape[0])
-    _, dy = catdog._engine.loss(catdog._engine.LOSS_BCE_LOGITS, out.reshape(len(x), -1), y)
-    g.backward(dy.reshape(out.shape))
-    grads = {}
-    for layer, tr in model._trainable_map():
-        for w, (name, _, t) in enumerate(layer._weights if tr else []):
-            if t:
-                grads[f"{layer.name}/{name}"] = g.get_gradient(model._graph_index[id(layer)], w)
-    return grads
 
 
 def pointwise_conv(x, w):

@@ -8,7 +8,7 @@ import pytest
 
 import catdog
 from catdog import layers
-from conftest import FIXTURES, assert_close_rel, load_into, read_keras_h5
+from conftest import FIXTURES, assert_close_rel, load_into, read_keras_h5, training_step_gradients
 
 FWD_REL = 1e-4   # forward: max|a-b| <= 1e-4 * max|b|
 GRAD_REL = 1e-3  # gradients and optimizer results
@@ -80,23 +80,6 @@ def _setup(base, name):
             layer.trainable = False
     else:
         base.trainable = True
-
-
-def training_step_gradients(model, x, y):
-    """Gradients from the training step's own forward (KEEP_FOR_BACKWARD: the frozen part fused, each
-    trainable Conv -> BN -> ReLU6 run as one convolution with BN folded in, whose backward
-    works on the folded weights) instead of model.gradients' layer-by-layer forward."""
-    g = model._ensure_graph()
-    g.forward(x, False, catdog._engine.KEEP_FOR_BACKWARD)
-    out = g.get_output(g.num_layers() - 1, x.shape[0])
-    _, dy = catdog._engine.loss(catdog._engine.LOSS_BCE_LOGITS, out.reshape(len(x), -1), np.asarray(y, np.float32).reshape(-1))
-    g.backward(dy.reshape(out.shape))
-    grads = {}
-    for layer, tr in model._trainable_map():
-        for w, (name, _, t) in enumerate(layer._weights if tr else []):
-            if t:
-                grads[f"{layer.name}/{name}"] = g.get_gradient(model._graph_index[id(layer)], w)
-    return grads
 
 
 @pytest.mark.parametrize("path", ["layer_by_layer", "training_step"])
