@@ -28,6 +28,42 @@ class KerasTensor:
     def __repr__(self):
         return f"<KerasTensor shape=(None, {', '.join(map(str, self.shape))}) from {self.layer.name}>"
 
+    # arithmetic records graph operations, as Keras 3 (catdog/layers/operations.py)
+    def __add__(self, other):
+        return _arithmetic("add", self, other)
+
+    def __radd__(self, other):
+        return _arithmetic("add", self, other, reverse=True)
+
+    def __sub__(self, other):
+        return _arithmetic("subtract", self, other)
+
+    def __rsub__(self, other):
+        return _arithmetic("subtract", self, other, reverse=True)
+
+    def __mul__(self, other):
+        return _arithmetic("multiply", self, other)
+
+    def __rmul__(self, other):
+        return _arithmetic("multiply", self, other, reverse=True)
+
+    def __truediv__(self, other):
+        return _arithmetic("divide", self, other)
+
+    def __rtruediv__(self, other):
+        return _arithmetic("divide", self, other, reverse=True)
+
+    def __neg__(self):
+        from catdog.layers.operations import ScalarAffine
+
+        return ScalarAffine(-1.0, 0.0, "negative")(self)
+
+
+def _arithmetic(op, a, b, reverse=False):
+    from catdog.layers.operations import arithmetic
+
+    return arithmetic(op, a, b, reverse)
+
 
 def Input(shape, name=None) -> KerasTensor:
     layer = InputLayer(shape, name=name)
@@ -60,7 +96,9 @@ class Model(Layer):
         super().__init__(name=name or None)
         self._init_state()
         self._set_structure(inputs, outputs)
-        self.layers: List[Layer] = [t.layer for t in self._nodes]
+        # Keras lists layers, not the operations arithmetic on tensors recorded
+        self.layers: List[Layer] = [t.layer for t in self._nodes
+                                    if not getattr(t.layer, "is_operation", False)]
 
     def _init_state(self):
         self._input = self._output = None

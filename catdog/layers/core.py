@@ -436,12 +436,43 @@ class Add(Layer):
         return graph.add_layer("Add", self.name, ids)
 
 
-class GlobalAveragePooling2D(Layer):
+def _per_channel(s, full) -> bool:
+    """One value per channel of `full` ((1, 1, C) or (C,)), broadcast over its positions."""
+    return (len(full) == 3 and tuple(s) in ((1, 1, full[2]), (full[2],))
+            and tuple(full[:2]) != (1, 1))
+
+
+class Multiply(Layer):
+    """Keras's Multiply of two tensors: equal shapes, or one value per channel ((1, 1, C), a
+    squeeze-and-excite gate) times a (H, W, C) tensor."""
+
+    def _check_inputs(self, shapes):
+        if len(shapes) != 2:
+            raise ValueError(f"Multiply '{self.name}' takes two inputs (catdog), got {len(shapes)}")
+        a, b = (tuple(x) for x in shapes)
+        if not (a == b or _per_channel(a, b) or _per_channel(b, a)):
+            raise ValueError(f"Multiply '{self.name}': cannot multiply shapes {a} and {b}")
+        self._out_shape = b if _per_channel(a, b) else a
+
     def compute_output_shape(self, s):
-        return (s[-1],)
+        return self._out_shape
 
     def add_to_graph(self, graph, ids):
-        return graph.add_layer("GlobalAveragePooling2D", self.name, ids)
+        return graph.add_layer("Multiply", self.name, ids)
+
+
+class GlobalAveragePooling2D(Layer):
+    def __init__(self, data_format=None, keepdims=False, name=None):
+        super().__init__(name=name)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"GlobalAveragePooling2D '{self.name}': catdog runs channels_last only")
+        self.keepdims = bool(keepdims)
+
+    def compute_output_shape(self, s):
+        return (1, 1, s[-1]) if self.keepdims else (s[-1],)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("GlobalAveragePooling2D", self.name, ids, keepdims=self.keepdims)
 
 
 class Dropout(Layer):

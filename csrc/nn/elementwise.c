@@ -1,6 +1,6 @@
 /* elementwise.c — layers that act element by element on (n, h, w, c) or (n, c):
  * InputLayer (identity; the executor copies the batch in), ReLU(max_value), Rescaling,
- * Add, Dropout. */
+ * Add, Multiply, Dropout. */
 #include <math.h>
 #include <string.h>
 
@@ -138,6 +138,96 @@ static cd_status add_backward(cd_node *node, const cd_io *io) {
 const cd_layer_ops cd_add_ops = {
     .name = "Add", .flags = CD_OP_FUSE_ADD, .min_inputs = 2, .max_inputs = 2,
     .build = add_build, .forward = add_forward, .backward = add_backward,
+};
+
+/* ---- Multiply: y = a * b, where b has a's shape or is one value per channel (n, 1, 1, c)
+ * or (n, c) broadcast over a's positions (a squeeze-and-excite gate), or the other way round.
+ * da = dy * b; db = dy * a, summed over the positions b was broadcast to. ---- */
+static int per_channel(const cd_shape *s, const cd_shape *full) {
+    return s->h == 1 && s->w == 1 && s->c == full->c && (full->h > 1 || full->w > 1);
+}
+static cd_status multiply_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    (void)h;
+    const cd_shape *a = &in[0], *b = &in[1];
+    const int same = a->h == b->h && a->w == b->w && a->c == b->c;
+    if (!same && !per_channel(b, a) && !per_channel(a, b))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': cannot multiply shapes (%d, %d, %d) and "
+                       "(%d, %d, %d): give equal shapes, or one value per channel", node->name,
+                       a->h, a->w, a->c, b->h, b->w, b->c);
+    node->shape = per_channel(a, b) ? *b : *a;
+    if (same && a->rank != b->rank) node->shape.rank = a->rank > b->rank ? a->rank : b->rank;
+    return CD_OK;
+}
+/* Which input is full-size (f) and which per-channel (g; g == f when both are full). */
+static void multiply_roles(const cd_io *io, int *f, int *g) {
+    *f = per_channel(&io->in_shape[0], &io->in_shape[1]) ? 1 : 0;
+    *g = per_channel(&io->in_shape[1 - *f], &io->in_shape[*f]) ? 1 - *f : *f;
+}
+static cd_status multiply_forward(cd_node *node, const cd_io *io) {
+    int f, g;
+    multiply_roles(io, &f, &g);
+    const size_t n = count_of(node, io);
+    float *y = io->out;
+    if (g == f) { /* equal shapes */
+        const float *a = io->in[0], *b = io->in[1];
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+        return CD_OK;
+    }
+    const int c = node->shape.c;
+    const size_t per_sample = cd_node_sample_size(node);
+    const float *x = io->in[f], *s = io->in[g];
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * s[(i / per_sample) * c + i % c];
+    return CD_OK;
+}
+static cd_status multiply_backward(cd_node *node, const cd_io *io) {
+    int f, g;
+    multiply_roles(io, &f, &g);
+    const size_t n = count_of(node, io);
+    const float *dy = io->dout;
+    if (g == f) {
+        for (int j = 0; j < 2; j++) {
+            float *dx = io->dx[j];
+            if (!dx) continue;
+            const float *o = io->in[1 - j];
+            const int acc = io->acc[j];
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++) dx[i] = acc ? dx[i] + dy[i] * o[i] : dy[i] * o[i];
+        }
+        return CD_OK;
+    }
+    const int c = node->shape.c;
+    const size_t per_sample = cd_node_sample_size(node), positions = per_sample / (size_t)c;
+    const float *x = io->in[f], *s = io->in[g];
+    if (io->dx[f]) { /* d full = dy * gate */
+        float *dx = io->dx[f];
+        const int acc = io->acc[f];
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            const float v = dy[i] * s[(i / per_sample) * c + i % c];
+            dx[i] = acc ? dx[i] + v : v;
+        }
+    }
+    if (io->dx[g]) { /* d gate = sum over positions of dy * full, in double */
+        float *ds = io->dx[g];
+        const int acc = io->acc[g];
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < io->n; b++) {
+            double sum[c];
+            for (int k = 0; k < c; k++) sum[k] = 0;
+            const size_t at = (size_t)b * per_sample;
+            for (size_t p = 0; p < positions; p++)
+                for (int k = 0; k < c; k++) sum[k] += (double)dy[at + p * c + k] * x[at + p * c + k];
+            for (int k = 0; k < c; k++)
+                ds[(size_t)b * c + k] = acc ? ds[(size_t)b * c + k] + (float)sum[k] : (float)sum[k];
+        }
+    }
+    return CD_OK;
+}
+const cd_layer_ops cd_multiply_ops = {
+    .name = "Multiply", .flags = CD_OP_READS_INPUT, .min_inputs = 2, .max_inputs = 2,
+    .build = multiply_build, .forward = multiply_forward, .backward = multiply_backward,
 };
 
 /* ---- Dropout(rate): in training y = x * keep / (1 - rate), keep = u >= rate with u uniform

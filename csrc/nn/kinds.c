@@ -15,6 +15,7 @@
     X(cd_relu_ops)                                 \
     X(cd_zeropad_ops)                              \
     X(cd_add_ops)                                  \
+    X(cd_multiply_ops)                             \
     X(cd_gap_ops)                                  \
     X(cd_dropout_ops)                              \
     X(cd_dense_ops)                                \

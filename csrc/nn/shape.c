@@ -1,6 +1,6 @@
 /* shape.c — layers that move data without arithmetic on it:
  * ZeroPadding2D (n, h, w, c) -> (n, h + top + bottom, w + left + right, c),
- * GlobalAveragePooling2D (n, h, w, c) -> (n, c) (mean over h, w) and
+ * GlobalAveragePooling2D (n, h, w, c) -> (n, c) or (n, 1, 1, c) (mean over h, w) and
  * Flatten (n, h, w, c) -> (n, h * w * c) (Keras's order is NHWC memory order: a copy). */
 #include <string.h>
 
@@ -67,12 +67,16 @@ const cd_layer_ops cd_zeropad_ops = {
     .backward = zeropad_backward,
 };
 
-/* ---- GlobalAveragePooling2D ---- */
+/* ---- GlobalAveragePooling2D(keepdims): (n, c), or (n, 1, 1, c) with keepdims (the same
+ * memory: only the rank differs) ---- */
 static cd_status gap_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
     if (in[0].rank != 3)
         return cd_fail(CD_ERR_VALUE, "layer '%s' needs a 4-D (N, H, W, C) input", node->name);
-    node->shape = (cd_shape){1, 1, 1, in[0].c};
-    return (void)h, CD_OK; /* no hyperparameters */
+    const int no = 0;
+    int keepdims;
+    CD_TRY(cd_hp_ints(h, "keepdims", 1, &no, &keepdims));
+    node->shape = (cd_shape){keepdims ? 3 : 1, 1, 1, in[0].c};
+    return CD_OK;
 }
 
 static cd_status gap_forward(cd_node *node, const cd_io *io) {

@@ -1,0 +1,69 @@
+"""Arithmetic on KerasTensors (graph operations, not layers), Multiply with a per-channel gate and
+GlobalAveragePooling2D(keepdims=True), against Keras 3: a squeeze-and-excite block as
+keras/src/applications/mobilenet_v3.py writes it (fixtures by
+tests/fixtures/make_ops_fixtures.py, TensorFlow 2.21 / Keras 3.15)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import catdog
+from catdog import layers
+from conftest import assert_close_rel
+
+IO = np.load(Path(__file__).parent / "fixtures" / "keras" / "ops_model.npz")
+
+
+def build():
+    """make_ops_fixtures.py's build(), with catdog for keras."""
+    inputs = catdog.Input((6, 6, 8))
+    x = layers.Conv2D(8, 1, name="conv")(inputs)
+    s = layers.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x)
+    s = layers.Conv2D(4, 1, padding="same", name="se_conv")(s)
+    s = layers.ReLU(name="se_relu")(s)
+    s = layers.Conv2D(8, 1, padding="same", name="se_conv_1")(s)
+    s = layers.ReLU(6.0, name="se_relu6")(s + 3.0) * (1.0 / 6.0)
+    y = layers.Multiply(name="se_mul")([x, s])
+    y = y - x * 0.5
+    y = 1.0 - (-y / 2.0)
+    out = layers.Dense(1, name="head")(layers.GlobalAveragePooling2D(name="pool")(y))
+    model = catdog.Model(inputs, out)
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        if n:
+            layer.set_weights([IO[f"w/{layer.name}/{i}"] for i in range(n)])
+    return model
+
+
+def test_operations_are_not_layers():
+    model = build()
+    keras_names = json.loads(str(IO["layers"]))
+    assert isinstance(model.layers[0], layers.InputLayer) and keras_names[0] == "input_layer"
+    assert [layer.name for layer in model.layers[1:]] == keras_names[1:]
+    assert model.get_layer("se_pool").output_shape == (1, 1, 8)
+
+
+def test_squeeze_excite_and_arithmetic_match_keras():
+    model = build()
+    x, y = IO["x"], IO["y"]
+    assert_close_rel(model.predict_on_batch(x), IO["logits"], 1e-5, "logits")
+    grads = model.gradients(x, y)
+    want = {k[len("grad/"):]: IO[k] for k in IO.files if k.startswith("grad/")}
+    names = {f"{layer.name}/{i}": f"{layer.name}/{w}" for layer in model.layers
+             for i, w in enumerate(n for n, _, _ in layer._weights)}
+    assert sorted(names[k] for k in want) == sorted(grads)
+    for k, v in want.items():
+        assert_close_rel(grads[names[k]], v, 1e-5, f"grad {k}")
+    model.compile(loss=catdog.losses.BinaryCrossentropy(from_logits=True))
+    assert abs(model.evaluate(x, y, verbose=0) - float(IO["loss"])) <= 1e-5
+
+
+def test_multiply_refuses_shapes_it_cannot_broadcast():
+    a, b = catdog.Input((4, 4, 8)), catdog.Input((4, 4, 3))
+    with pytest.raises(ValueError, match="cannot multiply shapes"):
+        layers.Multiply()([a, b])
+    with pytest.raises(NotImplementedError, match="divided by a tensor"):
+        _ = 1.0 / a
+    with pytest.raises(ValueError, match="of one shape"):
+        _ = a + b
