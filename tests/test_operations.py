@@ -67,3 +67,43 @@ def test_multiply_refuses_shapes_it_cannot_broadcast():
         _ = 1.0 / a
     with pytest.raises(ValueError, match="of one shape"):
         _ = a + b
+
+
+def build_merge():
+    """make_ops_fixtures.py's build_merge(), with catdog for keras."""
+    inputs = catdog.Input((5, 5, 6))
+    a = layers.Conv2D(6, 3, padding="same", name="c1")(inputs)
+    b = layers.Conv2D(6, 1, name="c2")(inputs)
+    m = layers.average([layers.maximum([a, b]), layers.minimum([layers.subtract([a, b]), a])])
+    m = layers.multiply([layers.add([m, b]), a])
+    g = layers.Reshape((6,), name="flat_max")(layers.GlobalMaxPooling2D(keepdims=True, name="gmp")(m))
+    r = layers.GlobalAveragePooling2D(name="gap")(layers.Reshape((-1, 1, 6), name="column")(m))
+    out = layers.Dense(1, name="head")(layers.add([g, r]))
+    model = catdog.Model(inputs, out)
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        if n:
+            layer.set_weights([IO[f"merge/w/{layer.name}/{i}"] for i in range(n)])
+    return model
+
+
+def test_merging_layers_reshape_and_global_max_pooling_match_keras():
+    """keras/src/layers/merging/*.py, reshaping/reshape.py, pooling/global_max_pooling2d.py."""
+    model = build_merge()
+    assert model.get_layer("column").output_shape == (25, 1, 6)
+    keras_names = json.loads(str(IO["merge/layers"]))
+    assert len(model.layers) == len(keras_names)
+    x, y = IO["merge/x"], IO["merge/y"]
+    assert_close_rel(model.predict_on_batch(x), IO["merge/logits"], 1e-5, "logits")
+    grads = model.gradients(x, y)
+    want = {k[len("merge/grad/"):]: IO[k] for k in IO.files if k.startswith("merge/grad/")}
+    names = {f"{layer.name}/{i}": f"{layer.name}/{w}" for layer in model.layers
+             for i, w in enumerate(n for n, _, _ in layer._weights)}
+    assert sorted(names[k] for k in want) == sorted(grads)
+    for k, v in want.items():
+        assert_close_rel(grads[names[k]], v, 1e-5, f"grad {k}")
+
+
+def test_reshape_refuses_a_size_that_does_not_fit():
+    with pytest.raises(ValueError, match="cannot reshape"):
+        layers.Reshape((7,))(catdog.Input((2, 2, 3)))

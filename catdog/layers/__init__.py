@@ -1,7 +1,10 @@
 """catdog.layers: the Keras layers the lab uses."""
-from catdog.layers.core import (Activation, Add, BatchNormalization, Conv2D, Dense,  # noqa: F401
-                                DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D,
-                                InputLayer, Layer, Multiply, ReLU, ZeroPadding2D)
+from catdog.layers.core import (Activation, Add, Average, BatchNormalization,  # noqa: F401
+                                Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
+                                GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer, Layer,
+                                Maximum, Minimum, Multiply, ReLU, Reshape, Subtract,
+                                ZeroPadding2D, add, average, maximum, minimum, multiply,
+                                subtract)
 from catdog.layers.pooling import AveragePooling2D, MaxPooling2D  # noqa: F401
 # augmentation layers run in the C data pipeline during fit; Rescaling runs in the graph
 from catdog.layers.preprocessing import (RandomFlip, RandomRotation,  # noqa: F401

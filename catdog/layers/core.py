@@ -461,6 +461,73 @@ class Multiply(Layer):
         return graph.add_layer("Multiply", self.name, ids)
 
 
+class _Merge(Layer):
+    """Keras's two-input merging layers on tensors of one shape (engine kind Merge)."""
+    merge_op = 0
+
+    def _check_inputs(self, shapes):
+        if len(shapes) != 2 or tuple(shapes[0]) != tuple(shapes[1]):
+            raise ValueError(f"{type(self).__name__} '{self.name}' takes two inputs of one shape "
+                             f"(catdog), got {[tuple(s) for s in shapes]}")
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Merge", self.name, ids, op=self.merge_op)
+
+
+class Subtract(_Merge):
+    merge_op = 0
+
+
+class Maximum(_Merge):
+    merge_op = 1
+
+
+class Minimum(_Merge):
+    merge_op = 2
+
+
+class Average(_Merge):
+    merge_op = 3
+
+
+def _functional(layer_class):
+    """Keras's functional spelling (layers.add([a, b]), ...): the layer called on the inputs."""
+    def call(inputs, **kwargs):
+        return layer_class(**kwargs)(inputs)
+
+    call.__name__ = layer_class.__name__.lower()
+    call.__doc__ = f"keras.layers.{call.__name__}(inputs, **kwargs) = {layer_class.__name__}(**kwargs)(inputs)"
+    return call
+
+
+class Reshape(Layer):
+    """Keras's Reshape(target_shape) to (H, W, C) or (N,); one -1 is inferred. The values keep
+    their (NHWC) order."""
+
+    def __init__(self, target_shape, name=None):
+        super().__init__(name=name)
+        self.target_shape = tuple(int(d) for d in target_shape)
+        if len(self.target_shape) not in (1, 3):
+            raise ValueError(f"Reshape '{self.name}': catdog reshapes to (H, W, C) or (N,), got "
+                             f"{self.target_shape}")
+
+    def compute_output_shape(self, s):
+        total, known = int(np.prod([d for d in s])), [d for d in self.target_shape if d != -1]
+        free = self.target_shape.count(-1)
+        if free > 1 or any(d < 1 for d in known) or total % max(int(np.prod(known)), 1):
+            raise ValueError(f"Reshape '{self.name}': cannot reshape {tuple(s)} to {self.target_shape}")
+        fill = total // int(np.prod(known)) if free else None
+        out = tuple(fill if d == -1 else d for d in self.target_shape)
+        if int(np.prod(out)) != total:
+            raise ValueError(f"Reshape '{self.name}': cannot reshape {tuple(s)} to {self.target_shape}")
+        return out
+
+    def add_to_graph(self, graph, ids):
+        shape = self.output_shape
+        return graph.add_layer("Reshape", self.name, ids, rank=len(shape),
+                               shape=shape if len(shape) == 3 else (1, 1, shape[0]))
+
+
 class GlobalAveragePooling2D(Layer):
     def __init__(self, data_format=None, keepdims=False, name=None):
         super().__init__(name=name)
@@ -558,3 +625,12 @@ class Rescaling(Layer):
 
     def add_to_graph(self, graph, ids):
         return graph.add_layer("Rescaling", self.name, ids, scale=self.scale, offset=self.offset)
+
+
+class GlobalMaxPooling2D(GlobalAveragePooling2D):
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("GlobalMaxPooling2D", self.name, ids, keepdims=self.keepdims)
+
+
+add, subtract, multiply = _functional(Add), _functional(Subtract), _functional(Multiply)
+maximum, minimum, average = _functional(Maximum), _functional(Minimum), _functional(Average)

@@ -1,6 +1,6 @@
 /* elementwise.c — layers that act element by element on (n, h, w, c) or (n, c):
  * InputLayer (identity; the executor copies the batch in), ReLU(max_value), Rescaling,
- * Add, Multiply, Dropout. */
+ * Add, Multiply, the two-input merges (Subtract, Maximum, Minimum, Average), Dropout. */
 #include <math.h>
 #include <string.h>
 
@@ -228,6 +228,62 @@ static cd_status multiply_backward(cd_node *node, const cd_io *io) {
 const cd_layer_ops cd_multiply_ops = {
     .name = "Multiply", .flags = CD_OP_READS_INPUT, .min_inputs = 2, .max_inputs = 2,
     .build = multiply_build, .forward = multiply_forward, .backward = multiply_backward,
+};
+
+/* ---- Subtract, Maximum, Minimum, Average of two tensors of one shape (Keras's merging
+ * layers). Gradients as TF's: Maximum routes dy to a where a >= b, else to b (Minimum: a <= b);
+ * Average halves it to both. Hyperparameter "op" (merge_op). ---- */
+enum merge_op { MERGE_SUBTRACT = 0, MERGE_MAXIMUM, MERGE_MINIMUM, MERGE_AVERAGE, MERGE_COUNT };
+typedef struct {
+    int op;
+} merge_hp;
+static cd_status merge_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    merge_hp *hp = node->hp;
+    CD_TRY(cd_hp_ints(h, "op", 1, NULL, &hp->op));
+    if (hp->op < 0 || hp->op >= MERGE_COUNT)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': unknown merge op %d", node->name, hp->op);
+    const cd_shape *a = &in[0], *b = &in[1];
+    if (a->h != b->h || a->w != b->w || a->c != b->c)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': inputs of shapes (%d, %d, %d) and (%d, %d, %d) "
+                       "differ", node->name, a->h, a->w, a->c, b->h, b->w, b->c);
+    return same_shape(node, in);
+}
+static cd_status merge_forward(cd_node *node, const cd_io *io) {
+    const int op = ((const merge_hp *)node->hp)->op;
+    const float *a = io->in[0], *b = io->in[1];
+    float *y = io->out;
+    const size_t n = count_of(node, io);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        y[i] = op == MERGE_SUBTRACT ? a[i] - b[i]
+             : op == MERGE_MAXIMUM  ? (a[i] >= b[i] ? a[i] : b[i])
+             : op == MERGE_MINIMUM  ? (a[i] <= b[i] ? a[i] : b[i])
+                                    : (a[i] + b[i]) / 2.f;
+    return CD_OK;
+}
+static cd_status merge_backward(cd_node *node, const cd_io *io) {
+    const int op = ((const merge_hp *)node->hp)->op;
+    const float *a = io->in[0], *b = io->in[1], *dy = io->dout;
+    const size_t n = count_of(node, io);
+    for (int j = 0; j < 2; j++) {
+        float *dx = io->dx[j];
+        if (!dx) continue;
+        const int acc = io->acc[j];
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            const int a_wins = op == MERGE_MAXIMUM ? a[i] >= b[i] : a[i] <= b[i];
+            const float g = op == MERGE_SUBTRACT ? (j ? -dy[i] : dy[i])
+                          : op == MERGE_AVERAGE  ? dy[i] / 2.f
+                                                 : (a_wins == (j == 0) ? dy[i] : 0.f);
+            dx[i] = acc ? dx[i] + g : g;
+        }
+    }
+    return CD_OK;
+}
+const cd_layer_ops cd_merge_ops = {
+    .name = "Merge", .flags = CD_OP_READS_INPUT, .min_inputs = 2, .max_inputs = 2,
+    .hp_size = sizeof(merge_hp), .build = merge_build, .forward = merge_forward,
+    .backward = merge_backward,
 };
 
 /* ---- Dropout(rate): in training y = x * keep / (1 - rate), keep = u >= rate with u uniform

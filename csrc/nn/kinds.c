@@ -23,6 +23,9 @@
     X(cd_max_pooling_ops) X(cd_average_pooling_ops) \
     X(cd_activation_ops)                           \
     X(cd_flatten_ops)                              \
+    X(cd_reshape_ops)                              \
+    X(cd_gmp_ops)                                  \
+    X(cd_merge_ops)                                \
     /* (the list ends here) */
 
 #define DECLARE(ops) extern const cd_layer_ops ops;

@@ -1,6 +1,7 @@
 /* shape.c — layers that move data without arithmetic on it:
  * ZeroPadding2D (n, h, w, c) -> (n, h + top + bottom, w + left + right, c),
  * GlobalAveragePooling2D (n, h, w, c) -> (n, c) or (n, 1, 1, c) (mean over h, w) and
+ * GlobalMaxPooling2D likewise (max over h, w), Reshape to (h, w, c) or (c,) and
  * Flatten (n, h, w, c) -> (n, h * w * c) (Keras's order is NHWC memory order: a copy). */
 #include <string.h>
 
@@ -118,6 +119,66 @@ const cd_layer_ops cd_gap_ops = {
     .build = gap_build, .forward = gap_forward, .backward = gap_backward,
 };
 
+/* ---- GlobalMaxPooling2D(keepdims): the gradient is shared equally by the positions that
+ * hold the maximum (TF's reduce_max gradient) ---- */
+static cd_status gmp_forward(cd_node *node, const cd_io *io) {
+    const cd_shape *src = &io->in_shape[0];
+    const int c = node->shape.c;
+    const size_t hw = (size_t)src->h * src->w;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < io->n; b++) {
+        const float *x = io->in[0] + (size_t)b * hw * c;
+        float *y = io->out + (size_t)b * c;
+        for (int k = 0; k < c; k++) y[k] = x[k];
+        for (size_t p = 1; p < hw; p++)
+            for (int k = 0; k < c; k++) y[k] = x[p * c + k] > y[k] ? x[p * c + k] : y[k];
+    }
+    return CD_OK;
+}
+
+static cd_status gmp_backward(cd_node *node, const cd_io *io) {
+    if (!io->dx[0]) return CD_OK;
+    const cd_shape *src = &io->in_shape[0];
+    const int c = node->shape.c, a = io->acc[0];
+    const size_t hw = (size_t)src->h * src->w;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < io->n; b++) {
+        const float *x = io->in[0] + (size_t)b * hw * c, *y = io->out + (size_t)b * c;
+        const float *dy = io->dout + (size_t)b * c;
+        float *out = io->dx[0] + (size_t)b * hw * c;
+        int ties[c];
+        for (int k = 0; k < c; k++) ties[k] = 0;
+        for (size_t p = 0; p < hw; p++)
+            for (int k = 0; k < c; k++) ties[k] += x[p * c + k] == y[k];
+        for (size_t p = 0; p < hw; p++)
+            for (int k = 0; k < c; k++) {
+                const float g = x[p * c + k] == y[k] ? dy[k] / (float)ties[k] : 0.f;
+                out[p * c + k] = a ? out[p * c + k] + g : g;
+            }
+    }
+    return CD_OK;
+}
+const cd_layer_ops cd_gmp_ops = {
+    .name = "GlobalMaxPooling2D", .flags = CD_OP_READS_INPUT | CD_OP_READS_OUTPUT,
+    .min_inputs = 1, .max_inputs = 1, .build = gap_build, .forward = gmp_forward,
+    .backward = gmp_backward,
+};
+
+/* ---- Reshape(shape): hyperparameter "shape" (h, w, c), rank 3, or (1, 1, c) with
+ * "rank" 1; the values keep their order ---- */
+static cd_status reshape_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+    int s[3], rank;
+    CD_TRY(cd_hp_ints(h, "shape", 3, NULL, s));
+    CD_TRY(cd_hp_ints(h, "rank", 1, NULL, &rank));
+    if ((rank != 1 && rank != 3) || s[0] < 1 || s[1] < 1 || s[2] < 1 ||
+        (size_t)s[0] * (size_t)s[1] * (size_t)s[2] != cd_shape_size(&in[0]) ||
+        (rank == 1 && (s[0] != 1 || s[1] != 1)))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': cannot reshape %zu values per sample to "
+                       "(%d, %d, %d)", node->name, cd_shape_size(&in[0]), s[0], s[1], s[2]);
+    node->shape = (cd_shape){rank, s[0], s[1], s[2]};
+    return CD_OK;
+}
+
 /* ---- Flatten ---- */
 static cd_status flatten_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
     if (cd_shape_size(&in[0]) > 1u << 30)
@@ -144,4 +205,9 @@ static cd_status flatten_backward(cd_node *node, const cd_io *io) {
 const cd_layer_ops cd_flatten_ops = {
     .name = "Flatten", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
     .build = flatten_build, .forward = flatten_forward, .backward = flatten_backward,
+};
+/* Reshape moves no data either: Flatten's copies */
+const cd_layer_ops cd_reshape_ops = {
+    .name = "Reshape", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .build = reshape_build, .forward = flatten_forward, .backward = flatten_backward,
 };
