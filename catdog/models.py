@@ -525,10 +525,15 @@ class Model(Layer):
         from catdog import training
         return training.test_on_batch(self, x, y)
 
-    def summary(self, print_fn=print):
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Keras 3's signature; positions, expand_nested and layer_range are not supported."""
         from catdog.summary import summary
 
-        summary(self, print_fn)
+        if positions is not None or expand_nested or layer_range is not None:
+            raise NotImplementedError("catdog's summary() takes line_length, print_fn and "
+                                      "show_trainable")
+        summary(self, print_fn or print, line_length or 98, show_trainable)
 
 
 class Sequential(Model):

@@ -70,3 +70,18 @@ def test_layer_list_and_counts_match_keras_structure():
     assert b75.get_layer("Conv1").pads == (1, 1, 1, 1)
     b160 = catdog.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None)
     assert b160.get_layer("Conv1").pads == (0, 1, 0, 1)
+
+
+def test_summary_show_trainable_marks_layers_as_keras():
+    """keras/src/utils/summary_utils.py: a Trainable column, Y / N for layers with weights and
+    - for those without."""
+    inputs = catdog.Input((8, 8, 3))
+    conv = catdog.layers.Conv2D(2, 3, name="conv")
+    conv.trainable = False
+    out = catdog.layers.Dense(1, name="head")(catdog.layers.GlobalAveragePooling2D(name="gap")(conv(inputs)))
+    model = catdog.Model(inputs, out)
+    lines = []
+    model.summary(print_fn=lines.append, show_trainable=True)
+    assert "Trainable" in lines[2]
+    row = {line.split()[0]: line.split()[-1] for line in lines if line.startswith(" ")}
+    assert row["conv"] == "N" and row["head"] == "Y" and row["gap"] == "-"
