@@ -1,4 +1,6 @@
-"""Crossentropy losses, computed in C (csrc/nn/loss.c) as Keras 3 computes them.
+"""Crossentropy and regression losses, computed in C (csrc/nn/loss.c) as Keras 3 computes them
+(keras/src/losses/losses.py: mean_squared_error, mean_absolute_error, huber are the mean over
+the last axis, then the batch mean).
 
 On probabilities (from_logits=False, Keras's default) outputs are clipped to
 [1e-7, 1 - 1e-7] — except right after a Dense head with the loss's activation (sigmoid for
@@ -12,6 +14,7 @@ from catdog import _engine
 BCE_LOGITS, SPARSE_CE_LOGITS = _engine.LOSS_BCE_LOGITS, _engine.LOSS_SPARSE_CE_LOGITS
 BCE, SPARSE_CE = _engine.LOSS_BCE, _engine.LOSS_SPARSE_CE
 CE_LOGITS, CE = _engine.LOSS_CE_LOGITS, _engine.LOSS_CE
+MSE, MAE, HUBER = _engine.LOSS_MSE, _engine.LOSS_MAE, _engine.LOSS_HUBER
 EPSILON = 1e-7  # keras.config.epsilon(), the clip of probabilities
 
 
@@ -61,6 +64,40 @@ class CategoricalCrossentropy(Loss):
     _kinds = {False: CE, True: CE_LOGITS}
 
 
+class _Regression(Loss):
+    """A regression loss on k outputs against k float targets per sample."""
+
+    family = "regression"
+
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction=reduction, name=name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class MeanSquaredError(_Regression):
+    name = "mean_squared_error"
+    _kinds = {False: MSE, True: MSE}
+
+
+class MeanAbsoluteError(_Regression):
+    name = "mean_absolute_error"
+    _kinds = {False: MAE, True: MAE}
+
+
+class Huber(_Regression):
+    """Huber loss; catdog computes Keras's default delta=1.0 only."""
+
+    name = "huber_loss"
+    _kinds = {False: HUBER, True: HUBER}
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None):
+        if float(delta) != 1.0:
+            raise ValueError(f"Huber: catdog computes delta=1.0 only, got {delta}")
+        super().__init__(reduction=reduction, name=name)
+
+
 _BY_NAME = {
     "binary_crossentropy": (BinaryCrossentropy, False),
     "bce": (BinaryCrossentropy, False),
@@ -73,6 +110,14 @@ _BY_NAME = {
     "cce": (CategoricalCrossentropy, False),
     "categoricalcrossentropy": (CategoricalCrossentropy, False),
     "categorical_crossentropy_logits": (CategoricalCrossentropy, True),
+    "mean_squared_error": (MeanSquaredError, False),
+    "mse": (MeanSquaredError, False),
+    "meansquarederror": (MeanSquaredError, False),
+    "mean_absolute_error": (MeanAbsoluteError, False),
+    "mae": (MeanAbsoluteError, False),
+    "meanabsoluteerror": (MeanAbsoluteError, False),
+    "huber": (Huber, False),
+    "huber_loss": (Huber, False),
 }
 
 
@@ -84,9 +129,9 @@ def get(identifier) -> Loss:
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         cls, logits = _BY_NAME[identifier.lower()]
-        loss = cls(from_logits=logits)
+        loss = cls() if issubclass(cls, _Regression) else cls(from_logits=logits)
         loss.name = identifier
         return loss
     raise ValueError(f"unknown loss {identifier!r}; catdog has {', '.join(sorted(n for n in _BY_NAME if '_' in n))} "
                      "and the classes BinaryCrossentropy, SparseCategoricalCrossentropy, "
-                     "CategoricalCrossentropy")
+                     "CategoricalCrossentropy, MeanSquaredError, MeanAbsoluteError, Huber")

@@ -25,6 +25,10 @@ class _Compiled:
         self.loss = losses_mod.get(loss)
         if isinstance(metrics, (str, metrics_mod.Metric)):
             metrics = [metrics]
+        if metrics and self.loss.family == "regression":
+            raise ValueError(f"{type(self.loss).__name__}: catdog's metrics are accuracies, "
+                             "which a regression does not have; compile without metrics (the "
+                             "loss is reported)")
         self.metrics = [metrics_mod.get(m) for m in (metrics or [])]
         if len(self.metrics) > 1:
             raise ValueError("catdog tracks one accuracy metric per model")
@@ -86,7 +90,13 @@ def _labels(y, model=None, n=None) -> np.ndarray:
         raise ValueError(f"labels must be numeric, got dtype {y.dtype}")
     y = np.ascontiguousarray(y, dtype=np.float32)
     c = getattr(model, "_compiled", None)
-    if c is not None and c.loss.family == "categorical":
+    if c is not None and c.loss.family == "regression":
+        k = _output_width(model)
+        if k is not None and y.size != len(y) * k:
+            raise ValueError(f"{type(c.loss).__name__} takes {k} target value(s) per sample (the "
+                             f"model's outputs), got labels of shape {y.shape}")
+        y = y.reshape(len(y), -1) if y.ndim else y
+    elif c is not None and c.loss.family == "categorical":
         k = _output_width(model)
         if y.ndim != 2 or (k is not None and y.shape[1] != k):
             raise ValueError(f"{type(c.loss).__name__} takes one-hot labels of shape (batch, {k})"

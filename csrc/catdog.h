@@ -159,14 +159,18 @@ cd_status cd_graph_set_seed(cd_graph *g, uint64_t seed);
 /* ---- losses, metrics, optimizers, training --------------------------------------------- */
 /* Crossentropies as Keras 3 computes them (formulas in nn/loss.c): on logits, or on
  * probabilities (clipped to [1e-7, 1 - 1e-7]). Labels per sample: one value (0/1 for BCE, a
- * class index for sparse CE) or k (one-hot / soft, categorical CE). */
+ * class index for sparse CE) or k (one-hot / soft, categorical CE). The regression losses
+ * (mean squared / absolute error, Huber with delta 1) take k targets per sample. */
 typedef enum {
     CD_LOSS_BCE_LOGITS = 0,
     CD_LOSS_SPARSE_CE_LOGITS = 1,
     CD_LOSS_BCE = 2,
     CD_LOSS_SPARSE_CE = 3,
     CD_LOSS_CE_LOGITS = 4,
-    CD_LOSS_CE = 5
+    CD_LOSS_CE = 5,
+    CD_LOSS_MSE = 6,
+    CD_LOSS_MAE = 7,
+    CD_LOSS_HUBER = 8
 } cd_loss_kind;
 typedef enum { CD_OPT_SGD = 0, CD_OPT_ADAM = 1, CD_OPT_RMSPROP = 2 } cd_optimizer_kind;
 

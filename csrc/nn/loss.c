@@ -18,6 +18,12 @@
  * A probability loss right after a Dense head with the matching activation (sigmoid for BCE,
  * softmax for the others) is computed on the head's logits instead (train.c), as Keras does.
  *
+ * Regression on outputs p (n, k), targets y (n, k), e = p - y, each loss the mean over the k
+ * outputs (Keras's mean over the last axis), then over the batch:
+ *   MSE:   e^2;                                    de = 2 e / k
+ *   MAE:   |e|;                                    de = sign(e) / k   (0 at e = 0, as TF)
+ *   HUBER: |e| <= 1 ? e^2 / 2 : |e| - 1/2 (delta 1);  de = clip(e, -1, 1) / k
+ *
  * Accuracy on outputs o (n, k), after the head activation `act` when o are a fused head's
  * logits: binary (BCE kinds) (o > threshold) == (y > 0.5); sparse argmax(o) == y;
  * categorical argmax(o) == argmax(y) (first maximum on ties, as argmax). */
@@ -37,12 +43,16 @@ static int is_binary(cd_loss_kind kind) {
     return kind == CD_LOSS_BCE_LOGITS || kind == CD_LOSS_BCE;
 }
 
+static int is_regression(cd_loss_kind kind) {
+    return kind == CD_LOSS_MSE || kind == CD_LOSS_MAE || kind == CD_LOSS_HUBER;
+}
+
 int cd_loss_label_width(cd_loss_kind kind, int k) {
-    return kind == CD_LOSS_CE_LOGITS || kind == CD_LOSS_CE ? k : 1;
+    return kind == CD_LOSS_CE_LOGITS || kind == CD_LOSS_CE || is_regression(kind) ? k : 1;
 }
 
 int cd_loss_valid(cd_loss_kind kind) {
-    return kind >= CD_LOSS_BCE_LOGITS && kind <= CD_LOSS_CE;
+    return kind >= CD_LOSS_BCE_LOGITS && kind <= CD_LOSS_HUBER;
 }
 
 static cd_status check_labels(cd_loss_kind kind, const float *labels, int n, int k) {
@@ -128,6 +138,29 @@ cd_status cd_loss_sum(cd_loss_kind kind, const float *out, const float *labels, 
                 }
             break;
         }
+        case CD_LOSS_MSE:
+        case CD_LOSS_MAE:
+        case CD_LOSS_HUBER: {
+            const float *y = labels + (size_t)i * k;
+            double sum = 0;
+            for (int j = 0; j < k; j++) {
+                const float e = z[j] - y[j], a = fabsf(e);
+                float g;
+                if (kind == CD_LOSS_MSE) {
+                    sum += (double)e * e;
+                    g = 2.f * e;
+                } else if (kind == CD_LOSS_MAE) {
+                    sum += a;
+                    g = (float)((e > 0.f) - (e < 0.f));
+                } else {
+                    sum += a <= 1.f ? 0.5 * (double)e * e : (double)a - 0.5;
+                    g = a <= 1.f ? e : (float)((e > 0.f) - (e < 0.f));
+                }
+                if (d) d[j] = (float)(g / k * inv);
+            }
+            *total += sum / k;
+            break;
+        }
         case CD_LOSS_CE: {
             /* r = p / sum p, q = clip(r): dq_j = -y_j / q_j (0 where clipped),
              * dp_j = (dq_j - sum_i dq_i r_i) / sum p */
@@ -181,6 +214,7 @@ cd_status cd_accuracy(cd_loss_kind kind, const float *out, const float *labels, 
             cd_activate(act, tmp, k);
             o = tmp;
         }
+        if (is_regression(kind)) continue; /* no accuracy: Python refuses the metric */
         if (is_binary(kind)) c += (o[0] > threshold) == (labels[i] > 0.5f);
         else if (is_sparse(kind)) c += argmax(o, k) == (int)labels[i];
         else c += argmax(o, k) == argmax(labels + (size_t)i * k, k);
