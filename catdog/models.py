@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from catdog import _checks, _engine, _lifetime
-from catdog.layers.core import InputLayer, Layer
+from catdog.layers.core import GraphNodes, InputLayer, Layer
 
 MODE_INHERIT, MODE_INFERENCE, MODE_TRAINING = (_engine.MODE_INHERIT, _engine.MODE_INFERENCE,
                                               _engine.MODE_TRAINING)
@@ -107,6 +107,7 @@ class Model(Layer):
         self._graph = None
         self._graph_index: Dict[int, int] = {}  # id(layer) -> the node holding its weights
         self._graph_outputs: Dict[str, int] = {}  # layer name -> the node its output comes from
+        self._weight_slots: Dict[int, list] = {}  # id(layer) -> [(node, engine weight index)]
         self._pushed: Dict[int, int] = {}
         self._graph_dirty = False  # the graph holds newer weights than the layers
         self._graph_generation = -1  # _lifetime.generation() when the graph was last synced
@@ -295,13 +296,19 @@ class Model(Layer):
             g = _engine.Graph()
             out = {}    # id(layer) -> the node its output comes from (a vector input adds two)
             index = {}  # id(layer) -> the node holding its weights (layers.core.GraphNodes)
+            slots = {}  # id(layer) -> (node, engine weight index) of each of its weights
             for layer, ins, _, _ in flat:
                 try:
                     nodes = layer.add_to_graph(g, [out[id(flat[p][0])] for p in ins])
                 except NotImplementedError as e:
                     raise ValueError(str(e)) from None
-                out[id(layer)], index[id(layer)] = (nodes, nodes) if isinstance(nodes, int) else nodes
+                if isinstance(nodes, int):
+                    nodes = GraphNodes(nodes, nodes)
+                out[id(layer)], index[id(layer)] = nodes.output, nodes.weights
+                slots[id(layer)] = nodes.weight_map or [(nodes.weights, w)
+                                                        for w in range(len(layer._weights))]
             self._graph, self._graph_index, self._pushed = g, index, {}
+            self._weight_slots = slots
             self._graph_outputs = {layer.name: out[id(layer)] for layer, *_ in flat}
             self._flat_layers = [l for l, *_ in flat]
             from catdog import random as _random
@@ -312,11 +319,12 @@ class Model(Layer):
             layer._sync_from_owners()
             _lifetime.add_owner(layer, self)
         for layer, _, tr, mode in flat:
-            i = self._graph_index[id(layer)]
-            g.set_trainable(i, tr)
-            g.set_mode(i, mode)
+            slots = self._weight_slots[id(layer)]
+            for i in {self._graph_index[id(layer)]} | {node for node, _ in slots}:
+                g.set_trainable(i, tr)
+                g.set_mode(i, mode)
             if self._pushed.get(id(layer)) != layer._version:
-                for w, (_, value, _) in enumerate(layer._weights):
+                for (i, w), (_, value, _) in zip(slots, layer._weights):
                     g.set_weight(i, w, value)
                 self._pushed[id(layer)] = layer._version
         self._graph_generation = _lifetime.generation()
@@ -330,8 +338,7 @@ class Model(Layer):
             return
         for layer in self._flat_layers:
             if layer._weights and self._pushed.get(id(layer)) != layer._version:
-                i = self._graph_index[id(layer)]
-                for w, (_, value, _) in enumerate(layer._weights):
+                for (i, w), (_, value, _) in zip(self._weight_slots[id(layer)], layer._weights):
                     self._graph.set_weight(i, w, value)
                 self._pushed[id(layer)] = layer._version
 
@@ -343,9 +350,8 @@ class Model(Layer):
         for layer in self._flat_layers:
             if not layer._weights:
                 continue
-            i = self._graph_index[id(layer)]
-            layer._weights = [(n, self._graph.get_weight(i, w), t)
-                              for w, (n, _, t) in enumerate(layer._weights)]
+            layer._weights = [(n, self._graph.get_weight(i, w), t) for (i, w), (n, _, t)
+                              in zip(self._weight_slots[id(layer)], layer._weights)]
             layer._version += 1
             self._pushed[id(layer)] = layer._version
         self._changed_here()  # the layers now hold what this graph holds
@@ -489,8 +495,7 @@ class Model(Layer):
         for layer, tr in self._trainable_map():
             if not tr:
                 continue
-            i = self._graph_index[id(layer)]
-            for w, (name, _, t) in enumerate(layer._weights):
+            for (i, w), (name, _, t) in zip(self._weight_slots[id(layer)], layer._weights):
                 if t:
                     grads[f"{layer.name}/{name}"] = g.get_gradient(i, w)
         return grads

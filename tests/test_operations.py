@@ -107,3 +107,32 @@ def test_merging_layers_reshape_and_global_max_pooling_match_keras():
 def test_reshape_refuses_a_size_that_does_not_fit():
     with pytest.raises(ValueError, match="cannot reshape"):
         layers.Reshape((7,))(catdog.Input((2, 2, 3)))
+
+
+def test_separable_conv_matches_keras():
+    """keras/src/layers/convolutional/separable_conv2d.py: one layer, two engine nodes, its
+    weights (depthwise_kernel, pointwise_kernel, bias) mapped onto them."""
+    inputs = catdog.Input((7, 7, 4))
+    x = layers.SeparableConv2D(6, 3, strides=2, padding="same", activation="relu", name="sep1")(inputs)
+    x = layers.SeparableConv2D(5, 3, use_bias=False, name="sep2")(x)
+    model = catdog.Model(inputs, layers.Dense(1, name="head")(layers.GlobalAveragePooling2D(name="gap")(x)))
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        if n:
+            layer.set_weights([IO[f"sep/w/{layer.name}/{i}"] for i in range(n)])
+    assert [w for w, _, _ in model.get_layer("sep1")._weights] == ["depthwise_kernel", "pointwise_kernel", "bias"]
+    assert model.get_layer("sep1").count_params() == 3 * 3 * 4 + 4 * 6 + 6
+    x, y = IO["sep/x"], IO["sep/y"]
+    assert_close_rel(model.predict_on_batch(x), IO["sep/logits"], 1e-5, "logits")
+    grads = model.gradients(x, y)
+    for layer in model.layers:
+        for i, (w, _, _) in enumerate(layer._weights):
+            assert_close_rel(grads[f"{layer.name}/{w}"], IO[f"sep/grad/{layer.name}/{i}"], 1e-5,
+                             f"grad {layer.name}/{w}")
+    # trained weights come back from both engine nodes
+    model.compile(optimizer=catdog.optimizers.SGD(0.1), loss=catdog.losses.BinaryCrossentropy(from_logits=True))
+    before = model.get_layer("sep1").get_weights()
+    model.train_on_batch(x, y)
+    after = model.get_layer("sep1").get_weights()
+    for b, a, g in zip(before, after, (grads[f"sep1/{w}"] for w in ("depthwise_kernel", "pointwise_kernel", "bias"))):
+        np.testing.assert_allclose(a, b - 0.1 * g, rtol=1e-4, atol=1e-6)

@@ -2,7 +2,8 @@
 from catdog.layers.core import (Activation, Add, Average, BatchNormalization,  # noqa: F401
                                 Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
                                 GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer, Layer,
-                                Maximum, Minimum, Multiply, ReLU, Reshape, Subtract,
+                                Maximum, Minimum, Multiply, ReLU, Reshape, SeparableConv2D,
+                                Subtract,
                                 ZeroPadding2D, add, average, maximum, minimum, multiply,
                                 subtract)
 from catdog.layers.pooling import AveragePooling2D, MaxPooling2D  # noqa: F401

@@ -70,9 +70,12 @@ def _accepting_input_shape(init):
 
 class GraphNodes(NamedTuple):
     """What add_to_graph returns when a layer becomes several engine nodes: the node its
-    output comes from and the node holding its weights (a plain int: one node, both)."""
+    output comes from, the node holding its weights (a plain int: one node, both), and, when
+    its weights live on several nodes, the explicit weight map: (node, engine weight index)
+    for each of the layer's weights, in Keras's order."""
     output: int
     weights: int
+    weight_map: Optional[List[Tuple[int, int]]] = None
 
 
 class Layer:
@@ -378,6 +381,47 @@ class DepthwiseConv2D(Conv2D):
         conv = graph.add_layer("DepthwiseConv2D", self.name, ids, kernel=self.kernel_size,
                                strides=self.strides, pad=self.pads, use_bias=self.use_bias)
         return with_activation(graph, self, conv)
+
+
+class SeparableConv2D(Layer):
+    """Keras's SeparableConv2D: a depthwise conv (its kernel_size, strides, padding) then a 1x1
+    conv to `filters` (with the bias), then the activation: engine nodes DepthwiseConv2D and
+    Conv2D, the layer's weights (depthwise_kernel, pointwise_kernel, bias) mapped onto them."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
+                 activation=None, use_bias=True, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        if depth_multiplier != 1:
+            raise ValueError(f"SeparableConv2D '{self.name}': only depth_multiplier=1 is supported")
+        self.activation, self._activation = activation_name(activation, self.name)
+        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), _pair(strides)
+        self.padding, self.use_bias = padding, bool(use_bias)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"SeparableConv2D '{self.name}' needs (H, W, C) inputs")
+        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        Layer.build(self, input_shape)
+        c = input_shape[2]
+        self._add_glorot("depthwise_kernel", (*self.kernel_size, c, 1))
+        self._add_glorot("pointwise_kernel", (1, 1, c, self.filters))
+        if self.use_bias:
+            self._add_weight("bias", (self.filters,))
+
+    def compute_output_shape(self, s):
+        t, b, l, r = self.pads
+        return (_conv_out(s[0], t, b, self.kernel_size[0], self.strides[0]),
+                _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
+
+    def add_to_graph(self, graph, ids):
+        dw = graph.add_layer("DepthwiseConv2D", self.name + "/depthwise", ids,
+                             kernel=self.kernel_size, strides=self.strides, pad=self.pads,
+                             use_bias=False)
+        pw = graph.add_layer("Conv2D", self.name, (dw,), filters=self.filters, kernel=(1, 1),
+                             strides=(1, 1), pad=(0, 0, 0, 0), use_bias=self.use_bias)
+        out = with_activation(graph, self, pw)
+        weight_map = [(dw, 0), (pw, 0)] + ([(pw, 1)] if self.use_bias else [])
+        return GraphNodes(out if isinstance(out, int) else out.output, pw, weight_map)
 
 
 class BatchNormalization(Layer):
