@@ -136,3 +136,21 @@ def test_separable_conv_matches_keras():
     after = model.get_layer("sep1").get_weights()
     for b, a, g in zip(before, after, (grads[f"sep1/{w}"] for w in ("depthwise_kernel", "pointwise_kernel", "bias"))):
         np.testing.assert_allclose(a, b - 0.1 * g, rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_noise_shape_drops_whole_channels():
+    """keras/src/layers/regularization/dropout.py: noise_shape=(None, 1, 1, C) shares one draw
+    per channel over the positions; the kept values are scaled by 1 / (1 - rate)."""
+    inputs = catdog.Input((4, 5, 64))
+    model = catdog.Model(inputs, layers.Dropout(0.5, noise_shape=(None, 1, 1, 64))(inputs))
+    x = np.ones((3, 4, 5, 64), np.float32)
+    catdog.random.set_seed(3)
+    y = model(x, training=True)
+    per_channel = y.reshape(3, 20, 64)
+    assert np.all(per_channel == per_channel[:, :1])  # one value per (sample, channel)
+    assert set(np.unique(y)) == {0.0, 2.0}
+    assert 0.3 < (y == 0).mean() < 0.7
+    assert not np.array_equal(per_channel[0, 0], per_channel[1, 0])  # samples differ
+    np.testing.assert_array_equal(model(x, training=False), x)
+    with pytest.raises(ValueError, match="does not fit"):
+        layers.Dropout(0.5, noise_shape=(None, 2, 1, 64))(inputs)

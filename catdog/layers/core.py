@@ -587,14 +587,37 @@ class GlobalAveragePooling2D(Layer):
 
 
 class Dropout(Layer):
-    def __init__(self, rate, seed=None, name=None):
+    """Keras's Dropout(rate, noise_shape, seed): noise_shape (batch first, None for the input's
+    own size) names the axes of size 1 along which the mask is shared, e.g. (None, 1, 1, C)
+    drops whole channels. Draws come from catdog's counter RNG (Keras's distribution, not its
+    numbers)."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, name=None):
         super().__init__(name=name)
         if not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
         self.rate, self.seed = float(rate), seed
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+
+    def _shared_axes(self):
+        """(h, w, c): 1 where noise_shape shares the mask, from the per-sample input shape."""
+        if self.noise_shape is None:
+            return (0, 0, 0)
+        shape = tuple(self.input_shape)
+        noise = self.noise_shape[1:] if len(self.noise_shape) == len(shape) + 1 else None
+        if noise is None or any(n not in (None, 1, d) for n, d in zip(noise, shape)):
+            raise ValueError(f"Dropout '{self.name}': noise_shape {self.noise_shape} does not fit "
+                             f"inputs of shape (None, {', '.join(map(str, shape))}): each axis "
+                             "after the batch is 1 or the input's size")
+        shared = [n == 1 and d != 1 for n, d in zip(noise, shape)]
+        return tuple(int(v) for v in ([False, False] + shared if len(shape) == 1 else shared))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._shared_axes()  # a noise_shape that cannot fit is refused when called
 
     def add_to_graph(self, graph, ids):
-        return graph.add_layer("Dropout", self.name, ids, rate=self.rate)
+        return graph.add_layer("Dropout", self.name, ids, rate=self.rate, shared=self._shared_axes())
 
 
 # The activations a Dense head ends in inside its own kernel: a loss that takes logits reads

@@ -286,20 +286,37 @@ const cd_layer_ops cd_merge_ops = {
     .backward = merge_backward,
 };
 
-/* ---- Dropout(rate): in training y = x * keep / (1 - rate), keep = u >= rate with u uniform
- * from the counter RNG keyed by (seed, step, layer index) and the element's index in the
- * batch (a micro-batch starts at io->sample_offset), so backward regenerates the same mask
- * and any thread count or micro-batching gives the same one. ---- */
+/* ---- Dropout(rate, noise_shape): in training y = x * keep / (1 - rate), keep = u >= rate
+ * with u uniform from the counter RNG keyed by (seed, step, layer index) and the element's
+ * index in the batch (a micro-batch starts at io->sample_offset), so backward regenerates the
+ * same mask and any thread count or micro-batching gives the same one. Axes where noise_shape
+ * is 1 ("shared") take one draw along them (Keras's noise_shape=(None, 1, 1, C): whole
+ * channels dropped). ---- */
 typedef struct {
     float rate;
+    int shared[3]; /* noise_shape: 1 where the mask is shared along h, w, c */
 } dropout_hp;
 static cd_status dropout_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
     dropout_hp *hp = node->hp;
+    const int none[3] = {0, 0, 0};
     CD_TRY(cd_hp_floats(h, "rate", 1, NULL, &hp->rate));
+    CD_TRY(cd_hp_ints(h, "shared", 3, none, hp->shared));
     if (!(hp->rate >= 0.f && hp->rate < 1.f))
         return cd_fail(CD_ERR_VALUE, "layer '%s': dropout rate must be in [0, 1), got %g",
                        node->name, (double)hp->rate);
     return same_shape(node, in);
+}
+/* The mask's index of element i (of the batch from its first sample): its position with the
+ * shared axes (noise_shape 1) dropped, so the elements along them share one draw. */
+static size_t noise_index(const cd_node *node, const dropout_hp *hp, size_t i) {
+    if (!hp->shared[0] && !hp->shared[1] && !hp->shared[2]) return i;
+    const cd_shape *s = &node->shape;
+    const size_t c = i % (size_t)s->c, x = i / (size_t)s->c % (size_t)s->w;
+    const size_t y = i / ((size_t)s->c * s->w) % (size_t)s->h, b = i / cd_shape_size(s);
+    const size_t nh = hp->shared[0] ? 1 : (size_t)s->h, nw = hp->shared[1] ? 1 : (size_t)s->w;
+    const size_t nc = hp->shared[2] ? 1 : (size_t)s->c;
+    return ((b * nh + (hp->shared[0] ? 0 : y)) * nw + (hp->shared[1] ? 0 : x)) * nc +
+           (hp->shared[2] ? 0 : c);
 }
 static uint64_t dropout_key(const cd_io *io) {
     return cd_rng_key(io->seed, (uint64_t)io->step, (uint64_t)io->index, 0xd209ULL);
@@ -313,12 +330,13 @@ static cd_status dropout_forward(cd_node *node, const cd_io *io) {
         memcpy(y, x, n * sizeof(float));
         return CD_OK;
     }
+    const dropout_hp *hp = node->hp;
     const uint64_t key = dropout_key(io);
     const size_t first = (size_t)io->sample_offset * cd_node_sample_size(node);
     const float scale = 1.0f / (1.0f - rate);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
-        y[i] = cd_rng_uniform(key, first + i) >= rate ? x[i] * scale : 0.f;
+        y[i] = cd_rng_uniform(key, noise_index(node, hp, first + i)) >= rate ? x[i] * scale : 0.f;
     return CD_OK;
 }
 static cd_status dropout_backward(cd_node *node, const cd_io *io) {
@@ -332,12 +350,13 @@ static cd_status dropout_backward(cd_node *node, const cd_io *io) {
         cd_write_scaled(out, dy, 1.f, n, a);
         return CD_OK;
     }
+    const dropout_hp *hp = node->hp;
     const uint64_t key = dropout_key(io);
     const size_t first = (size_t)io->sample_offset * cd_node_sample_size(node);
     const float scale = 1.0f / (1.0f - rate);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float v = cd_rng_uniform(key, first + i) >= rate ? dy[i] * scale : 0.f;
+        float v = cd_rng_uniform(key, noise_index(node, hp, first + i)) >= rate ? dy[i] * scale : 0.f;
         out[i] = a ? out[i] + v : v;
     }
     return CD_OK;
