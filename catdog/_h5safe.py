@@ -91,8 +91,8 @@ def check_file(f, where: str) -> None:
     declared = 0
     count = 0
     if h5py.h5o.get_info(f.id).rc != 1:
-        raise ValueError(f"{where}: the root group has another hard link to it (a cycle); "
-                         "Keras never writes that")
+        raise ValueError(f"{where}: the root group has more than one name (a hard link back "
+                         "to it makes a cycle); Keras never writes that")
     stack = [(f, "", 0)]
     while stack:
         group, path, depth = stack.pop()
@@ -170,7 +170,7 @@ def _decode_name(v, label: str, where: str) -> str:
             raise ValueError(f"{where}: {label} holds a name that is not UTF-8 text "
                              f"({raw[:40]!r})") from None
     elif isinstance(v, str):
-        s, raw = v, v.encode("utf8", "surrogatepass")
+        s, raw = str(v), v.encode("utf8", "surrogatepass")
     else:
         raise ValueError(f"{where}: {label} holds {type(v).__name__} values, not names")
     if len(raw) > MAX_NAME_BYTES:
@@ -275,4 +275,4 @@ def read_array(ds, label: str, where: str) -> np.ndarray:
             raise ValueError(f"{where}: {label} has NaN or Inf values")
         raise ValueError(f"{where}: {label} has values beyond float32's range "
                          f"(largest magnitude {np.max(np.abs(raw)):.3g})")
-    return np.ascontiguousarray(out)
+    return out  # astype/view made a C-ordered copy; a scalar stays 0-d, so shapes are checked
