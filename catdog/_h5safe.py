@@ -26,6 +26,7 @@ What a file must be (each rule refuses with a ValueError naming the file and the
   float32)`` parsed it silently), bool, enum, compound, complex, opaque, array, reference
   and other float sizes are refused, naming the layer, the weight and the dtype. Values
   must be finite after the conversion (a float64 beyond float32's range is refused too).
+  catdog's own ``.npz`` weights go through the same rule (:func:`to_float32`).
 """
 from __future__ import annotations
 
@@ -266,12 +267,24 @@ def read_array(ds, label: str, where: str) -> np.ndarray:
             "converts to float32)")
     raw = np.asarray(ds[()])
     if bf16:  # the 16 high bits of a float32, little-endian as Keras writes them
-        out = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = raw.astype(np.float32)
+        return _finite((raw.view("<u2").astype(np.uint32) << 16).view(np.float32), raw, label, where)
+    return to_float32(raw, label, where)
+
+
+def to_float32(raw: np.ndarray, label: str, where: str) -> np.ndarray:
+    """A NumPy array (catdog's .npz, or a dataset read above) as float32, by the same rule:
+    real floats of 2, 4 or 8 bytes or integers, finite after the conversion."""
+    if not (raw.dtype.kind == "f" and raw.dtype.itemsize in _FLOAT_SIZES or raw.dtype.kind in "iu"):
+        raise ValueError(
+            f"{where}: {label} is stored as dtype {raw.dtype}, not as numbers catdog loads: "
+            "float16/32/64, bfloat16 or integers (what Keras's Variable.assign converts to float32)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(raw.astype(np.float32), raw, label, where)
+
+
+def _finite(out: np.ndarray, raw: np.ndarray, label: str, where: str) -> np.ndarray:
     if not np.all(np.isfinite(out)):
-        if bf16 or not np.all(np.isfinite(raw)):
+        if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)):
             raise ValueError(f"{where}: {label} has NaN or Inf values")
         raise ValueError(f"{where}: {label} has values beyond float32's range "
                          f"(largest magnitude {np.max(np.abs(raw)):.3g})")

@@ -279,6 +279,8 @@ def read_keras_h5(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarra
 
 def read_catdog(path: PathLike, *, with_metadata: bool = False):
     """Read catdog's .npz weights file. With ``with_metadata=True``: (weights, metadata dict)."""
+    from catdog import _h5safe
+
     p = _path(path)
     with open(p, "rb") as fh:
         if fh.read(4) != _ZIP_SIG:
@@ -299,7 +301,8 @@ def read_catdog(path: PathLike, *, with_metadata: bool = False):
             for layer in meta["layers"]:
                 items = []
                 for w in layer["weights"]:
-                    arr = np.asarray(z[w["key"]], dtype=np.float32)
+                    arr = _h5safe.to_float32(np.asarray(z[w["key"]]),
+                                             f"layer {layer['name']!r}, weight {w['name']!r}", str(p))
                     if list(arr.shape) != list(w["shape"]):
                         raise ValueError(f"{p}: {layer['name']}/{w['name']} has shape {arr.shape}, header says {tuple(w['shape'])}")
                     items.append((w["name"], arr))

@@ -132,3 +132,18 @@ def test_enormous_name_list_is_refused_quickly(tmp_path):
     with pytest.raises(ValueError, match="lists more than 100,000 names"):
         h5io.read_weights(path)
     assert time.monotonic() - t0 < 5
+
+
+def test_catdog_npz_weights_follow_the_same_dtype_rule(tmp_path):
+    good = h5io.write_catdog(tmp_path / "w.npz", {"dense": [("kernel", np.ones((2, 1)))]})
+    with np.load(good) as z:
+        arrays = dict(z)
+    arrays["w00000"] = np.array([[0.25], [-1.0]]).astype("S4")  # text parsed silently before
+    with open(tmp_path / "s4.npz", "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match=r"s4\.npz: layer 'dense', weight 'kernel' is stored as dtype \|S4"):
+        h5io.read_weights(tmp_path / "s4.npz")
+    arrays["w00000"] = np.array([[0.25], [-1.0]], ">f8")
+    with open(tmp_path / "be.npz", "wb") as f:
+        np.savez(f, **arrays)
+    np.testing.assert_array_equal(h5io.read_weights(tmp_path / "be.npz")["dense"][0][1], [[0.25], [-1.0]])

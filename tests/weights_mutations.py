@@ -976,18 +976,18 @@ def run(subset="full", bases="all", tmp=None, timeout=CASE_TIMEOUT, log=None):
     return results
 
 
-def counts(results):
-    """{class: Counter(outcome)} plus an 'all' row."""
+def counts(results, key="cls"):
+    """{class (or base, key="base"): Counter(outcome)} plus an 'all' row."""
     table = collections.defaultdict(collections.Counter)
     for r in results:
-        table[r["cls"]][r["outcome"]] += 1
+        table[r["cls"] if key == "cls" else r["id"].split(" | ")[0]][r["outcome"]] += 1
         table["all"][r["outcome"]] += 1
     return table
 
 
-def format_counts(table):
+def format_counts(table, what="class"):
     cols = ["error", "load"] + list(BAD)
-    lines = ["| class | cases | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    lines = [f"| {what} | cases | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for cls in sorted(table, key=lambda c: (c == "all", c)):
         c = table[cls]
         lines.append(f"| {cls} | {sum(c.values())} | " + " | ".join(str(c[k]) for k in cols) + " |")
@@ -1016,6 +1016,8 @@ def main(argv=None):
         if r["outcome"] in ("CRASH", "HANG"):
             log(r)
     print(format_counts(counts(results)))
+    print()
+    print(format_counts(counts(results, "base"), "base"))
     print(f"{len(results)} cases in {time.monotonic() - t0:.0f} s; bases: "
           + ("all" if args.bases == "all" else args.bases)
           + ("" if SHARED_H5.is_file() else " (../shared absent: no shared-file cases)"))
