@@ -87,24 +87,6 @@ def _path(path: PathLike) -> Path:
     return p
 
 
-def _decode(x: Any) -> str:
-    return x.decode("utf8") if isinstance(x, (bytes, np.bytes_)) else str(x)
-
-
-def _load_attr_list(group, name: str) -> Optional[List[str]]:
-    """Keras's load_attributes_from_hdf5_group: ``name`` or ``name0``, ``name1``, ..."""
-    if name in group.attrs:
-        return [_decode(n) for n in np.atleast_1d(group.attrs[name])]
-    if f"{name}0" in group.attrs:
-        out: List[str] = []
-        i = 0
-        while f"{name}{i}" in group.attrs and i < 100000:
-            out.extend(_decode(n) for n in np.atleast_1d(group.attrs[f"{name}{i}"]))
-            i += 1
-        return out
-    return None
-
-
 def _save_attr_list(group, name: str, values: Sequence[str]) -> None:
     """Keras's save_attributes_to_hdf5_group: bytes array, split when too big for a header."""
     encoded = [v.encode("utf8") for v in values]
@@ -214,22 +196,45 @@ def read_weights(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarray
     )
 
 
-def read_keras_h5(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarray]]]":
-    """Read the Keras legacy HDF5 weights layout (a weights file or a whole-model .h5)."""
+def _open_checked(p: Path):
+    """The file opened read-only after catdog/_h5safe.py's whole-file check."""
     import h5py
 
-    p = _path(path)
+    from catdog import _h5safe
+
     try:
         f = h5py.File(p, "r")
     except OSError as e:
         raise ValueError(f"{p}: not a readable HDF5 file ({e})") from None
     try:
-        with f:
+        _h5safe.check_file(f, str(p))
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _corrupt(p: Path, e: BaseException) -> ValueError:
+    return ValueError(f"{p}: corrupt or truncated HDF5 weights file ({type(e).__name__}: {e})")
+
+
+def read_keras_h5(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarray]]]":
+    """Read the Keras legacy HDF5 weights layout (a weights file or a whole-model .h5).
+    Every layer and weight listed must exist, once; see catdog/_h5safe.py for what a file
+    and its weights must be."""
+    import h5py
+
+    from catdog import _h5safe
+
+    p = _path(path)
+    where = str(p)
+    try:
+        with _open_checked(p) as f:
             root = f
-            names = _load_attr_list(root, "layer_names")
-            if names is None and "model_weights" in f:
+            names = _h5safe.name_list(root, "layer_names", where)
+            if names is None and isinstance(f.get("model_weights"), h5py.Group):
                 root = f["model_weights"]
-                names = _load_attr_list(root, "layer_names")
+                names = _h5safe.name_list(root, "layer_names", where)
             if names is None:
                 if "layers" in f or "vars" in f:
                     raise ValueError(
@@ -239,28 +244,43 @@ def read_keras_h5(path: PathLike) -> "OrderedDict[str, List[Tuple[str, np.ndarra
                 raise ValueError(f"{p}: an HDF5 file but not Keras weights (no 'layer_names' attribute)")
             out: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
             for layer in names:
-                if layer not in root:
+                if not layer or "/" in layer or layer == ".":
+                    raise ValueError(f"{p}: layer_names lists {layer!r}, not a layer name")
+                if layer in out:
+                    raise ValueError(f"{p}: layer {layer!r} is listed twice in layer_names")
+                g = _h5safe.child(root, layer, where)
+                if g is None:
                     raise ValueError(f"{p}: layer {layer!r} is listed in layer_names but has no group")
-                g = root[layer]
-                wnames = _load_attr_list(g, "weight_names") or []
+                if not isinstance(g, h5py.Group):
+                    raise ValueError(f"{p}: layer {layer!r} is a {type(g).__name__}, not a group")
+                wnames = _h5safe.name_list(g, "weight_names", where) or []
                 items = []
                 for wn in wnames:
-                    if wn not in g:
+                    ds = _h5safe.child(g, wn, where)
+                    if ds is None:
                         raise ValueError(f"{p}: weight {wn!r} of layer {layer!r} is listed but missing")
-                    ds = g[wn]
                     if not isinstance(ds, h5py.Dataset):
                         raise ValueError(f"{p}: {layer}/{wn} is not a dataset")
-                    items.append((_short_name(layer, wn), np.asarray(ds[()], dtype=np.float32)))
+                    short = _short_name(layer, wn)
+                    if any(short == n for n, _ in items):
+                        raise ValueError(f"{p}: layer {layer!r} lists weight {short!r} twice "
+                                         f"(weight_names: {_first(wnames)})")
+                    label = f"layer {layer!r}, weight {short!r}"
+                    items.append((short, _h5safe.read_array(ds, label, where)))
                 out[layer] = items
             return out
+    except UnicodeError as e:
+        raise _corrupt(p, e) from None
     except ValueError:
         raise
-    except (OSError, KeyError, RuntimeError, TypeError) as e:
-        raise ValueError(f"{p}: corrupt or truncated HDF5 weights file ({type(e).__name__}: {e})") from None
+    except (OSError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as e:
+        raise _corrupt(p, e) from None
 
 
 def read_catdog(path: PathLike, *, with_metadata: bool = False):
     """Read catdog's .npz weights file. With ``with_metadata=True``: (weights, metadata dict)."""
+    from catdog import _h5safe
+
     p = _path(path)
     with open(p, "rb") as fh:
         if fh.read(4) != _ZIP_SIG:
@@ -281,7 +301,8 @@ def read_catdog(path: PathLike, *, with_metadata: bool = False):
             for layer in meta["layers"]:
                 items = []
                 for w in layer["weights"]:
-                    arr = np.asarray(z[w["key"]], dtype=np.float32)
+                    arr = _h5safe.to_float32(np.asarray(z[w["key"]]),
+                                             f"layer {layer['name']!r}, weight {w['name']!r}", str(p))
                     if list(arr.shape) != list(w["shape"]):
                         raise ValueError(f"{p}: {layer['name']}/{w['name']} has shape {arr.shape}, header says {tuple(w['shape'])}")
                     items.append((w["name"], arr))
@@ -472,34 +493,50 @@ def is_keras3(path: PathLike) -> bool:
         return False
     try:
         with h5py.File(p, "r") as f:
-            return ("layers" in f or "vars" in f) and _load_attr_list(f, "layer_names") is None
-    except OSError:
+            legacy = "layer_names" in f.attrs or "layer_names0" in f.attrs
+            return ("layers" in f or "vars" in f) and not legacy
+    except (OSError, RuntimeError, ValueError, KeyError):
         return False
 
 
 def read_keras3(path: PathLike) -> "OrderedDict[str, Tuple[Optional[str], List[np.ndarray]]]":
     """Every ``.../vars`` group of a Keras 3 weights file: path (without ``/vars``) ->
-    (the layer name Keras recorded or None, [variables in order])."""
+    (the layer name Keras recorded or None, [variables in order]). A ``vars`` group holds
+    datasets named exactly ``0`` .. ``n-1``, as Keras's ``load_own_variables`` reads them."""
     import h5py
 
+    from catdog import _h5safe
+
     p = _path(path)
+    where = str(p)
     out: "OrderedDict[str, Tuple[Optional[str], List[np.ndarray]]]" = OrderedDict()
     try:
-        with h5py.File(p, "r") as f:
+        with _open_checked(p) as f:
             def visit(name, obj):
-                if isinstance(obj, h5py.Group) and (name == "vars" or name.endswith("/vars")):
-                    keys = sorted(obj.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-                    if any(not k.isdigit() for k in keys):
-                        raise ValueError(f"{p}: {name} holds non-numbered entries {keys[:3]}")
-                    arrays = [np.asarray(obj[k][()], dtype=np.float32) for k in keys]
-                    label = obj.attrs.get("name")
-                    out[name[:-len("/vars")] if name != "vars" else ""] = (
-                        None if label is None else _decode(label), arrays)
+                if not (name == "vars" or name.endswith("/vars")):
+                    return
+                if not isinstance(obj, h5py.Group):
+                    raise ValueError(f"{p}: {name} is a dataset, not a group of variables")
+                keys = list(obj.keys())
+                if sorted(keys) != sorted(str(i) for i in range(len(keys))):
+                    raise ValueError(f"{p}: {name} holds {_first(sorted(keys))}; Keras numbers "
+                                     "a layer's variables 0, 1, 2, ... without gaps")
+                layer = _h5safe.string_attr(obj, "name", where)
+                arrays = []
+                for i in range(len(keys)):
+                    ds = obj[str(i)]
+                    if not isinstance(ds, h5py.Dataset):
+                        raise ValueError(f"{p}: {name}/{i} is a group, not a variable")
+                    label = f"layer {layer!r} ({name}), variable {i}" if layer else f"{name}/{i}"
+                    arrays.append(_h5safe.read_array(ds, label, where))
+                out[name[:-len("/vars")] if name != "vars" else ""] = (layer, arrays)
             f.visititems(visit)
+    except UnicodeError as e:
+        raise _corrupt(p, e) from None
     except ValueError:
         raise
-    except (OSError, KeyError, RuntimeError, TypeError) as e:
-        raise ValueError(f"{p}: corrupt or truncated HDF5 weights file ({type(e).__name__}: {e})") from None
+    except (OSError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as e:
+        raise _corrupt(p, e) from None
     return out
 
 
