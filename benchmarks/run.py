@@ -97,6 +97,8 @@ def run_child(fw, cases, args, workdir, tag, timeout):
         cmd += ["--mode", "compile"]
     if fw == "onnxruntime" or fw.startswith("openvino"):
         cmd += ["--torch-python", interpreter("pytorch", args)]
+    if fw.startswith("openvino") and getattr(args, "openvino_sweep", False) and tag in ("c123", "c123_r0"):
+        cmd.append("--ov-sweep")
     info["cmd"] = " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
     if os.path.exists(out):
         os.remove(out)
@@ -164,7 +166,9 @@ def combine_rounds(r, rounds):
         recs = [x[c] for x in rounds if c in x]
         if len(recs) < 2:
             continue
-        v = dict(recs[-1])
+        v = {}
+        for x in recs:  # the last round's fields, and any a round alone has (the sweep)
+            v.update(x)
         v["rounds"] = [{"images_per_s": x.get("images_per_s"),
                         "latency_ms": (x.get("batch1") or {}).get("latency_ms")} for x in recs]
         for k in ("images_per_s", "ms_per_step", "gflop_per_s"):
@@ -484,6 +488,20 @@ def write_report(doc, path_md):
                 L.append("%s as compiled (batch 32): %s; compile %s s (batch 32), %s s (batch 1).\n"
                          % (NAMES[f], ", ".join("%s %s" % kv for kv in p.items()),
                             cell(R, f, 1, "compile_s"), cell(R, f, 1, "batch1", "compile_s")))
+    for f in [f for f in fws if f.startswith("openvino")]:
+        sw = get(R, f, 1, "sweep")
+        if sw:
+            L.append("%s settings tried (`--openvino-sweep`; each timed twice, the list in order and then "
+                     "reversed, medians; the first row is the side's own):\n" % NAMES[f])
+            L.append("| setting | batch 32, images/s | batch 1, ms | as compiled |")
+            L.append("|---|---|---|---|")
+            for x in sw:
+                pr = x.get("properties", {})
+                L.append("| %s | %.1f | %.2f | %s |" % (
+                    x["setting"], x["images_per_s"], x["latency_ms"],
+                    ", ".join("%s %s" % (k, pr[k]) for k in ("PERFORMANCE_HINT", "INFERENCE_NUM_THREADS",
+                                                             "NUM_STREAMS", "ENABLE_CPU_PINNING") if k in pr)))
+            L.append("")
     rr = rounds_lines(R, fws)
     if rr:
         L += rr
@@ -672,6 +690,8 @@ def main():
                     help="comma list of: " + ", ".join(NAMES) + " (catdog-bf16, openvino-bf16 also via --bf16)")
     ap.add_argument("--bf16", action="store_true",
                     help="also run catdog with set_precision('bf16') (and OpenVINO in bf16 when openvino runs)")
+    ap.add_argument("--openvino-sweep", action="store_true",
+                    help="the OpenVINO sides also time the alternative settings (bench_openvino.py --ov-sweep)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run cases 1-3 this many times, the sides' order rotating; medians over rounds")
     ap.add_argument("--lab-epochs", default="2,2", help="case 4: initial,fine-tune epochs")
