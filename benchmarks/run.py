@@ -647,7 +647,7 @@ def write_report(doc, path_md):
         L.append("- **OpenVINO**: the ONNX Runtime side's ONNX file (read from this run's work folder, "
                  "or exported the same way), CPU plugin, INFERENCE_PRECISION_HINT f32 (bf16 for the "
                  "bf16 side), PERFORMANCE_HINT LATENCY, INFERENCE_NUM_THREADS %d, NUM_STREAMS 1, "
-                 "static shapes (compiled once per batch size), one InferRequest, NCHW "
+                 "CPU pinning off, static shapes (compiled once per batch size), one InferRequest, NCHW "
                  "(`bench_openvino.py`; the settings tried are in ANALYSIS.md)." % meta["threads"])
     L.append("- Inputs for cases 1–3 are random (speed does not depend on values); the base's weights come "
              "from the ImageNet h5. See `benchmarks/README.md`.")
