@@ -2,17 +2,20 @@
 """catdog vs TensorFlow/Keras vs PyTorch, side by side: the one command.
 
     python benchmarks/run.py [--threads 2] [--repeats N] [--quick] [--cases 1,2,3,4,5]
-                             [--frameworks catdog,tensorflow,pytorch,pytorch-compile,onnxruntime]
-                             [--bf16] [--no-parity]
+                             [--frameworks catdog,tensorflow,pytorch,pytorch-compile,onnxruntime,openvino]
+                             [--bf16] [--no-parity] [--rounds N]
     (pytorch-compile = torch.compile/inductor, cases 1-3; onnxruntime = ONNX Runtime on the
-    network exported from PyTorch, case 1; e.g. --frameworks catdog,pytorch-compile,onnxruntime)
+    network exported from PyTorch, case 1; openvino = OpenVINO on that same ONNX file, case 1,
+    fp32, and bf16 too with --bf16; e.g. --frameworks catdog,onnxruntime,openvino --cases 1)
 
 Each framework runs in its own child process (its own interpreter: catdog from this python,
 TensorFlow from benchmarks/.venv-tf, PyTorch eager and compiled from benchmarks/.venv-torch,
-ONNX Runtime from benchmarks/.venv-ort; see setup.sh):
+ONNX Runtime from benchmarks/.venv-ort, OpenVINO from benchmarks/.venv-ov; see setup.sh):
 one process for cases 1-3, one fresh process for case 4 (so its peak RSS is the lab's), and
 one fresh process per repeat of case 5. Frameworks are interleaved case group by case group
-so that all sides see the same machine state. Writes benchmarks/results.json and
+so that all sides see the same machine state; `--rounds N` runs cases 1-3 N times, the sides'
+order rotating each round, and reports each side's median over the rounds next to the
+per-round catdog/side ratios. Writes benchmarks/results.json and
 benchmarks/RESULTS.md. A side that cannot run is reported as "not available: <reason>".
 """
 import argparse
@@ -31,12 +34,14 @@ sys.path.insert(0, HERE)
 import flops  # noqa: E402
 
 NAMES = {"catdog": "catdog", "catdog-bf16": "catdog bf16", "tensorflow": "TensorFlow/Keras",
-         "pytorch": "PyTorch", "pytorch-compile": "PyTorch compiled", "onnxruntime": "ONNX Runtime"}
+         "pytorch": "PyTorch", "pytorch-compile": "PyTorch compiled", "onnxruntime": "ONNX Runtime",
+         "openvino": "OpenVINO", "openvino-bf16": "OpenVINO bf16"}
 BASE_REFS = ["tensorflow", "pytorch"]  # a run with both of these is recorded in runs.jsonl
-REFS = BASE_REFS + ["pytorch-compile", "onnxruntime"]
-CASES_OF = {"pytorch-compile": {1, 2, 3}, "onnxruntime": {1}}  # sides that run only some cases
+REFS = BASE_REFS + ["pytorch-compile", "onnxruntime", "openvino", "openvino-bf16"]
+CASES_OF = {"pytorch-compile": {1, 2, 3}, "onnxruntime": {1}, "openvino": {1},
+            "openvino-bf16": {1}}  # sides that run only some cases
 VENV = {"tensorflow": ".venv-tf", "pytorch": ".venv-torch", "pytorch-compile": ".venv-torch",
-        "onnxruntime": ".venv-ort"}
+        "onnxruntime": ".venv-ort", "openvino": ".venv-ov", "openvino-bf16": ".venv-ov"}
 
 
 def runs_case(fw, case):
@@ -52,6 +57,8 @@ def interpreter(fw, args):
 def script(fw):
     if fw.startswith("catdog"):
         return os.path.join(HERE, "bench_catdog.py")
+    if fw.startswith("openvino"):
+        return os.path.join(HERE, "bench_openvino.py")
     return os.path.join(HERE, "bench_%s.py" % ("pytorch" if fw == "pytorch-compile" else fw))
 
 
@@ -84,12 +91,14 @@ def run_child(fw, cases, args, workdir, tag, timeout):
         cmd.append("--quick")
     if getattr(args, "seed", None) is not None:
         cmd += ["--seed", str(args.seed)]
-    if fw == "catdog-bf16":
+    if fw in ("catdog-bf16", "openvino-bf16"):
         cmd += ["--precision", "bf16"]
     if fw == "pytorch-compile":
         cmd += ["--mode", "compile"]
-    if fw == "onnxruntime":
+    if fw == "onnxruntime" or fw.startswith("openvino"):
         cmd += ["--torch-python", interpreter("pytorch", args)]
+    if fw.startswith("openvino") and getattr(args, "openvino_sweep", False) and tag in ("c123", "c123_r0"):
+        cmd.append("--ov-sweep")
     info["cmd"] = " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
     if os.path.exists(out):
         os.remove(out)
@@ -147,6 +156,50 @@ def merge(R, fw, res, info):
     for k in ("parity", "export"):
         if k in res:
             r[k] = res[k]
+
+
+def combine_rounds(r, rounds):
+    """Cases 1-3 measured in several rounds: each case's record becomes the median over the
+    rounds (images/s, ms per step, GFLOP/s, batch-1 latency), keeping every round's values."""
+    med = statistics.median
+    for c in ("1", "2", "3"):
+        recs = [x[c] for x in rounds if c in x]
+        if len(recs) < 2:
+            continue
+        v = {}
+        for x in recs:  # the last round's fields, and any a round alone has (the sweep)
+            v.update(x)
+        v["rounds"] = [{"images_per_s": x.get("images_per_s"),
+                        "latency_ms": (x.get("batch1") or {}).get("latency_ms")} for x in recs]
+        for k in ("images_per_s", "ms_per_step", "gflop_per_s"):
+            if all(k in x for x in recs):
+                v[k] = med(x[k] for x in recs)
+        if all("batch1" in x for x in recs):
+            v["batch1"] = dict(recs[-1]["batch1"], latency_ms=med(x["batch1"]["latency_ms"] for x in recs))
+        r["cases"][c] = v
+
+
+def rounds_lines(R, fws):
+    """Per-round catdog/side ratios of case 1 (sides run in turn within a round)."""
+    L = []
+    for cf in [f for f in fws if f.startswith("catdog")]:
+        a = get(R, cf, 1, "rounds")
+        if not a:
+            continue
+        for rf in [f for f in fws if f in REFS]:
+            b = get(R, rf, 1, "rounds")
+            if not b or len(b) != len(a):
+                continue
+            thr = ", ".join("%.2f×" % (x["images_per_s"] / y["images_per_s"]) for x, y in zip(a, b)
+                            if x["images_per_s"] and y["images_per_s"])
+            lat = ", ".join("%.2f×" % (x["latency_ms"] / y["latency_ms"]) for x, y in zip(a, b)
+                            if x["latency_ms"] and y["latency_ms"])
+            L.append("- %s / %s per round: batch 32 images/s %s; batch-1 latency %s"
+                     % (NAMES[cf], NAMES[rf], thr, lat))
+    if L:
+        L = ["Case 1 round by round (`--rounds %d`: the tables show each side's median over the "
+             "rounds):\n" % len(get(R, [f for f in fws if f.startswith("catdog")][0], 1, "rounds") or [])] + L + [""]
+    return L
 
 
 def loadavg():
@@ -247,6 +300,11 @@ RATIO_CASES = [  # (label, case, keys, reference, target, lower_is_better)
     ("3 fine-tuning step vs torch", 3, ("images_per_s",), "pytorch", 1.5, False),
     ("1 inference vs ORT", 1, ("images_per_s",), "onnxruntime", {"catdog": 1.0, "catdog-bf16": 1.8}, False),
     ("1 batch-1 latency vs ORT", 1, ("batch1", "latency_ms"), "onnxruntime", {"catdog": 1 / 1.3}, True),
+    ("1 inference vs OpenVINO", 1, ("images_per_s",), "openvino", {"catdog": 1.2}, False),
+    ("1 batch-1 latency vs OpenVINO", 1, ("batch1", "latency_ms"), "openvino", {"catdog": 1.0}, True),
+    ("1 inference vs OpenVINO bf16", 1, ("images_per_s",), "openvino-bf16", {"catdog-bf16": 1.2}, False),
+    ("1 batch-1 latency vs OpenVINO bf16", 1, ("batch1", "latency_ms"), "openvino-bf16",
+     {"catdog-bf16": 1 / 1.2}, True),
     ("2 transfer step vs compiled torch", 2, ("images_per_s",), "pytorch-compile", 1.5, False),
     ("3 fine-tuning step vs compiled torch", 3, ("images_per_s",), "pytorch-compile", 1.5, False),
     ("4 lab wall time vs TF", 4, ("wall_s",), "tensorflow", 0.5, True),
@@ -375,6 +433,8 @@ def write_report(doc, path_md):
     def thr_target(cf, rf, c):  # catdog/ref images/s must be >= this (None: no target)
         if rf == "onnxruntime" and cf.endswith("bf16") and c == 1:
             return 1.8  # bf16 against ONNX Runtime fp32
+        if rf.startswith("openvino"):  # each precision against its own OpenVINO side
+            return 1.2 if c == 1 and cf.endswith("bf16") == rf.endswith("bf16") else None
         return targets[c].get(rf)
 
     def thr_cell(cf, rf, c):
@@ -391,8 +451,13 @@ def write_report(doc, path_md):
                 return ratio(a, b) + " (no target)" if a and b else ratio(a, b)
             return (ratio(a, b) + (check(a / b <= 1 / 1.3) if a and b else "")
                     + " (target ≤ 0.77×: ≥ 1.3× faster)")
-        if rf == "pytorch-compile":
+        if rf == "pytorch-compile" or (rf.startswith("openvino")
+                                       and cf.endswith("bf16") != rf.endswith("bf16")):
             return ratio(a, b) + " (no target)" if a and b else ratio(a, b)
+        if rf.startswith("openvino"):
+            t = 1 / 1.2 if rf.endswith("bf16") else 1.0
+            return (ratio(a, b) + (check(a / b <= t) if a and b else "")
+                    + " (target ≤ %s×: ≥ %s× its speed)" % (tfmt(t), "1.2" if t < 1 else "1.0"))
         return ratio(a, b) + (check(a < b) if a and b else "") + " (target < 1×)"
     labels = {1: "1 inference, batch 32", 2: "2 transfer-learning train step (frozen base, aug, Adam)",
               3: "3 fine-tuning train step (from layer 100, RMSprop)"}
@@ -413,6 +478,33 @@ def write_report(doc, path_md):
                  "fp32 ≥ 1.0× ONNX Runtime at batch 32 and ≥ 1.3× faster at batch 1, catdog bf16 ≥ 1.8× "
                  "ONNX Runtime fp32, training steps ≥ 1.5× compiled PyTorch. ONNX Runtime runs case 1 "
                  "only.\n")
+    if any(f.startswith("openvino") for f in fws):
+        L.append("OpenVINO (issue 24) runs case 1 on the ONNX Runtime side's export: targets catdog "
+                 "fp32 ≥ 1.2× OpenVINO fp32 at batch 32 and ≥ 1.0× at batch 1 (latency ratio ≤ 1), "
+                 "catdog bf16 ≥ 1.2× OpenVINO bf16 at both (latency ratio ≤ 0.83).\n")
+        for f in [f for f in fws if f.startswith("openvino")]:
+            p = get(R, f, 1, "properties")
+            if p:
+                L.append("%s as compiled (batch 32): %s; compile %s s (batch 32), %s s (batch 1).\n"
+                         % (NAMES[f], ", ".join("%s %s" % kv for kv in p.items()),
+                            cell(R, f, 1, "compile_s"), cell(R, f, 1, "batch1", "compile_s")))
+    for f in [f for f in fws if f.startswith("openvino")]:
+        sw = get(R, f, 1, "sweep")
+        if sw:
+            L.append("%s settings tried (`--openvino-sweep`; each timed twice, the list in order and then "
+                     "reversed, medians; the first row is the side's own):\n" % NAMES[f])
+            L.append("| setting | batch 32, images/s | batch 1, ms | as compiled |")
+            L.append("|---|---|---|---|")
+            for x in sw:
+                pr = x.get("properties", {})
+                L.append("| %s | %.1f | %.2f | %s |" % (
+                    x["setting"], x["images_per_s"], x["latency_ms"],
+                    ", ".join("%s %s" % (k, pr[k]) for k in ("PERFORMANCE_HINT", "INFERENCE_NUM_THREADS",
+                                                             "NUM_STREAMS", "ENABLE_CPU_PINNING") if k in pr)))
+            L.append("")
+    rr = rounds_lines(R, fws)
+    if rr:
+        L += rr
     if R.get("pytorch-compile", {}).get("available"):
         L.append("torch.compile time (inductor, cold on-disk cache; the first call of each case, "
                  "not in the warm-up or the timed steps): case 1 batch 32 %s s, batch 1 %s s; case 2 %s s; case 3 %s s.\n"
@@ -507,6 +599,24 @@ def write_report(doc, path_md):
                  % (po["logits_rel_err"], "OK" if po["ok"] else "FAILED", ex.get("how", "?"),
                     ex.get("torch", "?"), fmt(ex.get("seconds"), 1)))
 
+    for f in [f for f in fws if f.startswith("openvino")]:
+        po = R[f].get("parity")
+        if po:
+            ex = R[f].get("export", {})
+            L.append("## %s vs PyTorch (the same ONNX file, same input)\n" % NAMES[f])
+            if "features_cosine_min" in po:  # bf16: the pooled features against OpenVINO fp32's
+                L.append("Pooled features (1280) against OpenVINO fp32's on 4 images: min cosine %.4f → %s "
+                         "(≥ %g, catdog bf16's own bar); logits max|ov − torch| / max|torch| %.2e "
+                         "(reported: bf16 rounding through Dense(1)'s sum). " % (
+                             po["features_cosine_min"], "OK" if po["ok"] else "FAILED", po["tolerance"],
+                             po["logits_rel_err"]))
+            else:
+                L.append("max|ov − torch| / max|torch| over the logits of 4 images: %.2e → %s "
+                         "(tolerance %g). " % (po["logits_rel_err"], "OK" if po["ok"] else "FAILED",
+                                               po.get("tolerance", 1e-4)))
+            L[-1] += "ONNX file sha256 %s…%s.\n" % (ex.get("sha256", "?")[:12],
+                                                     " (%s)" % ex["reused"] if ex.get("reused") else "")
+
     errs = [(f, c, e) for f in fws for c, e in sorted(R[f]["errors"].items())]
     if errs:
         L.append("## Errors\n")
@@ -533,6 +643,12 @@ def write_report(doc, path_md):
         L.append("- **ONNX Runtime**: the PyTorch network exported with `torch.onnx.export` (legacy "
                  "exporter, opset 17), CPU execution provider, intra-op %d / inter-op 1 threads, "
                  "sequential, all graph optimizations, fp32 NCHW (`bench_onnxruntime.py`)." % meta["threads"])
+    if any(f.startswith("openvino") for f in fws):
+        L.append("- **OpenVINO**: the ONNX Runtime side's ONNX file (read from this run's work folder, "
+                 "or exported the same way), CPU plugin, INFERENCE_PRECISION_HINT f32 (bf16 for the "
+                 "bf16 side), PERFORMANCE_HINT LATENCY, INFERENCE_NUM_THREADS %d, NUM_STREAMS 1, "
+                 "CPU pinning off, static shapes (compiled once per batch size), one InferRequest, NCHW "
+                 "(`bench_openvino.py`; the settings tried are in ANALYSIS.md)." % meta["threads"])
     L.append("- Inputs for cases 1–3 are random (speed does not depend on values); the base's weights come "
              "from the ImageNet h5. See `benchmarks/README.md`.")
     history = os.path.join(HERE, "runs.jsonl")
@@ -570,9 +686,14 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="few iterations, tiny lab: proves it runs")
     ap.add_argument("--cases", default="1,2,3,4,5")
-    ap.add_argument("--frameworks", default="catdog,tensorflow,pytorch,pytorch-compile,onnxruntime",
-                    help="comma list of: " + ", ".join(NAMES) + " (catdog-bf16 also via --bf16)")
-    ap.add_argument("--bf16", action="store_true", help="also run catdog with set_precision('bf16')")
+    ap.add_argument("--frameworks", default="catdog,tensorflow,pytorch,pytorch-compile,onnxruntime,openvino",
+                    help="comma list of: " + ", ".join(NAMES) + " (catdog-bf16, openvino-bf16 also via --bf16)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also run catdog with set_precision('bf16') (and OpenVINO in bf16 when openvino runs)")
+    ap.add_argument("--openvino-sweep", action="store_true",
+                    help="the OpenVINO sides also time the alternative settings (bench_openvino.py --ov-sweep)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run cases 1-3 this many times, the sides' order rotating; medians over rounds")
     ap.add_argument("--lab-epochs", default="2,2", help="case 4: initial,fine-tune epochs")
     ap.add_argument("--case5-runs", type=int, default=None, help="fresh processes for case 5 (default: repeats)")
     ap.add_argument("--no-parity", action="store_true", help="skip the torch-vs-Keras output check")
@@ -591,6 +712,8 @@ def main():
     fws = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     if args.bf16 and "catdog-bf16" not in fws:
         fws.insert(fws.index("catdog") + 1 if "catdog" in fws else 0, "catdog-bf16")
+    if args.bf16 and "openvino" in fws and "openvino-bf16" not in fws:
+        fws.insert(fws.index("openvino") + 1, "openvino-bf16")
     bad = [f for f in fws if f not in NAMES]
     if bad:
         ap.error("unknown framework(s): %s (choose from %s)" % (bad, ", ".join(NAMES)))
@@ -609,10 +732,19 @@ def main():
     # cases 1-3: one process per framework
     c123 = ",".join(str(c) for c in cases if c in (1, 2, 3))
     if c123:
-        for f in active():
-            mine = ",".join(c for c in c123.split(",") if runs_case(f, c))
-            if mine:
-                merge(R, f, *run_child(f, mine, args, workdir, "c123", args.timeout))
+        per_round = {f: [] for f in fws}
+        for i in range(args.rounds):
+            order = fws[i % len(fws):] + fws[:i % len(fws)]  # rotate who goes first
+            for f in [f for f in order if R[f]["available"]]:
+                mine = ",".join(c for c in c123.split(",") if runs_case(f, c))
+                if mine:
+                    tag = "c123" if args.rounds == 1 else "c123_r%d" % i
+                    res, info = run_child(f, mine, args, workdir, tag, args.timeout)
+                    merge(R, f, res, info)
+                    per_round[f].append(res.get("cases", {}))
+        if args.rounds > 1:
+            for f, rounds in per_round.items():
+                combine_rounds(R[f], rounds)
     # case 4: one fresh process per framework
     if 4 in cases:
         for f in [f for f in active() if runs_case(f, 4)]:
@@ -648,7 +780,7 @@ def main():
         "commit": git_commit(), "machine": info, "platform": platform.platform(),
         "threads": args.threads, "repeats": args.repeats,
         "repeats_eff": min(args.repeats, 2) if args.quick else args.repeats, "iters": iters,
-        "case5_runs": n5, "quick": args.quick, "lab_epochs": args.lab_epochs,
+        "case5_runs": n5, "quick": args.quick, "lab_epochs": args.lab_epochs, "rounds": args.rounds,
         "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
         "total_s": time.perf_counter() - t_all, "loadavg_start": load_start, "loadavg_end": loadavg(), "workdir": os.path.relpath(workdir, ROOT)}
     doc["flops"] = flops.summary(1.0, 160)

@@ -6,9 +6,11 @@
 #                           (also runs torch.compile: inductor needs a C++ compiler, g++)
 #   benchmarks/.venv-ort    onnxruntime==1.31.1 + onnx==1.23.2 + numpy (the network is exported
 #                           by .venv-torch, which borrows this venv's onnx package for it)
+#   benchmarks/.venv-ov     openvino==2026.4.1 + onnx==1.23.2 + numpy (reads the ONNX Runtime
+#                           side's export; onnx is there for exporting when that side did not run)
 # catdog itself runs from the interpreter where it is pip-installed (the system python).
 #
-# Usage: bash benchmarks/setup.sh [tf|torch|ort|all]   (default all; re-running is a no-op when done)
+# Usage: bash benchmarks/setup.sh [tf|torch|ort|ov|all]   (default all; re-running is a no-op when done)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="${PYTHON:-python3.11}"
@@ -40,4 +42,8 @@ fi
 if [ "$which" = ort ] || [ "$which" = all ]; then
   make_venv .venv-ort "onnxruntime==1.31.1" "onnx==1.23.2" numpy
   "$here/.venv-ort/bin/python" -c "import onnxruntime as o, onnx; print('[setup] onnxruntime', o.__version__, 'onnx', onnx.__version__)"
+fi
+if [ "$which" = ov ] || [ "$which" = all ]; then
+  make_venv .venv-ov "openvino==2026.4.1" "onnx==1.23.2" numpy
+  "$here/.venv-ov/bin/python" -c "import openvino as ov; print('[setup] openvino', ov.get_version(), ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))"
 fi
