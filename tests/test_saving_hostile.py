@@ -19,13 +19,12 @@ import catdog
 from catdog import layers
 from catdog.saving import safety
 
-TINY_CFG = None
-
-
 def tiny_model():
     catdog.random.set_seed(5)
-    return catdog.Sequential([catdog.Input((32, 32, 3)), layers.Conv2D(2, 3, use_bias=False),
-                              layers.GlobalAveragePooling2D(), layers.Dense(1)], name="tiny")
+    return catdog.Sequential([catdog.Input((32, 32, 3)),
+                              layers.Conv2D(2, 3, use_bias=False, name="conv2d"),
+                              layers.GlobalAveragePooling2D(), layers.Dense(1, name="dense")],
+                             name="tiny")
 
 
 @pytest.fixture(scope="module")
