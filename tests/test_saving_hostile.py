@@ -224,3 +224,22 @@ def test_no_unsafe_mode():
         catdog.models.load_model("x.keras", safe_mode=False)
     with pytest.raises(ValueError, match="custom_objects"):
         catdog.models.load_model("x.keras", custom_objects={"f": print})
+
+
+# Inputs scripts/fuzz_keras_load.py found (README: "Fuzzing the .keras loader"): each was
+# an uncaught TypeError / NotImplementedError before it became a ValueError.
+ZIP_VERSION_21 = (
+    "UEsIABd/AABQSwECFAPUAAAAAABoZ4Rdle6kbhsAAAAbAAAADQAAAAAAAAIAAAAAgAEAAAAAbWV0YWRhdGEuanNvblBL"
+    "AQIYAxQAAAAAAAAAAABQSwECFAMUAAAAAABoZ4Rdle6kbhsAAAAbAAAADQAAAAAAAAIAAAAAgAEAAAAAbWV0YWRhdGEu"
+    "anNvblBLAQIYAxQAAAAAAGhnhF11XDF1KxwAACscAP///2RlbC53ZWlnaHRzLmg1UEsFBgAAAAADAAMAsgAAAKCaAABo"
+    "AA==")
+
+
+def test_fuzz_regressions(sandbox):
+    import base64
+
+    tmp, refused = sandbox
+    (tmp / "v.keras").write_bytes(base64.b64decode(ZIP_VERSION_21))
+    refused(tmp / "v.keras", "corrupt|not a .keras")
+    with pytest.raises(ValueError, match="must be strings"):
+        catdog.models.model_from_json('{"class_name": "Sequential", "module": {"a": 1}}')

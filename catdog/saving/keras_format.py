@@ -190,6 +190,11 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
         raise safety.UnsafeArchive(f"{source}: {size} bytes, more than catdog's bound of {bound}")
     with open(p, "rb") as f:
         data = f.read()
+    return load_bytes(source, data, compile)
+
+
+def load_bytes(source: str, data: bytes, compile=True):
+    """load_model on the bytes of a .keras file; `source` names it in errors."""
     with safety.open_archive(source, data) as zf:
         raw_config = safety.read_member(source, zf, safety.CONFIG, safety.MAX_JSON_BYTES)
         weights = safety.read_member(source, zf, safety.WEIGHTS, safety.MAX_WEIGHTS_BYTES)

@@ -20,6 +20,7 @@ every member is checked:
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 
 MAX_MEMBERS = 64
@@ -32,6 +33,13 @@ RATIO_FLOOR = 1 << 20
 CONFIG = "config.json"
 METADATA = "metadata.json"
 WEIGHTS = "model.weights.h5"
+
+
+# What zipfile raises on a damaged archive: BadZipFile, NotImplementedError (an unknown zip
+# version or compression method), RuntimeError (an encrypted member), EOFError, OSError,
+# struct errors and overflows on absurd header fields.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
+               EOFError, OSError, ValueError, OverflowError, UnicodeDecodeError, struct.error)
 
 
 class UnsafeArchive(ValueError):
@@ -54,8 +62,9 @@ def open_archive(source, data) -> zipfile.ZipFile:
     except zipfile.BadZipFile as e:
         raise ValueError(f"{source}: not a .keras file or a truncated one (not a readable zip "
                          f"archive: {e})") from None
-    except (OSError, EOFError, ValueError) as e:
-        raise ValueError(f"{source}: unreadable zip archive ({type(e).__name__}: {e})") from None
+    except _ZIP_ERRORS as e:
+        raise ValueError(f"{source}: not a .keras file or a corrupt one (unreadable zip "
+                         f"archive: {type(e).__name__}: {e})") from None
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise UnsafeArchive(f"{source}: {len(infos)} archive members, more than the "
@@ -90,7 +99,7 @@ def read_member(source, zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
     try:
         with zf.open(info) as f:
             data = f.read(limit + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as e:
+    except _ZIP_ERRORS as e:
         raise ValueError(f"{source}: archive member {name!r} is truncated or corrupt "
                          f"({type(e).__name__}: {e})") from None
     if len(data) > limit:

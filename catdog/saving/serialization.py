@@ -32,6 +32,9 @@ FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "float32"}, "registered_name": None}
 MAX_DEPTH = 64  # nesting of JSON objects and of models inside models
 MAX_LAYERS = 100_000
+# Weights a config may declare, counted before any layer allocates them (a few bytes of JSON
+# must not make catdog allocate gigabytes): 2**28 float32 values = 1 GiB, ~2x VGG16.
+MAX_PARAMS = 1 << 28
 
 
 class ConfigError(ValueError):
@@ -470,6 +473,8 @@ def check_tree(node, path=(), depth=0):
                 "loading a file never runs code (Keras's safe_mode; catdog has no unsafe mode)")
         if not isinstance(cname, str):
             raise ConfigError(f"class_name at {_where(path)} is not a string")
+        if not isinstance(module, (str, type(None))) or not isinstance(reg, (str, type(None))):
+            raise ConfigError(f"module / registered_name at {_where(path)} must be strings")
         if reg is not None and reg != cname:
             raise ConfigError(
                 f"refusing {who}({cname}) at {_where(path)}: registered_name {reg!r} names a "
@@ -633,10 +638,32 @@ def _layer_name(node, what):
     return name
 
 
+def _declared_params(layer, shape):
+    """Weights `layer` will allocate when built on per-sample `shape` (its config's sizes)."""
+    c = shape[-1] if shape else 0
+    c = c if isinstance(c, int) else 0
+    if isinstance(layer, L.DepthwiseConv2D):
+        return layer.kernel_size[0] * layer.kernel_size[1] * c + c
+    if isinstance(layer, L.Conv2D):
+        return layer.kernel_size[0] * layer.kernel_size[1] * c * layer.filters + layer.filters
+    if isinstance(layer, L.Dense):
+        return c * layer.units + layer.units
+    if isinstance(layer, L.BatchNormalization):
+        return 4 * c
+    return 0
+
+
 class _Builder:
     def __init__(self):
         self.count = 0
         self.names = set()
+        self.params = 0
+
+    def budget(self, layer, shape):
+        self.params += _declared_params(layer, tuple(shape or ()))
+        if self.params > MAX_PARAMS:
+            raise ConfigError(f"layer '{layer.name}': the config declares more than "
+                              f"{MAX_PARAMS} weights in all, catdog's bound for a file")
 
     def _new_name(self, name):
         self.count += 1
@@ -706,7 +733,13 @@ class _Builder:
                 model.add(Input(self.input_shape(icfg, lname), name=lname))
                 continue
             try:
-                model.add(self.layer(node, depth))
+                layer = self.layer(node, depth)
+                if model._nodes:
+                    shape = model.output_shape
+                else:
+                    shape = model._known_input_shape()
+                self.budget(layer, shape)
+                model.add(layer)
             except ConfigError:
                 raise
             except (TypeError, ValueError) as e:
@@ -795,6 +828,8 @@ class _Builder:
             if len(args) != 1:
                 raise ConfigError(f"{where} ({cname}): expected one argument, got {len(args)}")
             arg = args[0]
+            first = (arg[0] if arg else None) if isinstance(arg, list) else arg
+            self.budget(layer, tensor(first, where).shape if first is not None else None)
             try:
                 if isinstance(arg, list):
                     out = layer([tensor(a, where) for a in arg], training=training)
