@@ -10,7 +10,9 @@ random head, compiled as the lab and trained one step), MobileNetV2 with its top
 Sequential CNN, and the three Keras-made fixtures of tests/fixtures/keras_saving/ after
 catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
 subprocess): `keras.models.load_model` on each file, `predict` on the same inputs, compared
-with catdog's at rtol 1e-5 (atol 1e-6); compiled files also take one `train_on_batch`.
+with catdog's at rtol 1e-5 (atol 1e-6); compiled files also take one `train_on_batch`. For
+catdog's Sequential (saved after two Adam steps) Keras's next step on the same batch must
+move the weights as catdog's next step did (1e-2 relative): the optimizer state carried.
 Prints one line per file and exits non-zero on any mismatch. TensorFlow stays out of
 catdog's own environment: the two sides share only the files.
 """
@@ -50,14 +52,20 @@ def catdog_side(out):
             if values:
                 layer.set_weights(values)
 
-    def add(name, model, x):
-        if not name.startswith("resaved_"):
+    def add(name, model, x, resume=None):
+        if not name.startswith("resaved_") and resume is None:
             randomize(model)
         path = os.path.join(out, name)
         model.save(path)
         np.save(os.path.join(out, name + ".x.npy"), x)
         np.save(os.path.join(out, name + ".pred.npy"), model.predict(x))
         files[name] = bool(model._compiled)
+        if resume is not None:  # catdog's next step after the save, for Keras to repeat
+            before = model.get_weights()
+            model.train_on_batch(*resume)
+            np.savez(os.path.join(out, name + ".resume.npz"), x=resume[0], y=resume[1],
+                     **{f"before{i}": w for i, w in enumerate(before)},
+                     **{f"after{i}": w for i, w in enumerate(model.get_weights())})
 
     # the lab's model, built by catdog
     base = catdog.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
@@ -86,12 +94,14 @@ def catdog_side(out):
         layers.Conv2D(8, 3, padding="same", use_bias=False), layers.BatchNormalization(),
         layers.ReLU(), layers.MaxPooling2D(), layers.DepthwiseConv2D(3, padding="same"),
         layers.ReLU(6.0), layers.AveragePooling2D(), layers.Conv2D(12, 1),
-        layers.GlobalAveragePooling2D(), layers.Dropout(0.1),
-        layers.Dense(3, activation="softmax")])
-    seq.compile(optimizer=catdog.optimizers.RMSprop(1e-3),
+        layers.GlobalAveragePooling2D(), layers.Dense(3, activation="softmax")])
+    seq.compile(optimizer=catdog.optimizers.Adam(1e-2),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    randomize(seq)
     seq.train_on_batch(xs, np.array([0, 1, 2, 1]))
-    add("catdog_cnn_seq.keras", seq, rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float32))
+    seq.train_on_batch(xs, np.array([0, 1, 2, 1]))
+    add("catdog_cnn_seq.keras", seq, rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float32),
+        resume=(xs, np.array([0, 1, 2, 1])))
 
     io = np.load(os.path.join(FIXTURES, "saving_io.npz"))
     for name in ("lab_a035_32.keras", "mnv2_top_a035_32.keras", "cnn_seq.keras"):
@@ -119,6 +129,19 @@ def tf_side(out, files):
             y = (np.arange(len(x)) % want.shape[-1]) if want.shape[-1] > 1 else np.array([0, 1, 0][:len(x)], np.float32)
             loss = model.train_on_batch(x, y)
             step = f", one train_on_batch: loss {np.ravel(loss)[0]:.4f}"
+        rpath = path + ".resume.npz"
+        if os.path.exists(rpath):  # Keras's step after loading = catdog's step after saving
+            r = np.load(rpath)
+            n = len([k for k in r.files if k.startswith("before")])
+            model = keras.models.load_model(path)
+            model.train_on_batch(r["x"], r["y"])
+            worst = max(float(np.max(np.abs((w - r[f"before{i}"]) - (r[f"after{i}"] - r[f"before{i}"])))
+                              / max(float(np.max(np.abs(r[f"after{i}"] - r[f"before{i}"]))), 1e-30))
+                        for i, w in enumerate(model.get_weights()[:n]))
+            ok = ok and worst <= 1e-2
+            step += (f"; optimizer state restored (iterations "
+                     f"{int(model.optimizer.iterations.numpy()) - 1} before the step), the next "
+                     f"step's update matches catdog's within {worst:.1e} relative")
         print(f"{name}: keras {keras.__version__} loads it; max |keras - catdog| = "
               f"{float(np.max(np.abs(got - want))):.2e} (max |pred| {float(np.max(np.abs(want))):.3f})"
               f"{step}: {'OK' if ok else 'MISMATCH'}")

@@ -222,3 +222,53 @@ def test_unsupported_layer_names_class_and_layer():
     cfg["config"]["layers"][2]["config"]["activation"] = "relu"  # issue 22 brings this
     with pytest.raises(ConfigError, match=r"layer 'conv2d.*activation='relu'"):
         catdog.models.model_from_json(json.dumps(cfg))
+
+
+# ---- the optimizer's state (catdog/saving/optimizer_state.py) -----------------------------
+@pytest.mark.parametrize("name", ["resume_adam.keras", "resume_rmsprop.keras"])
+def test_training_resumes_where_keras_stopped(name):
+    """Keras trained two steps and saved; its third step on the same batch is the reference.
+    catdog's third step after load_model gives the same update; with a fresh optimizer (what
+    compile() gives) it would not: Adam's first step moves every weight by ~lr."""
+    x, y = IO["x/" + name], IO["y/" + name]
+    n = len([k for k in IO if k.startswith(f"before/{name}/")])
+    before = [IO[f"before/{name}/{i}"] for i in range(n)]
+    after = [IO[f"after/{name}/{i}"] for i in range(n)]
+    model = catdog.models.load_model(os.path.join(FIX, name))
+    assert_close_rel(model.predict(x), IO["pred/" + name], REL, name)
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert model._graph.opt_iterations() == 2
+    loss = model.train_on_batch(x, y)
+    assert loss == pytest.approx(float(IO["loss3/" + name]), rel=1e-4)
+    for i, (w, b, a) in enumerate(zip(model.get_weights(), before, after)):
+        if i == 1:  # the conv bias before BN: its gradient is rounding noise in both
+            continue
+        assert_close_rel(w - b, a - b, 1e-2, f"{name} weight {i}: the resumed step")
+    fresh = catdog.models.load_model(os.path.join(FIX, name), compile=False)
+    fresh.compile(optimizer=type(model._compiled.optimizer)(1e-2), loss="sparse_categorical_crossentropy")
+    fresh.train_on_batch(x, y)
+    # the Conv2D kernel (weight 0): a fresh optimizer's step is far from Keras's third step
+    moved = fresh.get_weights()[0] - before[0]
+    assert np.abs(moved - (after[0] - before[0])).max() > 10 * np.abs(
+        model.get_weights()[0] - after[0]).max()
+
+
+def test_catdog_saves_its_optimizer_state(tmp_path):
+    """catdog -> file -> catdog: the restored state makes the next step the same bits."""
+    name = "resume_adam.keras"
+    x, y = IO["x/" + name], IO["y/" + name]
+    a = catdog.models.load_model(os.path.join(FIX, name))
+    a.train_on_batch(x, y)
+    a.save(tmp_path / "a.keras")
+    with h5py.File(__import__("io").BytesIO(
+            zipfile.ZipFile(tmp_path / "a.keras").read("model.weights.h5")), "r") as f:
+        g = f["optimizer/vars"]
+        assert g.attrs["name"] == a._compiled.optimizer.name
+        assert g["0"][()] == 3 and g["0"].dtype == np.int64
+        assert g["1"].dtype == np.float32 and len(g) == 2 + 2 * 6  # m, v per trainable weight
+    b = catdog.models.load_model(tmp_path / "a.keras")
+    a.train_on_batch(x, y)
+    b.train_on_batch(x, y)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)

@@ -243,3 +243,10 @@ def test_fuzz_regressions(sandbox):
     refused(tmp / "v.keras", "corrupt|not a .keras")
     with pytest.raises(ValueError, match="must be strings"):
         catdog.models.model_from_json('{"class_name": "Sequential", "module": {"a": 1}}')
+    # ZeroPadding2D after Dense: catdog's layer indexed past the vector's shape (IndexError)
+    cfg = json.loads(tiny_model().to_json())
+    cfg["config"]["layers"].append({"module": "keras.layers", "class_name": "ZeroPadding2D",
+                                    "config": {"name": "pad", "padding": 1},
+                                    "registered_name": None})
+    with pytest.raises(ValueError, match="'pad'"):
+        catdog.models.model_from_json(json.dumps(cfg))

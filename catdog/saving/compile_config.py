@@ -69,6 +69,9 @@ def metric_config(metric):
     if isinstance(metric, metrics_mod.BinaryAccuracy):
         return _obj("keras.metrics", "BinaryAccuracy",
                     {"name": metric.name, "dtype": "float32", "threshold": metric.threshold})
+    if (metric.name in ("accuracy", "acc") and isinstance(
+            metric, (metrics_mod.SparseCategoricalAccuracy, metrics_mod.CategoricalAccuracy))):
+        return metric.name  # compile(metrics=["accuracy"]): Keras keeps the string
     if isinstance(metric, metrics_mod.SparseCategoricalAccuracy):
         return _obj("keras.metrics", "SparseCategoricalAccuracy",
                     {"name": metric.name, "dtype": "float32"})

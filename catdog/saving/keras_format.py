@@ -13,8 +13,9 @@ a crash mid-write leaves the old file intact (as `save_weights`).
 Loading reads the members into memory through safety.py (never extracting anything), builds
 the model from its config (nothing a file names is imported or called), then checks every
 weight against the model before setting any: present, numeric, finite, of the shape the
-config implies. The optimizer's state in the file (`optimizer/vars`) is not restored: catdog
-compiles a fresh optimizer with the saved arguments (see the README).
+config implies. With compile=True the model is compiled with the saved arguments and the
+optimizer's state (`optimizer/vars`: iterations and slots, optimizer_state.py) is restored,
+so training resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def _weight_entries(model):
 def _h5_bytes(model) -> bytes:
     import h5py
 
+    from catdog.saving import optimizer_state
+
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         for where, name, arrays in _weight_entries(model):
@@ -50,6 +53,12 @@ def _h5_bytes(model) -> bytes:
             g.attrs["name"] = name
             for i, a in enumerate(arrays):
                 g.create_dataset(str(i), data=np.asarray(a, dtype=np.float32))
+        state = optimizer_state.arrays_to_save(model)
+        if state is not None:  # iterations int64, learning_rate float32, slots float32
+            g = f.create_group("optimizer/vars")
+            g.attrs["name"] = model._compiled.optimizer.name
+            for i, a in enumerate(state):
+                g.create_dataset(str(i), data=a)
     return buf.getvalue()
 
 
@@ -118,14 +127,18 @@ def _read_weights(source, data: bytes):
             f.visititems(visit)
             loaded = {}
             for where, dsets in out.items():
-                if where.startswith("optimizer") or "metrics" in where.split("/")[:1]:
-                    continue  # the optimizer's state: not restored (module doc)
                 loaded[where] = [(d.name, d.dtype, d.shape, d) for d in dsets]
             # read the arrays now, while the file is open, checking the dtype first
             result = {}
             for where, items in loaded.items():
                 arrays = []
-                for dname, dtype, shape, d in items:
+                for j, (dname, dtype, shape, d) in enumerate(items):
+                    if where == "optimizer" and j == 0:  # iterations: an integer scalar
+                        if dtype.kind not in "iu" or shape != ():
+                            raise ValueError(f"{source}: optimizer iterations ({dname}) must "
+                                             f"be an integer scalar, got {dtype} {shape}")
+                        arrays.append((dname, np.asarray(d[()], dtype=np.int64)))
+                        continue
                     if dtype.kind not in _FLOAT_KINDS:
                         raise ValueError(f"{source}: weight {dname} has dtype {dtype}, not a "
                                          "floating-point type")
@@ -207,12 +220,15 @@ def load_bytes(source: str, data: bytes, compile=True):
         model = model_from_config(config)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
-    _set_weights(source, model, _read_weights(source, weights))
+    store = _read_weights(source, weights)
+    _set_weights(source, model, store)
     if compile and isinstance(config, dict) and config.get("compile_config"):
-        from catdog.saving import compile_config
+        from catdog.saving import compile_config, optimizer_state
 
         try:
             compile_config.compile_from(model, config["compile_config"])
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
+        if store.get("optimizer"):
+            optimizer_state.restore(source, model, [a for _, a in store["optimizer"]])
     return model

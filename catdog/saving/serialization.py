@@ -41,6 +41,12 @@ class ConfigError(ValueError):
     """A config catdog cannot (or will not) build; the message names the layer at fault."""
 
 
+# What building catdog layers on a config's values can raise: a layer given an input of a
+# rank it does not take (ZeroPadding2D after Dense) indexes past the shape. At the loader's
+# boundary each becomes a ConfigError naming the layer.
+_BUILD_ERRORS = (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError)
+
+
 @dataclass
 class LayerSpec:
     keras_name: str
@@ -689,7 +695,7 @@ class _Builder:
             layer = spec.from_config(cfg, name)
         except ConfigError:
             raise
-        except (TypeError, ValueError) as e:
+        except _BUILD_ERRORS as e:
             raise ConfigError(f"layer '{name}' ({cname}): {e}") from None
         trainable = cfg.get("trainable", True)
         if not isinstance(trainable, bool):
@@ -742,13 +748,14 @@ class _Builder:
                 model.add(layer)
             except ConfigError:
                 raise
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"Sequential '{name}' layer {i}: {e}") from None
+            except _BUILD_ERRORS as e:
+                raise ConfigError(f"Sequential '{name}' layer {i} ('{_layer_name(node, '?')}', "
+                                  f"{node.get('class_name')}): {e}") from None
         shape = cfg.get("build_input_shape")
         if not model._nodes and isinstance(shape, list) and len(shape) in (2, 4):
             try:
                 model._require_built(tuple(shape[1:]))
-            except (TypeError, ValueError) as e:
+            except _BUILD_ERRORS as e:
                 raise ConfigError(f"Sequential '{name}': {e}") from None
         self._trainable(model, cfg, name)
         return model
@@ -837,7 +844,7 @@ class _Builder:
                     out = layer(tensor(arg, where), training=training)
             except ConfigError:
                 raise
-            except (TypeError, ValueError) as e:
+            except _BUILD_ERRORS as e:
                 raise ConfigError(f"{where} ({cname}) in model '{name}': {e}") from None
             made[lname] = out
 
@@ -853,7 +860,7 @@ class _Builder:
                           ref(cfg.get("output_layers"), "output_layers"), name=name)
         except ConfigError:
             raise
-        except (TypeError, ValueError) as e:
+        except _BUILD_ERRORS as e:
             raise ConfigError(f"model '{name}': {e}") from None
         self._trainable(model, cfg, name)
         return model
