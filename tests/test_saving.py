@@ -272,3 +272,28 @@ def test_catdog_saves_its_optimizer_state(tmp_path):
     b.train_on_batch(x, y)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_layer_get_config_from_config():
+    """Every registered layer class: from_config(get_config()) gives the same config (the
+    keys of keras/src/layers/*: e.g. Conv2D's filters, kernel_size, strides, padding, ...)."""
+    lab = loaded("lab_a035_32.keras")
+    leaves = [l for l in lab._leaf_layers()] + list(lab.layers[1].layers)
+    leaves += list(_small_cnn().layers) + [
+        layers.RandomZoom(0.1, 0.2, fill_mode="nearest"), layers.RandomTranslation(0.1, 0.2),
+        layers.AveragePooling2D(3, strides=1, padding="same")]
+    seen = set()
+    for layer in leaves:
+        if type(layer).__name__ == "InputLayer" or getattr(layer, "_keras_op", None):
+            continue  # an input, or a keras.ops call (an operation, not a layer, in Keras)
+        cfg = layer.get_config()
+        again = type(layer).from_config(cfg)
+        assert again.get_config() == cfg, type(layer).__name__
+        seen.add(type(layer).__name__)
+    assert {"Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "ZeroPadding2D", "Add",
+            "GlobalAveragePooling2D", "Dropout", "Dense", "Rescaling", "RandomFlip",
+            "RandomRotation", "RandomZoom", "RandomTranslation", "MaxPooling2D",
+            "AveragePooling2D"} <= seen
+    conv = lab.layers[4].get_layer("Conv1").get_config()
+    assert (conv["filters"], conv["kernel_size"], conv["strides"], conv["padding"],
+            conv["use_bias"], conv["trainable"]) == (16, [3, 3], [2, 2], "same", False, False)

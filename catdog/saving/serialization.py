@@ -883,3 +883,14 @@ def layer_from_config(config: dict):
     config = _obj(config, "layer config")
     check_tree(config)
     return _Builder().layer(config, 0)
+
+
+def layer_from_class(cls, config: dict):
+    """`cls.from_config(config)`: a layer of catdog class `cls` from its Keras config."""
+    spec = _BY_CLASS.get(cls)
+    if spec is None:
+        raise ConfigError(f"{cls.__name__} has no Keras config in catdog's registry")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{cls.__name__}.from_config takes a dict, got {type(config).__name__}")
+    return layer_from_config({"module": spec.module, "class_name": spec.keras_name,
+                              "config": config, "registered_name": None})
