@@ -32,6 +32,7 @@ from catdog import activations, callbacks, config, layers, losses, metrics, opti
 from catdog.models import Input, Model, Sequential  # noqa: E402,F401
 from catdog import applications, datasets, plot, utils  # noqa: E402,F401
 from catdog import data, ops, preprocessing  # noqa: E402,F401
+from catdog import saving  # noqa: E402,F401
 
 __version__ = "0.1.0"
 

@@ -64,6 +64,8 @@ def _children(model):
     for layer in layers:
         if id(layer) in seen or (isinstance(model, Sequential) and isinstance(layer, InputLayer)):
             continue
+        if getattr(layer, "_keras_op", None):  # a keras.ops call loaded from a .keras file:
+            continue  # an operation in Keras's graph, not one of its layers
         seen.add(id(layer))
         out.append(layer)
     return out

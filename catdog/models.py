@@ -540,6 +540,52 @@ class Model(Layer):
                                       "show_trainable")
         summary(self, print_fn or print, line_length or 98, show_trainable)
 
+    # -- whole-model files (catdog/saving/) ------------------------------------------------
+    def save(self, filepath, overwrite=True, zipped=None):
+        """Keras 3's `.keras` file: config, compile arguments and weights, written atomically
+        (catdog/saving/keras_format.py). TensorFlow's keras.models.load_model reads it."""
+        from pathlib import Path
+
+        from catdog.saving import keras_format
+
+        if not overwrite and Path(filepath).exists():
+            raise FileExistsError(f"{filepath} exists and overwrite=False")
+        if zipped is False:
+            raise ValueError("model.save: catdog writes the zipped .keras file only")
+        return keras_format.save_model(self, filepath)
+
+    def export(self, filepath, format="onnx", verbose=None, **kwargs):
+        """The inference graph for runtimes without Python: format="onnx" (needs the onnx
+        package: pip install catdog[onnx]); see catdog/saving/onnx_export.py."""
+        if format != "onnx":
+            raise ValueError(f"model.export: catdog exports format='onnx' only, got {format!r}")
+        from catdog.saving import onnx_export
+
+        return onnx_export.export(self, filepath, **kwargs)
+
+    def get_config(self):
+        """Keras's model config (the "config" part of config.json)."""
+        from catdog.saving import serialization
+
+        return serialization.layer_config(self)["config"]
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from catdog.saving import serialization
+
+        if custom_objects:
+            raise ValueError("from_config: custom_objects are not supported")
+        kind = "Sequential" if issubclass(cls, Sequential) else "Functional"
+        module = "keras" if kind == "Sequential" else "keras.src.models.functional"
+        return serialization.model_from_config(
+            {"module": module, "class_name": kind, "config": config, "registered_name": None})
+
+    def to_json(self, **kwargs):
+        """The model's Keras 3 config as JSON; catdog.models.model_from_json reads it."""
+        from catdog.saving import keras_format
+
+        return keras_format.to_json(self, **kwargs)
+
 
 class Sequential(Model):
     """A linear stack of layers, as keras.Sequential: Sequential([RandomFlip(...),
@@ -651,3 +697,19 @@ class Sequential(Model):
     def train_on_batch(self, x, y):
         self._build_for_data(np.asarray(x))
         return Model.train_on_batch(self, x, y)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A model from a Keras 3 `.keras` file, Keras's or catdog's (catdog/saving/)."""
+    from catdog.saving import keras_format
+
+    return keras_format.load_model(filepath, custom_objects, compile, safe_mode)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A model (fresh weights) from `Model.to_json()` or Keras's own to_json."""
+    from catdog.saving import keras_format
+
+    if custom_objects:
+        raise ValueError("model_from_json: custom_objects are not supported")
+    return keras_format.from_json(json_string)

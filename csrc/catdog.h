@@ -233,6 +233,18 @@ int cd_graph_label_width(const cd_graph *g);
 cd_status cd_graph_loss_backward(cd_graph *g, const float *x, const float *labels, int n,
                                  int training, cd_loss_kind kind, float *loss);
 int64_t cd_graph_step_count(const cd_graph *g);
+/* The optimizer's state, to save and restore it (Keras's optimizer variables): the slots the
+ * compiled optimizer keeps per trainable weight (SGD: momentum if > 0; Adam: m, v; RMSprop:
+ * v, then momentum if > 0, then the mean gradient if centered), each weight's slot `slot` of
+ * layer `layer` weight `w` (zeros before its first update), and `iterations` (Keras
+ * optimizer.iterations, the t of Adam's bias correction). Setting needs a compiled graph. */
+int cd_graph_opt_slots(const cd_graph *g);
+cd_status cd_graph_get_opt_slot(const cd_graph *g, int layer, int w, int slot, float *dst,
+                                size_t n);
+cd_status cd_graph_set_opt_slot(cd_graph *g, int layer, int w, int slot, const float *src,
+                                size_t n);
+int64_t cd_graph_opt_iterations(const cd_graph *g);
+cd_status cd_graph_set_opt_iterations(cd_graph *g, int64_t iterations);
 
 
 /* ---- data pipeline -------------------------------------------------------------------- */

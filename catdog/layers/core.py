@@ -208,6 +208,18 @@ class Layer:
     def count_params(self) -> int:
         return int(sum(w.size for _, w, _ in self._weights))
 
+    # -- Keras configs (catdog/saving/serialization.py holds each class's) -------------------
+    def get_config(self) -> dict:
+        from catdog.saving import serialization
+
+        return serialization.layer_config(self)["config"]
+
+    @classmethod
+    def from_config(cls, config: dict):
+        from catdog.saving import serialization
+
+        return serialization.layer_from_class(cls, config)
+
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, inputs, training=None):
         from catdog.models import KerasTensor  # late import: models builds on layers

@@ -98,9 +98,10 @@ class _Augmentation(_Base):
         return super().__call__(inputs, training=training)
 
     def get_config(self) -> dict:
-        cfg = {k: v for k, v in self._cd_op().items() if k != "kind"}
-        cfg.update(name=self.name, seed=self.seed)
-        return cfg
+        """Keras's config (catdog/saving/serialization.py)."""
+        from catdog.saving import serialization
+
+        return serialization.layer_config(self)["config"]
 
 
 def _is_symbolic(x) -> bool:
@@ -229,7 +230,10 @@ class Rescaling(_RescalingBase):
         return super().__call__(inputs, training=training)
 
     def get_config(self) -> dict:
-        return {"name": self.name, "scale": self.scale, "offset": self.offset}
+        """Keras's config (catdog/saving/serialization.py)."""
+        from catdog.saving import serialization
+
+        return serialization.layer_config(self)["config"]
 
 
 __all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling", "apply_layers"]

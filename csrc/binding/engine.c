@@ -431,6 +431,57 @@ static PyObject *Graph_get_gradient(GraphObject *self, PyObject *args) {
     return out;
 }
 
+/* The optimizer's state (catdog.h cd_graph_*_opt_*): slot `s` of layer `layer` weight `w`. */
+static PyObject *Graph_get_opt_slot(GraphObject *self, PyObject *args) {
+    int layer, w, slot;
+    if (!PyArg_ParseTuple(args, "iii", &layer, &w, &slot) || check_graph(self)) return NULL;
+    cd_weight_info info;
+    cd_status s = cd_graph_weight_info(self->graph, layer, w, &info);
+    if (s != CD_OK) return cd_py_raise(s);
+    npy_intp dims[CD_MAX_DIMS];
+    for (int d = 0; d < info.ndim; d++) dims[d] = info.dims[d];
+    PyObject *out = new_float_array(info.ndim, dims);
+    if (!out) return NULL;
+    s = cd_graph_get_opt_slot(self->graph, layer, w, slot,
+                              PyArray_DATA((PyArrayObject *)out), info.size);
+    if (s != CD_OK) {
+        Py_DECREF(out);
+        return cd_py_raise(s);
+    }
+    return out;
+}
+
+static PyObject *Graph_set_opt_slot(GraphObject *self, PyObject *args) {
+    int layer, w, slot;
+    PyObject *obj;
+    if (!PyArg_ParseTuple(args, "iiiO", &layer, &w, &slot, &obj) || check_graph(self))
+        return NULL;
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(obj, NPY_FLOAT32, 0, 0,
+                                                        NPY_ARRAY_IN_ARRAY);
+    if (!a) return NULL;
+    cd_status s = cd_graph_set_opt_slot(self->graph, layer, w, slot, PyArray_DATA(a),
+                                        (size_t)PyArray_SIZE(a));
+    Py_DECREF(a);
+    if (s != CD_OK) return cd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Graph_opt_slots(GraphObject *self, PyObject *unused) {
+    (void)unused;
+    if (check_graph(self)) return NULL;
+    return PyLong_FromLong(cd_graph_opt_slots(self->graph));
+}
+
+static PyObject *Graph_opt_iterations(GraphObject *self, PyObject *args) {
+    long long t = -1;
+    if (!PyArg_ParseTuple(args, "|L", &t) || check_graph(self)) return NULL;
+    if (t >= 0) {
+        cd_status s = cd_graph_set_opt_iterations(self->graph, (int64_t)t);
+        if (s != CD_OK) return cd_py_raise(s);
+    }
+    return PyLong_FromLongLong(cd_graph_opt_iterations(self->graph));
+}
+
 /* kwargs[name] as a float (default when absent); -1 with an exception set. */
 static int kw_float(PyObject *kw, const char *name, float def, float *out) {
     PyObject *v = kw ? PyDict_GetItemString(kw, name) : NULL;
@@ -796,6 +847,11 @@ static PyMethodDef Graph_methods[] = {
     {"train_step", (PyCFunction)Graph_train_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
     {"eval_step", (PyCFunction)Graph_eval_step, METH_VARARGS, "(x, labels) -> (loss, correct)"},
     {"step_count", (PyCFunction)Graph_step_count, METH_NOARGS, ""},
+    {"get_opt_slot", (PyCFunction)Graph_get_opt_slot, METH_VARARGS, "(layer, w, slot) -> array"},
+    {"set_opt_slot", (PyCFunction)Graph_set_opt_slot, METH_VARARGS, "(layer, w, slot, array)"},
+    {"opt_slots", (PyCFunction)Graph_opt_slots, METH_NOARGS, "slots per trainable weight"},
+    {"opt_iterations", (PyCFunction)Graph_opt_iterations, METH_VARARGS,
+     "([iterations]) -> Keras optimizer.iterations (sets it when given)"},
     {"run_epoch", (PyCFunction)Graph_run_epoch, METH_VARARGS,
      "(loader, train, callback=None, key=0) -> stats: a whole epoch in C, GIL released; an "
      "evaluation epoch with a nonzero key records the feature cache"},

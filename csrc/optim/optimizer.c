@@ -194,3 +194,61 @@ cd_status cd_optimizer_apply(cd_graph *g) {
     g->opt_iterations = t;
     return CD_OK;
 }
+
+/* ---- the state, to save and restore it (catdog.h) ---- */
+int cd_graph_opt_slots(const cd_graph *g) {
+    if (!g->compiled) return 0;
+    const optimizer_family *f = family_of(g->opt.kind);
+    return f ? f->slots(&g->opt) : 0;
+}
+
+static cd_status opt_param(const cd_graph *g, int layer, int w, int slot, size_t n,
+                           const cd_param **out) {
+    if (!g->compiled) return cd_fail(CD_ERR_STATE, "the graph has no compiled optimizer");
+    if (layer < 0 || layer >= g->num_nodes)
+        return cd_fail(CD_ERR_VALUE, "layer index %d out of range [0, %d)", layer, g->num_nodes);
+    const cd_node *node = &g->nodes[layer];
+    if (w < 0 || w >= node->num_params)
+        return cd_fail(CD_ERR_VALUE, "layer '%s' has %d weights; index %d is out of range",
+                       node->name, node->num_params, w);
+    if (slot < 0 || slot >= cd_graph_opt_slots(g))
+        return cd_fail(CD_ERR_VALUE, "the optimizer keeps %d slots per weight; %d is out of range",
+                       cd_graph_opt_slots(g), slot);
+    const cd_param *p = &node->params[w];
+    if (n != p->size)
+        return cd_fail(CD_ERR_VALUE, "optimizer slot of '%s/%s' has %zu values, not %zu",
+                       node->name, p->name, p->size, n);
+    *out = p;
+    return CD_OK;
+}
+
+cd_status cd_graph_get_opt_slot(const cd_graph *g, int layer, int w, int slot, float *dst,
+                                size_t n) {
+    const cd_param *p;
+    CD_TRY(opt_param(g, layer, w, slot, n, &p));
+    if (p->slot[slot]) memcpy(dst, p->slot[slot], n * sizeof(float));
+    else memset(dst, 0, n * sizeof(float));
+    return CD_OK;
+}
+
+cd_status cd_graph_set_opt_slot(cd_graph *g, int layer, int w, int slot, const float *src,
+                                size_t n) {
+    const cd_param *cp;
+    CD_TRY(opt_param(g, layer, w, slot, n, &cp));
+    cd_param *p = &g->nodes[layer].params[w];
+    if (!p->slot[slot]) {
+        p->slot[slot] = cd_calloc(p->size, sizeof(float), "optimizer state");
+        if (!p->slot[slot]) return CD_ERR_MEMORY;
+    }
+    memcpy(p->slot[slot], src, n * sizeof(float));
+    return CD_OK;
+}
+
+int64_t cd_graph_opt_iterations(const cd_graph *g) { return g->opt_iterations; }
+
+cd_status cd_graph_set_opt_iterations(cd_graph *g, int64_t iterations) {
+    if (!g->compiled) return cd_fail(CD_ERR_STATE, "the graph has no compiled optimizer");
+    if (iterations < 0) return cd_fail(CD_ERR_VALUE, "iterations must be >= 0");
+    g->opt_iterations = iterations;
+    return CD_OK;
+}

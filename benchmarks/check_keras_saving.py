@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""The `.keras` round trip both ways, with TensorFlow's Keras 3 on the other side.
+
+    bash benchmarks/setup.sh tf
+    .venv/bin/python benchmarks/check_keras_saving.py          # catdog's venv (scripts/test.sh makes it)
+
+Step 1 (catdog's interpreter): catdog builds and saves models into a temp folder, with the
+inputs and catdog's predictions beside them: the lab's model (alpha 0.35, 32x32, seeded
+random head, compiled as the lab and trained one step), MobileNetV2 with its top, a
+Sequential CNN, and the three Keras-made fixtures of tests/fixtures/keras_saving/ after
+catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
+subprocess): `keras.models.load_model` on each file, `predict` on the same inputs, compared
+with catdog's at rtol 1e-5 (atol 1e-6); compiled files also take one `train_on_batch`. For
+catdog's Sequential (saved after two Adam steps) Keras's next step on the same batch must
+move the weights as catdog's next step did (1e-2 relative): the optimizer state carried.
+Prints one line per file and exits non-zero on any mismatch. TensorFlow stays out of
+catdog's own environment: the two sides share only the files.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "keras_saving")
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def catdog_side(out):
+    import numpy as np
+    import catdog
+    from catdog import layers
+
+    catdog.random.set_seed(20)
+    rng = np.random.default_rng(20)
+    files = {}
+
+    def randomize(model):
+        """Weights that keep activations O(1) (tests/fixtures/make_saving_fixtures.py)."""
+        for layer in model._leaf_layers():
+            values = []
+            for wname, w, _ in layer._weights:
+                if wname in ("gamma", "moving_variance"):
+                    values.append(rng.uniform(0.5, 1.5, w.shape))
+                elif wname in ("beta", "moving_mean", "bias"):
+                    values.append(rng.normal(0, 0.1, w.shape))
+                else:
+                    fan_in = w.shape[0] * w.shape[1] if wname == "depthwise_kernel" else int(np.prod(w.shape[:-1]))
+                    values.append(rng.normal(0, 1.15 / np.sqrt(fan_in), w.shape))
+            if values:
+                layer.set_weights(values)
+
+    def add(name, model, x, resume=None):
+        if not name.startswith("resaved_") and resume is None:
+            randomize(model)
+        path = os.path.join(out, name)
+        model.save(path)
+        np.save(os.path.join(out, name + ".x.npy"), x)
+        np.save(os.path.join(out, name + ".pred.npy"), model.predict(x))
+        files[name] = bool(model._compiled)
+        if resume is not None:  # catdog's next step after the save, for Keras to repeat
+            before = model.get_weights()
+            model.train_on_batch(*resume)
+            np.savez(os.path.join(out, name + ".resume.npz"), x=resume[0], y=resume[1],
+                     **{f"before{i}": w for i, w in enumerate(before)},
+                     **{f"after{i}": w for i, w in enumerate(model.get_weights())})
+
+    # the lab's model, built by catdog
+    base = catdog.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                           include_top=False, weights=None)
+    base.trainable = False
+    inputs = catdog.Input(shape=(32, 32, 3))
+    x = catdog.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.2)])(inputs)
+    x = catdog.applications.mobilenet_v2.preprocess_input(x)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    lab = catdog.Model(inputs, layers.Dense(1)(x))
+    lab.compile(optimizer=catdog.optimizers.Adam(learning_rate=1e-3),
+                loss=catdog.losses.BinaryCrossentropy(from_logits=True),
+                metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
+    xs = rng.integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
+    lab.train_on_batch(xs, np.array([0, 1, 1, 0], np.float32))
+    add("catdog_lab.keras", lab, rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float32))
+
+    top = catdog.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, classes=5,
+                                          weights=None)
+    add("catdog_mnv2_top.keras", top, rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32))
+
+    seq = catdog.Sequential([
+        catdog.Input((32, 32, 3)), layers.Rescaling(1.0 / 255),
+        layers.Conv2D(8, 3, padding="same", use_bias=False), layers.BatchNormalization(),
+        layers.ReLU(), layers.MaxPooling2D(), layers.DepthwiseConv2D(3, padding="same"),
+        layers.ReLU(6.0), layers.AveragePooling2D(), layers.Conv2D(12, 1),
+        layers.GlobalAveragePooling2D(), layers.Dense(3, activation="softmax")])
+    seq.compile(optimizer=catdog.optimizers.Adam(1e-2),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    randomize(seq)
+    seq.train_on_batch(xs, np.array([0, 1, 2, 1]))
+    seq.train_on_batch(xs, np.array([0, 1, 2, 1]))
+    add("catdog_cnn_seq.keras", seq, rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float32),
+        resume=(xs, np.array([0, 1, 2, 1])))
+
+    io = np.load(os.path.join(FIXTURES, "saving_io.npz"))
+    for name in ("lab_a035_32.keras", "mnv2_top_a035_32.keras", "cnn_seq.keras"):
+        m = catdog.models.load_model(os.path.join(FIXTURES, name))
+        add("resaved_" + name, m, io["x/" + name])
+    return files
+
+
+def tf_side(out, files):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import keras
+
+    bad = 0
+    for name, compiled in files.items():
+        path = os.path.join(out, name)
+        x = np.load(path + ".x.npy")
+        want = np.load(path + ".pred.npy")
+        model = keras.models.load_model(path)
+        got = model.predict(x, verbose=0)
+        err = float(np.max(np.abs(got - want) / (np.abs(want) * RTOL + ATOL)))
+        ok = got.shape == want.shape and err <= 1.0
+        step = ""
+        if compiled:
+            y = (np.arange(len(x)) % want.shape[-1]) if want.shape[-1] > 1 else np.array([0, 1, 0][:len(x)], np.float32)
+            loss = model.train_on_batch(x, y)
+            step = f", one train_on_batch: loss {np.ravel(loss)[0]:.4f}"
+        rpath = path + ".resume.npz"
+        if os.path.exists(rpath):  # Keras's step after loading = catdog's step after saving
+            r = np.load(rpath)
+            n = len([k for k in r.files if k.startswith("before")])
+            model = keras.models.load_model(path)
+            model.train_on_batch(r["x"], r["y"])
+            worst = max(float(np.max(np.abs((w - r[f"before{i}"]) - (r[f"after{i}"] - r[f"before{i}"])))
+                              / max(float(np.max(np.abs(r[f"after{i}"] - r[f"before{i}"]))), 1e-30))
+                        for i, w in enumerate(model.get_weights()[:n]))
+            ok = ok and worst <= 1e-2
+            step += (f"; optimizer state restored (iterations "
+                     f"{int(model.optimizer.iterations.numpy()) - 1} before the step), the next "
+                     f"step's update matches catdog's within {worst:.1e} relative")
+        print(f"{name}: keras {keras.__version__} loads it; max |keras - catdog| = "
+              f"{float(np.max(np.abs(got - want))):.2e} (max |pred| {float(np.max(np.abs(want))):.3f})"
+              f"{step}: {'OK' if ok else 'MISMATCH'}")
+        bad += not ok
+    return bad
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--tf":
+        out = sys.argv[2]
+        with open(os.path.join(out, "files.json")) as f:
+            files = json.load(f)
+        sys.exit(1 if tf_side(out, files) else 0)
+    tf_python = os.environ.get("TF_PYTHON", os.path.join(HERE, ".venv-tf", "bin", "python"))
+    if not os.path.exists(tf_python):
+        sys.exit(f"{tf_python} not found: run `bash benchmarks/setup.sh tf` first")
+    with tempfile.TemporaryDirectory(prefix="catdog-keras-check-") as out:
+        files = catdog_side(out)
+        with open(os.path.join(out, "files.json"), "w") as f:
+            json.dump(files, f)
+        p = subprocess.run([tf_python, os.path.abspath(__file__), "--tf", out], cwd="/")
+        sys.exit(p.returncode)
+
+
+if __name__ == "__main__":
+    main()

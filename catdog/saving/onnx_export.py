@@ -1,0 +1,182 @@
+"""`model.export("x.onnx", format="onnx")`: the inference graph as an ONNX model.
+
+What the file holds (opset 17, IR version 8, so ONNX Runtime >= 1.10 and OpenVINO read it):
+
+* one input `inputs`, NHWC float32 as catdog's predict takes it, shape (batch, H, W, C)
+  with a symbolic batch axis; it is transposed once to NCHW, ONNX's convolution layout;
+* one output `output`: (batch, units) after a Dense head, or NHWC (batch, H', W', C')
+  for a model ending in an image tensor (transposed back);
+* the layers in catdog's inference semantics: augmentation layers (RandomFlip, ...) and
+  Dropout are left out (identity), BatchNormalization is ONNX BatchNormalization on the
+  moving statistics (runtimes fold it into the convolution), ReLU(max_value) is Clip,
+  Keras's asymmetric "same" padding and ZeroPadding2D are explicit pads, Dense is
+  MatMul + Add (+ Sigmoid / Softmax), GlobalAveragePooling2D is GlobalAveragePool + Flatten.
+
+Weights are the model's current ones (trained weights pulled from the engine first). Kernels
+change layout: Conv2D (kh, kw, cin, cout) -> (cout, cin, kh, kw); DepthwiseConv2D
+(kh, kw, c, 1) -> (c, 1, kh, kw) with group = c. The file is written atomically.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+OPSET = 17
+IR_VERSION = 8
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise ImportError("model.export(format='onnx') needs the onnx package: "
+                          "pip install catdog[onnx]  (or: pip install onnx)") from None
+    return onnx, helper, numpy_helper
+
+
+class _Graph:
+    def __init__(self, helper, numpy_helper):
+        self.h, self.nh = helper, numpy_helper
+        self.nodes, self.inits, self.used = [], [], set()
+
+    def name(self, base):
+        base = re.sub(r"[^A-Za-z0-9_./-]", "_", base) or "t"
+        n, k = base, 1
+        while n in self.used:
+            n, k = f"{base}_{k}", k + 1
+        self.used.add(n)
+        return n
+
+    def const(self, base, array):
+        n = self.name(base)
+        self.inits.append(self.nh.from_array(np.ascontiguousarray(array), n))
+        return n
+
+    def op(self, op_type, inputs, base, **attrs):
+        out = self.name(base)
+        self.nodes.append(self.h.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+
+def _weights(layer):
+    return {n: np.asarray(w, np.float32) for n, w, _ in layer._weights}
+
+
+def _pads(t, b, l, r):
+    return [int(t), int(l), int(b), int(r)]  # ONNX: begins of H, W then ends
+
+
+def _emit(g, layer, ins):
+    """ONNX nodes for one catdog layer on NCHW (or (N, C)) inputs; returns the output name."""
+    from catdog import layers as L
+    from catdog.layers.preprocessing import Rescaling
+
+    kind, name, w = type(layer), layer.name, _weights(layer)
+    x = ins[0]
+    if isinstance(layer, Rescaling) or kind is L.core.Rescaling:
+        y = g.op("Mul", [x, g.const(name + "/scale", np.float32(layer.scale))], name + "/mul")
+        return g.op("Add", [y, g.const(name + "/offset", np.float32(layer.offset))], name)
+    if kind is L.DepthwiseConv2D:
+        k = w["depthwise_kernel"]
+        wt = g.const(name + "/kernel", k.transpose(2, 3, 0, 1))
+        args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
+        return g.op("Conv", args, name, kernel_shape=list(layer.kernel_size),
+                    strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]))
+    if kind is L.Conv2D:
+        wt = g.const(name + "/kernel", w["kernel"].transpose(3, 2, 0, 1))
+        args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
+        return g.op("Conv", args, name, kernel_shape=list(layer.kernel_size),
+                    strides=list(layer.strides), pads=_pads(*layer.pads))
+    if kind is L.BatchNormalization:
+        args = [x] + [g.const(f"{name}/{k}", w[k])
+                      for k in ("gamma", "beta", "moving_mean", "moving_variance")]
+        return g.op("BatchNormalization", args, name, epsilon=float(layer.epsilon))
+    if kind is L.ReLU:
+        if layer.max_value is None:
+            return g.op("Relu", [x], name)
+        return g.op("Clip", [x, g.const(name + "/min", np.float32(0.0)),
+                             g.const(name + "/max", np.float32(layer.max_value))], name)
+    if kind is L.ZeroPadding2D:
+        (t, b), (l, r) = layer.padding
+        pads = np.array([0, 0, t, l, 0, 0, b, r], np.int64)
+        return g.op("Pad", [x, g.const(name + "/pads", pads)], name, mode="constant")
+    if kind is L.Add:
+        return g.op("Add", list(ins), name)
+    if kind is L.GlobalAveragePooling2D:
+        return g.op("Flatten", [g.op("GlobalAveragePool", [x], name + "/pool")], name, axis=1)
+    if kind is L.Dropout:
+        return x  # inference: identity
+    if kind is L.Dense:
+        y = g.op("MatMul", [x, g.const(name + "/kernel", w["kernel"])],
+                 name + ("/matmul" if layer.use_bias or layer.activation else ""))
+        if layer.use_bias:
+            y = g.op("Add", [y, g.const(name + "/bias", w["bias"])],
+                     name + ("/bias_add" if layer.activation else ""))
+        if layer.activation == "sigmoid":
+            y = g.op("Sigmoid", [y], name)
+        elif layer.activation == "softmax":
+            y = g.op("Softmax", [y], name, axis=-1)
+        return y
+    if kind in (L.MaxPooling2D, L.AveragePooling2D):
+        attrs = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides),
+                     pads=_pads(*layer.pads))
+        if kind is L.AveragePooling2D:  # Keras leaves "same" padding out of the mean
+            return g.op("AveragePool", [x], name, count_include_pad=0, **attrs)
+        return g.op("MaxPool", [x], name, **attrs)
+    raise ValueError(f"model.export: layer '{name}' ({kind.__name__}) has no ONNX form in "
+                     "catdog yet (catdog/saving/onnx_export.py)")
+
+
+def to_onnx(model):
+    """The onnx.ModelProto of `model`'s inference graph (see the module doc)."""
+    onnx, helper, numpy_helper = _onnx()
+    from catdog.layers.core import InputLayer
+
+    model._require_built()
+    model._sync()
+    flat, _augment = model._flatten()  # augmentation layers: identity at inference
+    if len(model.input_shape) != 3:
+        raise ValueError(f"model.export: catdog exports image models (input (H, W, C)), "
+                         f"got input shape {model.input_shape}")
+    g = _Graph(helper, numpy_helper)
+    inp = g.name("inputs")
+    h, wd, c = model.input_shape
+    outs = []
+    for i, (layer, positions, _, _) in enumerate(flat):
+        if isinstance(layer, InputLayer):
+            outs.append(g.op("Transpose", [inp], "to_nchw", perm=[0, 3, 1, 2]))
+            continue
+        outs.append(_emit(g, layer, [outs[p] for p in positions]))
+    last = outs[-1]
+    out_shape = model.output_shape
+    if len(out_shape) == 3:
+        last = g.op("Transpose", [last], "to_nhwc", perm=[0, 2, 3, 1])
+    out = g.op("Identity", [last], "output")
+    graph = helper.make_graph(
+        g.nodes, model.name or "catdog",
+        [helper.make_tensor_value_info(inp, onnx.TensorProto.FLOAT, ["batch", h, wd, c])],
+        [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, ["batch", *out_shape])],
+        initializer=g.inits)
+    proto = helper.make_model(graph, producer_name="catdog",
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export(model, filepath, **kwargs):
+    """Write `model`'s inference graph to `filepath` (atomically); returns the path."""
+    from catdog import h5io
+
+    if kwargs:
+        raise TypeError(f"model.export: unexpected arguments {', '.join(sorted(kwargs))}")
+    proto = to_onnx(model)
+    data = proto.SerializeToString()
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    return h5io._atomic_write(filepath, write)
