@@ -267,3 +267,24 @@ def test_validation_split_matches_keras_on_the_tutorials_call():
         assert got == fix[subset], subset
         assert ds.class_names == fix[f"{subset}_class_names"] == ["cats", "dogs"]
     assert len(fix["training"]) == 1600 and not set(fix["training"]) & set(fix["validation"])
+
+
+def test_fit_on_a_map_that_does_not_give_pairs_or_raises(folder):
+    ds = make(folder, seed=2)
+    model = _model()
+    with pytest.raises(ValueError, match=r"\(images, labels\) batches"):
+        model.fit(ds.map(lambda x, y: x), epochs=1, verbose=0)
+    before = [w.copy() for w in model.get_weights()]
+    calls = []
+
+    def fails_on_third(x, y):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("user bug")
+        return x, y
+
+    with pytest.raises(RuntimeError, match="user bug"):
+        model.fit(ds.map(fails_on_third), epochs=1, verbose=0)
+    after = model.get_weights()  # the two finished batches trained; nothing half-done
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.all(np.isfinite(w)) for w in after)
