@@ -288,3 +288,21 @@ def test_fit_on_a_map_that_does_not_give_pairs_or_raises(folder):
     after = model.get_weights()  # the two finished batches trained; nothing half-done
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     assert all(np.all(np.isfinite(w)) for w in after)
+
+
+def test_map_with_eager_augmentation_is_reproducible_for_a_seed(folder):
+    """The data-augmentation tutorial's idiom, ds.map(lambda x, y: (augment(x), y)): the
+    unseeded layer draws anew each batch, and set_random_seed replays the same draws."""
+    augment = catdog.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.2)])
+
+    def run(seed):
+        catdog.utils.set_random_seed(seed)
+        ds = make(folder, seed=5).map(lambda x, y: (augment(x, training=True), y))
+        return [x for x, _ in ds.epoch_batches(0)] + [x for x, _ in ds.epoch_batches(1)]
+
+    a, b, c = run(3), run(3), run(4)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+    plain = next(iter(make(folder, seed=5)))[0]  # the same images, epoch 0, unaugmented
+    assert a[0].shape == plain.shape and not np.array_equal(a[0], plain)
+    assert len({x.tobytes() for x in a}) == len(a)
