@@ -17,8 +17,10 @@ Without Pillow (it is not a catdog dependency) catdog decodes with its own stb_i
   measures up to 5 on others).
 - ``interpolation="nearest"`` (load_img's default) picks Pillow's pixels (its
   ImagingScaleAffine arithmetic, reproduced below); the filtered interpolations
-  (bilinear, bicubic, ...) and ``color_mode="rgba"`` need Pillow and raise ImportError
-  rather than give other pixels. 16-bit files come out as 8 bits (the high byte).
+  (bilinear, bicubic, ...), ``color_mode="rgba"`` and 16-bit grayscale PNGs (Pillow keeps
+  their 16-bit values, or clips them to 255 for "rgb"; stb keeps the high byte) need Pillow
+  and raise ImportError rather than give other pixels. Other 16-bit PNGs come out as their
+  high byte, as in Pillow.
 """
 from __future__ import annotations
 
@@ -198,6 +200,12 @@ def _resize_nearest(pixels: np.ndarray, width: int, height: int, box) -> np.ndar
     return np.ascontiguousarray(out.astype(pixels.dtype, copy=False))
 
 
+def _is_png_gray16(data: bytes) -> bool:
+    """A PNG whose IHDR says 16-bit grayscale (colour type 0)."""
+    return (data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) > 25
+            and data[24] == 16 and data[25] == 0)
+
+
 def _to_gray(rgb: np.ndarray) -> np.ndarray:
     """Pillow's RGB -> L (Convert.c rgb2l, ITU-R 601-2 in 16-bit fixed point)."""
     r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
@@ -225,6 +233,9 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest",
     if color_mode == "rgba":
         raise ImportError("load_img(color_mode='rgba') needs Pillow (pip install pillow): "
                           "catdog's own decoder keeps RGB only")
+    if _is_png_gray16(data):
+        raise ImportError("load_img of a 16-bit grayscale PNG needs Pillow (pip install "
+                          "pillow): catdog's own decoder keeps 8 bits, Keras's values differ")
     pixels = _engine.decode_image(data)
     mode = "RGB"
     if color_mode == "grayscale":

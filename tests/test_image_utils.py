@@ -161,6 +161,19 @@ def test_bad_input_gets_clear_errors(tmp_path):
         catdog.utils.img_to_array(np.zeros((4, 4, 3)), data_format="NHWC")
 
 
+def test_16bit_png_without_pillow(no_pil):
+    """Pillow reads a 16-bit grayscale PNG as I;16 (clipped to 255 by convert("RGB")) where
+    stb keeps the high byte: refused rather than different; 16-bit RGB and gray+alpha read
+    as their high byte in both."""
+    from test_data_imagefiles import png_bytes
+
+    v = np.array([[0, 200, 255, 256, 4000, 65535]], np.uint16)
+    with pytest.raises(ImportError, match="16-bit grayscale PNG needs Pillow"):
+        catdog.utils.load_img(io.BytesIO(png_bytes(v, bit_depth=16)))
+    ga = catdog.utils.load_img(io.BytesIO(png_bytes(np.stack([v, v], -1), bit_depth=16)))
+    assert list(np.asarray(ga)[0, :, 0]) == [0, 0, 0, 1, 15, 255]
+
+
 def test_bad_input_without_pillow(tmp_path, no_pil):
     (tmp_path / "not_an_image.jpg").write_bytes(b"hello")
     with pytest.raises(ValueError, match="not a supported image"):
