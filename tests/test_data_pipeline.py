@@ -203,6 +203,8 @@ def test_unbatch_and_batch(folder):
     assert elems.cardinality() == 41 and len(elems) == 41
     images = [x for x, _ in elems.epoch_batches(1)]
     assert images[0].shape == SIZE + (3,)
+    image, label = next(iter(elems))
+    assert label.numpy().shape == () and label.dtype == np.int32 and image.numpy().ndim == 3
     assert list(ids(np.stack(images))) == sum(batch_ids(ds, 1), [])
 
     re = ds.unbatch().batch(5)

@@ -128,7 +128,8 @@ class ImageDataset:
 
     def cache(self, filename: str = "", name=None) -> "ImageDataset":
         """Images are already decoded once into the uint8 cache: the dataset itself (which,
-        unlike tf.data's cache, keeps reshuffling every epoch)."""
+        unlike tf.data's cache, keeps reshuffling every epoch). A dataset made with
+        ``cache=False`` (or beyond its byte bound) keeps decoding those files every epoch."""
         from catdog.data.pipeline import _check_cache_filename
 
         _check_cache_filename(filename)
@@ -282,5 +283,5 @@ from catdog.data import experimental  # noqa: E402,F401  (tf.data.experimental's
 
 from catdog.data.pipeline import UNKNOWN_CARDINALITY  # noqa: E402
 
-__all__ = ["ImageDataset", "AUTOTUNE", "UNKNOWN_CARDINALITY", "NumpyIterator", "augment_batch", "default_workers",
-           "experimental"]
+__all__ = ["ImageDataset", "AUTOTUNE", "UNKNOWN_CARDINALITY", "NumpyIterator", "augment_batch",
+           "default_workers", "experimental"]

@@ -330,7 +330,7 @@ class UnbatchedDataset(PythonDataset):
         for element in self._parent_epoch(epoch):
             if isinstance(element, tuple):
                 for row in zip(*element):
-                    yield row
+                    yield _as_output(row)  # a label too answers .numpy()
             else:
                 yield from element
 
