@@ -152,8 +152,10 @@ def _batches(data, y=None, batch_size=32, shuffle=False, seed=0, epoch=0):
             yield x[idx], y[idx]
         return
     if hasattr(data, "epoch_batches"):
-        yield from data.epoch_batches(epoch)
-        return
+        if _is_pipeline(data):
+            yield from data.epoch_batches(epoch)
+            return
+        data = data.epoch_batches(epoch)  # a Python-side dataset (map ...): epoch keys its order
     for batch in data:
         if not (isinstance(batch, tuple) and len(batch) == 2):
             raise ValueError("datasets must yield (images, labels) batches")
@@ -164,7 +166,8 @@ def _num_batches(data, y=None, batch_size=32) -> Optional[int]:
     if y is not None or isinstance(data, np.ndarray):
         return math.ceil(len(data) / batch_size)
     if hasattr(data, "cardinality"):
-        return int(data.cardinality())
+        n = int(data.cardinality())
+        return n if n >= 0 else None  # tf.data's UNKNOWN_CARDINALITY (-2): no total on the bar
     try:
         return len(data)
     except TypeError:

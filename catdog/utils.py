@@ -1,14 +1,17 @@
 """catdog.utils: Keras's utils the tutorial uses: ``image_dataset_from_directory``,
-``get_file`` (the dataset download), ``plot_model`` (a picture of the layer chain) and
-``set_random_seed``."""
+``get_file`` (the dataset download), ``plot_model`` (a picture of the layer chain),
+``set_random_seed``, and the single-image helpers ``load_img``, ``img_to_array``,
+``array_to_img`` (catdog/image_utils.py)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 from catdog.data.directory import image_dataset_from_directory  # noqa: F401
+from catdog.image_utils import array_to_img, img_to_array, load_img  # noqa: F401
 
-__all__ = ["image_dataset_from_directory", "get_file", "plot_model", "set_random_seed"]
+__all__ = ["image_dataset_from_directory", "get_file", "plot_model", "set_random_seed",
+           "load_img", "img_to_array", "array_to_img"]
 
 _CATS_AND_DOGS_ZIP = "cats_and_dogs_filtered.zip"
 

@@ -5,6 +5,10 @@ uint8 cache), a batch size and a shuffle seed. Every iteration is a new epoch, r
 with the counter RNG keyed by (seed, epoch) — Keras's reshuffle_each_iteration — and batches
 are made ahead by C worker threads.
 
+Its tf.data methods (``map``, ``cache``, ``shuffle``, ``batch``/``unbatch``, ``prefetch``) are
+described in catdog.data.pipeline: those that only change the sample order or the batch size
+keep the C path; ``map`` makes a Python-side dataset.
+
 ``take(n)`` / ``skip(n)`` count batches, like tf.data, but select a *fixed* set of samples:
 the first n batches (or all but them) of the epoch-0 order. The resulting datasets keep that
 set across epochs (only its order changes), so ``take`` and ``skip`` of the same dataset are
@@ -45,7 +49,8 @@ class ImageDataset:
         self.class_names = class_names
         self.label_mode = label_mode
         self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
+        self._shuffle_samples = bool(shuffle)         # reshuffle all samples every epoch
+        self._order_ops = ()                          # pipeline.OrderOp: shuffle(), drop_remainder
         self.seed = int(seed)
         self.image_size = tuple(image_size)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
@@ -59,11 +64,14 @@ class ImageDataset:
 
     def cardinality(self) -> int:
         """Number of batches (the last one may be partial)."""
-        return math.ceil(len(self._samples) / self.batch_size)
+        return math.ceil(self.num_samples / self.batch_size)
 
     @property
     def num_samples(self) -> int:
-        return len(self._samples)
+        n = len(self._samples)
+        for op in self._order_ops:
+            n = op.length(n)
+        return n
 
     @property
     def file_paths(self) -> List[str]:
@@ -78,12 +86,18 @@ class ImageDataset:
 
     # -- order ------------------------------------------------------------------------------
     def epoch_indices(self, epoch: int) -> np.ndarray:
-        """C sample indices in the order of epoch `epoch` (int64)."""
-        if not self.shuffle:
-            return self._samples.copy()
-        from catdog import _engine
+        """C sample indices in the order of epoch `epoch` (int64): the samples reshuffled with
+        the counter RNG keyed by (seed, epoch) when the dataset shuffles, then the order
+        changes shuffle() / batch(drop_remainder=True) added (pipeline.OrderOp)."""
+        if not self._shuffle_samples:
+            order = self._samples.copy()
+        else:
+            from catdog import _engine
 
-        return _engine.shuffle(self.seed & ((1 << 64) - 1), int(epoch), self._samples)
+            order = _engine.shuffle(self.seed & ((1 << 64) - 1), int(epoch), self._samples)
+        for op in self._order_ops:
+            order = op.apply(order, int(epoch))
+        return order
 
     def _derive(self, samples) -> "ImageDataset":
         d = object.__new__(ImageDataset)
@@ -107,12 +121,68 @@ class ImageDataset:
         order = self.epoch_indices(0)
         return self._derive(order[:0] if count < 0 else order[count * self.batch_size:])
 
-    # tf.data compatibility: the pipeline already caches and prefetches.
-    def prefetch(self, buffer_size=AUTOTUNE) -> "ImageDataset":
+    # -- tf.data's transformations (catdog.data.pipeline says what each keeps) ------------------
+    def prefetch(self, buffer_size=AUTOTUNE, name=None) -> "ImageDataset":
+        """The C loader already makes batches ahead on worker threads: the dataset itself."""
         return self
 
-    def cache(self, filename: str = "") -> "ImageDataset":
+    def cache(self, filename: str = "", name=None) -> "ImageDataset":
+        """Images are already decoded once into the uint8 cache: the dataset itself (which,
+        unlike tf.data's cache, keeps reshuffling every epoch). A dataset made with
+        ``cache=False`` (or beyond its byte bound) keeps decoding those files every epoch."""
+        from catdog.data.pipeline import _check_cache_filename
+
+        _check_cache_filename(filename)
         return self
+
+    def shuffle(self, buffer_size, seed=None, reshuffle_each_iteration=True,
+                name=None) -> "ImageDataset":
+        """tf.data's shuffle of this dataset's elements, its batches: each epoch's batches go
+        through a shuffle buffer of `buffer_size` batches (a partial last batch stays last).
+        Stays on the C path."""
+        from catdog.data import pipeline
+
+        op = pipeline.OrderOp(self.batch_size, pipeline._check_buffer(buffer_size),
+                              pipeline.shuffle_seed(seed, self.seed, len(self._order_ops)),
+                              bool(reshuffle_each_iteration))
+        return self._with_order_op(op)
+
+    def map(self, map_func, num_parallel_calls=None, deterministic=None, name=None):
+        """tf.data's map over batches: ``map_func(images, labels)`` (or ``map_func(images)``
+        without labels) once per batch, in the loader's order, on the calling thread; a
+        Python-side dataset (catdog.data.pipeline.MappedDataset)."""
+        from catdog.data.pipeline import MappedDataset
+
+        return MappedDataset(self, map_func)
+
+    def unbatch(self, name=None):
+        """Single elements (image (H, W, 3), label); ``.batch(n)`` after it is this dataset
+        with batch size n, back on the C path."""
+        from catdog.data.pipeline import UnbatchedDataset
+
+        return UnbatchedDataset(self)
+
+    def batch(self, batch_size, drop_remainder=False, num_parallel_calls=None,
+              deterministic=None, name=None):
+        raise ValueError(f"this dataset is already batched ({self.batch_size} images a batch) "
+                         "and catdog models take (batch, H, W, 3), not batches of batches: "
+                         "use ds.unbatch().batch(n) to change the batch size, or "
+                         "image_dataset_from_directory(..., batch_size=n)")
+
+    def _with_order_op(self, op) -> "ImageDataset":
+        d = self._derive(self._samples)
+        d._order_ops = self._order_ops + (op,)
+        return d
+
+    def _rebatch(self, batch_size: int, drop_remainder: bool) -> "ImageDataset":
+        """unbatch().batch(n): the same sample order cut into batches of n."""
+        from catdog.data.pipeline import OrderOp
+
+        d = self._derive(self._samples)
+        d.batch_size = int(batch_size)
+        if drop_remainder:
+            d._order_ops = d._order_ops + (OrderOp(int(batch_size)),)
+        return d
 
     # -- batches ----------------------------------------------------------------------------
     def loader(self, epoch: int = 0, training: bool = False, layers: Sequence = (),
@@ -176,7 +246,7 @@ class ImageDataset:
         h, w = self.image_size
         lab = "" if self.label_mode is None else f", labels={self.label_mode}"
         return (f"<ImageDataset {len(self._samples)} images in {self.cardinality()} batches of "
-                f"{self.batch_size}, {h}x{w}{lab}, shuffle={self.shuffle}>")
+                f"{self.batch_size}, {h}x{w}{lab}, shuffle={self._shuffle_samples}>")
 
 
 class NumpyIterator:
@@ -211,5 +281,7 @@ def augment_batch(images, layers, seed=0, epoch=0, batch_index=0, samples=None, 
 
 from catdog.data import experimental  # noqa: E402,F401  (tf.data.experimental's names)
 
-__all__ = ["ImageDataset", "AUTOTUNE", "NumpyIterator", "augment_batch", "default_workers",
-           "experimental"]
+from catdog.data.pipeline import UNKNOWN_CARDINALITY  # noqa: E402
+
+__all__ = ["ImageDataset", "AUTOTUNE", "UNKNOWN_CARDINALITY", "NumpyIterator", "augment_batch",
+           "default_workers", "experimental"]

@@ -40,7 +40,6 @@ except ImportError:  # pragma: no cover
 
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 _INTERPOLATIONS = ("bilinear", "nearest")
-_call_counter = itertools.count(1)
 
 
 def _check_choice(value, allowed, what):
@@ -111,7 +110,8 @@ def _is_symbolic(x) -> bool:
 def apply_layers(layers, images, training=True, seed=None, epoch=0, samples=None):
     """Run preprocessing layers on a NumPy batch (n, H, W, 3) or image (H, W, 3) in C.
     Eager calls without a seed draw a fresh one each call (Keras: a new augmentation each
-    time); with a seed the result is reproducible."""
+    time) from catdog.random.eager_seed (the same sequence after the same set_seed); with a
+    seed the result is reproducible."""
     from catdog import _engine
 
     x = np.asarray(images, dtype=np.float32)
@@ -121,7 +121,9 @@ def apply_layers(layers, images, training=True, seed=None, epoch=0, samples=None
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected images of shape (n, H, W, 3) or (H, W, 3), got {x.shape}")
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (1 << 63)) ^ next(_call_counter)
+        from catdog import random as _random
+
+        seed = _random.eager_seed()
     if samples is None:
         samples = np.arange(len(x), dtype=np.int64)
     out = _engine.augment(np.ascontiguousarray(x), [l._cd_op() for l in layers], bool(training),
