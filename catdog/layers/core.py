@@ -509,9 +509,11 @@ class Multiply(Layer):
         if not (a == b or _per_channel(a, b) or _per_channel(b, a)):
             raise ValueError(f"Multiply '{self.name}': cannot multiply shapes {a} and {b}")
         self._out_shape = b if _per_channel(a, b) else a
+        if self.input_shape is not None:  # built before the call (a loader's build_config)
+            self.output_shape = self._out_shape
 
     def compute_output_shape(self, s):
-        return self._out_shape
+        return getattr(self, "_out_shape", tuple(s))
 
     def add_to_graph(self, graph, ids):
         return graph.add_layer("Multiply", self.name, ids)

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+from catdog import activations as A
 from catdog import layers as L
 from catdog.layers.preprocessing import (RandomFlip, RandomRotation, RandomTranslation,
                                          RandomZoom, Rescaling)
@@ -118,6 +119,20 @@ def _initializer(class_name):
             "registered_name": None}
 
 
+# ---- activations: Keras 3 serializes the function's own name (swish is silu) -----------------
+_ACT_CANONICAL = {"swish": "silu", "hard_swish": "hard_silu", None: "linear"}
+_ACT_NAMES = sorted(_ACT_CANONICAL.get(k, k) for k in A._CODES)
+
+
+def _act_to(layer):
+    return _ACT_CANONICAL.get(layer.activation, layer.activation)
+
+
+def _act_from(cfg, name, cls):
+    act = _want(cfg, "activation", ["linear", None] + _ACT_NAMES, name, cls)
+    return None if act in ("linear", None) else act
+
+
 # ---- the layers -------------------------------------------------------------------------
 _CONV_NONE = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
               "kernel_constraint", "bias_constraint")
@@ -127,7 +142,7 @@ def _conv_to(layer):
     return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
             "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-            "activation": "linear", "use_bias": layer.use_bias,
+            "activation": _act_to(layer), "use_bias": layer.use_bias,
             "kernel_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"),
             **{k: None for k in _CONV_NONE}}
@@ -137,7 +152,6 @@ def _conv_common(cfg, name, cls):
     _want(cfg, "data_format", ["channels_last", None], name, cls)
     if _int_pair(cfg.get("dilation_rate", 1), "dilation_rate", name, cls) != (1, 1):
         raise ConfigError(f"layer '{name}' ({cls}): dilation_rate other than 1 is not supported")
-    _want(cfg, "activation", ["linear", None], name, cls)
     padding = _want(cfg, "padding", ["valid", "same"], name, cls)
     return (_int_pair(cfg.get("kernel_size"), "kernel_size", name, cls),
             _int_pair(cfg.get("strides", 1), "strides", name, cls), padding,
@@ -152,7 +166,7 @@ def _conv_from(cfg, name):
     if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
         raise ConfigError(f"layer '{name}' (Conv2D): filters must be an integer in 1..65536")
     return L.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-                    name=name)
+                    activation=_act_from(cfg, name, "Conv2D"), name=name)
 
 
 _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
@@ -162,7 +176,7 @@ _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
 def _dw_to(layer):
     return {"depth_multiplier": 1, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "activation": "linear",
+            "data_format": "channels_last", "dilation_rate": [1, 1], "activation": _act_to(layer),
             "use_bias": layer.use_bias, "depthwise_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"), **{k: None for k in _DW_NONE}}
 
@@ -172,7 +186,71 @@ def _dw_from(cfg, name):
     _want(cfg, "depth_multiplier", [1], name, "DepthwiseConv2D")
     _none(cfg, _DW_NONE, name, "DepthwiseConv2D")
     return L.DepthwiseConv2D(kernel, strides=strides, padding=padding, use_bias=use_bias,
-                             name=name)
+                             activation=_act_from(cfg, name, "DepthwiseConv2D"), name=name)
+
+
+_SEP_NONE = ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer",
+             "activity_regularizer", "depthwise_constraint", "pointwise_constraint",
+             "bias_constraint")
+
+
+def _sep_to(layer):
+    return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
+            "strides": list(layer.strides), "padding": layer.padding,
+            "data_format": "channels_last", "dilation_rate": [1, 1], "depth_multiplier": 1,
+            "activation": _act_to(layer), "use_bias": layer.use_bias,
+            "depthwise_initializer": _initializer("GlorotUniform"),
+            "pointwise_initializer": _initializer("GlorotUniform"),
+            "bias_initializer": _initializer("Zeros"), **{k: None for k in _SEP_NONE}}
+
+
+def _sep_from(cfg, name):
+    cls = "SeparableConv2D"
+    kernel, strides, padding, use_bias = _conv_common(cfg, name, cls)
+    _want(cfg, "depth_multiplier", [1], name, cls)
+    _none(cfg, _SEP_NONE, name, cls)
+    filters = cfg.get("filters")
+    if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
+        raise ConfigError(f"layer '{name}' ({cls}): filters must be an integer in 1..65536")
+    return L.SeparableConv2D(filters, kernel, strides=strides, padding=padding,
+                             use_bias=use_bias, activation=_act_from(cfg, name, cls), name=name)
+
+
+def _activation_to(layer):
+    return {"activation": _act_to(layer)}
+
+
+def _activation_from(cfg, name):
+    return L.Activation(_act_from(cfg, name, "Activation") or "linear", name=name)
+
+
+def _flatten_to(layer):
+    return {"data_format": "channels_last"}
+
+
+def _flatten_from(cfg, name):
+    _want(cfg, "data_format", ["channels_last", None], name, "Flatten")
+    return L.Flatten(name=name)
+
+
+def _reshape_to(layer):
+    return {"target_shape": list(layer.target_shape)}
+
+
+def _reshape_from(cfg, name):
+    shape = cfg.get("target_shape")
+    if (not isinstance(shape, list) or len(shape) not in (1, 3) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and (d == -1 or 0 < d <= 1 << 24)
+            for d in shape)):
+        raise ConfigError(f"layer '{name}' (Reshape): target_shape must be 1 or 3 integers, "
+                          f"got {str(shape)[:80]}")
+    return L.Reshape(tuple(shape), name=name)
+
+
+def _merge_from(cls):
+    def build(cfg, name):
+        return cls(name=name)
+    return build
 
 
 _BN_NONE = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint")
@@ -243,23 +321,35 @@ def _pad_from(cfg, name):
 
 
 def _gap_to(layer):
-    return {"data_format": "channels_last", "keepdims": False}
+    return {"data_format": "channels_last", "keepdims": layer.keepdims}
 
 
-def _gap_from(cfg, name):
-    _want(cfg, "data_format", ["channels_last", None], name, "GlobalAveragePooling2D")
-    _want(cfg, "keepdims", [False], name, "GlobalAveragePooling2D")
-    return L.GlobalAveragePooling2D(name=name)
+def _gap_from_class(cls):
+    def build(cfg, name):
+        _want(cfg, "data_format", ["channels_last", None], name, cls.__name__)
+        keepdims = _want(cfg, "keepdims", [False, True], name, cls.__name__)
+        return cls(keepdims=keepdims, name=name)
+    return build
+
+
+_gap_from = _gap_from_class(L.GlobalAveragePooling2D)
 
 
 def _dropout_to(layer):
-    return {"rate": layer.rate, "seed": layer.seed, "noise_shape": None}
+    noise = layer.noise_shape
+    return {"rate": layer.rate, "seed": layer.seed,
+            "noise_shape": None if noise is None else list(noise)}
 
 
 def _dropout_from(cfg, name):
-    _none(cfg, ("noise_shape",), name, "Dropout")
+    noise = cfg.get("noise_shape")
+    if noise is not None and (not isinstance(noise, list) or len(noise) > 5 or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1 << 24)
+            for d in noise)):
+        raise ConfigError(f"layer '{name}' (Dropout): noise_shape must be a list of integers or "
+                          f"nulls, got {str(noise)[:80]}")
     return L.Dropout(_number(cfg, "rate", name, "Dropout", None, 0.0, 0.999999),
-                     seed=_seed(cfg, name, "Dropout"), name=name)
+                     noise_shape=noise, seed=_seed(cfg, name, "Dropout"), name=name)
 
 
 _DENSE_NONE = ("kernel_regularizer", "bias_regularizer", "kernel_constraint",
@@ -267,7 +357,7 @@ _DENSE_NONE = ("kernel_regularizer", "bias_regularizer", "kernel_constraint",
 
 
 def _dense_to(layer):
-    return {"units": layer.units, "activation": layer.activation or "linear",
+    return {"units": layer.units, "activation": _act_to(layer),
             "use_bias": layer.use_bias, "kernel_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"),
             **{k: None for k in _DENSE_NONE if k != "activity_regularizer"}}
@@ -277,10 +367,9 @@ def _dense_from(cfg, name):
     units = cfg.get("units")
     if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= 1 << 20:
         raise ConfigError(f"layer '{name}' (Dense): units must be an integer in 1..{1 << 20}")
-    act = _want(cfg, "activation", ["linear", None, "sigmoid", "softmax"], name, "Dense")
+    act = _act_from(cfg, name, "Dense")
     _none(cfg, _DENSE_NONE, name, "Dense")
-    return L.Dense(units, activation=None if act == "linear" else act,
-                   use_bias=bool(cfg.get("use_bias", True)), name=name)
+    return L.Dense(units, activation=act, use_bias=bool(cfg.get("use_bias", True)), name=name)
 
 
 def _add_to(layer):
@@ -420,6 +509,14 @@ register("RandomFlip", RandomFlip, _flip_to, _flip_from)
 register("RandomRotation", RandomRotation, _rotation_to, _rotation_from)
 register("RandomZoom", RandomZoom, _zoom_to, _zoom_from)
 register("RandomTranslation", RandomTranslation, _translation_to, _translation_from)
+register("SeparableConv2D", L.SeparableConv2D, _sep_to, _sep_from)
+register("Activation", L.Activation, _activation_to, _activation_from, has_build=False)
+register("Flatten", L.Flatten, _flatten_to, _flatten_from, has_build=False)
+register("Reshape", L.Reshape, _reshape_to, _reshape_from, has_build=False)
+register("GlobalMaxPooling2D", L.GlobalMaxPooling2D, _gap_to,
+         _gap_from_class(L.GlobalMaxPooling2D), has_build=False)
+for _cls in (L.Multiply, L.Subtract, L.Maximum, L.Minimum, L.Average):
+    register(_cls.__name__, _cls, _add_to, _merge_from(_cls))
 
 # Operations a Keras functional graph records when a model calls keras.ops on a tensor with a
 # constant (preprocess_input: x / 127.5, then - 1). catdog runs them as Rescaling; the layer
@@ -588,7 +685,7 @@ def functional_config(model) -> dict:
         if not t.inputs:
             cfg["inbound_nodes"] = []
         else:
-            if isinstance(layer, L.Add):
+            if len(t.inputs) > 1:  # a merging layer: its inputs as one list argument
                 args = [[_tensor(i) for i in t.inputs]]
             else:
                 args = [_tensor(t.inputs[0])]
