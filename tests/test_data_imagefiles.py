@@ -8,6 +8,10 @@ import pytest
 
 
 # ---- writers (pure Python; also imported by the other data tests) ---------------------------
+def png_chunk(tag, data):
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
 def png_bytes(arr, bit_depth=8, palette=None):
     """arr: (h, w) gray, (h, w, 2) gray+alpha, (h, w, 3) RGB, (h, w, 4) RGBA; uint8 or uint16
     (bit_depth 16); palette: (k, 3) uint8 with arr (h, w) of indices."""
@@ -22,21 +26,18 @@ def png_bytes(arr, bit_depth=8, palette=None):
     dtype = ">u2" if bit_depth == 16 else "u1"
     rows = arr.astype(dtype).reshape(h, -1)
     raw = b"".join(b"\x00" + r.tobytes() for r in rows)
-
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
+    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
     if palette is not None:
-        out += chunk(b"PLTE", np.asarray(palette, np.uint8).tobytes())
-    return out + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+        out += png_chunk(b"PLTE", np.asarray(palette, np.uint8).tobytes())
+    return out + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b"")
 
 
 def png_header_only(width, height):
-    """A valid PNG signature + IHDR claiming width x height, and no pixel data."""
+    """A valid PNG signature + IHDR claiming width x height, then a first IDAT holding one
+    empty row: a decompression bomb's header. The IDAT is there because stb's header scan
+    reads up to the first IDAT (for a tRNS chunk): without it the file is merely truncated."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
-            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0")))
 
 
 def bmp_bytes(rgb):

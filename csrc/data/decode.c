@@ -36,37 +36,9 @@ static void *capped_realloc(void *p, size_t n) { return n > stb_alloc_cap ? NULL
 #include "third_party/stb/stb_image.h" /* vendored, pinned: csrc/third_party/stb/README.md */
 
 
-/* stb_image 2.27 (the vendored copy) writes past a Huffman table's 256 values when a DHT
- * segment declares more than 256 codes (found by our fuzz target; newer stb rejects it).
- * stb reads a DHT wherever it meets the marker bytes FF C4, so we replay its DHT parsing at
- * every FF C4 in the file (bytes past the end read as 0, as stbi__get8 does) and refuse the
- * file if any table would overflow. */
-static int jpeg_dht_would_overflow(const uint8_t *b, size_t size) {
-    for (size_t p = 0; p + 1 < size; p++) {
-        if (b[p] != 0xFF || b[p + 1] != 0xC4) continue;
-        size_t q = p + 2;
-#define AT(i) ((i) < size ? b[(i)] : 0)
-        long len = (long)((AT(q) << 8) | AT(q + 1)) - 2;
-        q += 2;
-        while (len > 0) {
-            const int tc = AT(q) >> 4, th = AT(q) & 15;
-            q++;
-            if (tc > 1 || th > 3) break; /* stb stops with "bad DHT header" */
-            int n = 0;
-            for (int i = 0; i < 16; i++) n += AT(q + (size_t)i);
-            if (n > 256) return 1;
-            q += 16 + (size_t)n;
-            len -= 17 + n;
-            if (q > size + 4096) break; /* stb reads zeros from here on: no more codes */
-        }
-#undef AT
-    }
-    return 0;
-}
-
-/* stb 2.27 does pointer arithmetic on a NULL buffer when the first IDAT chunk of a PNG is
- * empty (undefined behaviour, found by the fuzz target): refuse such files (valid but never
- * written by real encoders). */
+/* stb (2.27 to 2.30) does pointer arithmetic on a NULL buffer when the first IDAT chunk of a
+ * PNG is empty (undefined behaviour, found by the fuzz target): refuse such files (valid but
+ * never written by real encoders). */
 static int png_first_idat_empty(const uint8_t *b, size_t size) {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     if (size < 8 || memcmp(b, sig, 8) != 0) return 0;
@@ -82,9 +54,6 @@ static int png_first_idat_empty(const uint8_t *b, size_t size) {
 /* stbi_info behind the guards: 0 with a message in stbi_failure_reason() when refused. */
 static int safe_info(const uint8_t *bytes, size_t size, int *w, int *h, int *comp) {
     if (size > INT_MAX) return stbi__err("too large", "file too large");
-    /* stb takes anything starting FF (FF)* D8 as a JPEG, and parses DHTs up to the frame. */
-    if (size >= 2 && bytes[0] == 0xFF && jpeg_dht_would_overflow(bytes, size))
-        return stbi__err("bad DHT", "corrupt JPEG: Huffman table with more than 256 codes");
     if (png_first_idat_empty(bytes, size)) return stbi__err("empty IDAT", "PNG whose first IDAT chunk is empty");
     return stbi_info_from_memory(bytes, (int)size, w, h, comp);
 }
