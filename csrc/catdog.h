@@ -33,7 +33,7 @@ cd_status cd_set_num_threads(int n);    /* oneDNN and catdog's own loops (OpenMP
 int cd_get_num_threads(void);
 const char *cd_onednn_version(void);
 
-/* Arithmetic of the convolutions: CD_PRECISION_FP32 (default, exact float32), or
+/* Arithmetic of the Conv -> BN blocks: CD_PRECISION_FP32 (default, exact float32), or
  * CD_PRECISION_BF16: the fused inference blocks below the first trainable layer (and all of
  * them in predict/evaluate) compute on bfloat16 activations and folded weights, keeping
  * bf16 the tensors that only such blocks read; the trainable blocks' convolutions (forward,
