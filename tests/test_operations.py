@@ -15,6 +15,26 @@ from conftest import assert_close_rel
 IO = np.load(Path(__file__).parent / "fixtures" / "keras" / "ops_model.npz")
 
 
+def set_fixture_weights(model, prefix=""):
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        if n:
+            layer.set_weights([IO[f"{prefix}w/{layer.name}/{i}"] for i in range(n)])
+    return model
+
+
+def assert_gradients_match(model, prefix=""):
+    """Every trainable weight's gradient of the fixture's loss against Keras's at 1e-5."""
+    grads = model.gradients(IO[prefix + "x"], IO[prefix + "y"])
+    want = {k[len(prefix + "grad/"):]: IO[k] for k in IO.files if k.startswith(prefix + "grad/")}
+    names = {f"{layer.name}/{i}": f"{layer.name}/{w}" for layer in model.layers
+             for i, w in enumerate(n for n, _, _ in layer._weights)}
+    assert sorted(names[k] for k in want) == sorted(grads)
+    for k, v in want.items():
+        assert_close_rel(grads[names[k]], v, 1e-5, f"grad {prefix}{k}")
+    return grads
+
+
 def build():
     """make_ops_fixtures.py's build(), with catdog for keras."""
     inputs = catdog.Input((6, 6, 8))
@@ -28,12 +48,7 @@ def build():
     y = y - x * 0.5
     y = 1.0 - (-y / 2.0)
     out = layers.Dense(1, name="head")(layers.GlobalAveragePooling2D(name="pool")(y))
-    model = catdog.Model(inputs, out)
-    for layer in model.layers:
-        n = len(layer.get_weights())
-        if n:
-            layer.set_weights([IO[f"w/{layer.name}/{i}"] for i in range(n)])
-    return model
+    return set_fixture_weights(catdog.Model(inputs, out))
 
 
 def test_operations_are_not_layers():
@@ -48,13 +63,7 @@ def test_squeeze_excite_and_arithmetic_match_keras():
     model = build()
     x, y = IO["x"], IO["y"]
     assert_close_rel(model.predict_on_batch(x), IO["logits"], 1e-5, "logits")
-    grads = model.gradients(x, y)
-    want = {k[len("grad/"):]: IO[k] for k in IO.files if k.startswith("grad/")}
-    names = {f"{layer.name}/{i}": f"{layer.name}/{w}" for layer in model.layers
-             for i, w in enumerate(n for n, _, _ in layer._weights)}
-    assert sorted(names[k] for k in want) == sorted(grads)
-    for k, v in want.items():
-        assert_close_rel(grads[names[k]], v, 1e-5, f"grad {k}")
+    assert_gradients_match(model)
     model.compile(loss=catdog.losses.BinaryCrossentropy(from_logits=True))
     assert abs(model.evaluate(x, y, verbose=0) - float(IO["loss"])) <= 1e-5
 
@@ -79,12 +88,7 @@ def build_merge():
     g = layers.Reshape((6,), name="flat_max")(layers.GlobalMaxPooling2D(keepdims=True, name="gmp")(m))
     r = layers.GlobalAveragePooling2D(name="gap")(layers.Reshape((-1, 1, 6), name="column")(m))
     out = layers.Dense(1, name="head")(layers.add([g, r]))
-    model = catdog.Model(inputs, out)
-    for layer in model.layers:
-        n = len(layer.get_weights())
-        if n:
-            layer.set_weights([IO[f"merge/w/{layer.name}/{i}"] for i in range(n)])
-    return model
+    return set_fixture_weights(catdog.Model(inputs, out), "merge/")
 
 
 def test_merging_layers_reshape_and_global_max_pooling_match_keras():
@@ -93,15 +97,8 @@ def test_merging_layers_reshape_and_global_max_pooling_match_keras():
     assert model.get_layer("column").output_shape == (25, 1, 6)
     keras_names = json.loads(str(IO["merge/layers"]))
     assert len(model.layers) == len(keras_names)
-    x, y = IO["merge/x"], IO["merge/y"]
-    assert_close_rel(model.predict_on_batch(x), IO["merge/logits"], 1e-5, "logits")
-    grads = model.gradients(x, y)
-    want = {k[len("merge/grad/"):]: IO[k] for k in IO.files if k.startswith("merge/grad/")}
-    names = {f"{layer.name}/{i}": f"{layer.name}/{w}" for layer in model.layers
-             for i, w in enumerate(n for n, _, _ in layer._weights)}
-    assert sorted(names[k] for k in want) == sorted(grads)
-    for k, v in want.items():
-        assert_close_rel(grads[names[k]], v, 1e-5, f"grad {k}")
+    assert_close_rel(model.predict_on_batch(IO["merge/x"]), IO["merge/logits"], 1e-5, "logits")
+    assert_gradients_match(model, "merge/")
 
 
 def test_reshape_refuses_a_size_that_does_not_fit():
@@ -115,20 +112,13 @@ def test_separable_conv_matches_keras():
     inputs = catdog.Input((7, 7, 4))
     x = layers.SeparableConv2D(6, 3, strides=2, padding="same", activation="relu", name="sep1")(inputs)
     x = layers.SeparableConv2D(5, 3, use_bias=False, name="sep2")(x)
-    model = catdog.Model(inputs, layers.Dense(1, name="head")(layers.GlobalAveragePooling2D(name="gap")(x)))
-    for layer in model.layers:
-        n = len(layer.get_weights())
-        if n:
-            layer.set_weights([IO[f"sep/w/{layer.name}/{i}"] for i in range(n)])
+    model = set_fixture_weights(catdog.Model(
+        inputs, layers.Dense(1, name="head")(layers.GlobalAveragePooling2D(name="gap")(x))), "sep/")
     assert [w for w, _, _ in model.get_layer("sep1")._weights] == ["depthwise_kernel", "pointwise_kernel", "bias"]
     assert model.get_layer("sep1").count_params() == 3 * 3 * 4 + 4 * 6 + 6
     x, y = IO["sep/x"], IO["sep/y"]
     assert_close_rel(model.predict_on_batch(x), IO["sep/logits"], 1e-5, "logits")
-    grads = model.gradients(x, y)
-    for layer in model.layers:
-        for i, (w, _, _) in enumerate(layer._weights):
-            assert_close_rel(grads[f"{layer.name}/{w}"], IO[f"sep/grad/{layer.name}/{i}"], 1e-5,
-                             f"grad {layer.name}/{w}")
+    grads = assert_gradients_match(model, "sep/")
     # trained weights come back from both engine nodes
     model.compile(optimizer=catdog.optimizers.SGD(0.1), loss=catdog.losses.BinaryCrossentropy(from_logits=True))
     before = model.get_layer("sep1").get_weights()

@@ -420,10 +420,7 @@ class SeparableConv2D(Layer):
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
-    def compute_output_shape(self, s):
-        t, b, l, r = self.pads
-        return (_conv_out(s[0], t, b, self.kernel_size[0], self.strides[0]),
-                _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
+    compute_output_shape = Conv2D.compute_output_shape  # the depthwise conv's size, filters
 
     def add_to_graph(self, graph, ids):
         dw = graph.add_layer("DepthwiseConv2D", self.name + "/depthwise", ids,
