@@ -38,6 +38,7 @@ REF = "tensorflow"
 TARGET_WALL_S = {"catdog": 140.0, "catdog-bf16": 80.0}
 TARGET_RATIO = 0.30
 TARGET_ACC_POINTS = 0.5
+TARGET_BF16_WALL = 0.6  # issue 24: bf16's full lab against fp32's, same seed, same machine
 ACCURACIES = [("transfer_val_accuracy", "validation accuracy after transfer learning"),
               ("final_val_accuracy", "validation accuracy after fine-tuning"),
               ("test_accuracy", "test accuracy")]
@@ -208,6 +209,8 @@ def render(doc):
                 run.NAMES[s], summ[s]["wall_s"]["median"] / ref["wall_s"]["median"],
                 summ[s]["peak_rss_mb"]["median"] / ref["peak_rss_mb"]["median"], " | ".join(cells)))
         L.append("")
+    if "catdog" in summ and "catdog-bf16" in summ:
+        L.extend(bf16_against_fp32(doc, summ, mark))
     L.append("Targets (issue 15, section 3; medians over the seeds):\n")
     for s, limit in TARGET_WALL_S.items():
         if s in summ:
@@ -225,6 +228,33 @@ def render(doc):
                          % (run.NAMES[s], t, TARGET_ACC_POINTS, d, mark(abs(d) <= TARGET_ACC_POINTS)))
     L.append("")
     return L
+
+
+def bf16_against_fp32(doc, summ, mark):
+    """Issue 24's targets: bf16's wall time against fp32's at the same seeds (median of the
+    per-seed ratios) and each accuracy's difference of means (bf16 - fp32, points, Welch 95%
+    interval, permutation p)."""
+    fp32 = {r["seed"]: r for r in ok_runs(doc, "catdog")}
+    pairs = [(r, fp32[r["seed"]]) for r in ok_runs(doc, "catdog-bf16") if r["seed"] in fp32]
+    if not pairs:
+        return []
+    ratios = sorted(b["wall_s"] / f["wall_s"] for b, f in pairs)
+    L = ["catdog bf16 against catdog fp32 (issue 24; the same seeds, each pair run back to back):\n",
+         "| wall bf16 / fp32 per seed (median) | %s |" % " | ".join(t for _, t in ACCURACIES),
+         "|---|" + "---|" * len(ACCURACIES)]
+    cells, checks = [], []
+    for k, t in ACCURACIES:
+        c = stats.compare([b[k] for b, _ in pairs], [f[k] for _, f in pairs])
+        cells.append("%+.2f [%+.2f, %+.2f], p = %.2f" % (100 * c["diff"], 100 * c["ci95"][0],
+                                                         100 * c["ci95"][1], c["p_permutation"]))
+        checks.append("- catdog bf16 mean %s within %.1f point of fp32's: %+.2f %s" % (
+            t, TARGET_ACC_POINTS, 100 * c["diff"], mark(abs(100 * c["diff"]) <= TARGET_ACC_POINTS)))
+    med = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:][:2]) / 2
+    L.append("| %s (%.2f×) | %s |" % (", ".join("%.2f×" % r for r in ratios), med, " | ".join(cells)))
+    L.append("")
+    L.append("- catdog bf16 full lab ≤ %.1f× fp32's wall time: %.2f× %s" % (
+        TARGET_BF16_WALL, med, mark(med <= TARGET_BF16_WALL)))
+    return L + checks + [""]
 
 
 if __name__ == "__main__":
