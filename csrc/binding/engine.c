@@ -229,9 +229,10 @@ static PyObject *Graph_weight_info(GraphObject *self, PyObject *args) {
     return Py_BuildValue("(sNO)", info.name, shape, info.trainable ? Py_True : Py_False);
 }
 
-static PyObject *Graph_get_weight(GraphObject *self, PyObject *args) {
-    int layer, w;
-    if (!PyArg_ParseTuple(args, "ii", &layer, &w) || check_graph(self)) return NULL;
+/* A float array shaped like weight w of `layer`, holding its value, its gradient or its
+ * optimizer slot `slot`. */
+typedef enum { READ_VALUE, READ_GRADIENT, READ_OPT_SLOT } weight_read;
+static PyObject *read_weight(GraphObject *self, int layer, int w, weight_read what, int slot) {
     cd_weight_info info;
     cd_status s = cd_graph_weight_info(self->graph, layer, w, &info);
     if (s != CD_OK) return cd_py_raise(s);
@@ -239,12 +240,21 @@ static PyObject *Graph_get_weight(GraphObject *self, PyObject *args) {
     for (int d = 0; d < info.ndim; d++) dims[d] = info.dims[d];
     PyObject *out = new_float_array(info.ndim, dims);
     if (!out) return NULL;
-    s = cd_graph_get_weight(self->graph, layer, w, PyArray_DATA((PyArrayObject *)out), info.size);
+    float *dst = PyArray_DATA((PyArrayObject *)out);
+    s = what == READ_VALUE      ? cd_graph_get_weight(self->graph, layer, w, dst, info.size)
+        : what == READ_GRADIENT ? cd_graph_get_gradient(self->graph, layer, w, dst, info.size)
+                                : cd_graph_get_opt_slot(self->graph, layer, w, slot, dst, info.size);
     if (s != CD_OK) {
         Py_DECREF(out);
         return cd_py_raise(s);
     }
     return out;
+}
+
+static PyObject *Graph_get_weight(GraphObject *self, PyObject *args) {
+    int layer, w;
+    if (!PyArg_ParseTuple(args, "ii", &layer, &w) || check_graph(self)) return NULL;
+    return read_weight(self, layer, w, READ_VALUE, 0);
 }
 
 /* Shape check naming the layer and weight, so a mismatch reads like Keras's. */
@@ -415,40 +425,14 @@ static PyObject *Graph_backward(GraphObject *self, PyObject *args) {
 static PyObject *Graph_get_gradient(GraphObject *self, PyObject *args) {
     int layer, w;
     if (!PyArg_ParseTuple(args, "ii", &layer, &w) || check_graph(self)) return NULL;
-    cd_weight_info info;
-    cd_status s = cd_graph_weight_info(self->graph, layer, w, &info);
-    if (s != CD_OK) return cd_py_raise(s);
-    npy_intp dims[CD_MAX_DIMS];
-    for (int d = 0; d < info.ndim; d++) dims[d] = info.dims[d];
-    PyObject *out = new_float_array(info.ndim, dims);
-    if (!out) return NULL;
-    s = cd_graph_get_gradient(self->graph, layer, w, PyArray_DATA((PyArrayObject *)out),
-                              info.size);
-    if (s != CD_OK) {
-        Py_DECREF(out);
-        return cd_py_raise(s);
-    }
-    return out;
+    return read_weight(self, layer, w, READ_GRADIENT, 0);
 }
 
 /* The optimizer's state (catdog.h cd_graph_*_opt_*): slot `s` of layer `layer` weight `w`. */
 static PyObject *Graph_get_opt_slot(GraphObject *self, PyObject *args) {
     int layer, w, slot;
     if (!PyArg_ParseTuple(args, "iii", &layer, &w, &slot) || check_graph(self)) return NULL;
-    cd_weight_info info;
-    cd_status s = cd_graph_weight_info(self->graph, layer, w, &info);
-    if (s != CD_OK) return cd_py_raise(s);
-    npy_intp dims[CD_MAX_DIMS];
-    for (int d = 0; d < info.ndim; d++) dims[d] = info.dims[d];
-    PyObject *out = new_float_array(info.ndim, dims);
-    if (!out) return NULL;
-    s = cd_graph_get_opt_slot(self->graph, layer, w, slot,
-                              PyArray_DATA((PyArrayObject *)out), info.size);
-    if (s != CD_OK) {
-        Py_DECREF(out);
-        return cd_py_raise(s);
-    }
-    return out;
+    return read_weight(self, layer, w, READ_OPT_SLOT, slot);
 }
 
 static PyObject *Graph_set_opt_slot(GraphObject *self, PyObject *args) {
