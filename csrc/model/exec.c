@@ -42,16 +42,21 @@ void cd_graph_release_runtime(cd_graph *g) {
     g->have_forward = g->have_backward = 0;
 }
 
-/* The buffers of node i's kernel call on g->batch samples. */
-static cd_io node_io(const cd_graph *g, int i) {
+/* The buffers of node i's kernel call on g->batch samples: its inputs in the graph's io
+ * arrays (one call at a time), no input gradients (the backward adds them). */
+static cd_io node_io(cd_graph *g, int i) {
     const cd_node *node = &g->nodes[i];
     cd_io io;
     memset(&io, 0, sizeof io);
     io.n = g->batch;
+    io.num_inputs = node->num_inputs;
     for (int j = 0; j < node->num_inputs; j++) {
-        io.in[j] = g->rt[node->inputs[j]].out;
-        io.in_shape[j] = g->nodes[node->inputs[j]].shape;
+        g->io_in[j] = g->rt[node->inputs[j]].out;
+        g->io_shape[j] = g->nodes[node->inputs[j]].shape;
+        g->io_dx[j] = NULL;
+        g->io_acc[j] = 0;
     }
+    io.in = g->io_in, io.in_shape = g->io_shape, io.dx = g->io_dx, io.acc = g->io_acc;
     io.out = g->rt[i].out;
     io.dout = g->rt[i].dout;
     io.scratch = g->scratch;
@@ -367,10 +372,13 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
             const int src = rn->inputs[j];
             if (!p->needs_grad[src]) continue;
             if (!g->rt[src].dout) CD_TRY(cd_take_dout(g, src));
-            io.dx[j] = g->rt[src].dout;
-            io.acc[j] = g->rt[src].dout_written;
+            g->io_dx[j] = g->rt[src].dout;
+            /* add when the gradient holds a value, or an earlier input is the same tensor
+             * (x + x): its contribution is written first */
+            int acc = g->rt[src].dout_written;
+            for (int q = 0; q < j && !acc; q++) acc = rn->inputs[q] == src;
+            g->io_acc[j] = acc;
         }
-        if (rn->num_inputs == 2 && io.dx[0] && io.dx[0] == io.dx[1]) io.acc[1] = 1; /* x + x */
         if (block) {
             cd_node *conv = &g->nodes[reader];
             const cd_node *act = block->act >= 0 ? &g->nodes[block->act] : NULL;

@@ -115,6 +115,11 @@ struct cd_graph {
     cd_node *nodes;
     cd_rt *rt;                    /* per node, same index */
     int num_nodes, capacity;
+    int max_inputs;               /* the widest node's inputs: the io arrays below hold it */
+    const float **io_in;          /* the running kernel call's cd_io arrays (exec.c) */
+    cd_shape *io_shape;
+    float **io_dx;
+    int *io_acc;
     uint64_t structure_version;   /* bumped by every change of layers, trainable or mode */
     int trainable_dirty;          /* trainable flags changed since the last forward */
 

@@ -40,7 +40,7 @@ static void bn_release(cd_node *node) {
     free(s);
 }
 
-static cd_status bn_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status bn_prepare(cd_node *node, const cd_shape *in, int n) {
     (void)in, (void)n;
     bn_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
@@ -209,7 +209,7 @@ static void bn_discard(cd_node *node) {
 
 /* hyperparameters: epsilon > 0, momentum in [0, 1]; weights gamma, beta (trainable),
  * moving_mean, moving_variance, each (c) */
-static cd_status bn_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status bn_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     cd_bn_hp *hp = node->hp;
     CD_TRY(cd_hp_floats(h, "epsilon", 1, NULL, &hp->epsilon));
     CD_TRY(cd_hp_floats(h, "momentum", 1, NULL, &hp->momentum));

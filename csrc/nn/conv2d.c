@@ -106,7 +106,7 @@ static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilat
 /* Input channels of the convolution, from its kernel (HWIO; depthwise ignores it). */
 static int input_channels(const cd_node *node) { return node->params[KERNEL].dims[2]; }
 
-static cd_status conv_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status conv_prepare(cd_node *node, const cd_shape *in, int n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
     node->state = s;
@@ -286,7 +286,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
 
 /* hyperparameters: filters (Conv2D), kernel (kh, kw), strides (sh, sw), pad (t, b, l, r),
  * use_bias. Output (oh, ow, oc): o = (i + pad_before + pad_after - k) / stride + 1. */
-static cd_status build_conv(cd_node *node, const cd_shape in[2], cd_hparams *h, int depthwise) {
+static cd_status build_conv(cd_node *node, const cd_shape *in, cd_hparams *h, int depthwise) {
     cd_conv_hp *hp = node->hp;
     const cd_shape *src = &in[0];
     const char *name = node->name;
@@ -332,10 +332,10 @@ static cd_status build_conv(cd_node *node, const cd_shape in[2], cd_hparams *h, 
     return CD_OK;
 }
 
-static cd_status conv_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status conv_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build_conv(node, in, h, 0);
 }
-static cd_status depthwise_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status depthwise_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build_conv(node, in, h, 1);
 }
 

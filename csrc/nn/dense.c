@@ -33,7 +33,7 @@ typedef struct {
 
 /* hyperparameters: units, use_bias, activation (cd_activation); weights kernel (in, units),
  * bias (units) */
-static cd_status dense_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status dense_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     dense_hp *hp = node->hp;
     int units, bias, act;
     const int yes = 1, none = CD_ACT_NONE;

@@ -21,6 +21,7 @@
 #include "catdog.h"
 
 #define CD_MAX_PARAMS 4
+#define CD_INPUTS_ANY (1 << 16) /* max_inputs of a kind taking any number of inputs */
 #define CD_OPT_SLOTS 3
 #define CD_FUSED_CACHE 8   /* fused blocks kept per conv: plan batch sizes and micro-batches */
 
@@ -51,7 +52,8 @@ typedef struct cd_layer_ops cd_layer_ops;
 typedef struct cd_node {
     const cd_layer_ops *ops;      /* the kind */
     char name[CD_MAX_NAME];
-    int num_inputs, inputs[2];
+    int num_inputs;
+    int *inputs;                  /* num_inputs node indices (the graph owns the array) */
     cd_shape shape;               /* output, per sample */
     void *hp;                     /* the kind's hyperparameters: its own struct (ops->hp_size) */
     cd_param params[CD_MAX_PARAMS];
@@ -79,12 +81,13 @@ cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int
  * gradient (set on the last layer during a step whose loss takes the head's logits). */
 typedef struct {
     int n;
-    const float *in[2];
-    cd_shape in_shape[2];
+    int num_inputs;
+    const float *const *in;       /* num_inputs each: inputs, their shapes, gradients, acc */
+    const cd_shape *in_shape;
     float *out;
     float *dout;
-    float *dx[2];
-    int acc[2];
+    float *const *dx;
+    const int *acc;
     float *scratch;
     int training;                 /* effective training flag of this layer */
     uint64_t seed;
@@ -129,10 +132,11 @@ struct cd_layer_ops {
     unsigned (*node_flags)(const cd_node *node); /* flags depending on hyperparameters; NULL */
     int min_inputs, max_inputs;
     size_t hp_size;               /* bytes of the kind's hyperparameter struct (node->hp) */
-    /* Validate hyperparameters (h) and the inputs' shapes, set node->shape, add weights. */
-    cd_status (*build)(cd_node *node, const cd_shape in[2], cd_hparams *h);
+    /* Validate hyperparameters (h) and the inputs' shapes (node->num_inputs of them), set
+     * node->shape, declare weights. */
+    cd_status (*build)(cd_node *node, const cd_shape *in, cd_hparams *h);
     /* Prepare node->state for batch size n (primitives, buffers). May be NULL. */
-    cd_status (*prepare)(cd_node *node, const cd_shape in[2], int n);
+    cd_status (*prepare)(cd_node *node, const cd_shape *in, int n);
     /* io->out = f(io->in) */
     cd_status (*forward)(cd_node *node, const cd_io *io);
     /* From io->dout: weight gradients (overwritten, if cd_node_trains) and io->dx. */
