@@ -317,7 +317,7 @@ static void finish_trainable_blocks(cd_graph *g) {
     for (int k = 0; k < p->num_steps; k++)
         if (p->steps[k].kind == CD_STEP_TRAIN) {
             const int c = p->steps[k].conv;
-            cd_conv_trainable_finish(&g->nodes[c], &g->nodes[c + 1]);
+            cd_conv_trainable_finish(&g->nodes[c], &g->nodes[c + 1], cd_node_trains(&g->nodes[c + 1]));
         }
 }
 
@@ -368,6 +368,7 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         const cd_node *rn = &g->nodes[reader];
         cd_io io = node_io(g, reader);
         io.out = rt->out, io.dout = rt->dout;
+        io.weight_grads = cd_node_trains(rn);
         for (int j = 0; j < rn->num_inputs; j++) {
             const int src = rn->inputs[j];
             if (!p->needs_grad[src]) continue;
@@ -382,7 +383,7 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         if (block) {
             cd_node *conv = &g->nodes[reader];
             const cd_node *act = block->act >= 0 ? &g->nodes[block->act] : NULL;
-            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, block->tail, act,
+            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, cd_node_trains(conv + 1), block->tail, act,
                                               train_types(g, block), n, &io.in_shape[0],
                                               io.in[0], rt->out, rt->dout, io.dx[0], io.acc[0],
                                               g->scratch));

@@ -46,27 +46,8 @@ void cd_graph_free(cd_graph *g) {
     free(g->io_shape);
     free(g->io_dx);
     free(g->io_acc);
+    free(g->train_params);
     free(g);
-}
-
-cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int *dims,
-                            int can_train) {
-    if (node->num_params >= CD_MAX_PARAMS)
-        return cd_fail(CD_ERR_STATE, "layer '%s': too many weights", node->name);
-    cd_param *p = &node->params[node->num_params];
-    memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->ndim = ndim;
-    p->size = 1;
-    for (int d = 0; d < ndim; d++) {
-        p->dims[d] = dims[d];
-        p->size *= (size_t)dims[d];
-    }
-    p->can_train = can_train;
-    p->value = cd_calloc(p->size, sizeof(float), "layer weights");
-    if (!p->value) return CD_ERR_MEMORY;
-    node->num_params++;
-    return CD_OK;
 }
 
 /* The executor's per-call input arrays (cd_io) hold the widest node's inputs. */
@@ -152,6 +133,11 @@ cd_status cd_graph_add_layer(cd_graph *g, const char *kind, const char *name, in
     cd_hparams h = {name, hp, num_hp, 0};
     if (s == CD_OK) s = ops->build(node, in, &h);
     free(in);
+    for (int k = 0; s == CD_OK && k < node->num_params; k++) { /* the declared weights */
+        cd_param *p = &node->params[k];
+        if (!(p->value = cd_alloc(p->size, sizeof(float), "layer weights"))) s = CD_ERR_MEMORY;
+        for (size_t e = 0; s == CD_OK && e < p->size; e++) p->value[e] = p->init;
+    }
     for (int k = 0; s == CD_OK && k < num_hp; k++)
         if (!(h.used & (1u << k)))
             s = cd_fail(CD_ERR_VALUE, "layer '%s' (%s) has no hyperparameter '%s'", name,

@@ -250,7 +250,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
     conv_state *s = node->state;
     const int use_bias = cd_conv_of(node)->use_bias;
     if (!s->fwd) CD_TRY(build_forward(node, s)); /* the backward descriptors' hint */
-    if (cd_node_trains(node)) {
+    if (io->weight_grads) {
         if (!s->bwd_w) CD_TRY(build_backward_weights(node, s));
         CD_DNNL(dnnl_memory_set_data_handle(s->src, (void *)io->in[0]), "memory", node->name);
         CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, io->dout), "memory", node->name);
@@ -320,14 +320,14 @@ static cd_status build_conv(cd_node *node, const cd_shape *in, cd_hparams *h, in
     node->shape = (cd_shape){3, oh, ow, filters};
     if (depthwise) {
         const int dims[4] = {kh, kw, src->c, 1}; /* depth multiplier 1 */
-        CD_TRY(cd_node_add_param(node, "depthwise_kernel", 4, dims, 1));
+        CD_TRY(cd_declare_param(node, "depthwise_kernel", 4, dims, 1, 0.f));
     } else {
         const int dims[4] = {kh, kw, src->c, filters}; /* HWIO */
-        CD_TRY(cd_node_add_param(node, "kernel", 4, dims, 1));
+        CD_TRY(cd_declare_param(node, "kernel", 4, dims, 1, 0.f));
     }
     if (hp->use_bias) {
         const int bdims[1] = {filters};
-        CD_TRY(cd_node_add_param(node, "bias", 1, bdims, 1));
+        CD_TRY(cd_declare_param(node, "bias", 1, bdims, 1, 0.f));
     }
     return CD_OK;
 }
