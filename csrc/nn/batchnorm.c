@@ -225,9 +225,17 @@ static cd_status bn_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return CD_OK;
 }
 
+/* In inference mode a per-channel affine map the conv before it folds in (the plan checks
+ * the mode). */
+static int bn_post_op(const cd_node *node, cd_post_op *op) {
+    (void)node;
+    op->kind = CD_POST_NORM;
+    return 1;
+}
+
 const cd_layer_ops cd_batchnorm_ops = {
-    .name = "BatchNormalization",
-    .flags = CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE | CD_OP_FUSE_NORM,
+    .name = "BatchNormalization", .post_op = bn_post_op,
+    .flags = CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE,
     .min_inputs = 1, .max_inputs = 1, .hp_size = sizeof(cd_bn_hp), .build = bn_build,
     .prepare = bn_prepare, .forward = bn_forward, .backward = bn_backward, .release = bn_release,
     .commit = bn_commit, .discard = bn_discard,
