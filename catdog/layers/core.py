@@ -200,7 +200,7 @@ class Layer:
             arr = arr.astype(np.float32)
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"layer '{self.name}' weight '{name}' has NaN or Inf values")
-            new.append((name, np.ascontiguousarray(arr), t))
+            new.append((name, np.require(arr, requirements="C"), t))
         self._weights = new
         self._version += 1
         _lifetime.changed()

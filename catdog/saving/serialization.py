@@ -24,10 +24,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
+
 from catdog import activations as A
 from catdog import layers as L
-from catdog.layers.preprocessing import (RandomFlip, RandomRotation, RandomTranslation,
-                                         RandomZoom, Rescaling)
+from catdog.layers.preprocessing import (Normalization, RandomFlip, RandomRotation,
+                                         RandomTranslation, RandomZoom, Rescaling)
 
 FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "float32"}, "registered_name": None}
@@ -406,6 +408,30 @@ def _rescaling_from(cfg, name):
                      _number(cfg, "offset", name, "Rescaling", 0.0, -1e30, 1e30), name=name)
 
 
+def _normalization_to(layer):
+    def plain(v):  # Keras: np.array(input_mean).tolist() (None stays None)
+        return None if v is None else np.asarray(v, np.float32).tolist()
+    return {"axis": list(layer.axis), "invert": layer.invert, "mean": plain(layer.input_mean),
+            "variance": plain(layer.input_variance)}
+
+
+def _normalization_from(cfg, name):
+    cls = "Normalization"
+    axis = cfg.get("axis", [-1])
+    mean, var = cfg.get("mean"), cfg.get("variance")
+    for key, v in (("mean", mean), ("variance", var)):
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) or (
+                isinstance(v, list) and len(v) <= 65536
+                and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v))):
+            raise ConfigError(f"layer '{name}' ({cls}): {key} must be a number or a list of "
+                              "numbers")
+    try:
+        return Normalization(axis=tuple(axis) if isinstance(axis, list) else axis, mean=mean,
+                             variance=var, invert=bool(cfg.get("invert", False)), name=name)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
+
+
 _FILL = ["reflect", "wrap", "constant", "nearest"]
 _INTERP = ["bilinear", "nearest"]
 
@@ -506,6 +532,7 @@ register("MaxPooling2D", L.MaxPooling2D, _pool_to, _pool_from(L.MaxPooling2D), h
 register("AveragePooling2D", L.AveragePooling2D, _pool_to, _pool_from(L.AveragePooling2D), has_build=False)
 register("Rescaling", Rescaling, _rescaling_to, _rescaling_from)
 register("RandomFlip", RandomFlip, _flip_to, _flip_from)
+register("Normalization", Normalization, _normalization_to, _normalization_from)
 register("RandomRotation", RandomRotation, _rotation_to, _rotation_from)
 register("RandomZoom", RandomZoom, _zoom_to, _zoom_from)
 register("RandomTranslation", RandomTranslation, _translation_to, _translation_from)
