@@ -259,8 +259,8 @@ _BN_NONE = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_c
 
 
 def _bn_to(layer):
-    return {"axis": -1, "momentum": layer.momentum, "epsilon": layer.epsilon, "center": True,
-            "scale": True, "beta_initializer": _initializer("Zeros"),
+    return {"axis": -1, "momentum": layer.momentum, "epsilon": layer.epsilon,
+            "center": layer.center, "scale": layer.scale, "beta_initializer": _initializer("Zeros"),
             "gamma_initializer": _initializer("Ones"),
             "moving_mean_initializer": _initializer("Zeros"),
             "moving_variance_initializer": _initializer("Ones"),
@@ -275,14 +275,14 @@ def _bn_from(cfg, name):
         axis = axis[0]
     if axis not in (-1, 3):
         raise ConfigError(f"layer '{name}' ({cls}): axis={axis!r}: only the channel axis (-1)")
-    _want(cfg, "center", [True], name, cls)
-    _want(cfg, "scale", [True], name, cls)
+    center = _want(cfg, "center", [True, False], name, cls)
+    scale = _want(cfg, "scale", [True, False], name, cls)
     _want(cfg, "renorm", [False], name, cls)
     _want(cfg, "synchronized", [False], name, cls)
     _none(cfg, _BN_NONE, name, cls)
     return L.BatchNormalization(momentum=_number(cfg, "momentum", name, cls, 0.99, 0.0, 1.0),
                                 epsilon=_number(cfg, "epsilon", name, cls, 1e-3, 1e-12, 1.0),
-                                name=name)
+                                center=center, scale=scale, name=name)
 
 
 def _relu_to(layer):
