@@ -143,8 +143,8 @@ _CONV_NONE = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
 def _conv_to(layer):
     return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-            "activation": _act_to(layer), "use_bias": layer.use_bias,
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "groups": layer.groups, "activation": _act_to(layer), "use_bias": layer.use_bias,
             "kernel_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"),
             **{k: None for k in _CONV_NONE}}
@@ -152,23 +152,41 @@ def _conv_to(layer):
 
 def _conv_common(cfg, name, cls):
     _want(cfg, "data_format", ["channels_last", None], name, cls)
-    if _int_pair(cfg.get("dilation_rate", 1), "dilation_rate", name, cls) != (1, 1):
-        raise ConfigError(f"layer '{name}' ({cls}): dilation_rate other than 1 is not supported")
     padding = _want(cfg, "padding", ["valid", "same"], name, cls)
     return (_int_pair(cfg.get("kernel_size"), "kernel_size", name, cls),
             _int_pair(cfg.get("strides", 1), "strides", name, cls), padding,
-            bool(cfg.get("use_bias", True)))
+            bool(cfg.get("use_bias", True)),
+            _int_pair(cfg.get("dilation_rate", 1), "dilation_rate", name, cls))
+
+
+def _small_int(cfg, key, name, cls, default=1):
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 65536:
+        raise ConfigError(f"layer '{name}' ({cls}): {key} must be an integer in 1..65536, got "
+                          f"{str(value)[:80]}")
+    return value
+
+
+def _conv_layer(make, name, cls):
+    """Build a conv layer, Keras's argument errors (groups, dilation with strides) as
+    ConfigErrors naming it."""
+    try:
+        return make()
+    except ValueError as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
 
 
 def _conv_from(cfg, name):
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, "Conv2D")
-    _want(cfg, "groups", [1], name, "Conv2D")
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, "Conv2D")
+    groups = _small_int(cfg, "groups", name, "Conv2D")
     _none(cfg, _CONV_NONE, name, "Conv2D")
     filters = cfg.get("filters")
     if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
         raise ConfigError(f"layer '{name}' (Conv2D): filters must be an integer in 1..65536")
-    return L.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-                    activation=_act_from(cfg, name, "Conv2D"), name=name)
+    act = _act_from(cfg, name, "Conv2D")
+    return _conv_layer(lambda: L.Conv2D(filters, kernel, strides=strides, padding=padding,
+                                        use_bias=use_bias, activation=act, name=name,
+                                        dilation_rate=dilation, groups=groups), name, "Conv2D")
 
 
 _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
@@ -176,19 +194,23 @@ _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
 
 
 def _dw_to(layer):
-    return {"depth_multiplier": 1, "kernel_size": list(layer.kernel_size),
+    return {"depth_multiplier": layer.depth_multiplier, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "activation": _act_to(layer),
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "activation": _act_to(layer),
             "use_bias": layer.use_bias, "depthwise_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"), **{k: None for k in _DW_NONE}}
 
 
 def _dw_from(cfg, name):
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, "DepthwiseConv2D")
-    _want(cfg, "depth_multiplier", [1], name, "DepthwiseConv2D")
-    _none(cfg, _DW_NONE, name, "DepthwiseConv2D")
-    return L.DepthwiseConv2D(kernel, strides=strides, padding=padding, use_bias=use_bias,
-                             activation=_act_from(cfg, name, "DepthwiseConv2D"), name=name)
+    cls = "DepthwiseConv2D"
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, cls)
+    multiplier = _small_int(cfg, "depth_multiplier", name, cls)
+    _none(cfg, _DW_NONE, name, cls)
+    act = _act_from(cfg, name, cls)
+    return _conv_layer(lambda: L.DepthwiseConv2D(
+        kernel, strides=strides, padding=padding, use_bias=use_bias, activation=act, name=name,
+        depth_multiplier=multiplier, dilation_rate=dilation), name, cls)
 
 
 _SEP_NONE = ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer",
@@ -199,7 +221,8 @@ _SEP_NONE = ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer
 def _sep_to(layer):
     return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "depth_multiplier": 1,
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "depth_multiplier": layer.depth_multiplier,
             "activation": _act_to(layer), "use_bias": layer.use_bias,
             "depthwise_initializer": _initializer("GlorotUniform"),
             "pointwise_initializer": _initializer("GlorotUniform"),
@@ -208,14 +231,16 @@ def _sep_to(layer):
 
 def _sep_from(cfg, name):
     cls = "SeparableConv2D"
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, cls)
-    _want(cfg, "depth_multiplier", [1], name, cls)
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, cls)
+    multiplier = _small_int(cfg, "depth_multiplier", name, cls)
     _none(cfg, _SEP_NONE, name, cls)
     filters = cfg.get("filters")
     if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
         raise ConfigError(f"layer '{name}' ({cls}): filters must be an integer in 1..65536")
-    return L.SeparableConv2D(filters, kernel, strides=strides, padding=padding,
-                             use_bias=use_bias, activation=_act_from(cfg, name, cls), name=name)
+    act = _act_from(cfg, name, cls)
+    return _conv_layer(lambda: L.SeparableConv2D(
+        filters, kernel, strides=strides, padding=padding, use_bias=use_bias, activation=act,
+        name=name, depth_multiplier=multiplier, dilation_rate=dilation), name, cls)
 
 
 def _activation_to(layer):
@@ -773,7 +798,7 @@ def _declared_params(layer, shape):
     c = shape[-1] if shape else 0
     c = c if isinstance(c, int) else 0
     if isinstance(layer, L.DepthwiseConv2D):
-        return layer.kernel_size[0] * layer.kernel_size[1] * c + c
+        return (layer.kernel_size[0] * layer.kernel_size[1] + 1) * c * layer.depth_multiplier
     if isinstance(layer, L.Conv2D):
         return layer.kernel_size[0] * layer.kernel_size[1] * c * layer.filters + layer.filters
     if isinstance(layer, L.Dense):
