@@ -363,5 +363,78 @@ class Normalization(_Base):
         return node
 
 
+_RESIZE_CODES = {"bilinear": 0, "nearest": 1}  # catdog.h cd_interpolation
+_KERAS_RESIZE = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5", "area")
+
+
+class Resizing(_Base):
+    """Keras's Resizing(height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+    pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0)
+    (keras/src/layers/preprocessing/image_preprocessing/resizing.py): tf.image.resize's
+    bilinear / nearest (half-pixel centres, no antialiasing) in the engine graph
+    (nn/resizing.c), gradients included. Called on an image (H, W, C) or a batch it resizes at
+    once; integer inputs come back rounded to their dtype, as Keras's."""
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
+                 antialias=False, data_format=None, name=None, **kwargs):
+        super().__init__(name=name)
+        if interpolation not in _KERAS_RESIZE:
+            raise ValueError(f"Resizing '{self.name}': Invalid value for argument "
+                             f"`interpolation`. Expected of one {_KERAS_RESIZE}. Received: "
+                             f"interpolation={interpolation}")
+        if interpolation not in _RESIZE_CODES:
+            raise ValueError(f"Resizing '{self.name}': interpolation={interpolation!r} is not "
+                             "supported by catdog (bilinear or nearest)")
+        if antialias:
+            raise ValueError(f"Resizing '{self.name}': antialias=True is not supported by catdog")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Resizing '{self.name}': catdog runs channels_last only")
+        if fill_mode != "constant":
+            raise ValueError(f"Resizing '{self.name}': Invalid value for argument `fill_mode`. "
+                             f"Only `'constant'` is supported. Received: fill_mode={fill_mode}")
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(f"Resizing '{self.name}': Only one of `pad_to_aspect_ratio` & "
+                             "`crop_to_aspect_ratio` can be `True`.")
+        for v in (height, width):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Resizing '{self.name}': height and width must be positive "
+                                 f"integers, got ({height}, {width})")
+        self.height, self.width = int(height), int(width)
+        self.interpolation, self.fill_mode = interpolation, fill_mode
+        self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
+        self.fill_value, self.antialias = float(fill_value), False
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Resizing '{self.name}' resizes images (H, W, C), got input "
+                             f"shape {tuple(input_shape)}")
+        super().build(input_shape)
+
+    def compute_output_shape(self, s):
+        return (self.height, self.width, s[-1])
+
+    def __call__(self, inputs, training=None):
+        if isinstance(inputs, np.ndarray) or (hasattr(inputs, "__array__") and not _is_symbolic(inputs)):
+            from catdog._array import as_array
+
+            x = np.asarray(inputs)
+            single = x.ndim == 3
+            out = super().__call__(np.asarray(x[None] if single else x, np.float32), training)
+            out = np.asarray(out)
+            if np.issubdtype(x.dtype, np.integer):  # Keras: round, saturate to the dtype
+                info = np.iinfo(x.dtype)
+                out = np.clip(np.round(out), info.min, info.max).astype(x.dtype)
+            return as_array(out[0] if single else out)
+        return super().__call__(inputs, training=training)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Resizing", self.name, ids, size=(self.height, self.width),
+                               interpolation=_RESIZE_CODES[self.interpolation],
+                               crop=int(self.crop_to_aspect_ratio),
+                               pad=int(self.pad_to_aspect_ratio), fill_value=self.fill_value)
+
+
 __all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling",
-           "Normalization", "apply_layers"]
+           "Normalization", "Resizing", "apply_layers"]

@@ -29,7 +29,7 @@ import numpy as np
 from catdog import activations as A
 from catdog import layers as L
 from catdog.layers.preprocessing import (Normalization, RandomFlip, RandomRotation,
-                                         RandomTranslation, RandomZoom, Rescaling)
+                                         RandomTranslation, RandomZoom, Rescaling, Resizing)
 
 FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "float32"}, "registered_name": None}
@@ -457,6 +457,32 @@ def _normalization_from(cfg, name):
         raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
 
 
+def _resizing_to(layer):
+    return {"data_format": "channels_last", "height": layer.height, "width": layer.width,
+            "interpolation": layer.interpolation,
+            "crop_to_aspect_ratio": layer.crop_to_aspect_ratio,
+            "pad_to_aspect_ratio": layer.pad_to_aspect_ratio, "fill_mode": layer.fill_mode,
+            "fill_value": layer.fill_value, "antialias": False}
+
+
+def _resizing_from(cfg, name):
+    cls = "Resizing"
+    _want(cfg, "data_format", ["channels_last", None], name, cls)
+    size = [_small_int(cfg, key, name, cls, None) for key in ("height", "width")]
+    try:
+        return Resizing(*size, interpolation=_want(cfg, "interpolation", ["bilinear", "nearest"],
+                                                   name, cls),
+                        crop_to_aspect_ratio=_want(cfg, "crop_to_aspect_ratio", [False, True],
+                                                   name, cls),
+                        pad_to_aspect_ratio=_want(cfg, "pad_to_aspect_ratio", [False, True],
+                                                  name, cls),
+                        fill_mode=_want(cfg, "fill_mode", ["constant"], name, cls),
+                        fill_value=_number(cfg, "fill_value", name, cls, 0.0),
+                        antialias=_want(cfg, "antialias", [False], name, cls), name=name)
+    except ValueError as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
+
+
 _FILL = ["reflect", "wrap", "constant", "nearest"]
 _INTERP = ["bilinear", "nearest"]
 
@@ -558,6 +584,7 @@ register("AveragePooling2D", L.AveragePooling2D, _pool_to, _pool_from(L.AverageP
 register("Rescaling", Rescaling, _rescaling_to, _rescaling_from)
 register("RandomFlip", RandomFlip, _flip_to, _flip_from)
 register("Normalization", Normalization, _normalization_to, _normalization_from)
+register("Resizing", Resizing, _resizing_to, _resizing_from)
 register("RandomRotation", RandomRotation, _rotation_to, _rotation_from)
 register("RandomZoom", RandomZoom, _zoom_to, _zoom_from)
 register("RandomTranslation", RandomTranslation, _translation_to, _translation_from)
