@@ -28,8 +28,9 @@ import numpy as np
 
 from catdog import activations as A
 from catdog import layers as L
-from catdog.layers.preprocessing import (Normalization, RandomFlip, RandomRotation,
-                                         RandomTranslation, RandomZoom, Rescaling, Resizing)
+from catdog.layers.preprocessing import (Normalization, RandomBrightness, RandomContrast,
+                                         RandomFlip, RandomRotation, RandomTranslation,
+                                         RandomZoom, Rescaling, Resizing)
 
 FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "float32"}, "registered_name": None}
@@ -483,6 +484,24 @@ def _resizing_from(cfg, name):
         raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
 
 
+def _color_to(layer):
+    return {"data_format": "channels_last", "factor": list(layer.factor),
+            "value_range": list(layer.value_range), "seed": layer.seed}
+
+
+def _color_from(cls):
+    def build(cfg, name):
+        cname = cls.__name__
+        _want(cfg, "data_format", ["channels_last", None], name, cname)
+        try:
+            return cls(_factor(cfg.get("factor"), "factor", name, cname),
+                       value_range=cfg.get("value_range", (0, 255)),
+                       seed=_seed(cfg, name, cname), name=name)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"layer '{name}' ({cname}): {e}") from None
+    return build
+
+
 _FILL = ["reflect", "wrap", "constant", "nearest"]
 _INTERP = ["bilinear", "nearest"]
 
@@ -585,6 +604,8 @@ register("Rescaling", Rescaling, _rescaling_to, _rescaling_from)
 register("RandomFlip", RandomFlip, _flip_to, _flip_from)
 register("Normalization", Normalization, _normalization_to, _normalization_from)
 register("Resizing", Resizing, _resizing_to, _resizing_from)
+register("RandomContrast", RandomContrast, _color_to, _color_from(RandomContrast))
+register("RandomBrightness", RandomBrightness, _color_to, _color_from(RandomBrightness))
 register("RandomRotation", RandomRotation, _rotation_to, _rotation_from)
 register("RandomZoom", RandomZoom, _zoom_to, _zoom_from)
 register("RandomTranslation", RandomTranslation, _translation_to, _translation_from)
