@@ -79,17 +79,21 @@ def _emit(g, layer, ins):
         y = g.op("Mul", [x, g.const(name + "/scale", np.float32(layer.scale))], name + "/mul")
         return g.op("Add", [y, g.const(name + "/offset", np.float32(layer.offset))], name)
     if kind is L.DepthwiseConv2D:
-        k = w["depthwise_kernel"]
-        wt = g.const(name + "/kernel", k.transpose(2, 3, 0, 1))
+        k = w["depthwise_kernel"]  # (kh, kw, c, m) -> (c * m, 1, kh, kw), channel c * m + j
+        wt = g.const(name + "/kernel", k.transpose(2, 3, 0, 1).reshape(-1, 1, *k.shape[:2]))
         args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
         return g.op("Conv", args, name, kernel_shape=list(layer.kernel_size),
-                    strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]))
+                    strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]),
+                    dilations=list(layer.dilation_rate))
     if kind is L.Conv2D:
         wt = g.const(name + "/kernel", w["kernel"].transpose(3, 2, 0, 1))
         args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
         return g.op("Conv", args, name, kernel_shape=list(layer.kernel_size),
-                    strides=list(layer.strides), pads=_pads(*layer.pads))
+                    strides=list(layer.strides), pads=_pads(*layer.pads),
+                    dilations=list(layer.dilation_rate), group=int(layer.groups))
     if kind is L.BatchNormalization:
+        c = w["moving_mean"].shape  # center=False / scale=False: beta 0 / gamma 1
+        w = {"gamma": np.ones(c, np.float32), "beta": np.zeros(c, np.float32), **w}
         args = [x] + [g.const(f"{name}/{k}", w[k])
                       for k in ("gamma", "beta", "moving_mean", "moving_variance")]
         return g.op("BatchNormalization", args, name, epsilon=float(layer.epsilon))
