@@ -78,6 +78,97 @@ def test_imagenet_mobilenet_v2_at_160(tmp_path):
     assert_close_rel(got, base.predict(x), REL, "ImageNet MobileNetV2 160")
 
 
+# ---- issue 22's layers ---------------------------------------------------------------------
+# Keras 3 defines each activation in keras/src/activations/activations.py (gelu's default is
+# approximate=False, the erf form); catdog runs them in csrc/nn/activation.c.
+ACTIVATIONS = ["relu", "relu6", "sigmoid", "tanh", "softmax", "swish", "silu", "hard_sigmoid",
+               "hard_swish", "hard_silu", "gelu", "elu", "selu", "softplus", "linear"]
+
+
+def _set_weights(model, seed, scale=0.5):
+    rng = np.random.default_rng(seed)
+    for layer in model._leaf_layers():
+        values = [rng.normal(0, scale, w.shape) for _, w, _ in layer._weights]
+        if values:
+            layer.set_weights(values)
+
+
+def _check(model, tmp_path, x, what):
+    path = tmp_path / "m.onnx"
+    model.export(path, format="onnx")
+    want = model.predict(x, verbose=0)
+    assert np.abs(want).max() > 1e-3, what  # not a vanishing signal
+    assert_close_rel(run(path, x), want, REL, what)
+    assert_close_rel(run(path, x[:1]), want[:1], REL, what + " batch 1")
+    return onnx.load(str(path))
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_each_activation_on_each_layer_kind(act, tmp_path):
+    """activation= on Conv2D, DepthwiseConv2D, SeparableConv2D and Dense, and the Activation
+    layer, on image tensors (softmax over the channels) and on vectors."""
+    from catdog import layers
+
+    inputs = catdog.Input((7, 7, 3))
+    x = layers.Conv2D(6, 3, padding="same", activation=act)(inputs)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation=act)(x)
+    x = layers.SeparableConv2D(5, 3, padding="same", activation=act)(x)
+    image = layers.Activation(act)(x)
+    flat = layers.Activation(act)(layers.Dense(4, activation=act)(layers.Flatten()(image)))
+    rng = np.random.default_rng(3)
+    xs = rng.normal(0, 1.5, (3, 7, 7, 3)).astype(np.float32)
+    for model in (catdog.Model(inputs, image), catdog.Model(inputs, flat)):
+        _set_weights(model, 4)
+        _check(model, tmp_path, xs, f"{act} -> {model.output_shape}")
+
+
+def test_keras_file_with_issue_22_layers_exports():
+    """Keras's own file (tests/fixtures/make_layer_saving_fixtures.py): Flatten after a conv
+    stack (NHWC order), Reshape, SeparableConv2D, a squeeze-and-excite Multiply, GAP and GMP
+    with keepdims, Subtract / Maximum / Average, Dropout(noise_shape): ONNX Runtime matches
+    Keras's own predictions too."""
+    import tempfile
+    from pathlib import Path
+
+    io = np.load(os.path.join(FIX, "layers_io.npz"))
+    model = catdog.models.load_model(os.path.join(FIX, "layers_cnn.keras"))
+    with tempfile.TemporaryDirectory() as tmp:
+        proto = _check(model, Path(tmp), io["x"], "layers_cnn.keras")
+        assert_close_rel(run(Path(tmp) / "m.onnx", io["x"]), io["pred"], REL, "vs Keras")
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"GlobalMaxPool", "Max", "Sub", "Mul", "Reshape", "Flatten", "HardSigmoid"} <= ops
+    assert "Dropout" not in ops
+
+
+def test_arithmetic_merges_reshape_and_gates(tmp_path):
+    """Tensor arithmetic (catdog/layers/operations.py: x + 3.0, c - x, x / c, -x, x * y,
+    x - y), MobileNetV3's hard-sigmoid gate, Minimum, a (C,) vector gating an image,
+    Reshape vector -> image and image -> image, GlobalMaxPooling2D, AveragePooling2D 'same'."""
+    from catdog import layers
+
+    inputs = catdog.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    gate = layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)  # MobileNetV3's hard_sigmoid
+    x = x * gate - x / 4.0
+    x = 2.0 - (-x)
+    v = layers.Dense(8, activation="sigmoid")(layers.GlobalAveragePooling2D()(x))
+    x = layers.Multiply()([x, v])  # (8,) per channel of (8, 8, 8)
+    y = layers.Conv2D(8, 1)(x)
+    x = layers.Minimum()([x, y]) + layers.Average()([x, y])
+    x = layers.AveragePooling2D(3, strides=2, padding="same")(x)
+    x = layers.Reshape((2, 8, 8))(x)  # (4, 4, 8) -> (2, 8, 8), NHWC order
+    m = layers.GlobalMaxPooling2D()(x)
+    r = layers.Reshape((2, 2, 2))(layers.Dense(8)(m))
+    r = layers.Flatten()(layers.Conv2D(3, 1)(r))
+    model = catdog.Model(inputs, layers.Dense(2)(layers.Subtract()([layers.Dense(12)(r),
+                                                                      layers.Dense(12)(m)])))
+    _set_weights(model, 5)
+    xs = np.random.default_rng(6).normal(0, 1, (3, 8, 8, 3)).astype(np.float32)
+    proto = _check(model, tmp_path, xs, "arithmetic")
+    ops = [n.op_type for n in proto.graph.node]
+    assert {"Min", "Unsqueeze", "GlobalMaxPool", "Reshape", "Clip"} <= set(ops)
+
+
 def test_without_onnx_says_what_to_install(tmp_path, monkeypatch):
     model = catdog.models.load_model(os.path.join(FIX, "cnn_seq.keras"))
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
