@@ -40,3 +40,19 @@ def test_catdog_file_of_them_round_trips(tmp_path):
         for key in ("activation", "keepdims", "noise_shape", "target_shape", "filters"):
             if key in keras_layer["config"]:
                 assert layer["config"][key] == keras_layer["config"][key], (layer["config"]["name"], key)
+
+
+def test_catdog_file_of_them_is_keras_config(tmp_path):
+    """The whole config.json of catdog's re-save equals Keras's (build_config included: Keras
+    writes one for Flatten and the merging layers, none for Activation, Reshape, Dropout or the
+    global poolings), up to what tests/test_saving.py's ALLOWED lists."""
+    from test_saving import _diffs, _norm
+
+    model = catdog.models.load_model(os.path.join(FIX, "layers_cnn.keras"))
+    model.save(tmp_path / "again.keras")
+    ours = json.loads(zipfile.ZipFile(tmp_path / "again.keras").read("config.json"))
+    theirs = json.loads(zipfile.ZipFile(os.path.join(FIX, "layers_cnn.keras")).read("config.json"))
+    for c in (ours, theirs):
+        c["config"]["layers"] = {e["name"]: e for e in c["config"]["layers"]}
+    assert [d for d in _diffs(_norm(ours), _norm(theirs))
+            if not d.endswith("/kwargs/training: only in keras")] == []
