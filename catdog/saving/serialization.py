@@ -673,7 +673,7 @@ def functional_config(model) -> dict:
     from catdog.models import Model, Sequential
 
     entries, seen = [], set()
-    for t in model._nodes:
+    for t in model._keras_order(model._nodes):  # Keras's order, as its get_config writes
         layer = t.layer
         if id(layer) in seen:
             raise ConfigError(f"model '{model.name}': layer '{layer.name}' is called more than "
