@@ -7,12 +7,17 @@
 Step 1 (catdog's interpreter): catdog builds and saves models into a temp folder, with the
 inputs and catdog's predictions beside them: the lab's model (alpha 0.35, 32x32, seeded
 random head, compiled as the lab and trained one step), MobileNetV2 with its top, a
-Sequential CNN, and the three Keras-made fixtures of tests/fixtures/keras_saving/ after
-catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
+Sequential CNN, issue 22's layers (Flatten, Reshape, SeparableConv2D, Activation, Multiply,
+Subtract / Maximum / Minimum / Average, GlobalMaxPooling2D, GAP keepdims, Dropout
+noise_shape), tensor arithmetic written as MobileNetV3 writes it (saved after two Adam steps,
+resumed below), one model per activation (13 names, on Conv2D / DepthwiseConv2D /
+SeparableConv2D / Activation / Dense), and the Keras-made fixtures of
+tests/fixtures/keras_saving/ after catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
 subprocess): `keras.models.load_model` on each file, `predict` on the same inputs, compared
 with catdog's at rtol 1e-5 (atol 1e-6); compiled files also take one `train_on_batch`. For
 catdog's Sequential (saved after two Adam steps) Keras's next step on the same batch must
-move the weights as catdog's next step did (1e-2 relative): the optimizer state carried.
+move the weights as catdog's next step did (1e-2 relative): the optimizer state carried;
+the same for the arithmetic model.
 Prints one line per file and exits non-zero on any mismatch. TensorFlow stays out of
 catdog's own environment: the two sides share only the files.
 """
@@ -26,6 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "keras_saving")
 RTOL, ATOL = 1e-5, 1e-6
+# Keras 3's activation names (swish is written silu, hard_swish hard_silu)
+ACTIVATIONS = ["relu", "relu6", "sigmoid", "tanh", "softmax", "silu", "hard_sigmoid",
+               "hard_silu", "gelu", "elu", "selu", "softplus", "linear"]
 
 
 def catdog_side(out):
@@ -103,8 +111,68 @@ def catdog_side(out):
     add("catdog_cnn_seq.keras", seq, rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float32),
         resume=(xs, np.array([0, 1, 2, 1])))
 
+    # issue 22's layers (tests/fixtures/make_layer_saving_fixtures.py's model, with Minimum and
+    # AveragePooling2D), written by catdog
+    inputs = catdog.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D()(x)
+    x = layers.SeparableConv2D(8, 3, padding="same", activation="swish")(x)
+    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = layers.Activation("hard_sigmoid")(layers.Conv2D(8, 1)(s))
+    x = layers.Multiply()([x, s])
+    m = layers.GlobalMaxPooling2D(keepdims=True)(x)
+    d = layers.Subtract()([x, layers.Conv2D(8, 1)(x)])
+    x = layers.Average()([layers.Maximum()([x, d]), layers.Minimum()([x, d])])
+    x = layers.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = layers.Dropout(0.3, noise_shape=(None, 1, 1, 8))(x)
+    x = layers.Dense(16, activation="relu")(layers.Flatten()(x))
+    m = layers.Reshape((8,))(m)
+    v = layers.GlobalAveragePooling2D()(layers.Reshape((4, 2, 2))(layers.Dense(16)(m)))
+    x = layers.Add()([layers.Dense(16)(m), x])
+    logits = layers.Dense(3)(layers.Add()([x, layers.Dense(16)(v)]))
+    add("catdog_layers.keras", catdog.Model(inputs, logits),
+        rng.normal(0, 1, (3, 16, 16, 3)).astype(np.float32))
+
+    # tensor arithmetic as keras/src/applications/mobilenet_v3.py writes it; compiled, two
+    # Adam steps, then Keras repeats catdog's third
+    inputs = catdog.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same")(inputs)
+    x = x * (layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0))  # hard_swish
+    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = layers.Conv2D(8, 1)(layers.Conv2D(4, 1, activation="relu")(s))
+    s = layers.ReLU(6.0)(s + 3.0) * (1.0 / 6.0)  # hard_sigmoid
+    y = layers.DepthwiseConv2D(3, padding="same")(x * s)
+    x = 2 * (-(3.0 - (x - y)) / 2.0) + y
+    ops = catdog.Model(inputs, layers.Dense(3, activation="softmax")(
+        layers.GlobalAveragePooling2D()(x)))
+    randomize(ops)
+    ops.compile(optimizer=catdog.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    xo = rng.normal(0, 1, (4, 8, 8, 3)).astype(np.float32)
+    yo = np.array([0, 1, 2, 1])
+    ops.train_on_batch(xo, yo)
+    ops.train_on_batch(xo, yo)
+    add("catdog_ops.keras", ops, rng.normal(0, 1, (3, 8, 8, 3)).astype(np.float32),
+        resume=(xo, yo))
+
+    for act in ACTIVATIONS:
+        inputs = catdog.Input((6, 6, 3))
+        x = layers.Conv2D(4, 3, padding="same", activation=act)(inputs)
+        x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation=act)(x)
+        x = layers.SeparableConv2D(4, 3, padding="same", activation=act)(x)
+        x = layers.Flatten()(layers.Activation(act)(x))
+        add(f"catdog_act_{act}.keras",
+            catdog.Model(inputs, layers.Dense(3, activation=act)(x)),
+            rng.normal(0, 1.5, (3, 6, 6, 3)).astype(np.float32))
+
     io = np.load(os.path.join(FIXTURES, "saving_io.npz"))
     for name in ("lab_a035_32.keras", "mnv2_top_a035_32.keras", "cnn_seq.keras"):
+        m = catdog.models.load_model(os.path.join(FIXTURES, name))
+        add("resaved_" + name, m, io["x/" + name])
+    io = np.load(os.path.join(FIXTURES, "layers_io.npz"))
+    add("resaved_layers_cnn.keras",
+        catdog.models.load_model(os.path.join(FIXTURES, "layers_cnn.keras")), io["x"])
+    io = np.load(os.path.join(FIXTURES, "ops_io.npz"))
+    for name in ["ops_mnv3.keras"] + [f"act_{a}.keras" for a in ACTIVATIONS]:
         m = catdog.models.load_model(os.path.join(FIXTURES, name))
         add("resaved_" + name, m, io["x/" + name])
     return files
