@@ -62,7 +62,7 @@ def build_like_fixture():
     """make_layer_saving_fixtures.py's build(), with catdog for keras."""
     from catdog import layers
 
-    inputs = catdog.Input((16, 16, 3))
+    inputs = catdog.Input((16, 16, 3), name="input_layer")  # Keras's first automatic name
     x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
     x = layers.MaxPooling2D(name="pool")(x)
     x = layers.SeparableConv2D(8, 3, padding="same", activation="swish", name="sep")(x)
