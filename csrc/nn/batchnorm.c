@@ -40,7 +40,7 @@ static void bn_release(cd_node *node) {
     free(s);
 }
 
-static cd_status bn_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status bn_prepare(cd_node *node, const cd_shape *in, int n) {
     (void)in, (void)n;
     bn_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
@@ -167,7 +167,7 @@ static cd_status bn_backward(cd_node *node, const cd_io *io) {
         }
         dgamma[k] = (float)g_sum, dbeta[k] = (float)b_sum;
     }
-    if (cd_node_trains(node)) {
+    if (io->weight_grads) {
         memcpy(node->params[GAMMA].grad, dgamma, sizeof dgamma);
         memcpy(node->params[BETA].grad, dbeta, sizeof dbeta);
     }
@@ -209,7 +209,7 @@ static void bn_discard(cd_node *node) {
 
 /* hyperparameters: epsilon > 0, momentum in [0, 1]; weights gamma, beta (trainable),
  * moving_mean, moving_variance, each (c) */
-static cd_status bn_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status bn_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     cd_bn_hp *hp = node->hp;
     CD_TRY(cd_hp_floats(h, "epsilon", 1, NULL, &hp->epsilon));
     CD_TRY(cd_hp_floats(h, "momentum", 1, NULL, &hp->momentum));
@@ -218,12 +218,10 @@ static cd_status bn_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
                        node->name);
     node->shape = in[0];
     const int dims[1] = {node->shape.c};
-    CD_TRY(cd_node_add_param(node, "gamma", 1, dims, 1));
-    CD_TRY(cd_node_add_param(node, "beta", 1, dims, 1));
-    CD_TRY(cd_node_add_param(node, "moving_mean", 1, dims, 0));
-    CD_TRY(cd_node_add_param(node, "moving_variance", 1, dims, 0));
-    for (int i = 0; i < node->shape.c; i++) node->params[GAMMA].value[i] = 1.f;
-    for (int i = 0; i < node->shape.c; i++) node->params[MOVING_VAR].value[i] = 1.f;
+    CD_TRY(cd_declare_param(node, "gamma", 1, dims, 1, 1.f));
+    CD_TRY(cd_declare_param(node, "beta", 1, dims, 1, 0.f));
+    CD_TRY(cd_declare_param(node, "moving_mean", 1, dims, 0, 0.f));
+    CD_TRY(cd_declare_param(node, "moving_variance", 1, dims, 0, 1.f));
     return CD_OK;
 }
 

@@ -106,7 +106,7 @@ static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilat
 /* Input channels of the convolution, from its kernel (HWIO; depthwise ignores it). */
 static int input_channels(const cd_node *node) { return node->params[KERNEL].dims[2]; }
 
-static cd_status conv_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status conv_prepare(cd_node *node, const cd_shape *in, int n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
     node->state = s;
@@ -250,7 +250,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
     conv_state *s = node->state;
     const int use_bias = cd_conv_of(node)->use_bias;
     if (!s->fwd) CD_TRY(build_forward(node, s)); /* the backward descriptors' hint */
-    if (cd_node_trains(node)) {
+    if (io->weight_grads) {
         if (!s->bwd_w) CD_TRY(build_backward_weights(node, s));
         CD_DNNL(dnnl_memory_set_data_handle(s->src, (void *)io->in[0]), "memory", node->name);
         CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, io->dout), "memory", node->name);
@@ -286,7 +286,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
 
 /* hyperparameters: filters (Conv2D), kernel (kh, kw), strides (sh, sw), pad (t, b, l, r),
  * use_bias. Output (oh, ow, oc): o = (i + pad_before + pad_after - k) / stride + 1. */
-static cd_status build_conv(cd_node *node, const cd_shape in[2], cd_hparams *h, int depthwise) {
+static cd_status build_conv(cd_node *node, const cd_shape *in, cd_hparams *h, int depthwise) {
     cd_conv_hp *hp = node->hp;
     const cd_shape *src = &in[0];
     const char *name = node->name;
@@ -320,22 +320,22 @@ static cd_status build_conv(cd_node *node, const cd_shape in[2], cd_hparams *h, 
     node->shape = (cd_shape){3, oh, ow, filters};
     if (depthwise) {
         const int dims[4] = {kh, kw, src->c, 1}; /* depth multiplier 1 */
-        CD_TRY(cd_node_add_param(node, "depthwise_kernel", 4, dims, 1));
+        CD_TRY(cd_declare_param(node, "depthwise_kernel", 4, dims, 1, 0.f));
     } else {
         const int dims[4] = {kh, kw, src->c, filters}; /* HWIO */
-        CD_TRY(cd_node_add_param(node, "kernel", 4, dims, 1));
+        CD_TRY(cd_declare_param(node, "kernel", 4, dims, 1, 0.f));
     }
     if (hp->use_bias) {
         const int bdims[1] = {filters};
-        CD_TRY(cd_node_add_param(node, "bias", 1, bdims, 1));
+        CD_TRY(cd_declare_param(node, "bias", 1, bdims, 1, 0.f));
     }
     return CD_OK;
 }
 
-static cd_status conv_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status conv_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build_conv(node, in, h, 0);
 }
-static cd_status depthwise_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status depthwise_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build_conv(node, in, h, 1);
 }
 
