@@ -10,7 +10,8 @@ random head, compiled as the lab and trained one step), MobileNetV2 with its top
 Sequential CNN, issue 22's layers (Flatten, Reshape, SeparableConv2D, Activation, Multiply,
 Subtract / Maximum / Minimum / Average, GlobalMaxPooling2D, GAP keepdims, Dropout
 noise_shape), tensor arithmetic written as MobileNetV3 writes it (saved after two Adam steps,
-resumed below), one model per activation (13 names, on Conv2D / DepthwiseConv2D /
+resumed below), Add / Maximum / Minimum / Average of three inputs and Concatenate on each
+axis, one model per activation (13 names, on Conv2D / DepthwiseConv2D /
 SeparableConv2D / Activation / Dense), and the Keras-made fixtures of
 tests/fixtures/keras_saving/ after catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
 subprocess): `keras.models.load_model` on each file, `predict` on the same inputs, compared
@@ -154,6 +155,19 @@ def catdog_side(out):
     add("catdog_ops.keras", ops, rng.normal(0, 1, (3, 8, 8, 3)).astype(np.float32),
         resume=(xo, yo))
 
+    # merges of three inputs and Concatenate on each axis (make_ops_saving_fixtures.py's)
+    inputs = catdog.Input((6, 6, 3))
+    a = layers.Conv2D(4, 1)(inputs)
+    b = layers.Conv2D(4, 3, padding="same")(inputs)
+    c = layers.Conv2D(4, 1, activation="tanh")(inputs)
+    x = layers.Concatenate()([m([a, b, c]) for m in (layers.Add(), layers.Maximum(),
+                                                     layers.Minimum(), layers.Average())])
+    v = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
+                              layers.Flatten()(layers.Concatenate(axis=1)([a, b])),
+                              layers.Flatten()(layers.Concatenate(axis=-2)([b, c]))])
+    add("catdog_merge.keras", catdog.Model(inputs, layers.Dense(3)(v)),
+        rng.normal(0, 1, (3, 6, 6, 3)).astype(np.float32))
+
     for act in ACTIVATIONS:
         inputs = catdog.Input((6, 6, 3))
         x = layers.Conv2D(4, 3, padding="same", activation=act)(inputs)
@@ -172,7 +186,7 @@ def catdog_side(out):
     add("resaved_layers_cnn.keras",
         catdog.models.load_model(os.path.join(FIXTURES, "layers_cnn.keras")), io["x"])
     io = np.load(os.path.join(FIXTURES, "ops_io.npz"))
-    for name in ["ops_mnv3.keras"] + [f"act_{a}.keras" for a in ACTIVATIONS]:
+    for name in ["ops_mnv3.keras", "merge_nary.keras"] + [f"act_{a}.keras" for a in ACTIVATIONS]:
         m = catdog.models.load_model(os.path.join(FIXTURES, name))
         add("resaved_" + name, m, io["x/" + name])
     return files

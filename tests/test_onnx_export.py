@@ -169,6 +169,38 @@ def test_arithmetic_merges_reshape_and_gates(tmp_path):
     assert {"Min", "Unsqueeze", "GlobalMaxPool", "Reshape", "Clip"} <= set(ops)
 
 
+def test_concatenate_and_merges_of_three(tmp_path):
+    """Concatenate along H, W and C of images and of vectors (NHWC axes 1, 2, -1 become NCHW's
+    2, 3, 1), and Add / Maximum / Minimum / Average of three inputs (Keras folds left to
+    right, keras/src/layers/merging/)."""
+    from catdog import layers
+
+    inputs = catdog.Input((6, 6, 3))
+    a = layers.Conv2D(4, 1)(inputs)
+    b = layers.Conv2D(4, 3, padding="same")(inputs)
+    c = layers.Conv2D(4, 1, activation="tanh")(inputs)
+    merged = [m([a, b, c]) for m in (layers.Add(), layers.Maximum(), layers.Minimum(),
+                                     layers.Average())]
+    x = layers.Concatenate()(merged)  # (6, 6, 16)
+    h = layers.Concatenate(axis=1)([a, b])  # (12, 6, 4)
+    w = layers.Concatenate(axis=-2)([b, c])  # (6, 12, 4)
+    v = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.Flatten()(h),
+                              layers.Flatten()(w)])
+    xs = np.random.default_rng(7).normal(0, 1, (3, 6, 6, 3)).astype(np.float32)
+    for out in (x, h, w, layers.Dense(5)(v)):
+        model = catdog.Model(inputs, out)
+        _set_weights(model, 8)
+        proto = _check(model, tmp_path, xs, f"concatenate -> {model.output_shape}")
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Concat") == 4 and {"Sum", "Max", "Min", "Mean"} <= set(ops)
+    keras_file = os.path.join(FIX, "merge_nary.keras")  # make_ops_saving_fixtures.py
+    io = np.load(os.path.join(FIX, "ops_io.npz"))
+    model = catdog.models.load_model(keras_file)
+    _check(model, tmp_path, io["x/merge_nary.keras"], "merge_nary.keras")
+    assert_close_rel(run(tmp_path / "m.onnx", io["x/merge_nary.keras"]),
+                     io["pred/merge_nary.keras"], REL, "merge_nary.keras vs Keras")
+
+
 def test_without_onnx_says_what_to_install(tmp_path, monkeypatch):
     model = catdog.models.load_model(os.path.join(FIX, "cnn_seq.keras"))
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError

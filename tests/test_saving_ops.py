@@ -8,7 +8,8 @@ not layers (Functional.layers lists Layer instances only). catdog runs them as i
 arithmetic (catdog/layers/operations.py) and writes them back the same way.
 
 Fixtures: tests/fixtures/make_ops_saving_fixtures.py (TensorFlow 2.21 / Keras 3.15): a
-MobileNetV3-style block (ops_mnv3.keras) and one file per activation (act_<name>.keras).
+MobileNetV3-style block (ops_mnv3.keras), one file per activation (act_<name>.keras), and
+three-input merges with Concatenate on each axis (merge_nary.keras).
 TensorFlow loading catdog's files: benchmarks/check_keras_saving.py."""
 import json
 import os
@@ -138,6 +139,65 @@ def test_each_activation_both_ways(act, tmp_path):
             if not d.endswith("/kwargs/training: only in keras")] == []
     again = catdog.models.load_model(tmp_path / name)
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def build_merge_model(input_name):
+    """make_ops_saving_fixtures.py's build_merge(), with catdog for keras."""
+    inputs = catdog.Input((6, 6, 3), name=input_name)
+    a = layers.Conv2D(4, 1, name="a")(inputs)
+    b = layers.Conv2D(4, 3, padding="same", name="b")(inputs)
+    c = layers.Conv2D(4, 1, activation="tanh", name="c")(inputs)
+    merged = [layers.Add(name="add3")([a, b, c]), layers.Maximum(name="max3")([a, b, c]),
+              layers.Minimum(name="min3")([a, b, c]), layers.Average(name="avg3")([a, b, c])]
+    x = layers.Concatenate(name="cat_c")(merged)
+    h = layers.Concatenate(axis=1, name="cat_h")([a, b])
+    w = layers.Concatenate(axis=-2, name="cat_w")([b, c])
+    v = layers.Concatenate(name="cat_v")([layers.GlobalAveragePooling2D(name="gap")(x),
+                                          layers.Flatten(name="flat_h")(h),
+                                          layers.Flatten(name="flat_w")(w)])
+    return catdog.Model(inputs, layers.Dense(3, name="head")(v), name="merge_nary")
+
+
+def test_concatenate_and_merges_of_three_both_ways(tmp_path):
+    """Keras's file with Add / Maximum / Minimum / Average of three inputs and Concatenate on
+    axes -1, 1, -2 and of vectors (keras/src/layers/merging/) predicts as Keras; catdog's
+    re-save is Keras's config; the same model built by catdog writes Keras's config, layer
+    order and weight paths (tests/test_saving.py's _h5_layout)."""
+    from test_saving import _h5_layout
+
+    name = "merge_nary.keras"
+    x, want = IO["x/" + name], IO["pred/" + name]
+    model = catdog.models.load_model(os.path.join(FIX, name))
+    assert_close_rel(model.predict(x, verbose=0), want, REL, name)
+    assert [model.get_layer(n).axis for n in ("cat_c", "cat_h", "cat_w", "cat_v")] == [-1, 1, -2, -1]
+    model.save(tmp_path / "resaved.keras")
+    theirs = config_of(os.path.join(FIX, name))
+    assert [d for d in _diffs(_norm(config_of(tmp_path / "resaved.keras")), _norm(theirs))] == []
+    built = build_merge_model(model.layers[0].name)
+    for layer in built.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
+    assert_close_rel(built.predict(x, verbose=0), want, REL, "catdog-built")
+    built.save(tmp_path / "built.keras")
+    assert [d for d in _diffs(_norm(config_of(tmp_path / "built.keras")), _norm(theirs))] == []
+    h5 = [_h5_layout(zipfile.ZipFile(p).read("model.weights.h5"))
+          for p in (tmp_path / "built.keras", os.path.join(FIX, name))]
+    assert h5[0] == h5[1]
+    again = catdog.models.load_model(tmp_path / "built.keras")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), built.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("axis", [0, True, 1.5, "x", 7])
+def test_concatenate_axis_refused(tmp_path, axis):
+    src = zipfile.ZipFile(os.path.join(FIX, "merge_nary.keras"))
+    cfg = json.loads(src.read("config.json"))
+    entry = next(e for e in cfg["config"]["layers"] if e["name"] == "cat_h")
+    entry["config"]["axis"] = axis
+    path = tmp_path / "bad.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        for item in src.namelist():
+            z.writestr(item, json.dumps(cfg) if item == "config.json" else src.read(item))
+    with pytest.raises(ConfigError, match="cat_h"):
+        catdog.models.load_model(path)
 
 
 # ---- what catdog refuses, naming the operation --------------------------------------------

@@ -18,7 +18,8 @@ What the file holds (opset 17, IR version 8, so ONNX Runtime >= 1.10 and OpenVIN
   hard_silu HardSwish, silu x * Sigmoid(x), softmax over the channels;
 * Flatten and Reshape read the values in NHWC order, as catdog and Keras do: an NCHW tensor
   is transposed back to NHWC before it is flattened;
-* the merging layers (Add, Subtract, Multiply, Maximum, Minimum, Average) and tensor
+* Concatenate on any axis (an image's H, W, C are NCHW's 2, 3, 1); the merging layers, of
+  any number of inputs (Add, Subtract, Multiply, Maximum, Minimum, Average), and tensor
   arithmetic (x + 3.0, x * y, -x: catdog/layers/operations.py) as elementwise operators; a
   per-channel gate broadcasts as (N, C, 1, 1).
 
@@ -162,13 +163,15 @@ def _emit(g, layer, ins, ranks):
         return g.op("Mul", [a, b], name)
     if kind is L.Subtract:
         return g.op("Sub", list(ins), name)
-    if kind is L.Maximum:
+    if kind is L.Maximum:  # Max, Min, Sum and Mean take any number of inputs
         return g.op("Max", list(ins), name)
     if kind is L.Minimum:
         return g.op("Min", list(ins), name)
     if kind is L.Average:  # Keras: the sum over the inputs / their count
-        return g.op("Mul", [g.op("Add", list(ins), name + "/sum"),
-                            g.const(name + "/half", np.float32(0.5))], name)
+        return g.op("Mean", list(ins), name)
+    if kind is L.Concatenate:  # the sample's (H, W, C) axis -> NCHW's; vectors: axis 1
+        k = layer._engine_axis(len(layer.input_shape))
+        return g.op("Concat", list(ins), name, axis=(2, 3, 1)[k] if image else 1)
     if kind is L.DepthwiseConv2D:
         k = w["depthwise_kernel"]
         wt = g.const(name + "/kernel", k.transpose(2, 3, 0, 1))
@@ -206,8 +209,8 @@ def _emit(g, layer, ins, ranks):
         (t, b), (l, r) = layer.padding
         pads = np.array([0, 0, t, l, 0, 0, b, r], np.int64)
         return g.op("Pad", [x, g.const(name + "/pads", pads)], name, mode="constant")
-    if kind is L.Add:
-        return g.op("Add", list(ins), name)
+    if kind is L.Add:  # Keras adds any number of inputs (left to right)
+        return g.op("Add" if len(ins) == 2 else "Sum", list(ins), name)
     if kind in (L.GlobalAveragePooling2D, L.GlobalMaxPooling2D):
         pool = "GlobalAveragePool" if kind is L.GlobalAveragePooling2D else "GlobalMaxPool"
         if layer.keepdims:  # (N, C, 1, 1): the NCHW form of Keras's (N, 1, 1, C)

@@ -385,7 +385,11 @@ def _concat_to(layer):
 
 
 def _concat_from(cfg, name):
-    return L.Concatenate(axis=int(cfg.get("axis", -1)), name=name)
+    axis = cfg.get("axis", -1)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -4 <= axis <= 3:
+        raise ConfigError(f"layer '{name}' (Concatenate): axis must be an integer in -4..3, got "
+                          f"{str(axis)[:40]}")
+    return L.Concatenate(axis=axis, name=name)
 
 
 def _pool_to(layer):
