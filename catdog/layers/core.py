@@ -200,7 +200,7 @@ class Layer:
             arr = arr.astype(np.float32)
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"layer '{self.name}' weight '{name}' has NaN or Inf values")
-            new.append((name, np.ascontiguousarray(arr), t))
+            new.append((name, np.require(arr, requirements="C"), t))
         self._weights = new
         self._version += 1
         _lifetime.changed()
@@ -343,55 +343,115 @@ class InputLayer(Layer):
         return graph.add_layer("InputLayer", self.name, (), shape=(h, w, c))
 
 
+def _conv_geometry(layer, kernel_size, strides, dilation_rate, data_format):
+    """Keras's checks (keras/src/layers/convolutional/base_conv.py) of the shared conv
+    arguments; sets kernel_size, strides, dilation_rate, and span: the dilated kernel's extent
+    (k - 1) * d + 1, which padding and the output size follow."""
+    cls = type(layer).__name__
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{cls} '{layer.name}': catdog runs channels_last only")
+    layer.kernel_size, layer.strides = _pair(kernel_size), _pair(strides)
+    layer.dilation_rate = _pair(dilation_rate)
+    if not all(layer.kernel_size):
+        raise ValueError(f"{cls} '{layer.name}': The argument `kernel_size` cannot contain 0. "
+                         f"Received kernel_size={layer.kernel_size}.")
+    if not all(layer.strides):
+        raise ValueError(f"{cls} '{layer.name}': The argument `strides` cannot contains 0. "
+                         f"Received strides={layer.strides}")
+    if min(layer.dilation_rate) < 1:
+        raise ValueError(f"{cls} '{layer.name}': dilation_rate must be positive, got "
+                         f"{layer.dilation_rate}")
+    if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
+        raise ValueError(f"{cls} '{layer.name}': `strides > 1` not supported in conjunction with "
+                         f"`dilation_rate > 1`. Received: strides={layer.strides} and "
+                         f"dilation_rate={layer.dilation_rate}")
+    layer.span = tuple((k - 1) * d + 1 for k, d in zip(layer.kernel_size, layer.dilation_rate))
+
+
 class Conv2D(Layer):
+    """Keras's Conv2D. catdog keeps its own positional order (filters, kernel_size, strides,
+    padding, use_bias, activation); Keras's other arguments are keywords here: dilation_rate
+    (no strides > 1 with it, as Keras) and groups (dividing filters and input channels; the
+    kernel is (kh, kw, in / groups, filters))."""
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
-                 activation=None, name=None, trainable=True):
+                 activation=None, name=None, trainable=True, dilation_rate=(1, 1), groups=1,
+                 data_format=None):
         super().__init__(name=name, trainable=trainable)
         self.activation, self._activation = activation_name(activation, self.name)
-        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), _pair(strides)
-        self.padding, self.use_bias = padding, bool(use_bias)
+        self.filters = int(filters)
+        self.padding, self.use_bias, self.groups = padding, bool(use_bias), int(groups)
+        _conv_geometry(self, kernel_size, strides, dilation_rate, data_format)
+        if self.filters < 0 or (self.filters == 0 and type(self) is Conv2D):
+            raise ValueError(f"Conv2D '{self.name}': Invalid value for argument `filters`. "
+                             f"Expected a strictly positive value. Received filters={filters}.")
+        if self.groups <= 0:
+            raise ValueError(f"Conv2D '{self.name}': The number of groups must be a positive "
+                             f"integer. Received: groups={groups}.")
+        if self.filters % self.groups:
+            raise ValueError(f"Conv2D '{self.name}': The number of filters must be evenly "
+                             f"divisible by the number of groups. Received: groups={groups}, "
+                             f"filters={filters}.")
 
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"Conv2D '{self.name}' needs (H, W, C) inputs, got {input_shape}")
-        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        if input_shape[2] % self.groups:
+            raise ValueError(f"Conv2D '{self.name}': The number of input channels must be evenly "
+                             f"divisible by the number of groups. Received groups={self.groups}, "
+                             f"but the input has {input_shape[2]} channels")
+        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         super().build(input_shape)
-        self._add_glorot("kernel", (*self.kernel_size, input_shape[2], self.filters))
+        self._add_glorot("kernel", (*self.kernel_size, input_shape[2] // self.groups,
+                                    self.filters))
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
     def compute_output_shape(self, s):
         t, b, l, r = self.pads
-        return (_conv_out(s[0], t, b, self.kernel_size[0], self.strides[0]),
-                _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
+        return (_conv_out(s[0], t, b, self.span[0], self.strides[0]),
+                _conv_out(s[1], l, r, self.span[1], self.strides[1]), self.filters)
 
     def add_to_graph(self, graph, ids):
         conv = graph.add_layer("Conv2D", self.name, ids, filters=self.filters,
                                kernel=self.kernel_size, strides=self.strides, pad=self.pads,
-                               use_bias=self.use_bias)
+                               use_bias=self.use_bias, dilation=self.dilation_rate,
+                               groups=self.groups)
         return with_activation(graph, self, conv)
 
 
 class DepthwiseConv2D(Conv2D):
+    """Keras's DepthwiseConv2D (any kernel size, strides, padding, depth_multiplier m,
+    dilation_rate, use_bias, activation): kernel (kh, kw, c, m), c * m outputs, output
+    channel k * m + j from input channel k (tf.nn.depthwise_conv2d)."""
+
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
-                 activation=None, depth_multiplier=1, name=None, trainable=True):
-        if depth_multiplier != 1:
-            raise ValueError("DepthwiseConv2D: only depth_multiplier=1 is supported")
-        super().__init__(0, kernel_size, strides, padding, use_bias, activation, name, trainable)
+                 activation=None, depth_multiplier=1, name=None, trainable=True,
+                 dilation_rate=(1, 1), data_format=None):
+        super().__init__(0, kernel_size, strides, padding, use_bias, activation, name, trainable,
+                         dilation_rate=dilation_rate, data_format=data_format)
+        if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier \
+                or depth_multiplier <= 0:
+            raise ValueError(f"DepthwiseConv2D '{self.name}': Invalid value for argument "
+                             "`depth_multiplier`. Expected a strictly positive value. Received "
+                             f"depth_multiplier={depth_multiplier}.")
+        self.depth_multiplier = int(depth_multiplier)
 
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"DepthwiseConv2D '{self.name}' needs (H, W, C) inputs")
-        self.filters = input_shape[2]
-        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        self.filters = input_shape[2] * self.depth_multiplier
+        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         Layer.build(self, input_shape)
-        self._add_glorot("depthwise_kernel", (*self.kernel_size, input_shape[2], 1))
+        self._add_glorot("depthwise_kernel", (*self.kernel_size, input_shape[2],
+                                              self.depth_multiplier))
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
     def add_to_graph(self, graph, ids):
         conv = graph.add_layer("DepthwiseConv2D", self.name, ids, kernel=self.kernel_size,
-                               strides=self.strides, pad=self.pads, use_bias=self.use_bias)
+                               strides=self.strides, pad=self.pads, use_bias=self.use_bias,
+                               dilation=self.dilation_rate, multiplier=self.depth_multiplier)
         return with_activation(graph, self, conv)
 
 
@@ -401,22 +461,27 @@ class SeparableConv2D(Layer):
     Conv2D, the layer's weights (depthwise_kernel, pointwise_kernel, bias) mapped onto them."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
-                 activation=None, use_bias=True, name=None, trainable=True):
+                 activation=None, use_bias=True, name=None, trainable=True,
+                 dilation_rate=(1, 1), data_format=None):
         super().__init__(name=name, trainable=trainable)
-        if depth_multiplier != 1:
-            raise ValueError(f"SeparableConv2D '{self.name}': only depth_multiplier=1 is supported")
+        if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier \
+                or depth_multiplier <= 0:
+            raise ValueError(f"SeparableConv2D '{self.name}': depth_multiplier must be a "
+                             f"positive integer, got {depth_multiplier}")
+        self.depth_multiplier = int(depth_multiplier)
         self.activation, self._activation = activation_name(activation, self.name)
-        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), _pair(strides)
+        self.filters = int(filters)
+        _conv_geometry(self, kernel_size, strides, dilation_rate, data_format)
         self.padding, self.use_bias = padding, bool(use_bias)
 
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"SeparableConv2D '{self.name}' needs (H, W, C) inputs")
-        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         Layer.build(self, input_shape)
-        c = input_shape[2]
-        self._add_glorot("depthwise_kernel", (*self.kernel_size, c, 1))
-        self._add_glorot("pointwise_kernel", (1, 1, c, self.filters))
+        c, m = input_shape[2], self.depth_multiplier
+        self._add_glorot("depthwise_kernel", (*self.kernel_size, c, m))
+        self._add_glorot("pointwise_kernel", (1, 1, c * m, self.filters))
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
@@ -425,7 +490,8 @@ class SeparableConv2D(Layer):
     def add_to_graph(self, graph, ids):
         dw = graph.add_layer("DepthwiseConv2D", self.name + "/depthwise", ids,
                              kernel=self.kernel_size, strides=self.strides, pad=self.pads,
-                             use_bias=False)
+                             use_bias=False, dilation=self.dilation_rate,
+                             multiplier=self.depth_multiplier)
         pw = graph.add_layer("Conv2D", self.name, (dw,), filters=self.filters, kernel=(1, 1),
                              strides=(1, 1), pad=(0, 0, 0, 0), use_bias=self.use_bias)
         out = with_activation(graph, self, pw)
@@ -434,23 +500,38 @@ class SeparableConv2D(Layer):
 
 
 class BatchNormalization(Layer):
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, name=None, trainable=True):
+    """Keras's BatchNormalization over the channel axis. center=False / scale=False: no beta /
+    gamma weight (Keras's get_weights then lists the others in the same order: [gamma,] [beta,]
+    moving_mean, moving_variance); the engine node keeps all four slots with the absent one
+    fixed at 0 / 1, never trained (nn/batchnorm.c), and the weight map skips it."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None,
+                 trainable=True):
         super().__init__(name=name, trainable=trainable)
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]
         if axis not in (-1, 3):
-            raise ValueError("BatchNormalization: only the channel axis (-1) is supported")
+            raise ValueError(f"BatchNormalization '{self.name}': only the channel axis (-1) is "
+                             f"supported, got axis={axis!r}")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
 
     def build(self, input_shape):
         super().build(input_shape)
         c = (input_shape[-1],)
-        self._add_weight("gamma", c, 1.0)
-        self._add_weight("beta", c, 0.0)
+        if self.scale:
+            self._add_weight("gamma", c, 1.0)
+        if self.center:
+            self._add_weight("beta", c, 0.0)
         self._add_weight("moving_mean", c, 0.0, can_train=False)
         self._add_weight("moving_variance", c, 1.0, can_train=False)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_layer("BatchNormalization", self.name, ids, epsilon=self.epsilon,
-                               momentum=self.momentum)
+        node = graph.add_layer("BatchNormalization", self.name, ids, epsilon=self.epsilon,
+                               momentum=self.momentum, center=int(self.center),
+                               scale=int(self.scale))
+        slots = [0] * self.scale + [1] * self.center + [2, 3]  # engine: gamma, beta, mean, var
+        return GraphNodes(node, node, [(node, k) for k in slots])
 
 
 class ReLU(Layer):

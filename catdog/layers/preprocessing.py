@@ -209,6 +209,75 @@ class RandomTranslation(_Geometric):
                 "lo2": self.width_lower, "hi2": self.width_upper, "has_second": 1, **self._common()}
 
 
+def _keras_factor(layer, factor, bounds):
+    """keras/src/layers/preprocessing/image_preprocessing/base_image_preprocessing_layer.py
+    `_set_factor`: a pair (checked against the bounds, then sorted), or one number f in the
+    bounds giving (max(-|f|, bounds[0]), |f|): RandomContrast(f) is (0, f), RandomBrightness(f)
+    is (-f, f)."""
+    msg = (f"{type(layer).__name__} '{layer.name}': The `factor` argument should be a number "
+           f"(or a list of two numbers) in the range [{bounds[0]}, {bounds[1]}]. Received: "
+           f"factor={factor}")
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2 or not all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                                       and math.isfinite(f) for f in factor):
+            raise ValueError(msg)
+        if factor[0] > bounds[1] or factor[1] < bounds[0]:
+            raise ValueError(msg)
+        return tuple(float(f) for f in sorted(factor))
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor):
+        raise ValueError(msg)
+    if factor < bounds[0] or factor > bounds[1]:
+        raise ValueError(msg)
+    f = abs(float(factor))
+    return (max(-f, float(bounds[0])), f)
+
+
+def _value_range(layer, value_range, sort):
+    if (not isinstance(value_range, (tuple, list)) or len(value_range) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in value_range)):
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': The `value_range` argument "
+                         f"should be a list of two numbers. Received: value_range={value_range}")
+    lo, hi = sorted(value_range) if sort else value_range
+    if lo > hi:  # Keras would clip everything to `hi`
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': value_range must be (low, "
+                         f"high), got {value_range}")
+    return [lo, hi]
+
+
+class RandomContrast(_Augmentation):
+    """Keras's RandomContrast(factor, value_range=(0, 255), seed=None): per image one factor
+    uniform in [1 - lower, 1 + upper], each channel (x - mean) * factor + mean (its mean over
+    the image), clipped to value_range; identity at inference. factor as Keras 3 reads it: a
+    pair (lower, upper) in [0, 1], or one number f meaning (0, f) (so RandomContrast(0.2) only
+    raises contrast, as Keras 3.15 does, whatever its docstring says)."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, name=None, **kwargs):
+        super().__init__(seed=seed, name=name)
+        self.factor = _keras_factor(self, factor, (0, 1))
+        self.value_range = _value_range(self, value_range, sort=False)
+
+    def _cd_op(self):
+        return {"kind": "contrast", "lo": 1.0 - self.factor[0], "hi": 1.0 + self.factor[1],
+                "lo2": float(self.value_range[0]), "hi2": float(self.value_range[1])}
+
+
+class RandomBrightness(_Augmentation):
+    """Keras's RandomBrightness(factor, value_range=(0, 255), seed=None): per image
+    x + uniform[lower, upper] * (high - low) of the value range, clipped to it; identity at
+    inference. factor: one number f in [-1, 1] meaning (-|f|, |f|), or a pair."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, name=None, **kwargs):
+        super().__init__(seed=seed, name=name)
+        self.factor = _keras_factor(self, factor, (-1, 1))
+        self.value_range = _value_range(self, value_range, sort=True)
+
+    def _cd_op(self):
+        lo, hi = self.value_range
+        return {"kind": "brightness", "lo": self.factor[0], "hi": self.factor[1],
+                "scale": float(hi - lo), "lo2": float(lo), "hi2": float(hi)}
+
+
 class Rescaling(_RescalingBase):
     """Rescaling(scale, offset=0.0): x * scale + offset, in training and inference. In a model
     it runs in the engine graph; in the data pipeline it is the op "rescale"."""
@@ -238,4 +307,203 @@ class Rescaling(_RescalingBase):
         return serialization.layer_config(self)["config"]
 
 
-__all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling", "apply_layers"]
+def _batch_of(element):
+    """keras/src/layers/preprocessing/normalization.py `_extract_batch`: x of (x, y[, w])."""
+    return element[0] if isinstance(element, tuple) else element
+
+
+class Normalization(_Base):
+    """Keras's Normalization(axis=-1, mean=None, variance=None, invert=False)
+    (keras/src/layers/preprocessing/normalization.py): per channel (the last axis)
+    y = (x - mean) / max(sqrt(variance), 1e-7), or mean + x * max(sqrt(variance), 1e-7) with
+    invert=True. Given mean and variance it has no weights (Keras keeps them as constants);
+    otherwise `adapt(data)` sets its non-trainable weights mean, variance and count (Keras's
+    order; count is kept for Keras's files and never used, a float here). Runs in the engine
+    graph (nn/normalization.c) and passes gradients through. catdog normalizes per channel
+    only: axis=-1 (or the channel axis given by number)."""
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, name=None, **kwargs):
+        super().__init__(name=name)
+        axes = (axis,) if isinstance(axis, int) or axis is None else tuple(axis)
+        if axes not in ((-1,),) and not (len(axes) == 1 and isinstance(axes[0], int) and axes[0] > 0):
+            raise ValueError(f"Normalization '{self.name}': catdog normalizes per channel, "
+                             f"axis=-1; got axis={axis!r}")
+        self.axis, self.invert = axes, bool(invert)
+        if (mean is None) != (variance is None):
+            raise ValueError("When setting values directly, both `mean` and `variance` must be "
+                             f"set. Received: mean={mean} and variance={variance}")
+        if mean is not None:
+            if np.shape(mean) != np.shape(variance):
+                raise ValueError("When setting values directly, `mean` and `variance` must have "
+                                 f"the same shape. Received: mean shape {np.shape(mean)} and "
+                                 f"variance shape {np.shape(variance)}")
+            if len(np.shape(mean)) > 1:
+                raise ValueError("The rank of `mean` must be less than or equal to the number of "
+                                 f"axes (1). Received: mean shape {np.shape(mean)} for axis "
+                                 f"{self.axis}")
+        self.input_mean, self.input_variance = mean, variance
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        rank = len(self.input_shape) + 1  # Keras counts the batch axis
+        a = self.axis[0]
+        if a != -1 and a != rank - 1:
+            raise ValueError(f"Normalization '{self.name}': catdog normalizes per channel (axis "
+                             f"-1 or {rank - 1} for inputs of rank {rank}), got axis={a}")
+        c = self.input_shape[-1]
+        if c is None:
+            raise ValueError(f"Normalization '{self.name}': the channel axis must have a known "
+                             f"size, got input shape {self.input_shape}")
+        if self.input_mean is None:
+            self._add_weight("mean", (c,), 0.0, can_train=False)
+            self._add_weight("variance", (c,), 1.0, can_train=False)
+            self._add_weight("count", (), 0.0, can_train=False)
+            return
+        try:
+            mean = np.broadcast_to(np.asarray(self.input_mean, np.float32), (c,))
+            var = np.broadcast_to(np.asarray(self.input_variance, np.float32), (c,))
+        except ValueError:
+            raise ValueError(f"Normalization '{self.name}': mean of shape "
+                             f"{np.shape(self.input_mean)} does not broadcast to {c} channels"
+                             ) from None
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
+            raise ValueError(f"Normalization '{self.name}': mean and variance must be finite "
+                             "and the variance >= 0")
+        self._constants = (np.ascontiguousarray(mean), np.ascontiguousarray(var))
+
+    def adapt(self, data):
+        """Mean and variance per channel of `data`: a NumPy array (n, ..., c) (np.mean /
+        np.var over every axis but the last, as Keras), or a dataset / iterable of batches
+        (x or (x, y)), combined batch by batch as Keras's adapt does."""
+        if self.input_mean is not None:
+            raise ValueError(f"Normalization '{self.name}' was given mean and variance: it has "
+                             "nothing to adapt")
+        if isinstance(data, np.ndarray) or (hasattr(data, "__array__") and not hasattr(data, "__iter__")):
+            data = np.asarray(data)
+            self._adapt_shape(data.shape)
+            reduce = tuple(range(data.ndim - 1))
+            mean, var = np.mean(data, axis=reduce), np.var(data, axis=reduce)
+        elif hasattr(data, "__iter__"):
+            mean = var = None
+            count = 0
+            for element in data:
+                batch = np.asarray(_batch_of(element), np.float32)
+                if mean is None:
+                    self._adapt_shape(batch.shape)
+                elif batch.shape[-1] != self.input_shape[-1]:
+                    raise ValueError(f"Normalization '{self.name}': adapt() yielded a batch of "
+                                     f"shape {batch.shape}, expected {self.input_shape[-1]} "
+                                     "channels")
+                reduce = tuple(range(batch.ndim - 1))
+                b_mean, b_var = batch.mean(axis=reduce), batch.var(axis=reduce)
+                b_count = int(np.prod([batch.shape[d] for d in reduce]))
+                if mean is None:
+                    mean, var = np.zeros_like(b_mean), np.zeros_like(b_var)
+                count += b_count
+                w_new = float(b_count) / count
+                w_old = 1.0 - w_new
+                new_mean = mean * w_old + b_mean * w_new
+                var = ((var + (mean - new_mean) ** 2) * w_old
+                       + (b_var + (b_mean - new_mean) ** 2) * w_new)
+                mean = new_mean
+            if mean is None:
+                raise ValueError(f"Normalization '{self.name}': adapt() received no batches")
+        else:
+            raise TypeError(f"Normalization '{self.name}': adapt() takes a NumPy array, a "
+                            f"dataset or an iterable of batches, got {type(data).__name__}")
+        self.set_weights([mean, var, np.zeros((), np.float32)])
+
+    def _adapt_shape(self, shape):
+        if len(shape) < 2:
+            raise ValueError(f"Normalization '{self.name}': adapt() needs a batch (n, ..., "
+                             f"channels), got shape {tuple(shape)}")
+        if self.input_shape is None:
+            self._build_per_sample(tuple(shape[1:]))
+        elif shape[-1] != self.input_shape[-1]:
+            raise ValueError(f"The layer was built with input_shape={self.input_shape}, but "
+                             f"adapt() is being called with data with an incompatible shape, "
+                             f"data.shape={tuple(shape)}")
+
+    def add_to_graph(self, graph, ids):
+        node = graph.add_layer("Normalization", self.name, ids, invert=int(self.invert))
+        if self.input_mean is not None:  # constants: set once, never a layer weight
+            graph.set_weight(node, 0, self._constants[0])
+            graph.set_weight(node, 1, self._constants[1])
+        return node
+
+
+_RESIZE_CODES = {"bilinear": 0, "nearest": 1}  # catdog.h cd_interpolation
+_KERAS_RESIZE = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5", "area")
+
+
+class Resizing(_Base):
+    """Keras's Resizing(height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+    pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0)
+    (keras/src/layers/preprocessing/image_preprocessing/resizing.py): tf.image.resize's
+    bilinear / nearest (half-pixel centres, no antialiasing) in the engine graph
+    (nn/resizing.c), gradients included. Called on an image (H, W, C) or a batch it resizes at
+    once; integer inputs come back rounded to their dtype, as Keras's."""
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
+                 antialias=False, data_format=None, name=None, **kwargs):
+        super().__init__(name=name)
+        if interpolation not in _KERAS_RESIZE:
+            raise ValueError(f"Resizing '{self.name}': Invalid value for argument "
+                             f"`interpolation`. Expected of one {_KERAS_RESIZE}. Received: "
+                             f"interpolation={interpolation}")
+        if interpolation not in _RESIZE_CODES:
+            raise ValueError(f"Resizing '{self.name}': interpolation={interpolation!r} is not "
+                             "supported by catdog (bilinear or nearest)")
+        if antialias:
+            raise ValueError(f"Resizing '{self.name}': antialias=True is not supported by catdog")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Resizing '{self.name}': catdog runs channels_last only")
+        if fill_mode != "constant":
+            raise ValueError(f"Resizing '{self.name}': Invalid value for argument `fill_mode`. "
+                             f"Only `'constant'` is supported. Received: fill_mode={fill_mode}")
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(f"Resizing '{self.name}': Only one of `pad_to_aspect_ratio` & "
+                             "`crop_to_aspect_ratio` can be `True`.")
+        for v in (height, width):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Resizing '{self.name}': height and width must be positive "
+                                 f"integers, got ({height}, {width})")
+        self.height, self.width = int(height), int(width)
+        self.interpolation, self.fill_mode = interpolation, fill_mode
+        self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
+        self.fill_value, self.antialias = float(fill_value), False
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Resizing '{self.name}' resizes images (H, W, C), got input "
+                             f"shape {tuple(input_shape)}")
+        super().build(input_shape)
+
+    def compute_output_shape(self, s):
+        return (self.height, self.width, s[-1])
+
+    def __call__(self, inputs, training=None):
+        if isinstance(inputs, np.ndarray) or (hasattr(inputs, "__array__") and not _is_symbolic(inputs)):
+            from catdog._array import as_array
+
+            x = np.asarray(inputs)
+            single = x.ndim == 3
+            out = super().__call__(np.asarray(x[None] if single else x, np.float32), training)
+            out = np.asarray(out)
+            if np.issubdtype(x.dtype, np.integer):  # Keras: round, saturate to the dtype
+                info = np.iinfo(x.dtype)
+                out = np.clip(np.round(out), info.min, info.max).astype(x.dtype)
+            return as_array(out[0] if single else out)
+        return super().__call__(inputs, training=training)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Resizing", self.name, ids, size=(self.height, self.width),
+                               interpolation=_RESIZE_CODES[self.interpolation],
+                               crop=int(self.crop_to_aspect_ratio),
+                               pad=int(self.pad_to_aspect_ratio), fill_value=self.fill_value)
+
+
+__all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling",
+           "Normalization", "Resizing", "RandomContrast", "RandomBrightness", "apply_layers"]

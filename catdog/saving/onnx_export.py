@@ -173,23 +173,27 @@ def _emit(g, layer, ins, ranks):
         k = layer._engine_axis(len(layer.input_shape))
         return g.op("Concat", list(ins), name, axis=(2, 3, 1)[k] if image else 1)
     if kind is L.DepthwiseConv2D:
-        k = w["depthwise_kernel"]
-        wt = g.const(name + "/kernel", k.transpose(2, 3, 0, 1))
+        k = w["depthwise_kernel"]  # (kh, kw, c, m) -> (c * m, 1, kh, kw), channel c * m + j
+        wt = g.const(name + "/kernel", k.transpose(2, 3, 0, 1).reshape(-1, 1, *k.shape[:2]))
         args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
         y = g.op("Conv", args, name + ("/conv" if act else ""), kernel_shape=list(layer.kernel_size),
-                 strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]))
+                 strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]),
+                 dilations=list(layer.dilation_rate))
         return _activation(g, name, y, act, True)
     if kind is L.Conv2D:
         wt = g.const(name + "/kernel", w["kernel"].transpose(3, 2, 0, 1))
         args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
         y = g.op("Conv", args, name + ("/conv" if act else ""), kernel_shape=list(layer.kernel_size),
-                 strides=list(layer.strides), pads=_pads(*layer.pads))
+                 strides=list(layer.strides), pads=_pads(*layer.pads),
+                 dilations=list(layer.dilation_rate), group=int(layer.groups))
         return _activation(g, name, y, act, True)
-    if kind is L.SeparableConv2D:  # depthwise (its kernel, strides, padding), 1x1 conv + bias
-        k = w["depthwise_kernel"]
-        y = g.op("Conv", [x, g.const(name + "/depthwise_kernel", k.transpose(2, 3, 0, 1))],
+    if kind is L.SeparableConv2D:  # depthwise (kernel, strides, padding, dilation), 1x1 + bias
+        k = w["depthwise_kernel"]  # (kh, kw, c, m) -> (c * m, 1, kh, kw), as DepthwiseConv2D
+        y = g.op("Conv", [x, g.const(name + "/depthwise_kernel",
+                                     k.transpose(2, 3, 0, 1).reshape(-1, 1, *k.shape[:2]))],
                  name + "/depthwise", kernel_shape=list(layer.kernel_size),
-                 strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]))
+                 strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]),
+                 dilations=list(layer.dilation_rate))
         args = [y, g.const(name + "/pointwise_kernel", w["pointwise_kernel"].transpose(3, 2, 0, 1))]
         args += [g.const(name + "/bias", w["bias"])] if layer.use_bias else []
         y = g.op("Conv", args, name + ("/pointwise" if act else ""), kernel_shape=[1, 1])
@@ -197,6 +201,8 @@ def _emit(g, layer, ins, ranks):
     if kind is L.Activation:
         return _activation(g, name, x, act, image) if act else g.op("Identity", [x], name)
     if kind is L.BatchNormalization:
+        c = w["moving_mean"].shape  # center=False / scale=False: beta 0 / gamma 1
+        w = {"gamma": np.ones(c, np.float32), "beta": np.zeros(c, np.float32), **w}
         args = [x] + [g.const(f"{name}/{k}", w[k])
                       for k in ("gamma", "beta", "moving_mean", "moving_variance")]
         return g.op("BatchNormalization", args, name, epsilon=float(layer.epsilon))

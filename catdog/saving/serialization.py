@@ -24,10 +24,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
+
 from catdog import activations as A
 from catdog import layers as L
-from catdog.layers.preprocessing import (RandomFlip, RandomRotation, RandomTranslation,
-                                         RandomZoom, Rescaling)
+from catdog.layers.preprocessing import (Normalization, RandomBrightness, RandomContrast,
+                                         RandomFlip, RandomRotation, RandomTranslation,
+                                         RandomZoom, Rescaling, Resizing)
 
 FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "float32"}, "registered_name": None}
@@ -141,8 +144,8 @@ _CONV_NONE = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
 def _conv_to(layer):
     return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-            "activation": _act_to(layer), "use_bias": layer.use_bias,
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "groups": layer.groups, "activation": _act_to(layer), "use_bias": layer.use_bias,
             "kernel_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"),
             **{k: None for k in _CONV_NONE}}
@@ -150,23 +153,41 @@ def _conv_to(layer):
 
 def _conv_common(cfg, name, cls):
     _want(cfg, "data_format", ["channels_last", None], name, cls)
-    if _int_pair(cfg.get("dilation_rate", 1), "dilation_rate", name, cls) != (1, 1):
-        raise ConfigError(f"layer '{name}' ({cls}): dilation_rate other than 1 is not supported")
     padding = _want(cfg, "padding", ["valid", "same"], name, cls)
     return (_int_pair(cfg.get("kernel_size"), "kernel_size", name, cls),
             _int_pair(cfg.get("strides", 1), "strides", name, cls), padding,
-            bool(cfg.get("use_bias", True)))
+            bool(cfg.get("use_bias", True)),
+            _int_pair(cfg.get("dilation_rate", 1), "dilation_rate", name, cls))
+
+
+def _small_int(cfg, key, name, cls, default=1):
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 65536:
+        raise ConfigError(f"layer '{name}' ({cls}): {key} must be an integer in 1..65536, got "
+                          f"{str(value)[:80]}")
+    return value
+
+
+def _conv_layer(make, name, cls):
+    """Build a conv layer, Keras's argument errors (groups, dilation with strides) as
+    ConfigErrors naming it."""
+    try:
+        return make()
+    except ValueError as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
 
 
 def _conv_from(cfg, name):
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, "Conv2D")
-    _want(cfg, "groups", [1], name, "Conv2D")
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, "Conv2D")
+    groups = _small_int(cfg, "groups", name, "Conv2D")
     _none(cfg, _CONV_NONE, name, "Conv2D")
     filters = cfg.get("filters")
     if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
         raise ConfigError(f"layer '{name}' (Conv2D): filters must be an integer in 1..65536")
-    return L.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-                    activation=_act_from(cfg, name, "Conv2D"), name=name)
+    act = _act_from(cfg, name, "Conv2D")
+    return _conv_layer(lambda: L.Conv2D(filters, kernel, strides=strides, padding=padding,
+                                        use_bias=use_bias, activation=act, name=name,
+                                        dilation_rate=dilation, groups=groups), name, "Conv2D")
 
 
 _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
@@ -174,19 +195,23 @@ _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
 
 
 def _dw_to(layer):
-    return {"depth_multiplier": 1, "kernel_size": list(layer.kernel_size),
+    return {"depth_multiplier": layer.depth_multiplier, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "activation": _act_to(layer),
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "activation": _act_to(layer),
             "use_bias": layer.use_bias, "depthwise_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"), **{k: None for k in _DW_NONE}}
 
 
 def _dw_from(cfg, name):
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, "DepthwiseConv2D")
-    _want(cfg, "depth_multiplier", [1], name, "DepthwiseConv2D")
-    _none(cfg, _DW_NONE, name, "DepthwiseConv2D")
-    return L.DepthwiseConv2D(kernel, strides=strides, padding=padding, use_bias=use_bias,
-                             activation=_act_from(cfg, name, "DepthwiseConv2D"), name=name)
+    cls = "DepthwiseConv2D"
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, cls)
+    multiplier = _small_int(cfg, "depth_multiplier", name, cls)
+    _none(cfg, _DW_NONE, name, cls)
+    act = _act_from(cfg, name, cls)
+    return _conv_layer(lambda: L.DepthwiseConv2D(
+        kernel, strides=strides, padding=padding, use_bias=use_bias, activation=act, name=name,
+        depth_multiplier=multiplier, dilation_rate=dilation), name, cls)
 
 
 _SEP_NONE = ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer",
@@ -197,7 +222,8 @@ _SEP_NONE = ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer
 def _sep_to(layer):
     return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "depth_multiplier": 1,
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "depth_multiplier": layer.depth_multiplier,
             "activation": _act_to(layer), "use_bias": layer.use_bias,
             "depthwise_initializer": _initializer("GlorotUniform"),
             "pointwise_initializer": _initializer("GlorotUniform"),
@@ -206,14 +232,16 @@ def _sep_to(layer):
 
 def _sep_from(cfg, name):
     cls = "SeparableConv2D"
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, cls)
-    _want(cfg, "depth_multiplier", [1], name, cls)
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, cls)
+    multiplier = _small_int(cfg, "depth_multiplier", name, cls)
     _none(cfg, _SEP_NONE, name, cls)
     filters = cfg.get("filters")
     if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
         raise ConfigError(f"layer '{name}' ({cls}): filters must be an integer in 1..65536")
-    return L.SeparableConv2D(filters, kernel, strides=strides, padding=padding,
-                             use_bias=use_bias, activation=_act_from(cfg, name, cls), name=name)
+    act = _act_from(cfg, name, cls)
+    return _conv_layer(lambda: L.SeparableConv2D(
+        filters, kernel, strides=strides, padding=padding, use_bias=use_bias, activation=act,
+        name=name, depth_multiplier=multiplier, dilation_rate=dilation), name, cls)
 
 
 def _activation_to(layer):
@@ -257,8 +285,8 @@ _BN_NONE = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_c
 
 
 def _bn_to(layer):
-    return {"axis": -1, "momentum": layer.momentum, "epsilon": layer.epsilon, "center": True,
-            "scale": True, "beta_initializer": _initializer("Zeros"),
+    return {"axis": -1, "momentum": layer.momentum, "epsilon": layer.epsilon,
+            "center": layer.center, "scale": layer.scale, "beta_initializer": _initializer("Zeros"),
             "gamma_initializer": _initializer("Ones"),
             "moving_mean_initializer": _initializer("Zeros"),
             "moving_variance_initializer": _initializer("Ones"),
@@ -273,14 +301,14 @@ def _bn_from(cfg, name):
         axis = axis[0]
     if axis not in (-1, 3):
         raise ConfigError(f"layer '{name}' ({cls}): axis={axis!r}: only the channel axis (-1)")
-    _want(cfg, "center", [True], name, cls)
-    _want(cfg, "scale", [True], name, cls)
+    center = _want(cfg, "center", [True, False], name, cls)
+    scale = _want(cfg, "scale", [True, False], name, cls)
     _want(cfg, "renorm", [False], name, cls)
     _want(cfg, "synchronized", [False], name, cls)
     _none(cfg, _BN_NONE, name, cls)
     return L.BatchNormalization(momentum=_number(cfg, "momentum", name, cls, 0.99, 0.0, 1.0),
                                 epsilon=_number(cfg, "epsilon", name, cls, 1e-3, 1e-12, 1.0),
-                                name=name)
+                                center=center, scale=scale, name=name)
 
 
 def _relu_to(layer):
@@ -418,6 +446,74 @@ def _rescaling_from(cfg, name):
                      _number(cfg, "offset", name, "Rescaling", 0.0, -1e30, 1e30), name=name)
 
 
+def _normalization_to(layer):
+    def plain(v):  # Keras: np.array(input_mean).tolist() (None stays None)
+        return None if v is None else np.asarray(v, np.float32).tolist()
+    return {"axis": list(layer.axis), "invert": layer.invert, "mean": plain(layer.input_mean),
+            "variance": plain(layer.input_variance)}
+
+
+def _normalization_from(cfg, name):
+    cls = "Normalization"
+    axis = cfg.get("axis", [-1])
+    mean, var = cfg.get("mean"), cfg.get("variance")
+    for key, v in (("mean", mean), ("variance", var)):
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) or (
+                isinstance(v, list) and len(v) <= 65536
+                and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v))):
+            raise ConfigError(f"layer '{name}' ({cls}): {key} must be a number or a list of "
+                              "numbers")
+    try:
+        return Normalization(axis=tuple(axis) if isinstance(axis, list) else axis, mean=mean,
+                             variance=var, invert=bool(cfg.get("invert", False)), name=name)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
+
+
+def _resizing_to(layer):
+    return {"data_format": "channels_last", "height": layer.height, "width": layer.width,
+            "interpolation": layer.interpolation,
+            "crop_to_aspect_ratio": layer.crop_to_aspect_ratio,
+            "pad_to_aspect_ratio": layer.pad_to_aspect_ratio, "fill_mode": layer.fill_mode,
+            "fill_value": layer.fill_value, "antialias": False}
+
+
+def _resizing_from(cfg, name):
+    cls = "Resizing"
+    _want(cfg, "data_format", ["channels_last", None], name, cls)
+    size = [_small_int(cfg, key, name, cls, None) for key in ("height", "width")]
+    try:
+        return Resizing(*size, interpolation=_want(cfg, "interpolation", ["bilinear", "nearest"],
+                                                   name, cls),
+                        crop_to_aspect_ratio=_want(cfg, "crop_to_aspect_ratio", [False, True],
+                                                   name, cls),
+                        pad_to_aspect_ratio=_want(cfg, "pad_to_aspect_ratio", [False, True],
+                                                  name, cls),
+                        fill_mode=_want(cfg, "fill_mode", ["constant"], name, cls),
+                        fill_value=_number(cfg, "fill_value", name, cls, 0.0),
+                        antialias=_want(cfg, "antialias", [False], name, cls), name=name)
+    except ValueError as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
+
+
+def _color_to(layer):
+    return {"data_format": "channels_last", "factor": list(layer.factor),
+            "value_range": list(layer.value_range), "seed": layer.seed}
+
+
+def _color_from(cls):
+    def build(cfg, name):
+        cname = cls.__name__
+        _want(cfg, "data_format", ["channels_last", None], name, cname)
+        try:
+            return cls(_factor(cfg.get("factor"), "factor", name, cname),
+                       value_range=cfg.get("value_range", (0, 255)),
+                       seed=_seed(cfg, name, cname), name=name)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"layer '{name}' ({cname}): {e}") from None
+    return build
+
+
 _FILL = ["reflect", "wrap", "constant", "nearest"]
 _INTERP = ["bilinear", "nearest"]
 
@@ -518,6 +614,10 @@ register("MaxPooling2D", L.MaxPooling2D, _pool_to, _pool_from(L.MaxPooling2D), h
 register("AveragePooling2D", L.AveragePooling2D, _pool_to, _pool_from(L.AveragePooling2D), has_build=False)
 register("Rescaling", Rescaling, _rescaling_to, _rescaling_from)
 register("RandomFlip", RandomFlip, _flip_to, _flip_from)
+register("Normalization", Normalization, _normalization_to, _normalization_from)
+register("Resizing", Resizing, _resizing_to, _resizing_from)
+register("RandomContrast", RandomContrast, _color_to, _color_from(RandomContrast))
+register("RandomBrightness", RandomBrightness, _color_to, _color_from(RandomBrightness))
 register("RandomRotation", RandomRotation, _rotation_to, _rotation_from)
 register("RandomZoom", RandomZoom, _zoom_to, _zoom_from)
 register("RandomTranslation", RandomTranslation, _translation_to, _translation_from)
@@ -759,7 +859,7 @@ def _declared_params(layer, shape):
     c = shape[-1] if shape else 0
     c = c if isinstance(c, int) else 0
     if isinstance(layer, L.DepthwiseConv2D):
-        return layer.kernel_size[0] * layer.kernel_size[1] * c + c
+        return (layer.kernel_size[0] * layer.kernel_size[1] + 1) * c * layer.depth_multiplier
     if isinstance(layer, L.Conv2D):
         return layer.kernel_size[0] * layer.kernel_size[1] * c * layer.filters + layer.filters
     if isinstance(layer, L.Dense):
