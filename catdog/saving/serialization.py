@@ -860,12 +860,17 @@ def _declared_params(layer, shape):
     c = c if isinstance(c, int) else 0
     if isinstance(layer, L.DepthwiseConv2D):
         return (layer.kernel_size[0] * layer.kernel_size[1] + 1) * c * layer.depth_multiplier
-    if isinstance(layer, L.Conv2D):
+    if isinstance(layer, L.Conv2D):  # groups divide c: an upper bound
         return layer.kernel_size[0] * layer.kernel_size[1] * c * layer.filters + layer.filters
+    if isinstance(layer, L.SeparableConv2D):  # depthwise (c * m), pointwise (c * m -> filters)
+        cm = c * layer.depth_multiplier
+        return layer.kernel_size[0] * layer.kernel_size[1] * cm + cm * layer.filters + layer.filters
     if isinstance(layer, L.Dense):
         return c * layer.units + layer.units
     if isinstance(layer, L.BatchNormalization):
         return 4 * c
+    if isinstance(layer, Normalization):
+        return 2 * c + 1
     return 0
 
 
