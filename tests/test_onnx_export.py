@@ -201,6 +201,92 @@ def test_concatenate_and_merges_of_three(tmp_path):
                      io["pred/merge_nary.keras"], REL, "merge_nary.keras vs Keras")
 
 
+# ---- the layers of branch i22-layers (dilation, groups, multipliers, BN, Normalization,
+# Resizing): Keras's definitions in keras/src/layers/convolutional/, normalization/ and
+# preprocessing/ (Resizing: tf.image.resize, keras/src/backend/tensorflow/image.py)
+def test_keras_file_with_the_new_conv_bn_and_preprocessing_layers():
+    """tests/fixtures/make_layers_fixtures.py's layers_model.keras: RandomContrast and
+    RandomBrightness (left out), Resizing with crop, an adapted Normalization, a dilated
+    Conv2D, BN without gamma and without beta, a grouped Conv2D, a depthwise multiplier 2."""
+    import tempfile
+    from pathlib import Path
+
+    io = np.load(os.path.join(os.path.dirname(FIX), "keras", "layers_files.npz"))
+    model = catdog.models.load_model(os.path.join(FIX, "layers_model.keras"))
+    with tempfile.TemporaryDirectory() as tmp:
+        proto = _check(model, Path(tmp), io["x"], "layers_model.keras")
+        assert_close_rel(run(Path(tmp) / "m.onnx", io["x"]), io["pred"], REL, "vs Keras")
+    ops = [n.op_type for n in proto.graph.node]
+    assert {"Resize", "Slice", "Div"} <= set(ops) and ops.count("BatchNormalization") == 2
+    assert any(a.name == "dilations" and list(a.ints) == [2, 2]
+               for n in proto.graph.node if n.op_type == "Conv" for a in n.attribute)
+
+
+def test_dilation_groups_multipliers_and_batchnorm_flags(tmp_path):
+    from catdog import layers
+
+    inputs = catdog.Input((13, 11, 4))
+    x = layers.Conv2D(6, 3, padding="same", dilation_rate=2, activation="relu")(inputs)
+    x = layers.Conv2D(6, (3, 2), groups=3, dilation_rate=(1, 2))(x)
+    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, dilation_rate=2)(x)
+    x = layers.BatchNormalization(center=False)(x)
+    x = layers.SeparableConv2D(5, 3, padding="same", depth_multiplier=3, dilation_rate=2,
+                               activation="gelu")(x)
+    x = layers.BatchNormalization(scale=False)(x)
+    x = layers.DepthwiseConv2D(5, strides=2, padding="same", depth_multiplier=2)(x)
+    model = catdog.Model(inputs, layers.BatchNormalization(center=False, scale=False)(x))
+    _set_weights(model, 11)
+    for layer in model.layers:  # positive moving variances
+        if isinstance(layer, layers.BatchNormalization):
+            w = layer.get_weights()
+            w[-1] = np.abs(w[-1]) + 0.5
+            layer.set_weights(w)
+    xs = np.random.default_rng(12).normal(0, 1, (3, 13, 11, 4)).astype(np.float32)
+    proto = _check(model, tmp_path, xs, "dilation / groups / multipliers")
+    groups = sorted(a.i for n in proto.graph.node if n.op_type == "Conv" for a in n.attribute
+                    if a.name == "group")
+    # Conv2D 1, grouped 3, depthwise on 6 and 12 channels and (multiplier 2) on 5
+    assert groups == [1, 3, 5, 6, 12], groups
+
+
+@pytest.mark.parametrize("invert", [False, True])
+def test_normalization(tmp_path, invert):
+    """Given mean / variance (constants, a zero variance clamped to 1e-7) on an image, and
+    adapted (weights) on a vector."""
+    from catdog import layers
+
+    inputs = catdog.Input((5, 5, 3))
+    x = layers.Normalization(mean=[1.0, -2.0, 0.5], variance=[4.0, 0.25, 0.0], invert=invert)(inputs)
+    v = layers.Dense(4)(layers.Flatten()(layers.Conv2D(2, 1)(x)))
+    norm = layers.Normalization(invert=invert)
+    norm.adapt(np.random.default_rng(13).normal(3, 2, (50, 4)))
+    model = catdog.Model(inputs, layers.Dense(2)(norm(v)))
+    _set_weights(model, 14)
+    norm.adapt(np.random.default_rng(13).normal(3, 2, (50, 4)))  # _set_weights drew over it
+    xs = np.random.default_rng(15).normal(0, 0.1, (3, 5, 5, 3)).astype(np.float32)
+    _check(model, tmp_path, xs, f"normalization invert={invert}")
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("size,aspect", [((7, 5), None), ((20, 30), None), ((9, 9), "crop"),
+                                         ((6, 16), "crop"), ((9, 9), "pad"), ((16, 6), "pad")])
+def test_resizing(tmp_path, interpolation, size, aspect):
+    """Down and up, either aspect (crop_to_aspect_ratio, pad_to_aspect_ratio with a fill
+    value), with RandomContrast / RandomBrightness before it (augmentation: left out)."""
+    from catdog import layers
+
+    inputs = catdog.Input((12, 10, 3))
+    x = layers.RandomBrightness(0.1)(layers.RandomContrast(0.2)(inputs))
+    x = layers.Resizing(*size, interpolation=interpolation, crop_to_aspect_ratio=aspect == "crop",
+                        pad_to_aspect_ratio=aspect == "pad", fill_value=2.5)(x)
+    model = catdog.Model(inputs, x)
+    xs = np.random.default_rng(16).normal(0, 1, (3, 12, 10, 3)).astype(np.float32)
+    proto = _check(model, tmp_path, xs, f"resizing {interpolation} {size} {aspect}")
+    ops = [n.op_type for n in proto.graph.node]
+    assert "Resize" in ops and ("Pad" in ops) == (aspect == "pad")
+    assert ops.count("Slice") == (2 if aspect == "crop" else 1)  # the crop; N, C of the shape
+
+
 def test_without_onnx_says_what_to_install(tmp_path, monkeypatch):
     model = catdog.models.load_model(os.path.join(FIX, "cnn_seq.keras"))
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError

@@ -21,7 +21,12 @@ What the file holds (opset 17, IR version 8, so ONNX Runtime >= 1.10 and OpenVIN
 * Concatenate on any axis (an image's H, W, C are NCHW's 2, 3, 1); the merging layers, of
   any number of inputs (Add, Subtract, Multiply, Maximum, Minimum, Average), and tensor
   arithmetic (x + 3.0, x * y, -x: catdog/layers/operations.py) as elementwise operators; a
-  per-channel gate broadcasts as (N, C, 1, 1).
+  per-channel gate broadcasts as (N, C, 1, 1);
+* Conv2D's dilation and groups, DepthwiseConv2D's and SeparableConv2D's depth multiplier and
+  dilation; BatchNormalization without center / scale (beta 0 / gamma 1); Normalization as
+  (x - mean) / max(sqrt(variance), 1e-7) (or inverted); Resizing as tf.image.resize (a Slice
+  or Pad for crop_to_aspect_ratio / pad_to_aspect_ratio, then Resize). RandomContrast and
+  RandomBrightness are augmentation: left out.
 
 Weights are the model's current ones (trained weights pulled from the engine first). Kernels
 change layout: Conv2D (kh, kw, cin, cout) -> (cout, cin, kh, kw); DepthwiseConv2D
@@ -137,12 +142,82 @@ def _channel_broadcast(g, name, x, image, other_image):
     return g.op("Unsqueeze", [x, g.const(name + "/axes", np.array([2, 3], np.int64))], name)
 
 
+def _f32(v):
+    return float(np.float32(v))
+
+
+def _resize_box(layer, h, w):
+    """(y0, x0, rh, rw): the region of the (h, w) input the resize reads, as csrc/nn/resizing.c
+    (crop_to_aspect_ratio: cd_crop_box's centred window; pad_to_aspect_ratio: y0, x0 <= 0,
+    padded with fill_value), in Keras's float32 arithmetic truncated to int."""
+    th, tw = layer.height, layer.width
+    if layer.crop_to_aspect_ratio:
+        ch = min(max(int(_f32(_f32(w * th) / _f32(tw))), 1), h)
+        cw = min(max(int(_f32(_f32(h * tw) / _f32(th))), 1), w)
+        return int(_f32(h - ch) / 2), int(_f32(w - cw) / 2), ch, cw
+    if layer.pad_to_aspect_ratio:
+        ph = max(int(_f32(_f32(w * th) / _f32(tw))), h)
+        pw = max(int(_f32(_f32(h * tw) / _f32(th))), w)
+        top, left = int(_f32(ph - h) / 2), int(_f32(pw - w) / 2)
+        return -top, -left, h + 2 * top, w + 2 * left
+    return 0, 0, h, w
+
+
+def _resizing(g, layer, x):
+    """Keras's Resizing (tf.image.resize, half-pixel centres, no antialiasing) on NCHW x: the
+    crop (Slice) or padding (Pad) of the aspect ratio, then ONNX Resize to (height, width):
+    bilinear is mode linear with half_pixel coordinates (ONNX clamps to the edge as TF's
+    lower/upper indices do), nearest is floor((o + 0.5) * in / out), ONNX's
+    tf_half_pixel_for_nn with nearest_mode floor."""
+    name = layer.name
+    h, w = layer.input_shape[:2]
+    y0, x0, rh, rw = _resize_box(layer, h, w)
+    if y0 < 0 or x0 < 0:
+        pads = np.array([0, 0, -y0, -x0, 0, 0, -y0, -x0], np.int64)
+        x = g.op("Pad", [x, g.const(name + "/pads", pads),
+                         g.const(name + "/fill", np.float32(layer.fill_value))], name + "/pad",
+                 mode="constant")
+    elif (y0, x0, rh, rw) != (0, 0, h, w):
+        x = g.op("Slice", [x, g.const(name + "/starts", np.array([y0, x0], np.int64)),
+                           g.const(name + "/ends", np.array([y0 + rh, x0 + rw], np.int64)),
+                           g.const(name + "/axes", np.array([2, 3], np.int64))], name + "/crop")
+    n_c = g.op("Slice", [g.op("Shape", [x], name + "/shape"),
+                         g.const(name + "/nc_start", np.array([0], np.int64)),
+                         g.const(name + "/nc_end", np.array([2], np.int64))], name + "/n_c")
+    sizes = g.op("Concat", [n_c, g.const(name + "/hw", np.array([layer.height, layer.width],
+                                                                 np.int64))],
+                 name + "/sizes", axis=0)
+    empty = g.const(name + "/empty", np.zeros(0, np.float32))  # no roi, no scales
+    if layer.interpolation == "nearest":
+        return g.op("Resize", [x, empty, empty, sizes], name, mode="nearest",
+                    coordinate_transformation_mode="tf_half_pixel_for_nn", nearest_mode="floor")
+    return g.op("Resize", [x, empty, empty, sizes], name, mode="linear",
+                coordinate_transformation_mode="half_pixel")
+
+
+def _normalization(g, layer, x, image):
+    """Keras's Normalization per channel: (x - mean) / max(sqrt(variance), 1e-7), or
+    mean + x * that with invert (csrc/nn/normalization.c)."""
+    name = layer.name
+    consts = getattr(layer, "_constants", None)
+    if consts is None:
+        w = _weights(layer)
+        consts = (w["mean"], w["variance"])
+    mean, var = (np.asarray(v, np.float32) for v in consts)
+    std = np.maximum(np.sqrt(var), np.float32(1e-7)).astype(np.float32)
+    shape = (-1, 1, 1) if image else (-1,)
+    m, d = g.const(name + "/mean", mean.reshape(shape)), g.const(name + "/std", std.reshape(shape))
+    if layer.invert:
+        return g.op("Add", [g.op("Mul", [x, d], name + "/scaled"), m], name)
+    return g.op("Div", [g.op("Sub", [x, m], name + "/centred"), d], name)
+
+
 def _emit(g, layer, ins, ranks):
     """ONNX nodes for one catdog layer on its inputs `ins` (NCHW when their per-sample rank in
     `ranks` is 3, else (N, C)); returns the output name."""
     from catdog import layers as L
     from catdog.layers import operations as O
-    from catdog.layers.preprocessing import Rescaling
+    from catdog.layers.preprocessing import Normalization, Rescaling, Resizing
 
     kind, name, w = type(layer), layer.name, _weights(layer)
     x, image = ins[0], ranks[0] == 3
@@ -155,6 +230,10 @@ def _emit(g, layer, ins, ranks):
         if layer.offset == 0.0:
             return y
         return g.op("Add", [y, g.const(name + "/offset", np.float32(layer.offset))], name)
+    if kind is Normalization:
+        return _normalization(g, layer, x, image)
+    if kind is Resizing:
+        return _resizing(g, layer, x)
     if kind is O.TensorAdd:
         return g.op("Sub" if layer.negate_b else "Add", list(ins), name)
     if kind in (O.TensorMultiply, L.Multiply):
