@@ -11,7 +11,9 @@ Sequential CNN, issue 22's layers (Flatten, Reshape, SeparableConv2D, Activation
 Subtract / Maximum / Minimum / Average, GlobalMaxPooling2D, GAP keepdims, Dropout
 noise_shape), tensor arithmetic written as MobileNetV3 writes it (saved after two Adam steps,
 resumed below), Add / Maximum / Minimum / Average of three inputs and Concatenate on each
-axis, one model per activation (13 names, on Conv2D / DepthwiseConv2D /
+axis, branch i22-layers' kinds (Resizing, Normalization, RandomContrast / RandomBrightness,
+dilation, groups, depth multipliers, BN without center / scale; and Keras's layers_model.keras
+re-saved), one model per activation (13 names, on Conv2D / DepthwiseConv2D /
 SeparableConv2D / Activation / Dense), and the Keras-made fixtures of
 tests/fixtures/keras_saving/ after catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
 subprocess): `keras.models.load_model` on each file, `predict` on the same inputs, compared
@@ -51,9 +53,11 @@ def catdog_side(out):
         for layer in model._leaf_layers():
             values = []
             for wname, w, _ in layer._weights:
-                if wname in ("gamma", "moving_variance"):
+                if wname in ("gamma", "moving_variance", "variance"):
                     values.append(rng.uniform(0.5, 1.5, w.shape))
-                elif wname in ("beta", "moving_mean", "bias"):
+                elif wname == "count":
+                    values.append(np.float32(100))
+                elif wname in ("beta", "moving_mean", "bias", "mean"):
                     values.append(rng.normal(0, 0.1, w.shape))
                 else:
                     fan_in = w.shape[0] * w.shape[1] if wname == "depthwise_kernel" else int(np.prod(w.shape[:-1]))
@@ -168,6 +172,28 @@ def catdog_side(out):
     add("catdog_merge.keras", catdog.Model(inputs, layers.Dense(3)(v)),
         rng.normal(0, 1, (3, 6, 6, 3)).astype(np.float32))
 
+    # branch i22-layers' kinds: augmentation (left out at inference), Resizing (crop, pad,
+    # nearest), Normalization (adapted, given, inverted), dilation, groups, multipliers, BN
+    # without center / scale
+    inputs = catdog.Input((12, 10, 3))
+    x = layers.RandomBrightness(0.1)(layers.RandomContrast(0.2)(inputs))
+    x = layers.Resizing(9, 9, crop_to_aspect_ratio=True)(x)
+    x = layers.Normalization()(x)
+    x = layers.Conv2D(6, 3, padding="same", dilation_rate=2, use_bias=False)(x)
+    x = layers.BatchNormalization(scale=False)(x)
+    x = layers.Conv2D(6, 3, groups=3, activation="relu")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, dilation_rate=2)(x)
+    x = layers.BatchNormalization(center=False)(x)
+    x = layers.SeparableConv2D(4, 3, padding="same", depth_multiplier=2, activation="swish")(x)
+    y = layers.Resizing(10, 6, interpolation="nearest", pad_to_aspect_ratio=True,
+                        fill_value=0.5)(x)
+    y = layers.Normalization(mean=[0.1, 0.2, -0.1, 0.0], variance=[1.0, 2.0, 0.5, 4.0],
+                             invert=True)(y)
+    v = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
+                              layers.GlobalMaxPooling2D()(y)])
+    add("catdog_new_layers.keras", catdog.Model(inputs, layers.Dense(3)(v)),
+        rng.normal(0, 1, (3, 12, 10, 3)).astype(np.float32))
+
     for act in ACTIVATIONS:
         inputs = catdog.Input((6, 6, 3))
         x = layers.Conv2D(4, 3, padding="same", activation=act)(inputs)
@@ -182,6 +208,9 @@ def catdog_side(out):
     for name in ("lab_a035_32.keras", "mnv2_top_a035_32.keras", "cnn_seq.keras"):
         m = catdog.models.load_model(os.path.join(FIXTURES, name))
         add("resaved_" + name, m, io["x/" + name])
+    io = np.load(os.path.join(ROOT, "tests", "fixtures", "keras", "layers_files.npz"))
+    add("resaved_layers_model.keras",
+        catdog.models.load_model(os.path.join(FIXTURES, "layers_model.keras")), io["x"])
     io = np.load(os.path.join(FIXTURES, "layers_io.npz"))
     add("resaved_layers_cnn.keras",
         catdog.models.load_model(os.path.join(FIXTURES, "layers_cnn.keras")), io["x"])
