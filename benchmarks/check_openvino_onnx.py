@@ -49,12 +49,21 @@ def lab_model():
 
 
 def layers_model():
-    """Issue 22's layers: each activation on its own branch of Conv2D (activation=) then
-    Activation, summed; SeparableConv2D, a hard-sigmoid gate by arithmetic, Multiply,
-    Subtract / Maximum / Minimum / Average, Flatten, Reshape, GlobalMaxPooling2D, Dense."""
+    """Issue 22's layers: Resizing (crop, nearest), Normalization, dilated / grouped Conv2D,
+    BN without center, a depth multiplier; each activation on its own branch of Conv2D
+    (activation=) then Activation, summed; SeparableConv2D, a hard-sigmoid gate by arithmetic,
+    Multiply, Subtract / Maximum / Minimum / Average, Flatten, Reshape, GlobalMaxPooling2D,
+    Dense."""
     catdog.random.set_seed(2)
     inputs = catdog.Input((24, 24, 3))
-    x = layers.Conv2D(8, 3, strides=2, padding="same")(inputs)
+    x = layers.Resizing(30, 20, crop_to_aspect_ratio=True)(layers.RandomContrast(0.2)(inputs))
+    x = layers.Normalization(mean=[0.5, 0.4, 0.6], variance=[0.1, 0.2, 0.3])(x)
+    x = layers.Conv2D(6, 3, padding="same", dilation_rate=2)(x)
+    x = layers.Conv2D(8, 3, groups=2, activation="relu")(x)
+    x = layers.BatchNormalization(center=False)(x)
+    x = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(x)
+    x = layers.Resizing(24, 24, interpolation="nearest")(x)
+    x = layers.Conv2D(8, 3, strides=2, padding="same")(x)
     branches = [layers.Activation(a)(layers.Conv2D(8, 1, activation=a)(x)) for a in ACTIVATIONS]
     x = branches[0]
     for b in branches[1:]:
