@@ -189,6 +189,8 @@ def catalogue() -> Dict[str, object]:
         "completeness (Content-Length) and the HDF5 signature.",
         "files": files,
         "local_copies": LOCAL_COPIES,
+        "other_families": {name: {"url": base + name, "md5": md5}
+                           for name, (base, md5) in KERAS_FILES.items()},
     }
 
 
