@@ -8,7 +8,7 @@ from catdog.layers.core import (Activation, Add, Average, BatchNormalization,  #
                                 subtract)
 from catdog.layers.pooling import AveragePooling2D, MaxPooling2D  # noqa: F401
 # augmentation layers run in the C data pipeline during fit; Rescaling runs in the graph
-from catdog.layers.preprocessing import (RandomFlip, RandomRotation,  # noqa: F401
+from catdog.layers.preprocessing import (Normalization, RandomFlip, RandomRotation,  # noqa: F401
                                          RandomTranslation, RandomZoom, Rescaling)
 # TF 2.3-2.5's names, layers.experimental.preprocessing.* (the 2020-2022 tutorial)
 from catdog.layers import experimental  # noqa: E402,F401

@@ -200,7 +200,7 @@ class Layer:
             arr = arr.astype(np.float32)
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"layer '{self.name}' weight '{name}' has NaN or Inf values")
-            new.append((name, np.ascontiguousarray(arr), t))
+            new.append((name, np.require(arr, requirements="C"), t))
         self._weights = new
         self._version += 1
         _lifetime.changed()
@@ -434,23 +434,38 @@ class SeparableConv2D(Layer):
 
 
 class BatchNormalization(Layer):
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, name=None, trainable=True):
+    """Keras's BatchNormalization over the channel axis. center=False / scale=False: no beta /
+    gamma weight (Keras's get_weights then lists the others in the same order: [gamma,] [beta,]
+    moving_mean, moving_variance); the engine node keeps all four slots with the absent one
+    fixed at 0 / 1, never trained (nn/batchnorm.c), and the weight map skips it."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None,
+                 trainable=True):
         super().__init__(name=name, trainable=trainable)
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]
         if axis not in (-1, 3):
-            raise ValueError("BatchNormalization: only the channel axis (-1) is supported")
+            raise ValueError(f"BatchNormalization '{self.name}': only the channel axis (-1) is "
+                             f"supported, got axis={axis!r}")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
 
     def build(self, input_shape):
         super().build(input_shape)
         c = (input_shape[-1],)
-        self._add_weight("gamma", c, 1.0)
-        self._add_weight("beta", c, 0.0)
+        if self.scale:
+            self._add_weight("gamma", c, 1.0)
+        if self.center:
+            self._add_weight("beta", c, 0.0)
         self._add_weight("moving_mean", c, 0.0, can_train=False)
         self._add_weight("moving_variance", c, 1.0, can_train=False)
 
     def add_to_graph(self, graph, ids):
-        return graph.add_layer("BatchNormalization", self.name, ids, epsilon=self.epsilon,
-                               momentum=self.momentum)
+        node = graph.add_layer("BatchNormalization", self.name, ids, epsilon=self.epsilon,
+                               momentum=self.momentum, center=int(self.center),
+                               scale=int(self.scale))
+        slots = [0] * self.scale + [1] * self.center + [2, 3]  # engine: gamma, beta, mean, var
+        return GraphNodes(node, node, [(node, k) for k in slots])
 
 
 class ReLU(Layer):

@@ -238,4 +238,130 @@ class Rescaling(_RescalingBase):
         return serialization.layer_config(self)["config"]
 
 
-__all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling", "apply_layers"]
+def _batch_of(element):
+    """keras/src/layers/preprocessing/normalization.py `_extract_batch`: x of (x, y[, w])."""
+    return element[0] if isinstance(element, tuple) else element
+
+
+class Normalization(_Base):
+    """Keras's Normalization(axis=-1, mean=None, variance=None, invert=False)
+    (keras/src/layers/preprocessing/normalization.py): per channel (the last axis)
+    y = (x - mean) / max(sqrt(variance), 1e-7), or mean + x * max(sqrt(variance), 1e-7) with
+    invert=True. Given mean and variance it has no weights (Keras keeps them as constants);
+    otherwise `adapt(data)` sets its non-trainable weights mean, variance and count (Keras's
+    order; count is kept for Keras's files and never used, a float here). Runs in the engine
+    graph (nn/normalization.c) and passes gradients through. catdog normalizes per channel
+    only: axis=-1 (or the channel axis given by number)."""
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, name=None, **kwargs):
+        super().__init__(name=name)
+        axes = (axis,) if isinstance(axis, int) or axis is None else tuple(axis)
+        if axes not in ((-1,),) and not (len(axes) == 1 and isinstance(axes[0], int) and axes[0] > 0):
+            raise ValueError(f"Normalization '{self.name}': catdog normalizes per channel, "
+                             f"axis=-1; got axis={axis!r}")
+        self.axis, self.invert = axes, bool(invert)
+        if (mean is None) != (variance is None):
+            raise ValueError("When setting values directly, both `mean` and `variance` must be "
+                             f"set. Received: mean={mean} and variance={variance}")
+        if mean is not None:
+            if np.shape(mean) != np.shape(variance):
+                raise ValueError("When setting values directly, `mean` and `variance` must have "
+                                 f"the same shape. Received: mean shape {np.shape(mean)} and "
+                                 f"variance shape {np.shape(variance)}")
+            if len(np.shape(mean)) > 1:
+                raise ValueError("The rank of `mean` must be less than or equal to the number of "
+                                 f"axes (1). Received: mean shape {np.shape(mean)} for axis "
+                                 f"{self.axis}")
+        self.input_mean, self.input_variance = mean, variance
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        rank = len(self.input_shape) + 1  # Keras counts the batch axis
+        a = self.axis[0]
+        if a != -1 and a != rank - 1:
+            raise ValueError(f"Normalization '{self.name}': catdog normalizes per channel (axis "
+                             f"-1 or {rank - 1} for inputs of rank {rank}), got axis={a}")
+        c = self.input_shape[-1]
+        if c is None:
+            raise ValueError(f"Normalization '{self.name}': the channel axis must have a known "
+                             f"size, got input shape {self.input_shape}")
+        if self.input_mean is None:
+            self._add_weight("mean", (c,), 0.0, can_train=False)
+            self._add_weight("variance", (c,), 1.0, can_train=False)
+            self._add_weight("count", (), 0.0, can_train=False)
+            return
+        try:
+            mean = np.broadcast_to(np.asarray(self.input_mean, np.float32), (c,))
+            var = np.broadcast_to(np.asarray(self.input_variance, np.float32), (c,))
+        except ValueError:
+            raise ValueError(f"Normalization '{self.name}': mean of shape "
+                             f"{np.shape(self.input_mean)} does not broadcast to {c} channels"
+                             ) from None
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
+            raise ValueError(f"Normalization '{self.name}': mean and variance must be finite "
+                             "and the variance >= 0")
+        self._constants = (np.ascontiguousarray(mean), np.ascontiguousarray(var))
+
+    def adapt(self, data):
+        """Mean and variance per channel of `data`: a NumPy array (n, ..., c) (np.mean /
+        np.var over every axis but the last, as Keras), or a dataset / iterable of batches
+        (x or (x, y)), combined batch by batch as Keras's adapt does."""
+        if self.input_mean is not None:
+            raise ValueError(f"Normalization '{self.name}' was given mean and variance: it has "
+                             "nothing to adapt")
+        if isinstance(data, np.ndarray) or (hasattr(data, "__array__") and not hasattr(data, "__iter__")):
+            data = np.asarray(data)
+            self._adapt_shape(data.shape)
+            reduce = tuple(range(data.ndim - 1))
+            mean, var = np.mean(data, axis=reduce), np.var(data, axis=reduce)
+        elif hasattr(data, "__iter__"):
+            mean = var = None
+            count = 0
+            for element in data:
+                batch = np.asarray(_batch_of(element), np.float32)
+                if mean is None:
+                    self._adapt_shape(batch.shape)
+                elif batch.shape[-1] != self.input_shape[-1]:
+                    raise ValueError(f"Normalization '{self.name}': adapt() yielded a batch of "
+                                     f"shape {batch.shape}, expected {self.input_shape[-1]} "
+                                     "channels")
+                reduce = tuple(range(batch.ndim - 1))
+                b_mean, b_var = batch.mean(axis=reduce), batch.var(axis=reduce)
+                b_count = int(np.prod([batch.shape[d] for d in reduce]))
+                if mean is None:
+                    mean, var = np.zeros_like(b_mean), np.zeros_like(b_var)
+                count += b_count
+                w_new = float(b_count) / count
+                w_old = 1.0 - w_new
+                new_mean = mean * w_old + b_mean * w_new
+                var = ((var + (mean - new_mean) ** 2) * w_old
+                       + (b_var + (b_mean - new_mean) ** 2) * w_new)
+                mean = new_mean
+            if mean is None:
+                raise ValueError(f"Normalization '{self.name}': adapt() received no batches")
+        else:
+            raise TypeError(f"Normalization '{self.name}': adapt() takes a NumPy array, a "
+                            f"dataset or an iterable of batches, got {type(data).__name__}")
+        self.set_weights([mean, var, np.zeros((), np.float32)])
+
+    def _adapt_shape(self, shape):
+        if len(shape) < 2:
+            raise ValueError(f"Normalization '{self.name}': adapt() needs a batch (n, ..., "
+                             f"channels), got shape {tuple(shape)}")
+        if self.input_shape is None:
+            self._build_per_sample(tuple(shape[1:]))
+        elif shape[-1] != self.input_shape[-1]:
+            raise ValueError(f"The layer was built with input_shape={self.input_shape}, but "
+                             f"adapt() is being called with data with an incompatible shape, "
+                             f"data.shape={tuple(shape)}")
+
+    def add_to_graph(self, graph, ids):
+        node = graph.add_layer("Normalization", self.name, ids, invert=int(self.invert))
+        if self.input_mean is not None:  # constants: set once, never a layer weight
+            graph.set_weight(node, 0, self._constants[0])
+            graph.set_weight(node, 1, self._constants[1])
+        return node
+
+
+__all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling",
+           "Normalization", "apply_layers"]

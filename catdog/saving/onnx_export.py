@@ -90,6 +90,8 @@ def _emit(g, layer, ins):
         return g.op("Conv", args, name, kernel_shape=list(layer.kernel_size),
                     strides=list(layer.strides), pads=_pads(*layer.pads))
     if kind is L.BatchNormalization:
+        c = w["moving_mean"].shape  # center=False / scale=False: beta 0 / gamma 1
+        w = {"gamma": np.ones(c, np.float32), "beta": np.zeros(c, np.float32), **w}
         args = [x] + [g.const(f"{name}/{k}", w[k])
                       for k in ("gamma", "beta", "moving_mean", "moving_variance")]
         return g.op("BatchNormalization", args, name, epsilon=float(layer.epsilon))

@@ -26,8 +26,9 @@ def _trainable(model):
     for layer, tr in model._trainable_map():
         if not tr:
             continue
-        i = model._graph_index[id(layer)]
-        for w, (_, value, can_train) in enumerate(layer._weights):
+        # through the weight map: a layer's weights may sit on several nodes, or skip slots
+        # (SeparableConv2D; BatchNormalization without gamma or beta)
+        for (i, w), (_, value, can_train) in zip(model._weight_slots[id(layer)], layer._weights):
             if can_train:
                 out.append((i, w, value.shape))
     return out

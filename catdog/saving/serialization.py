@@ -24,10 +24,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
+
 from catdog import activations as A
 from catdog import layers as L
-from catdog.layers.preprocessing import (RandomFlip, RandomRotation, RandomTranslation,
-                                         RandomZoom, Rescaling)
+from catdog.layers.preprocessing import (Normalization, RandomFlip, RandomRotation,
+                                         RandomTranslation, RandomZoom, Rescaling)
 
 FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "float32"}, "registered_name": None}
@@ -257,8 +259,8 @@ _BN_NONE = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_c
 
 
 def _bn_to(layer):
-    return {"axis": -1, "momentum": layer.momentum, "epsilon": layer.epsilon, "center": True,
-            "scale": True, "beta_initializer": _initializer("Zeros"),
+    return {"axis": -1, "momentum": layer.momentum, "epsilon": layer.epsilon,
+            "center": layer.center, "scale": layer.scale, "beta_initializer": _initializer("Zeros"),
             "gamma_initializer": _initializer("Ones"),
             "moving_mean_initializer": _initializer("Zeros"),
             "moving_variance_initializer": _initializer("Ones"),
@@ -273,14 +275,14 @@ def _bn_from(cfg, name):
         axis = axis[0]
     if axis not in (-1, 3):
         raise ConfigError(f"layer '{name}' ({cls}): axis={axis!r}: only the channel axis (-1)")
-    _want(cfg, "center", [True], name, cls)
-    _want(cfg, "scale", [True], name, cls)
+    center = _want(cfg, "center", [True, False], name, cls)
+    scale = _want(cfg, "scale", [True, False], name, cls)
     _want(cfg, "renorm", [False], name, cls)
     _want(cfg, "synchronized", [False], name, cls)
     _none(cfg, _BN_NONE, name, cls)
     return L.BatchNormalization(momentum=_number(cfg, "momentum", name, cls, 0.99, 0.0, 1.0),
                                 epsilon=_number(cfg, "epsilon", name, cls, 1e-3, 1e-12, 1.0),
-                                name=name)
+                                center=center, scale=scale, name=name)
 
 
 def _relu_to(layer):
@@ -406,6 +408,30 @@ def _rescaling_from(cfg, name):
                      _number(cfg, "offset", name, "Rescaling", 0.0, -1e30, 1e30), name=name)
 
 
+def _normalization_to(layer):
+    def plain(v):  # Keras: np.array(input_mean).tolist() (None stays None)
+        return None if v is None else np.asarray(v, np.float32).tolist()
+    return {"axis": list(layer.axis), "invert": layer.invert, "mean": plain(layer.input_mean),
+            "variance": plain(layer.input_variance)}
+
+
+def _normalization_from(cfg, name):
+    cls = "Normalization"
+    axis = cfg.get("axis", [-1])
+    mean, var = cfg.get("mean"), cfg.get("variance")
+    for key, v in (("mean", mean), ("variance", var)):
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) or (
+                isinstance(v, list) and len(v) <= 65536
+                and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v))):
+            raise ConfigError(f"layer '{name}' ({cls}): {key} must be a number or a list of "
+                              "numbers")
+    try:
+        return Normalization(axis=tuple(axis) if isinstance(axis, list) else axis, mean=mean,
+                             variance=var, invert=bool(cfg.get("invert", False)), name=name)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
+
+
 _FILL = ["reflect", "wrap", "constant", "nearest"]
 _INTERP = ["bilinear", "nearest"]
 
@@ -506,6 +532,7 @@ register("MaxPooling2D", L.MaxPooling2D, _pool_to, _pool_from(L.MaxPooling2D), h
 register("AveragePooling2D", L.AveragePooling2D, _pool_to, _pool_from(L.AveragePooling2D), has_build=False)
 register("Rescaling", Rescaling, _rescaling_to, _rescaling_from)
 register("RandomFlip", RandomFlip, _flip_to, _flip_from)
+register("Normalization", Normalization, _normalization_to, _normalization_from)
 register("RandomRotation", RandomRotation, _rotation_to, _rotation_from)
 register("RandomZoom", RandomZoom, _zoom_to, _zoom_from)
 register("RandomTranslation", RandomTranslation, _translation_to, _translation_from)

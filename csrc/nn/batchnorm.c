@@ -10,7 +10,12 @@
  * backward (inference): dx = dy * gamma * inv_std, with the moving statistics fixed.
  * Forward moments run per channel block on one thread each; backward sums run over fixed
  * chunks of BN_CHUNK_ROWS rows (contiguous reads, all channels at once) whose partial sums
- * are added in chunk order: same bits for any thread count either way. */
+ * are added in chunk order: same bits for any thread count either way.
+ *
+ * center=False / scale=False (Keras's arguments; InceptionV3's files have no gamma): the node
+ * keeps its four weights in the same slots (the fold in conv_fused.c reads them by index), but
+ * an absent beta / gamma is fixed at 0 / 1, cannot train (can_train 0, no gradient) and is not
+ * one of the Python layer's weights (catdog/layers/core.py maps the present ones). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,9 +172,9 @@ static cd_status bn_backward(cd_node *node, const cd_io *io) {
         }
         dgamma[k] = (float)g_sum, dbeta[k] = (float)b_sum;
     }
-    if (cd_node_trains(node)) {
-        memcpy(node->params[GAMMA].grad, dgamma, sizeof dgamma);
-        memcpy(node->params[BETA].grad, dbeta, sizeof dbeta);
+    if (cd_node_trains(node)) { /* an absent (fixed) gamma or beta has no gradient */
+        if (node->params[GAMMA].can_train) memcpy(node->params[GAMMA].grad, dgamma, sizeof dgamma);
+        if (node->params[BETA].can_train) memcpy(node->params[BETA].grad, dbeta, sizeof dbeta);
     }
     if (!out || inference_dx) return CD_OK;
     const float inv_m = 1.0f / (float)rows;
@@ -207,19 +212,26 @@ static void bn_discard(cd_node *node) {
     if (s) s->pending = 0;
 }
 
-/* hyperparameters: epsilon > 0, momentum in [0, 1]; weights gamma, beta (trainable),
- * moving_mean, moving_variance, each (c) */
-static cd_status bn_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+/* hyperparameters: epsilon > 0, momentum in [0, 1], center and scale (0 or 1, default 1);
+ * weights gamma (trainable when scale), beta (trainable when center), moving_mean,
+ * moving_variance, each (c) */
+static cd_status bn_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
     cd_bn_hp *hp = node->hp;
+    const int yes = 1;
+    int center, scale;
     CD_TRY(cd_hp_floats(h, "epsilon", 1, NULL, &hp->epsilon));
     CD_TRY(cd_hp_floats(h, "momentum", 1, NULL, &hp->momentum));
+    CD_TRY(cd_hp_ints(h, "center", 1, &yes, &center));
+    CD_TRY(cd_hp_ints(h, "scale", 1, &yes, &scale));
     if (!(hp->epsilon > 0.f) || !(hp->momentum >= 0.f && hp->momentum <= 1.f))
         return cd_fail(CD_ERR_VALUE, "layer '%s': need epsilon > 0 and momentum in [0, 1]",
                        node->name);
+    if ((center != 0 && center != 1) || (scale != 0 && scale != 1))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': center and scale are 0 or 1", node->name);
     node->shape = in[0];
     const int dims[1] = {node->shape.c};
-    CD_TRY(cd_node_add_param(node, "gamma", 1, dims, 1));
-    CD_TRY(cd_node_add_param(node, "beta", 1, dims, 1));
+    CD_TRY(cd_node_add_param(node, "gamma", 1, dims, scale));
+    CD_TRY(cd_node_add_param(node, "beta", 1, dims, center));
     CD_TRY(cd_node_add_param(node, "moving_mean", 1, dims, 0));
     CD_TRY(cd_node_add_param(node, "moving_variance", 1, dims, 0));
     for (int i = 0; i < node->shape.c; i++) node->params[GAMMA].value[i] = 1.f;
@@ -227,9 +239,18 @@ static cd_status bn_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
     return CD_OK;
 }
 
+#define BN_FLAGS (CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE | CD_OP_FUSE_NORM)
+
+/* A trainable block's gradient finish (conv_fused.c) computes dgamma from dbeta's gradient
+ * buffer, which a fixed beta (center=False) does not have: such a BN, while it trains, is not
+ * folded into the conv before it (fixed beta, frozen BN, and a fixed gamma still fold). */
+static unsigned bn_flags(const cd_node *node) {
+    if (!node->params[BETA].can_train && cd_node_trains(node)) return BN_FLAGS & ~CD_OP_FUSE_NORM;
+    return BN_FLAGS;
+}
+
 const cd_layer_ops cd_batchnorm_ops = {
-    .name = "BatchNormalization",
-    .flags = CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE | CD_OP_FUSE_NORM,
+    .name = "BatchNormalization", .flags = BN_FLAGS, .node_flags = bn_flags,
     .min_inputs = 1, .max_inputs = 1, .hp_size = sizeof(cd_bn_hp), .build = bn_build,
     .prepare = bn_prepare, .forward = bn_forward, .backward = bn_backward, .release = bn_release,
     .commit = bn_commit, .discard = bn_discard,

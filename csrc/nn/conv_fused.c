@@ -557,7 +557,8 @@ cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const
         /* dbeta now; dgamma from the summed dW' in cd_conv_trainable_finish (0 until then, so
          * micro-batches' gradient sums stay 0 + 0) */
         memcpy(bn->params[BN_BETA].grad, f->dbias, (size_t)conv->shape.c * sizeof(float));
-        memset(bn->params[BN_GAMMA].grad, 0, (size_t)conv->shape.c * sizeof(float));
+        if (bn->params[BN_GAMMA].can_train) /* scale=False: gamma fixed, no gradient */
+            memset(bn->params[BN_GAMMA].grad, 0, (size_t)conv->shape.c * sizeof(float));
     }
     if (!dx) return CD_OK;
     /* dx = conv_bwd_data(du, W') */
@@ -601,7 +602,7 @@ void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
                 dr[k] *= a[k - c0];
             }
         }
-        if (bn_trains) {
+        if (bn_trains && bn->params[BN_GAMMA].can_train) {
             const float *dbeta = bn->params[BN_BETA].grad;
             float *dgamma = bn->params[BN_GAMMA].grad;
             for (int k = c0; k < c1; k++)
