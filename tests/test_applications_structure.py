@@ -186,3 +186,24 @@ def test_imagenet_warning_for_non_224_mobilenet_v3(monkeypatch):
             applications.MobileNetV3Large(input_shape=(160, 160, 3), include_top=False)
     assert any("(224, 224) will be loaded" in str(x.message) for x in w)
     assert asked == ["weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"]
+
+
+def test_efficientnet_imagenet_layer_list_has_the_extra_rescaling(monkeypatch):
+    """keras/src/applications/efficientnet.py: with weights="imagenet" a Rescaling by
+    1/sqrt(std) per channel follows the Normalization; not with None or a file."""
+    builder("EfficientNetB0")
+    from catdog import models
+    from catdog import weights as weights_mod
+
+    monkeypatch.setattr(weights_mod, "fetch_named", lambda name, **kw: name)
+    monkeypatch.setattr(models.Model, "load_weights", lambda self, path, by_name=None: None)
+    v = VARIANTS["EfficientNetB0/notop224_imagenet"]
+    model = fresh_build("EfficientNetB0", **v["kwargs"])
+    assert catdog_layers(model) == v["layers"]
+    assert counts(model) == v["counts"]
+    plain = [l[0] for l in VARIANTS["EfficientNetB0/notop224"]["layers"]]
+    assert [l[0] for l in v["layers"]] == plain[:3] + ["rescaling_1"] + plain[3:]
+    # the extra layer scales each channel by 1/sqrt(std)
+    x = np.full((1, 224, 224, 3), 255.0, np.float32)
+    got = model.layer_outputs(x, ["rescaling_1"])["rescaling_1"][0, 0, 0]
+    np.testing.assert_allclose(got, 1.0 / np.sqrt([0.229, 0.224, 0.225]), rtol=1e-6)

@@ -53,12 +53,17 @@ def test_builders_ask_for_keras_files(monkeypatch):
          "ec5221f64a2f6d1ef965a614bdae7973"),
         (A.MobileNetV3Large, dict(include_top=False),
          "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5", "07fb09a5933dd0c8eaafa16978110389"),
+        (A.EfficientNetB0, dict(include_top=False, input_shape=(64, 64, 3)),
+         "efficientnetb0_notop.h5", "50bc09e76180e00e4465e1a485ddc09d"),
+        (A.EfficientNetB0, dict(), "efficientnetb0.h5", "902e53a9f72be733fc0bcb005b3ebbac"),
     ]
     for build, kwargs, name, md5 in cases:
         assert asked_file(monkeypatch, build, **kwargs) == name
         base, file_hash = weights.KERAS_FILES[name]
         assert file_hash == md5
-        assert base.startswith("https://storage.googleapis.com/tensorflow/keras-applications/")
+        assert base.startswith("https://storage.googleapis.com/tensorflow/keras-applications/"
+                               if "efficientnet" not in name else
+                               "https://storage.googleapis.com/keras-applications/")
     assert len(weights.KERAS_FILES) == 19  # 4 ResNet50/VGG16, 12 MobileNetV3, 2 EffNetB0, index
     assert weights.KERAS_FILES["imagenet_class_index.json"][1] == imagenet_utils.CLASS_INDEX_MD5
 
@@ -190,3 +195,25 @@ def test_another_network_or_size_is_refused_naming_the_layer(tmp_path, suffix):
         A.VGG16(include_top=True, weights=str(top32), input_shape=(64, 64, 3))
     with pytest.raises(ValueError, match="expanded_conv"):
         A.MobileNetV3Large(include_top=False, weights=str(small), input_shape=(32, 32, 3))
+
+
+def test_efficientnet_file_loads_when_the_normalization_has_another_auto_name(tmp_path):
+    """The official file names its Normalization `normalization`; a second EfficientNetB0 in
+    one process calls it `normalization_1`. Names then differ, so the legacy loader matches
+    layers by position, as Keras's load_weights does: every weight still lands."""
+    from catdog.layers.core import reset_name_counters
+
+    reset_name_counters()
+    first = applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3))
+    rng = np.random.default_rng(9)
+    for layer in first.layers:
+        if layer._weights:
+            layer.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32)
+                               for _, w, _ in layer._weights])
+    path = tmp_path / "efficientnetb0_notop.h5"
+    first.save_weights(str(path))
+    second = applications.EfficientNetB0(include_top=False, weights=str(path), input_shape=(32, 32, 3))
+    assert second.layers[2].name == "normalization_1" and first.layers[2].name == "normalization"
+    for a, b in zip(first.layers, second.layers):
+        for (_, wa, _), (_, wb, _) in zip(a._weights, b._weights):
+            np.testing.assert_array_equal(wa, wb, err_msg=a.name)
