@@ -217,3 +217,28 @@ def test_legacy_h5_loads_and_gives_keras_outputs(key, tmp_path):
     reset_name_counters()
     model = getattr(applications, name)(include_top=False, weights=str(f), input_shape=(size, size, 3))
     assert_close_rel(model.predict(io["x"]), io["base_out"], FWD_REL, "base output")
+
+
+def test_vgg16_keras1_weight_names_load(tmp_path):
+    """The official VGG16 files (2016) name weights `block1_conv1_W_1:0` / `..._b_1:0`, without
+    the `<layer>/` prefix; Keras assigns a layer's weights by order, and so does catdog when
+    none of the names is the model's."""
+    base, io, wd = seeded_base("vgg16_32")
+    f = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with h5py.File(f, "w") as h:
+        h.attrs["layer_names"] = np.array([l.name.encode() for l in base.layers])
+        for l in base.layers:
+            g = h.create_group(l.name)
+            names = [f"{l.name}_{k}_1:0" for k in ("W", "b")] if l._weights else []
+            g.attrs["weight_names"] = (np.array([n.encode() for n in names]) if names
+                                       else np.array([], dtype="S1"))
+            for n, (wname, _, _) in zip(names, l._weights):
+                g.create_dataset(n, data=wd[l.name][wname])
+    model = applications.VGG16(include_top=False, weights=str(f), input_shape=(32, 32, 3))
+    assert_close_rel(model.predict(io["x"]), io["base_out"], FWD_REL, "base output")
+    # a Keras-1 file with a wrong shape is still refused, naming the layer
+    with h5py.File(f, "r+") as h:
+        del h["block3_conv2"]["block3_conv2_b_1:0"]
+        h["block3_conv2"].create_dataset("block3_conv2_b_1:0", data=np.zeros(7, np.float32))
+    with pytest.raises(ValueError, match="block3_conv2, weight bias: shape \\(7,\\) in the file"):
+        applications.VGG16(include_top=False, weights=str(f), input_shape=(32, 32, 3))
