@@ -207,3 +207,16 @@ def test_efficientnet_imagenet_layer_list_has_the_extra_rescaling(monkeypatch):
     x = np.full((1, 224, 224, 3), 255.0, np.float32)
     got = model.layer_outputs(x, ["rescaling_1"])["rescaling_1"][0, 0, 0]
     np.testing.assert_allclose(got, 1.0 / np.sqrt([0.229, 0.224, 0.225]), rtol=1e-6)
+
+
+def test_keras_file_round_trip_keeps_keras_order(tmp_path):
+    """A .keras file's weights sit at paths counted in model.layers order, on save and on
+    load: both use Keras's order (catdog.models.keras_layer_order), so ResNet50's shortcut
+    convolutions come back where they were."""
+    m = fresh_build("ResNet50", include_top=False, input_shape=(32, 32, 3), pooling="avg")
+    path = tmp_path / "resnet50.keras"
+    m.save(str(path))
+    back = catdog.models.load_model(str(path))
+    assert [l.name for l in back.layers] == [l.name for l in m.layers]
+    x = np.random.default_rng(4).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(back.predict(x), m.predict(x))

@@ -1,10 +1,10 @@
-"""The end every application builder shares: the model from its input tensor, Keras's layer
-order, then the weights (None, "imagenet" from the checked catalogue, or a file)."""
+"""The end every application builder shares: the model from its input tensor (Model lists
+its layers in Keras's order), then the weights (None, "imagenet" from the checked catalogue,
+or a file)."""
 from __future__ import annotations
 
 import os
 
-from catdog.applications.imagenet_utils import keras_layer_order
 from catdog.models import Input, KerasTensor, Model
 
 
@@ -22,10 +22,9 @@ def image_input(input_shape, input_tensor):
 
 
 def finish(img_input, x, name, weights, imagenet_file):
-    """Model(img_input, x) in Keras's layer order, with its weights loaded: "imagenet" ->
+    """Model(img_input, x) with its weights loaded: "imagenet" ->
     catdog.weights.fetch_named(imagenet_file) (local copy or checked download)."""
     model = Model(img_input, x, name=name)
-    keras_layer_order(model)
     if weights is None:
         return model
     if isinstance(weights, str) and weights == "imagenet":

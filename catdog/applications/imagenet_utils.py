@@ -1,14 +1,7 @@
 """What Keras's application builders share (keras/src/applications/imagenet_utils.py): the
-input-shape rules and their errors, correct_pad, "caffe" preprocessing, decode_predictions,
-and the layer order Keras lists a functional model's layers in.
-
-Keras's `model.layers` is not a depth-first walk of the graph: keras/src/ops/function.py
-`map_graph` sorts operations by their depth (the longest path to the output, deepest first)
-and breaks ties by the order a depth-first walk from the output first meets them. For a chain
-both agree; for ResNet's blocks with a convolution shortcut they do not (Keras lists
-`conv2_block1_0_conv` after `conv2_block1_2_relu`). `keras_layer_order` gives a model Keras's
-order, so that `base.layers[:k]`, `get_layer` and the Keras 3 `.weights.h5` paths (class
-names counted in that order) are Keras's.
+input-shape rules and their errors, correct_pad, "caffe" preprocessing and decode_predictions.
+Keras's layer order (`model.layers`, map_graph's depth order, which differs from execution
+order for ResNet's shortcuts) is catdog.models.keras_layer_order, used by every Model.
 """
 from __future__ import annotations
 
@@ -119,33 +112,11 @@ def correct_pad(shape, kernel_size):
 # --------------------------------------------------------------------------- layer order
 
 def keras_layer_order(model) -> List:
-    """Give a functional `model` Keras 3's `model.layers` order (map_graph: depth from the
-    output, deepest first; ties by first meeting in a depth-first walk from the output that
-    visits a node's inputs in order). Operations (x + 3.0) count for the depths, as in Keras,
-    but are not listed. Execution keeps the model's own order; both are topological."""
-    output = model._nodes[-1]
-    index, finished, nodes = {}, set(), []
+    """`model.layers` in Keras 3's order (catdog.models.keras_layer_order, which Model uses
+    itself): kept so that a model whose structure changed gets it again."""
+    from catdog.models import keras_layer_order as order
 
-    def walk(t):
-        if id(t) in finished:
-            return
-        index.setdefault(id(t.layer), len(index))
-        for i in t.inputs:
-            walk(i)
-        finished.add(id(t))
-        nodes.append(t)
-
-    walk(output)
-    node_depth, layer_depth = {}, {}
-    for t in reversed(nodes):
-        d = max(node_depth.setdefault(id(t), 0), layer_depth.get(id(t.layer), 0))
-        layer_depth[id(t.layer)] = node_depth[id(t)] = d
-        for i in t.inputs:
-            node_depth[id(i)] = max(d + 1, node_depth.get(id(i), 0))
-    by_layer = {id(t.layer): t.layer for t in nodes}
-    ordered = sorted(by_layer, key=lambda k: (-layer_depth[k], index[k]))
-    model.layers = [by_layer[k] for k in ordered
-                    if not getattr(by_layer[k], "is_operation", False)]
+    model.layers = order(model._nodes[-1])
     return model.layers
 
 

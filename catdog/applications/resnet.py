@@ -1,5 +1,5 @@
 """ResNet50 as Keras 3 builds it (keras/src/applications/resnet.py): the same layers, names,
-order (Keras's, see imagenet_utils.keras_layer_order), parameter counts and arguments, so the
+order (Keras's, see catdog.models.keras_layer_order), parameter counts and arguments, so the
 official `resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5` loads by name and
 `base.layers[k]` is Keras's layer k. Every layer is named by Keras: no auto-names.
 
