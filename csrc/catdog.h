@@ -94,7 +94,8 @@ const char *cd_layer_kind_name(int i);
 typedef struct {
     const char *name;
     const char *kind;       /* Keras class name */
-    int num_inputs, inputs[2];
+    int num_inputs;
+    const int *inputs;      /* num_inputs layer indices; valid until the graph changes */
     int out_rank;           /* 3 (H,W,C) or 1 (C) per sample */
     int out_shape[3];
     int num_weights;

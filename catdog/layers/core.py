@@ -561,10 +561,22 @@ class ZeroPadding2D(Layer):
         return graph.add_layer("ZeroPadding2D", self.name, ids, pad=(t, b, l, r))
 
 
+def _check_one_shape(layer, shapes):
+    """Keras's merging layers (keras/src/layers/merging/base_merge.py) on a list of at least one
+    input; catdog takes tensors of one shape (no broadcasting)."""
+    if len(shapes) < 1:
+        raise ValueError(f"A merge layer should be called on a list of at least 1 input "
+                         f"(layer '{layer.name}')")
+    if any(tuple(s) != tuple(shapes[0]) for s in shapes):
+        raise ValueError(f"{type(layer).__name__} '{layer.name}' takes inputs of one shape "
+                         f"(catdog), got {[tuple(s) for s in shapes]}")
+
+
 class Add(Layer):
+    """Keras's Add: the sum of any number of inputs of one shape, left to right."""
+
     def _check_inputs(self, shapes):
-        if len(shapes) != 2 or tuple(shapes[0]) != tuple(shapes[1]):
-            raise ValueError(f"Add '{self.name}' needs two inputs of the same shape, got {shapes}")
+        _check_one_shape(self, shapes)
 
     def add_to_graph(self, graph, ids):
         return graph.add_layer("Add", self.name, ids)
@@ -598,13 +610,12 @@ class Multiply(Layer):
 
 
 class _Merge(Layer):
-    """Keras's two-input merging layers on tensors of one shape (engine kind Merge)."""
+    """Keras's merging layers on tensors of one shape (engine kind Merge): Maximum, Minimum and
+    Average of any number of inputs, Subtract of exactly two."""
     merge_op = 0
 
     def _check_inputs(self, shapes):
-        if len(shapes) != 2 or tuple(shapes[0]) != tuple(shapes[1]):
-            raise ValueError(f"{type(self).__name__} '{self.name}' takes two inputs of one shape "
-                             f"(catdog), got {[tuple(s) for s in shapes]}")
+        _check_one_shape(self, shapes)
 
     def add_to_graph(self, graph, ids):
         return graph.add_layer("Merge", self.name, ids, op=self.merge_op)
@@ -612,6 +623,12 @@ class _Merge(Layer):
 
 class Subtract(_Merge):
     merge_op = 0
+
+    def _check_inputs(self, shapes):
+        if len(shapes) != 2:  # keras/src/layers/merging/subtract.py
+            raise ValueError(f"A `Subtract` layer should be called on exactly 2 inputs. "
+                             f"Received: input_shape={[(None,) + tuple(s) for s in shapes]}")
+        _check_one_shape(self, shapes)
 
 
 class Maximum(_Merge):
@@ -624,6 +641,58 @@ class Minimum(_Merge):
 
 class Average(_Merge):
     merge_op = 3
+
+
+class Concatenate(Layer):
+    """Keras's Concatenate(axis=-1) of any number of inputs, equal in shape but along `axis`
+    (keras/src/layers/merging/concatenate.py). On images (batch, H, W, C) any of axes 1, 2, 3
+    (or -3, -2, -1); on vectors (batch, N) the last."""
+
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        self.axis = int(axis)
+
+    def _engine_axis(self, rank: int) -> int:
+        """Keras's axis on (batch, *sample) -> the sample's axis in (H, W, C) (vectors: C)."""
+        full = rank + 1
+        if not -full <= self.axis < full or self.axis % full == 0:
+            raise ValueError(f"Concatenate '{self.name}': axis {self.axis} is out of range for "
+                             f"inputs of rank {full}, or the batch axis")
+        k = self.axis % full - 1  # 0-based axis of the sample
+        if rank == 1:
+            return 2
+        if rank != 3:
+            raise ValueError(f"Concatenate '{self.name}': catdog concatenates images (H, W, C) "
+                             f"or vectors (N,), got rank {rank}")
+        return k
+
+    def _check_inputs(self, shapes):
+        shapes = [tuple(s) for s in shapes]
+        if len(shapes) < 1:
+            raise ValueError(f"A `Concatenate` layer should be called on a list of at least 1 "
+                             f"input (layer '{self.name}')")
+        ranks = {len(s) for s in shapes}
+        err = (f"A `Concatenate` layer requires inputs with matching shapes except for the "
+               f"concatenation axis. Received: input_shape={[(None,) + s for s in shapes]}")
+        if len(ranks) != 1:
+            raise ValueError(err)
+        rank = ranks.pop()
+        k = self._engine_axis(rank)
+        k = 0 if rank == 1 else k
+        if any(s[:k] + s[k + 1:] != shapes[0][:k] + shapes[0][k + 1:] for s in shapes):
+            raise ValueError(err)
+        out = list(shapes[0])
+        out[k] = sum(s[k] for s in shapes)
+        self._out_shape = tuple(out)
+        if self.input_shape is not None:  # built before the call (a loader's build_config)
+            self.output_shape = self._out_shape
+
+    def compute_output_shape(self, s):
+        return getattr(self, "_out_shape", tuple(s))
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Concatenate", self.name, ids,
+                               axis=self._engine_axis(len(self.input_shape)))
 
 
 def _functional(layer_class):
@@ -793,3 +862,8 @@ class GlobalMaxPooling2D(GlobalAveragePooling2D):
 
 add, subtract, multiply = _functional(Add), _functional(Subtract), _functional(Multiply)
 maximum, minimum, average = _functional(Maximum), _functional(Minimum), _functional(Average)
+
+
+def concatenate(inputs, axis: int = -1, **kwargs):
+    """keras.layers.concatenate(inputs, axis=-1, **kwargs) = Concatenate(axis, **kwargs)(inputs)"""
+    return Concatenate(axis=axis, **kwargs)(inputs)

@@ -408,6 +408,14 @@ def _add_from(cfg, name):
     return L.Add(name=name)
 
 
+def _concat_to(layer):
+    return {"axis": layer.axis}
+
+
+def _concat_from(cfg, name):
+    return L.Concatenate(axis=int(cfg.get("axis", -1)), name=name)
+
+
 def _pool_to(layer):
     return {"pool_size": list(layer.pool_size), "padding": layer.padding,
             "strides": list(layer.strides), "data_format": "channels_last"}
@@ -615,6 +623,7 @@ register("Flatten", L.Flatten, _flatten_to, _flatten_from, has_build=False)
 register("Reshape", L.Reshape, _reshape_to, _reshape_from, has_build=False)
 register("GlobalMaxPooling2D", L.GlobalMaxPooling2D, _gap_to,
          _gap_from_class(L.GlobalMaxPooling2D), has_build=False)
+register("Concatenate", L.Concatenate, _concat_to, _concat_from)
 for _cls in (L.Multiply, L.Subtract, L.Maximum, L.Minimum, L.Average):
     register(_cls.__name__, _cls, _add_to, _merge_from(_cls))
 

@@ -42,16 +42,21 @@ void cd_graph_release_runtime(cd_graph *g) {
     g->have_forward = g->have_backward = 0;
 }
 
-/* The buffers of node i's kernel call on g->batch samples. */
-static cd_io node_io(const cd_graph *g, int i) {
+/* The buffers of node i's kernel call on g->batch samples: its inputs in the graph's io
+ * arrays (one call at a time), no input gradients (the backward adds them). */
+static cd_io node_io(cd_graph *g, int i) {
     const cd_node *node = &g->nodes[i];
     cd_io io;
     memset(&io, 0, sizeof io);
     io.n = g->batch;
+    io.num_inputs = node->num_inputs;
     for (int j = 0; j < node->num_inputs; j++) {
-        io.in[j] = g->rt[node->inputs[j]].out;
-        io.in_shape[j] = g->nodes[node->inputs[j]].shape;
+        g->io_in[j] = g->rt[node->inputs[j]].out;
+        g->io_shape[j] = g->nodes[node->inputs[j]].shape;
+        g->io_dx[j] = NULL;
+        g->io_acc[j] = 0;
     }
+    io.in = g->io_in, io.in_shape = g->io_shape, io.dx = g->io_dx, io.acc = g->io_acc;
     io.out = g->rt[i].out;
     io.dout = g->rt[i].dout;
     io.scratch = g->scratch;
@@ -312,7 +317,7 @@ static void finish_trainable_blocks(cd_graph *g) {
     for (int k = 0; k < p->num_steps; k++)
         if (p->steps[k].kind == CD_STEP_TRAIN) {
             const int c = p->steps[k].conv;
-            cd_conv_trainable_finish(&g->nodes[c], &g->nodes[c + 1]);
+            cd_conv_trainable_finish(&g->nodes[c], &g->nodes[c + 1], cd_node_trains(&g->nodes[c + 1]));
         }
 }
 
@@ -363,18 +368,22 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         const cd_node *rn = &g->nodes[reader];
         cd_io io = node_io(g, reader);
         io.out = rt->out, io.dout = rt->dout;
+        io.weight_grads = cd_node_trains(rn);
         for (int j = 0; j < rn->num_inputs; j++) {
             const int src = rn->inputs[j];
             if (!p->needs_grad[src]) continue;
             if (!g->rt[src].dout) CD_TRY(cd_take_dout(g, src));
-            io.dx[j] = g->rt[src].dout;
-            io.acc[j] = g->rt[src].dout_written;
+            g->io_dx[j] = g->rt[src].dout;
+            /* add when the gradient holds a value, or an earlier input is the same tensor
+             * (x + x): its contribution is written first */
+            int acc = g->rt[src].dout_written;
+            for (int q = 0; q < j && !acc; q++) acc = rn->inputs[q] == src;
+            g->io_acc[j] = acc;
         }
-        if (rn->num_inputs == 2 && io.dx[0] && io.dx[0] == io.dx[1]) io.acc[1] = 1; /* x + x */
         if (block) {
             cd_node *conv = &g->nodes[reader];
             const cd_node *act = block->act >= 0 ? &g->nodes[block->act] : NULL;
-            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, block->tail, act,
+            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, cd_node_trains(conv + 1), block->tail, act,
                                               train_types(g, block), n, &io.in_shape[0],
                                               io.in[0], rt->out, rt->dout, io.dx[0], io.acc[0],
                                               g->scratch));

@@ -115,6 +115,11 @@ struct cd_graph {
     cd_node *nodes;
     cd_rt *rt;                    /* per node, same index */
     int num_nodes, capacity;
+    int max_inputs;               /* the widest node's inputs: the io arrays below hold it */
+    const float **io_in;          /* the running kernel call's cd_io arrays (exec.c) */
+    cd_shape *io_shape;
+    float **io_dx;
+    int *io_acc;
     uint64_t structure_version;   /* bumped by every change of layers, trainable or mode */
     int trainable_dirty;          /* trainable flags changed since the last forward */
 
@@ -154,6 +159,9 @@ struct cd_graph {
     float *probe;
     size_t probe_count;
     int64_t opt_iterations;       /* Keras optimizer.iterations */
+    cd_param **train_params;      /* cd_trainable_params' list, for train_params_version */
+    int num_train_params;
+    uint64_t train_params_version;
     float *dlogits;
     size_t dlogits_count;
     float *logits_all;            /* micro-batched training: the whole batch's logits */
@@ -167,9 +175,17 @@ struct cd_graph {
     cd_feature_cache features;
 };
 
+/* True when `node` has weights that receive gradients (layer trainable, weight trainable). */
+int cd_node_trains(const cd_node *node);
 /* The weights that receive gradients, one by one in graph order (a trainable layer's
  * trainable weights): start with *layer = 0, *w = -1; NULL after the last. */
 cd_param *cd_next_trainable(cd_graph *g, int *layer, int *w);
+
+/* ---- the optimizer (model/optimizer_state.c) ---- */
+/* The weights the optimizer updates (cd_next_trainable's), listed once per structure. */
+cd_status cd_trainable_params(cd_graph *g, cd_param ***out, int *count);
+cd_status cd_optimizer_reset(cd_graph *g);
+cd_status cd_optimizer_apply(cd_graph *g);
 
 /* ---- kernel states (model/states.c) ---- */
 /* Every node's state for batch size n current (node->state), and scratch for n. */

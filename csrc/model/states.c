@@ -33,9 +33,10 @@ void cd_release_states(cd_graph *g) {
     g->batch = 0;
 }
 
-static void input_shapes(const cd_graph *g, const cd_node *node, cd_shape in[2]) {
-    in[0] = in[1] = (cd_shape){0, 0, 0, 0};
-    for (int j = 0; j < node->num_inputs; j++) in[j] = g->nodes[node->inputs[j]].shape;
+/* Node's input shapes into the graph's io array (one prepare at a time). */
+static const cd_shape *input_shapes(cd_graph *g, const cd_node *node) {
+    for (int j = 0; j < node->num_inputs; j++) g->io_shape[j] = g->nodes[node->inputs[j]].shape;
+    return g->io_shape;
 }
 
 /* Make the state slot for batch n current: reuse it, or rebuild the least recently used. */
@@ -66,10 +67,8 @@ static cd_status activate_states(cd_graph *g, int n) {
             rt->state[0] = NULL;
             rt->state_batch[0] = 0;
             if (node->ops->prepare) {
-                cd_shape in[2];
-                input_shapes(g, node, in);
                 node->state = NULL;
-                cd_status s = node->ops->prepare(node, in, n);
+                cd_status s = node->ops->prepare(node, input_shapes(g, node), n);
                 rt->state[0] = node->state;
                 if (s != CD_OK) {
                     g->state_lru[0] = 0;

@@ -31,7 +31,7 @@ typedef struct {
 
 static const float selu_alpha = 1.67326324f, selu_scale = 1.05070098f;
 
-static cd_status activation_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status activation_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     activation_hp *hp = node->hp;
     CD_TRY(cd_hp_ints(h, "function", 1, NULL, &hp->function));
     if (hp->function < 0 || hp->function >= CD_ACTIVATION_COUNT)

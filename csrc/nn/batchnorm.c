@@ -45,7 +45,7 @@ static void bn_release(cd_node *node) {
     free(s);
 }
 
-static cd_status bn_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status bn_prepare(cd_node *node, const cd_shape *in, int n) {
     (void)in, (void)n;
     bn_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
@@ -172,7 +172,7 @@ static cd_status bn_backward(cd_node *node, const cd_io *io) {
         }
         dgamma[k] = (float)g_sum, dbeta[k] = (float)b_sum;
     }
-    if (cd_node_trains(node)) { /* an absent (fixed) gamma or beta has no gradient */
+    if (io->weight_grads) { /* an absent (fixed) gamma or beta has no gradient */
         if (node->params[GAMMA].can_train) memcpy(node->params[GAMMA].grad, dgamma, sizeof dgamma);
         if (node->params[BETA].can_train) memcpy(node->params[BETA].grad, dbeta, sizeof dbeta);
     }
@@ -213,9 +213,9 @@ static void bn_discard(cd_node *node) {
 }
 
 /* hyperparameters: epsilon > 0, momentum in [0, 1], center and scale (0 or 1, default 1);
- * weights gamma (trainable when scale), beta (trainable when center), moving_mean,
- * moving_variance, each (c) */
-static cd_status bn_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
+ * weights gamma (trainable when scale; fixed at 1 otherwise), beta (trainable when center;
+ * fixed at 0 otherwise), moving_mean, moving_variance, each (c) */
+static cd_status bn_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     cd_bn_hp *hp = node->hp;
     const int yes = 1;
     int center, scale;
@@ -230,12 +230,10 @@ static cd_status bn_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
         return cd_fail(CD_ERR_VALUE, "layer '%s': center and scale are 0 or 1", node->name);
     node->shape = in[0];
     const int dims[1] = {node->shape.c};
-    CD_TRY(cd_node_add_param(node, "gamma", 1, dims, scale));
-    CD_TRY(cd_node_add_param(node, "beta", 1, dims, center));
-    CD_TRY(cd_node_add_param(node, "moving_mean", 1, dims, 0));
-    CD_TRY(cd_node_add_param(node, "moving_variance", 1, dims, 0));
-    for (int i = 0; i < node->shape.c; i++) node->params[GAMMA].value[i] = 1.f;
-    for (int i = 0; i < node->shape.c; i++) node->params[MOVING_VAR].value[i] = 1.f;
+    CD_TRY(cd_declare_param(node, "gamma", 1, dims, scale, 1.f));
+    CD_TRY(cd_declare_param(node, "beta", 1, dims, center, 0.f));
+    CD_TRY(cd_declare_param(node, "moving_mean", 1, dims, 0, 0.f));
+    CD_TRY(cd_declare_param(node, "moving_variance", 1, dims, 0, 1.f));
     return CD_OK;
 }
 
@@ -245,7 +243,8 @@ static cd_status bn_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
  * buffer, which a fixed beta (center=False) does not have: such a BN, while it trains, is not
  * folded into the conv before it (fixed beta, frozen BN, and a fixed gamma still fold). */
 static unsigned bn_flags(const cd_node *node) {
-    if (!node->params[BETA].can_train && cd_node_trains(node)) return BN_FLAGS & ~CD_OP_FUSE_NORM;
+    const int gamma_trains = node->trainable && node->params[GAMMA].can_train;
+    if (!node->params[BETA].can_train && gamma_trains) return BN_FLAGS & ~CD_OP_FUSE_NORM;
     return BN_FLAGS;
 }
 

@@ -124,7 +124,7 @@ static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilat
     pad_r[0] = hp->pad[1], pad_r[1] = hp->pad[3];
 }
 
-static cd_status conv_prepare(cd_node *node, const cd_shape in[], int n) {
+static cd_status conv_prepare(cd_node *node, const cd_shape *in, int n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
     node->state = s;
@@ -268,7 +268,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
     conv_state *s = node->state;
     const int use_bias = cd_conv_of(node)->use_bias;
     if (!s->fwd) CD_TRY(build_forward(node, s)); /* the backward descriptors' hint */
-    if (cd_node_trains(node)) {
+    if (io->weight_grads) {
         if (!s->bwd_w) CD_TRY(build_backward_weights(node, s));
         CD_DNNL(dnnl_memory_set_data_handle(s->src, (void *)io->in[0]), "memory", node->name);
         CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, io->dout), "memory", node->name);
@@ -308,7 +308,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
  * o = (i + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1; oc = filters, or c * m.
  * Keras's rules (keras/src/layers/convolutional/base_conv.py): filters and input channels
  * divisible by groups; no stride > 1 with dilation > 1 (TF has no such kernel). */
-static cd_status build_conv(cd_node *node, const cd_shape in[], cd_hparams *h, int depthwise) {
+static cd_status build_conv(cd_node *node, const cd_shape *in, cd_hparams *h, int depthwise) {
     conv_ext_hp *ext = node->hp;
     cd_conv_hp *hp = &ext->base;
     const cd_shape *src = &in[0];
@@ -363,22 +363,22 @@ static cd_status build_conv(cd_node *node, const cd_shape in[], cd_hparams *h, i
     node->shape = (cd_shape){3, oh, ow, filters};
     if (depthwise) {
         const int dims[4] = {kh, kw, src->c, multiplier};
-        CD_TRY(cd_node_add_param(node, "depthwise_kernel", 4, dims, 1));
+        CD_TRY(cd_declare_param(node, "depthwise_kernel", 4, dims, 1, 0.f));
     } else {
         const int dims[4] = {kh, kw, src->c / groups, filters}; /* HWIO */
-        CD_TRY(cd_node_add_param(node, "kernel", 4, dims, 1));
+        CD_TRY(cd_declare_param(node, "kernel", 4, dims, 1, 0.f));
     }
     if (hp->use_bias) {
         const int bdims[1] = {filters};
-        CD_TRY(cd_node_add_param(node, "bias", 1, bdims, 1));
+        CD_TRY(cd_declare_param(node, "bias", 1, bdims, 1, 0.f));
     }
     return CD_OK;
 }
 
-static cd_status conv_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
+static cd_status conv_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build_conv(node, in, h, 0);
 }
-static cd_status depthwise_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
+static cd_status depthwise_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build_conv(node, in, h, 1);
 }
 

@@ -512,10 +512,10 @@ done:
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 
-cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
-                                     cd_fused_types types, int n, const cd_shape *in,
-                                     const void *src, const void *y, void *dy, void *dx,
-                                     int accumulate, float *scratch) {
+cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int bn_trains, int tail,
+                                     const cd_node *act, cd_fused_types types, int n,
+                                     const cd_shape *in, const void *src, const void *y, void *dy,
+                                     void *dx, int accumulate, float *scratch) {
     CD_TRY(check_train_types(conv, types));
     if (types.dx_bf16 && accumulate)
         return cd_fail(CD_ERR_STATE, "'%s': a bf16 input gradient is written once", conv->name);
@@ -553,7 +553,7 @@ cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const
     if (f->diff_w_to_user) {
         CD_TRY(cd_execute_reorder(f->diff_w_to_user, f->diff_w, f->diff_w_user, conv->name));
     }
-    if (cd_node_trains(bn)) {
+    if (bn_trains) {
         /* dbeta now; dgamma from the summed dW' in cd_conv_trainable_finish (0 until then, so
          * micro-batches' gradient sums stay 0 + 0) */
         memcpy(bn->params[BN_BETA].grad, f->dbias, (size_t)conv->shape.c * sizeof(float));
@@ -580,8 +580,8 @@ cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const
     return CD_OK;
 }
 
-void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
-    const int oc = conv->shape.c, bn_trains = cd_node_trains(bn);
+void cd_conv_trainable_finish(cd_node *conv, cd_node *bn, int bn_trains) {
+    const int oc = conv->shape.c;
     const cd_param *kernel = &conv->params[0];
     const size_t rows = kernel->size / (size_t)oc; /* Keras layouts: output channel last */
     const float *w = kernel->value;

@@ -76,16 +76,18 @@ cd_status cd_conv_forward_trainable(cd_node *conv, const cd_node *bn, int tail,
                                     const cd_node *act, cd_fused_types types, int n,
                                     const cd_shape *in, const void *src, void *dst);
 /* Its backward from dy (the block output's gradient; overwritten with du in float32 compute):
- * the folded kernel's gradient dW' into the kernel's grad, dbeta, gamma's grad zeroed, and
+ * the folded kernel's gradient dW' into the kernel's grad, and when bn_trains dbeta and
+ * gamma's grad zeroed, and
  * dx (+)= the input gradient (NULL: none needed; scratch: n * input size floats for
  * accumulate, which a bf16 dx does not take). `types` as the forward's. Run
  * cd_conv_trainable_finish once the step's gradients are summed. */
-cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
-                                     cd_fused_types types, int n, const cd_shape *in,
-                                     const void *src, const void *y, void *dy, void *dx,
-                                     int accumulate, float *scratch);
-/* dW' -> dW = dW' * a and dgamma from dW', W and dbeta (conv_fused.c's header says how). */
-void cd_conv_trainable_finish(cd_node *conv, cd_node *bn);
+cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int bn_trains, int tail,
+                                     const cd_node *act, cd_fused_types types, int n,
+                                     const cd_shape *in, const void *src, const void *y, void *dy,
+                                     void *dx, int accumulate, float *scratch);
+/* dW' -> dW = dW' * a and, when the BN trains, dgamma from dW', W and dbeta (conv_fused.c's
+ * header says how). */
+void cd_conv_trainable_finish(cd_node *conv, cd_node *bn, int bn_trains);
 /* Free every cached fused state of a conv node. */
 void cd_conv_fused_release(cd_node *conv);
 #endif

@@ -33,7 +33,7 @@ typedef struct {
 
 /* hyperparameters: units, use_bias, activation (cd_activation); weights kernel (in, units),
  * bias (units) */
-static cd_status dense_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status dense_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     dense_hp *hp = node->hp;
     int units, bias, act;
     const int yes = 1, none = CD_ACT_NONE;
@@ -51,10 +51,10 @@ static cd_status dense_build(cd_node *node, const cd_shape in[2], cd_hparams *h)
     hp->activation = (cd_activation)act;
     node->shape = (cd_shape){1, 1, 1, units};
     const int kdims[2] = {in[0].c, units};
-    CD_TRY(cd_node_add_param(node, "kernel", 2, kdims, 1));
+    CD_TRY(cd_declare_param(node, "kernel", 2, kdims, 1, 0.f));
     if (hp->use_bias) {
         const int bdims[1] = {units};
-        CD_TRY(cd_node_add_param(node, "bias", 1, bdims, 1));
+        CD_TRY(cd_declare_param(node, "bias", 1, bdims, 1, 0.f));
     }
     return CD_OK;
 }
@@ -100,7 +100,7 @@ static cd_status dense_backward(cd_node *node, const cd_io *io) {
             memcpy(d, dy, (size_t)units * sizeof(float));
         }
     }
-    if (cd_node_trains(node)) {
+    if (io->weight_grads) {
         float *dw = node->params[KERNEL].grad;
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < in; i++) {

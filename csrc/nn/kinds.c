@@ -26,6 +26,7 @@
     X(cd_reshape_ops)                              \
     X(cd_gmp_ops)                                  \
     X(cd_merge_ops)                                \
+    X(cd_concatenate_ops)                          \
     X(cd_normalization_ops)                        \
     X(cd_resizing_ops)                             \
     /* (the list ends here) */

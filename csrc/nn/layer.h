@@ -4,8 +4,8 @@
  * batch size.
  *
  * Gradient contract (what an optimizer, gradient clipping or a new layer relies on):
- *   - A backward call OVERWRITES the gradients of the weights it owns (cd_param.grad); it never
- *     adds to them. Summing over micro-batches is the executor's job (model/exec.c).
+ *   - A backward call with cd_io.weight_grads set OVERWRITES the gradients of the trainable
+ *     weights it owns (cd_param.grad); it never adds to them. Summing over micro-batches is the executor's job (model/exec.c).
  *   - Input gradients are written or added as cd_io.acc[i] says: acc 0 writes dx[i], acc 1
  *     adds to it (a tensor read by two layers collects both contributions).
  *   - A trainable fused block (nn/conv_fused.c: Conv -> BN in inference mode [-> ReLU])
@@ -21,6 +21,7 @@
 #include "catdog.h"
 
 #define CD_MAX_PARAMS 4
+#define CD_INPUTS_ANY (1 << 16) /* max_inputs of a kind taking any number of inputs */
 #define CD_OPT_SLOTS 3
 #define CD_FUSED_CACHE 8   /* fused blocks kept per conv: plan batch sizes and micro-batches */
 
@@ -42,6 +43,7 @@ typedef struct cd_param {
     float *grad;                  /* same layout; allocated on first backward that needs it */
     float *slot[CD_OPT_SLOTS];    /* optimizer state (Adam m, v; RMSprop velocity, ...) */
     int can_train;                /* 0 for BN moving statistics */
+    float init;                   /* the value every element starts at */
     uint64_t version;             /* bumped on every write to value */
 } cd_param;
 
@@ -51,7 +53,8 @@ typedef struct cd_layer_ops cd_layer_ops;
 typedef struct cd_node {
     const cd_layer_ops *ops;      /* the kind */
     char name[CD_MAX_NAME];
-    int num_inputs, inputs[2];
+    int num_inputs;
+    int *inputs;                  /* num_inputs node indices (the graph owns the array) */
     cd_shape shape;               /* output, per sample */
     void *hp;                     /* the kind's hyperparameters: its own struct (ops->hp_size) */
     cd_param params[CD_MAX_PARAMS];
@@ -64,11 +67,10 @@ typedef struct cd_node {
 } cd_node;
 
 static inline size_t cd_node_sample_size(const cd_node *node) { return cd_shape_size(&node->shape); }
-/* True when `node` has parameters that receive gradients (layer trainable, weight trainable). */
-int cd_node_trains(const cd_node *node);
-/* Add a parameter to a node (allocates value, zero-filled). */
-cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int *dims,
-                            int can_train);
+/* Declare a weight of a node, from its kind's build (nn/params.c): Keras dims, whether it can
+ * train, the value its elements start at. The graph allocates it after the build. */
+cd_status cd_declare_param(cd_node *node, const char *name, int ndim, const int *dims,
+                           int can_train, float init);
 
 /* The buffers of one kernel call: n samples; inputs (n, in_shape[i]); output (n, node shape).
  * Backward also has dout (n, node shape; a kernel may overwrite it) and dx[i] (NULL: input i
@@ -79,12 +81,13 @@ cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int
  * gradient (set on the last layer during a step whose loss takes the head's logits). */
 typedef struct {
     int n;
-    const float *in[2];
-    cd_shape in_shape[2];
+    int num_inputs;
+    const float *const *in;       /* num_inputs each: inputs, their shapes, gradients, acc */
+    const cd_shape *in_shape;
     float *out;
     float *dout;
-    float *dx[2];
-    int acc[2];
+    float *const *dx;
+    const int *acc;
     float *scratch;
     int training;                 /* effective training flag of this layer */
     uint64_t seed;
@@ -92,6 +95,8 @@ typedef struct {
     int index;                    /* the layer's index in its graph */
     int sample_offset;
     int logits;
+    int weight_grads;             /* backward: write the gradients of the node's trainable
+                                     weights (the layer trains; cd_param.grad allocated) */
 } cd_io;
 
 /* Builder arguments: named hyperparameters (catdog.h cd_hparam), read by the kind's build. */
@@ -129,13 +134,14 @@ struct cd_layer_ops {
     unsigned (*node_flags)(const cd_node *node); /* flags depending on hyperparameters; NULL */
     int min_inputs, max_inputs;
     size_t hp_size;               /* bytes of the kind's hyperparameter struct (node->hp) */
-    /* Validate hyperparameters (h) and the inputs' shapes, set node->shape, add weights. */
-    cd_status (*build)(cd_node *node, const cd_shape in[2], cd_hparams *h);
+    /* Validate hyperparameters (h) and the inputs' shapes (node->num_inputs of them), set
+     * node->shape, declare weights. */
+    cd_status (*build)(cd_node *node, const cd_shape *in, cd_hparams *h);
     /* Prepare node->state for batch size n (primitives, buffers). May be NULL. */
-    cd_status (*prepare)(cd_node *node, const cd_shape in[2], int n);
+    cd_status (*prepare)(cd_node *node, const cd_shape *in, int n);
     /* io->out = f(io->in) */
     cd_status (*forward)(cd_node *node, const cd_io *io);
-    /* From io->dout: weight gradients (overwritten, if cd_node_trains) and io->dx. */
+    /* From io->dout: weight gradients (overwritten, if io->weight_grads) and io->dx. */
     cd_status (*backward)(cd_node *node, const cd_io *io);
     /* Free node->state (primitives, buffers). NULL: free(). */
     void (*release)(cd_node *node);

@@ -19,7 +19,7 @@ typedef struct {
     int invert;
 } normalization_hp;
 
-static cd_status normalization_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
+static cd_status normalization_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     normalization_hp *hp = node->hp;
     const int no = 0;
     CD_TRY(cd_hp_ints(h, "invert", 1, &no, &hp->invert));
@@ -27,10 +27,9 @@ static cd_status normalization_build(cd_node *node, const cd_shape in[], cd_hpar
         return cd_fail(CD_ERR_VALUE, "layer '%s': invert must be 0 or 1", node->name);
     node->shape = in[0];
     const int dims[1] = {node->shape.c};
-    CD_TRY(cd_node_add_param(node, "mean", 1, dims, 0));
-    CD_TRY(cd_node_add_param(node, "variance", 1, dims, 0));
-    CD_TRY(cd_node_add_param(node, "count", 0, dims, 0));
-    for (int k = 0; k < node->shape.c; k++) node->params[VARIANCE].value[k] = 1.f;
+    CD_TRY(cd_declare_param(node, "mean", 1, dims, 0, 0.f));
+    CD_TRY(cd_declare_param(node, "variance", 1, dims, 0, 1.f));
+    CD_TRY(cd_declare_param(node, "count", 0, dims, 0, 0.f)); /* a scalar, as Keras's */
     return CD_OK;
 }
 
