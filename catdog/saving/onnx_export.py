@@ -68,7 +68,50 @@ def _pads(t, b, l, r):
     return [int(t), int(l), int(b), int(r)]  # ONNX: begins of H, W then ends
 
 
+def _activation(g, x, act, name, channel_axis):
+    """Keras activation `act` (catdog.activations' names) on x as ONNX ops: the layer's own
+    activation= (Conv2D, DepthwiseConv2D, Dense) or an Activation layer."""
+    if act in (None, "linear"):
+        return x
+    simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}
+    if act in simple:
+        return g.op(simple[act], [x], name)
+    if act == "relu6":
+        return g.op("Clip", [x, g.const(name + "/min", np.float32(0.0)),
+                             g.const(name + "/max", np.float32(6.0))], name)
+    if act == "softmax":
+        return g.op("Softmax", [x], name, axis=channel_axis)
+    if act in ("silu", "swish"):
+        return g.op("Mul", [x, g.op("Sigmoid", [x], name + "/sigmoid")], name)
+    if act == "hard_sigmoid":  # relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1)
+        return g.op("HardSigmoid", [x], name, alpha=1.0 / 6.0, beta=0.5)
+    if act in ("hard_silu", "hard_swish"):
+        return g.op("Mul", [x, g.op("HardSigmoid", [x], name + "/gate", alpha=1.0 / 6.0,
+                                    beta=0.5)], name)
+    if act == "gelu":  # exact: x / 2 * (1 + erf(x / sqrt 2))
+        e = g.op("Erf", [g.op("Mul", [x, g.const(name + "/rsqrt2", np.float32(0.5 ** 0.5))],
+                              name + "/scaled")], name + "/erf")
+        half = g.op("Mul", [x, g.const(name + "/half", np.float32(0.5))], name + "/half_x")
+        return g.op("Add", [half, g.op("Mul", [half, e], name + "/half_x_erf")], name)
+    if act == "elu":
+        return g.op("Elu", [x], name, alpha=1.0)
+    if act == "selu":
+        return g.op("Selu", [x], name, alpha=1.6732632423543772, gamma=1.0507009873554805)
+    raise ValueError(f"model.export: activation '{act}' of '{name}' has no ONNX form in catdog")
+
+
 def _emit(g, layer, ins):
+    """ONNX nodes for one catdog layer, activation= included."""
+    from catdog import layers as L
+
+    y = _emit_layer(g, layer, ins)
+    if type(layer) in (L.Conv2D, L.DepthwiseConv2D) and layer.activation not in (None, "linear"):
+        # the Conv node keeps the layer's name for its output; the activation follows it
+        return _activation(g, y, layer.activation, layer.name + "/activation", 1)
+    return y
+
+
+def _emit_layer(g, layer, ins):
     """ONNX nodes for one catdog layer on NCHW (or (N, C)) inputs; returns the output name."""
     from catdog import layers as L
     from catdog.layers.preprocessing import Rescaling
@@ -118,17 +161,50 @@ def _emit(g, layer, ins):
         if layer.use_bias:
             y = g.op("Add", [y, g.const(name + "/bias", w["bias"])],
                      name + ("/bias_add" if layer.activation else ""))
-        if layer.activation == "sigmoid":
-            y = g.op("Sigmoid", [y], name)
-        elif layer.activation == "softmax":
-            y = g.op("Softmax", [y], name, axis=-1)
-        return y
+        return _activation(g, y, layer.activation, name, -1)
+    if kind is L.Activation:
+        return _activation(g, x, layer.activation, name, 1 if len(layer.input_shape) == 3 else -1)
     if kind in (L.MaxPooling2D, L.AveragePooling2D):
         attrs = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides),
                      pads=_pads(*layer.pads))
         if kind is L.AveragePooling2D:  # Keras leaves "same" padding out of the mean
             return g.op("AveragePool", [x], name, count_include_pad=0, **attrs)
         return g.op("MaxPool", [x], name, **attrs)
+    from catdog.layers.preprocessing import Normalization, Resizing
+
+    if kind is Normalization:  # per channel: (x - mean) / max(sqrt(var), 1e-7), or inverse
+        mean, var = (layer._constants if layer.input_mean is not None
+                     else (w["mean"], w["variance"]))
+        denom = np.maximum(np.sqrt(np.asarray(var, np.float32)), np.float32(1e-7))
+        shape = (1, -1, 1, 1) if len(layer.input_shape) == 3 else (-1,)
+        m = g.const(name + "/mean", np.asarray(mean, np.float32).reshape(shape))
+        d = g.const(name + "/denom", denom.reshape(shape))
+        if layer.invert:
+            return g.op("Add", [g.op("Mul", [x, d], name + "/scale"), m], name)
+        return g.op("Div", [g.op("Sub", [x, m], name + "/center"), d], name)
+    if kind is Resizing:  # crop (Slice) or pad (Pad), then Resize as tf.image.resize
+        h, wd, _ = layer.input_shape
+        y0, x0, rh, rw = layer.region(h, wd)
+        if layer.crop_to_aspect_ratio:
+            x = g.op("Slice", [x, g.const(name + "/starts", np.array([y0, x0], np.int64)),
+                               g.const(name + "/ends", np.array([y0 + rh, x0 + rw], np.int64)),
+                               g.const(name + "/axes", np.array([2, 3], np.int64))], name + "/crop")
+        elif y0 < 0 or x0 < 0:
+            pads = np.array([0, 0, -y0, -x0, 0, 0, -y0, -x0], np.int64)
+            x = g.op("Pad", [x, g.const(name + "/pads", pads),
+                             g.const(name + "/fill", np.float32(layer.fill_value))],
+                     name + "/pad", mode="constant")
+        batch_channels = g.op("Slice", [g.op("Shape", [x], name + "/shape"),
+                                        g.const(name + "/s0", np.array([0], np.int64)),
+                                        g.const(name + "/s2", np.array([2], np.int64))],
+                              name + "/nc")
+        sizes = g.op("Concat", [batch_channels, g.const(name + "/hw", np.array(
+            [layer.height, layer.width], np.int64))], name + "/sizes", axis=0)
+        attrs = (dict(mode="linear", coordinate_transformation_mode="half_pixel")
+                 if layer.interpolation == "bilinear" else
+                 dict(mode="nearest", coordinate_transformation_mode="tf_half_pixel_for_nn",
+                      nearest_mode="floor"))
+        return g.op("Resize", [x, "", "", sizes], name, **attrs)
     raise ValueError(f"model.export: layer '{name}' ({kind.__name__}) has no ONNX form in "
                      "catdog yet (catdog/saving/onnx_export.py)")
 
