@@ -146,3 +146,21 @@ def test_config_and_saving_round_trip(case, tmp_path):
     again = catdog.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(again.predict_on_batch(x), model.predict_on_batch(x))
     assert again.count_params() == model.count_params()
+
+
+def test_adapt_on_an_image_dataset_and_a_mapped_one(tmp_path):
+    """adapt() on image_dataset_from_directory's batches of (images, labels) and on a mapped
+    dataset of images only (tf.data's `ds.map(lambda x, y: x)`, as Keras's guides adapt):
+    the statistics are those of every image, as the whole array would give."""
+    from catdog.utils import image_dataset_from_directory
+    from test_data_dataset import make_folder
+
+    ds = image_dataset_from_directory(make_folder(tmp_path / "d"), batch_size=8,
+                                      image_size=(12, 16), shuffle=False, verbose=False)
+    x = np.concatenate([b[0] for b in ds])
+    for data in (ds, ds.map(lambda images, labels: images)):
+        norm = layers.Normalization()
+        norm.adapt(data)
+        mean, var, _ = norm.get_weights()
+        np.testing.assert_allclose(mean, x.mean(axis=(0, 1, 2)), rtol=1e-5)
+        np.testing.assert_allclose(var, x.var(axis=(0, 1, 2)), rtol=1e-4)
