@@ -65,8 +65,8 @@ def test_keras_file_loads_and_predicts_as_keras(tmp_path):
 
 
 def test_resize_and_normalization_join_the_micro_batched_prefix():
-    """Per-sample kinds (CD_OP_PREFIX): a predict plan runs them in the frozen prefix's
-    micro-batched segment with the fused block after them."""
+    """Per-sample kinds: a predict plan runs them in the frozen prefix's micro-batched segment
+    with the fused block after them, and on through the pooling up to the kept logits."""
     inputs = catdog.Input((32, 32, 3))
     norm = L.Normalization()
     norm.adapt(np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)))
@@ -78,7 +78,7 @@ def test_resize_and_normalization_join_the_micro_batched_prefix():
     g = model._ensure_graph()
     text = g.describe_plan(64, False, _engine.KEEP_LAST)
     lines = text.splitlines()
-    assert lines[1].startswith("segment 0-5 "), text  # input, norm, resize, conv-bn-relu
+    assert lines[1].startswith("segment 0-6 "), text  # input, norm, resize, conv-bn-relu, GAP
     assert [l.split()[2] for l in lines[3:5]] == ["Normalization", "Resizing"], text
 
 

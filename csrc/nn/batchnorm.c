@@ -213,8 +213,8 @@ static void bn_discard(cd_node *node) {
 }
 
 /* hyperparameters: epsilon > 0, momentum in [0, 1], center and scale (0 or 1, default 1);
- * weights gamma (trainable when scale; fixed at 1 otherwise), beta (trainable when center;
- * fixed at 0 otherwise), moving_mean, moving_variance, each (c) */
+ * weights gamma (trainable when scale), beta (trainable when center), moving_mean,
+ * moving_variance, each (c) */
 static cd_status bn_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     cd_bn_hp *hp = node->hp;
     const int yes = 1;
@@ -237,19 +237,18 @@ static cd_status bn_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return CD_OK;
 }
 
-#define BN_FLAGS (CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE | CD_OP_FUSE_NORM)
-
-/* A trainable block's gradient finish (conv_fused.c) computes dgamma from dbeta's gradient
- * buffer, which a fixed beta (center=False) does not have: such a BN, while it trains, is not
- * folded into the conv before it (fixed beta, frozen BN, and a fixed gamma still fold). */
-static unsigned bn_flags(const cd_node *node) {
-    const int gamma_trains = node->trainable && node->params[GAMMA].can_train;
-    if (!node->params[BETA].can_train && gamma_trains) return BN_FLAGS & ~CD_OP_FUSE_NORM;
-    return BN_FLAGS;
+/* In inference mode a per-channel affine map the conv before it folds in (the plan checks
+ * the mode). A trainable block's gradient finish (conv_fused.c) computes dgamma from beta's
+ * gradient buffer, which a fixed beta (center=False) does not have: such a BN, while it
+ * trains, is not folded (fixed beta and frozen, or fixed gamma, still fold). */
+static int bn_post_op(const cd_node *node, cd_post_op *op) {
+    op->kind = CD_POST_NORM;
+    return !(node->trainable && !node->params[BETA].can_train && node->params[GAMMA].can_train);
 }
 
 const cd_layer_ops cd_batchnorm_ops = {
-    .name = "BatchNormalization", .flags = BN_FLAGS, .node_flags = bn_flags,
+    .name = "BatchNormalization", .post_op = bn_post_op,
+    .flags = CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE,
     .min_inputs = 1, .max_inputs = 1, .hp_size = sizeof(cd_bn_hp), .build = bn_build,
     .prepare = bn_prepare, .forward = bn_forward, .backward = bn_backward, .release = bn_release,
     .commit = bn_commit, .discard = bn_discard,

@@ -110,7 +110,7 @@ static cd_status concat_backward(cd_node *node, const cd_io *io) {
 }
 
 const cd_layer_ops cd_concatenate_ops = {
-    .name = "Concatenate", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = CD_INPUTS_ANY,
+    .name = "Concatenate", .flags = 0, .min_inputs = 1, .max_inputs = CD_INPUTS_ANY,
     .hp_size = sizeof(concat_hp), .build = concat_build, .forward = concat_forward,
     .backward = concat_backward,
 };

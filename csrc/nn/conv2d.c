@@ -124,7 +124,7 @@ static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilat
     pad_r[0] = hp->pad[1], pad_r[1] = hp->pad[3];
 }
 
-static cd_status conv_prepare(cd_node *node, const cd_shape *in, int n) {
+static cd_status conv_prepare(cd_node *node, const cd_shape in[], int n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
     node->state = s;
@@ -375,10 +375,10 @@ static cd_status build_conv(cd_node *node, const cd_shape *in, cd_hparams *h, in
     return CD_OK;
 }
 
-static cd_status conv_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
+static cd_status conv_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
     return build_conv(node, in, h, 0);
 }
-static cd_status depthwise_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
+static cd_status depthwise_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
     return build_conv(node, in, h, 1);
 }
 

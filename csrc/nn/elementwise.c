@@ -73,10 +73,19 @@ static cd_status relu_backward(cd_node *node, const cd_io *io) {
         cd_relu_grad(io->dx[0], io->out, io->dout, count_of(node, io), cd_act_max(node), io->acc[0]);
     return CD_OK;
 }
+/* ReLU(max_value) as a post-op: clip to [0, max], or relu without an upper bound. */
+static int relu_post_op(const cd_node *node, cd_post_op *op) {
+    const float max_value = cd_act_max(node);
+    op->kind = CD_POST_ACT, op->count = 1, op->grad_from_output = 1;
+    op->eltwise[0] = max_value > 0.f && isfinite(max_value)
+                         ? (cd_eltwise){CD_ELTWISE_CLIP, 0.f, max_value}
+                         : (cd_eltwise){CD_ELTWISE_RELU, 0.f, 0.f};
+    return 1;
+}
 const cd_layer_ops cd_relu_ops = {
-    .name = "ReLU", .flags = CD_OP_READS_OUTPUT | CD_OP_FUSE_ACT, .min_inputs = 1,
+    .name = "ReLU", .flags = CD_OP_READS_OUTPUT, .min_inputs = 1,
     .max_inputs = 1, .hp_size = sizeof(cd_relu_hp), .build = relu_build,
-    .forward = relu_forward, .backward = relu_backward,
+    .forward = relu_forward, .backward = relu_backward, .post_op = relu_post_op,
 };
 
 /* ---- Rescaling: y = x * scale + offset (preprocess_input is scale 1/127.5, offset -1) ---- */
@@ -108,7 +117,7 @@ static cd_status rescale_backward(cd_node *node, const cd_io *io) {
     return CD_OK;
 }
 const cd_layer_ops cd_rescale_ops = {
-    .name = "Rescaling", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Rescaling", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .hp_size = sizeof(rescale_hp), .build = rescale_build, .forward = rescale_forward,
     .backward = rescale_backward,
 };
@@ -158,12 +167,15 @@ static cd_status add_backward(cd_node *node, const cd_io *io) {
         if (io->dx[j]) cd_write_scaled(io->dx[j], io->dout, 1.f, count_of(node, io), io->acc[j]);
     return CD_OK;
 }
-/* Two inputs: a binary-add post-op a fused block may end in. */
-static unsigned add_flags(const cd_node *node) { return node->num_inputs == 2 ? CD_OP_FUSE_ADD : 0; }
+/* Of two inputs: a binary-add post-op (the residual Add of a fused block). */
+static int add_post_op(const cd_node *node, cd_post_op *op) {
+    op->kind = CD_POST_ADD;
+    return node->num_inputs == 2;
+}
 const cd_layer_ops cd_add_ops = {
-    .name = "Add", .flags = 0, .node_flags = add_flags, .min_inputs = 1,
-    .max_inputs = CD_INPUTS_ANY, .build = add_build, .forward = add_forward,
-    .backward = add_backward,
+    .name = "Add", .flags = 0, .min_inputs = 1, .max_inputs = CD_INPUTS_ANY,
+    .build = add_build, .forward = add_forward, .backward = add_backward,
+    .post_op = add_post_op,
 };
 
 /* ---- Multiply: y = a * b, where b has a's shape or is one value per channel (n, 1, 1, c)
@@ -251,9 +263,16 @@ static cd_status multiply_backward(cd_node *node, const cd_io *io) {
     }
     return CD_OK;
 }
+/* A binary-multiply post-op (the plan does not fuse it yet: it declares what it is). */
+static int multiply_post_op(const cd_node *node, cd_post_op *op) {
+    (void)node;
+    op->kind = CD_POST_MUL;
+    return 1;
+}
 const cd_layer_ops cd_multiply_ops = {
-    .name = "Multiply", .flags = CD_OP_READS_INPUT, .min_inputs = 2, .max_inputs = 2,
-    .build = multiply_build, .forward = multiply_forward, .backward = multiply_backward,
+    .name = "Multiply", .flags = CD_OP_READS_INPUT, .min_inputs = 2,
+    .max_inputs = 2, .build = multiply_build, .forward = multiply_forward,
+    .backward = multiply_backward, .post_op = multiply_post_op,
 };
 
 /* ---- Subtract (two inputs), Maximum, Minimum, Average (any number) of tensors of one

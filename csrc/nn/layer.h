@@ -112,21 +112,59 @@ cd_status cd_hp_ints(cd_hparams *h, const char *key, int count, const int *def, 
 cd_status cd_hp_floats(cd_hparams *h, const char *key, int count, const float *def, float *out);
 
 /* What a kind declares about itself; plan and execution decide from these, never from the
- * kind. Fusion: a block is [PAD] CONV NORM [ACT | ADD] run as one convolution (conv_fused.c). */
+ * kind. Fusion: a convolution followed by the post-ops its readers declare (post_op below)
+ * runs as one convolution (nn/conv_fused.c; model/plan.c says which chains). */
 enum {
     CD_OP_READS_INPUT = 1 << 0,       /* backward reads its inputs' values */
     CD_OP_READS_INPUT_TO_TRAIN = 1 << 1, /* ... only when its weights get gradients */
     CD_OP_READS_OUTPUT = 1 << 2,      /* backward reads its own output */
     CD_OP_COUPLES_BATCH = 1 << 3,     /* in training mode samples depend on each other */
     CD_OP_FROZEN_INFERENCE = 1 << 4,  /* a non-trainable layer runs in inference mode (TF2 BN) */
-    CD_OP_PREFIX = 1 << 5,            /* cheap, per sample: may join the micro-batched prefix */
     CD_OP_CONV = 1 << 6,              /* a convolution: heads a fused block; micro-batched
                                          training pays where one trains */
-    CD_OP_FUSE_NORM = 1 << 7,         /* folds into the conv before it (inference mode) */
-    CD_OP_FUSE_ACT = 1 << 8,          /* a post-op of a fused block (ReLU/clip) */
-    CD_OP_FUSE_ADD = 1 << 9,          /* a binary-add post-op of a fused block */
     CD_OP_FUSE_PAD = 1 << 10,         /* folds into the padding of the conv after it */
 };
+
+/* Elementwise functions a fused convolution applies as post-ops (oneDNN's eltwise algorithms,
+ * named here so that kinds do not depend on the backend): y = f(x; alpha, beta). */
+typedef enum {
+    CD_ELTWISE_RELU = 1,      /* x > 0 ? x : alpha * x */
+    CD_ELTWISE_CLIP,          /* min(max(x, alpha), beta) (gradient where alpha < x < beta) */
+    CD_ELTWISE_LOGISTIC,      /* 1 / (1 + exp(-x)) */
+    CD_ELTWISE_TANH,
+    CD_ELTWISE_SWISH,         /* x / (1 + exp(-alpha * x)) */
+    CD_ELTWISE_GELU_ERF,      /* x / 2 * (1 + erf(x / sqrt 2)) */
+    CD_ELTWISE_ELU,           /* x > 0 ? x : alpha * (exp(x) - 1) */
+    CD_ELTWISE_LINEAR,        /* alpha * x + beta */
+    CD_ELTWISE_SOFT_RELU,     /* log(1 + exp(alpha * x)) / alpha */
+    CD_ELTWISE_HARDSIGMOID,   /* max(0, min(1, alpha * x + beta)) */
+    CD_ELTWISE_HARDSWISH,     /* x * max(0, min(1, alpha * x + beta)) */
+} cd_eltwise_alg;
+
+typedef struct {
+    cd_eltwise_alg alg;
+    float alpha, beta;
+} cd_eltwise;
+
+/* What a node can be as a post-op of the convolution it reads (a kind's post_op): */
+typedef enum {
+    CD_POST_NONE = 0,
+    CD_POST_NORM,             /* a per-channel affine map folded into the convolution's weights
+                                 and bias (BatchNormalization in inference mode) */
+    CD_POST_ACT,              /* an elementwise activation: `count` eltwise steps in order
+                                 (0: identity; SELU is ELU then LINEAR) */
+    CD_POST_ADD,              /* + another tensor of the output's shape (a residual Add) */
+    CD_POST_MUL,              /* * another tensor (same shape or one value per channel) */
+} cd_post_kind;
+
+typedef struct {
+    cd_post_kind kind;
+    int count;                /* CD_POST_ACT: eltwise steps */
+    cd_eltwise eltwise[2];
+    int grad_from_output;     /* CD_POST_ACT: its derivative is a function of its output y
+                                 (ReLU, clip, sigmoid, tanh, ELU), so a trainable block that
+                                 ends in it needs only y for its backward */
+} cd_post_op;
 
 struct cd_layer_ops {
     const char *name;             /* Keras class name: the kind's key (cd_graph_add_layer) */
@@ -155,10 +193,20 @@ struct cd_layer_ops {
     /* The activation the layer's output ends in (softmax, sigmoid; CD_ACT_NONE: none), which
      * its kernels skip when cd_io.logits is set. NULL: none. */
     cd_activation (*out_activation)(const cd_node *node);
+    /* As what this node can follow a convolution as its post-op (with these hyperparameters
+     * and inputs): fills *op and returns 1, or returns 0 (not a post-op). NULL: never. */
+    int (*post_op)(const cd_node *node, cd_post_op *op);
 };
 
 static inline unsigned cd_node_flags(const cd_node *node) {
     return node->ops->node_flags ? node->ops->node_flags(node) : node->ops->flags;
+}
+
+/* The node's post-op declaration (kind CD_POST_NONE when it is none). */
+static inline cd_post_op cd_node_post_op(const cd_node *node) {
+    cd_post_op op = {CD_POST_NONE, 0, {{0, 0.f, 0.f}, {0, 0.f, 0.f}}, 0};
+    if (!node->ops->post_op || !node->ops->post_op(node, &op)) op.kind = CD_POST_NONE;
+    return op;
 }
 
 /* The registered kinds (nn/kinds.c), NULL-terminated; lookup by Keras class name. */

@@ -106,7 +106,7 @@ static cd_status normalization_backward(cd_node *node, const cd_io *io) {
 }
 
 const cd_layer_ops cd_normalization_ops = {
-    .name = "Normalization", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Normalization", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .hp_size = sizeof(normalization_hp), .build = normalization_build,
     .forward = normalization_forward, .backward = normalization_backward,
 };

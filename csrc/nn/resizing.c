@@ -195,7 +195,7 @@ static cd_status resizing_backward(cd_node *node, const cd_io *io) {
 }
 
 const cd_layer_ops cd_resizing_ops = {
-    .name = "Resizing", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Resizing", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .hp_size = sizeof(resizing_hp), .build = resizing_build, .forward = resizing_forward,
     .backward = resizing_backward,
 };

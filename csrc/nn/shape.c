@@ -203,11 +203,11 @@ static cd_status flatten_backward(cd_node *node, const cd_io *io) {
     return CD_OK;
 }
 const cd_layer_ops cd_flatten_ops = {
-    .name = "Flatten", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Flatten", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .build = flatten_build, .forward = flatten_forward, .backward = flatten_backward,
 };
 /* Reshape moves no data either: Flatten's copies */
 const cd_layer_ops cd_reshape_ops = {
-    .name = "Reshape", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Reshape", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .build = reshape_build, .forward = flatten_forward, .backward = flatten_backward,
 };
