@@ -502,22 +502,6 @@ class Resizing(_Base):
             return as_array(out[0] if single else out)
         return super().__call__(inputs, training=training)
 
-    def region(self, h, w):
-        """(y0, x0, rows, cols): the window of the (h, w) input the resize reads, as
-        nn/resizing.c computes it (Keras's float32 products truncated); with
-        pad_to_aspect_ratio y0, x0 <= 0 and the window reaches into the padding."""
-        f32 = np.float32
-        if self.crop_to_aspect_ratio:
-            ch = min(max(int(f32(w * self.height) / f32(self.width)), 1), h)
-            cw = min(max(int(f32(h * self.width) / f32(self.height)), 1), w)
-            return int(f32(h - ch) / f32(2)), int(f32(w - cw) / f32(2)), ch, cw
-        if self.pad_to_aspect_ratio:
-            ph = max(int(f32(w * self.height) / f32(self.width)), h)
-            pw = max(int(f32(h * self.width) / f32(self.height)), w)
-            top, left = int(f32(ph - h) / f32(2)), int(f32(pw - w) / f32(2))
-            return -top, -left, h + 2 * top, w + 2 * left
-        return 0, 0, h, w
-
     def add_to_graph(self, graph, ids):
         return graph.add_layer("Resizing", self.name, ids, size=(self.height, self.width),
                                interpolation=_RESIZE_CODES[self.interpolation],
