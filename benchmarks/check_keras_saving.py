@@ -7,12 +7,20 @@
 Step 1 (catdog's interpreter): catdog builds and saves models into a temp folder, with the
 inputs and catdog's predictions beside them: the lab's model (alpha 0.35, 32x32, seeded
 random head, compiled as the lab and trained one step), MobileNetV2 with its top, a
-Sequential CNN, and the three Keras-made fixtures of tests/fixtures/keras_saving/ after
-catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
+Sequential CNN, issue 22's layers (Flatten, Reshape, SeparableConv2D, Activation, Multiply,
+Subtract / Maximum / Minimum / Average, GlobalMaxPooling2D, GAP keepdims, Dropout
+noise_shape), tensor arithmetic written as MobileNetV3 writes it (saved after two Adam steps,
+resumed below), Add / Maximum / Minimum / Average of three inputs and Concatenate on each
+axis, branch i22-layers' kinds (Resizing, Normalization, RandomContrast / RandomBrightness,
+dilation, groups, depth multipliers, BN without center / scale; and Keras's layers_model.keras
+re-saved), one model per activation (13 names, on Conv2D / DepthwiseConv2D /
+SeparableConv2D / Activation / Dense), and the Keras-made fixtures of
+tests/fixtures/keras_saving/ after catdog loaded and re-saved them. Step 2 (benchmarks/.venv-tf, run by step 1 as a
 subprocess): `keras.models.load_model` on each file, `predict` on the same inputs, compared
 with catdog's at rtol 1e-5 (atol 1e-6); compiled files also take one `train_on_batch`. For
 catdog's Sequential (saved after two Adam steps) Keras's next step on the same batch must
-move the weights as catdog's next step did (1e-2 relative): the optimizer state carried.
+move the weights as catdog's next step did (1e-2 relative): the optimizer state carried;
+the same for the arithmetic model.
 Prints one line per file and exits non-zero on any mismatch. TensorFlow stays out of
 catdog's own environment: the two sides share only the files.
 """
@@ -26,6 +34,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "keras_saving")
 RTOL, ATOL = 1e-5, 1e-6
+# Keras 3's activation names (swish is written silu, hard_swish hard_silu)
+ACTIVATIONS = ["relu", "relu6", "sigmoid", "tanh", "softmax", "silu", "hard_sigmoid",
+               "hard_silu", "gelu", "elu", "selu", "softplus", "linear"]
 
 
 def catdog_side(out):
@@ -42,9 +53,11 @@ def catdog_side(out):
         for layer in model._leaf_layers():
             values = []
             for wname, w, _ in layer._weights:
-                if wname in ("gamma", "moving_variance"):
+                if wname in ("gamma", "moving_variance", "variance"):
                     values.append(rng.uniform(0.5, 1.5, w.shape))
-                elif wname in ("beta", "moving_mean", "bias"):
+                elif wname == "count":
+                    values.append(np.float32(100))
+                elif wname in ("beta", "moving_mean", "bias", "mean"):
                     values.append(rng.normal(0, 0.1, w.shape))
                 else:
                     fan_in = w.shape[0] * w.shape[1] if wname == "depthwise_kernel" else int(np.prod(w.shape[:-1]))
@@ -103,8 +116,106 @@ def catdog_side(out):
     add("catdog_cnn_seq.keras", seq, rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float32),
         resume=(xs, np.array([0, 1, 2, 1])))
 
+    # issue 22's layers (tests/fixtures/make_layer_saving_fixtures.py's model, with Minimum and
+    # AveragePooling2D), written by catdog
+    inputs = catdog.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D()(x)
+    x = layers.SeparableConv2D(8, 3, padding="same", activation="swish")(x)
+    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = layers.Activation("hard_sigmoid")(layers.Conv2D(8, 1)(s))
+    x = layers.Multiply()([x, s])
+    m = layers.GlobalMaxPooling2D(keepdims=True)(x)
+    d = layers.Subtract()([x, layers.Conv2D(8, 1)(x)])
+    x = layers.Average()([layers.Maximum()([x, d]), layers.Minimum()([x, d])])
+    x = layers.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = layers.Dropout(0.3, noise_shape=(None, 1, 1, 8))(x)
+    x = layers.Dense(16, activation="relu")(layers.Flatten()(x))
+    m = layers.Reshape((8,))(m)
+    v = layers.GlobalAveragePooling2D()(layers.Reshape((4, 2, 2))(layers.Dense(16)(m)))
+    x = layers.Add()([layers.Dense(16)(m), x])
+    logits = layers.Dense(3)(layers.Add()([x, layers.Dense(16)(v)]))
+    add("catdog_layers.keras", catdog.Model(inputs, logits),
+        rng.normal(0, 1, (3, 16, 16, 3)).astype(np.float32))
+
+    # tensor arithmetic as keras/src/applications/mobilenet_v3.py writes it; compiled, two
+    # Adam steps, then Keras repeats catdog's third
+    inputs = catdog.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same")(inputs)
+    x = x * (layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0))  # hard_swish
+    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = layers.Conv2D(8, 1)(layers.Conv2D(4, 1, activation="relu")(s))
+    s = layers.ReLU(6.0)(s + 3.0) * (1.0 / 6.0)  # hard_sigmoid
+    y = layers.DepthwiseConv2D(3, padding="same")(x * s)
+    x = 2 * (-(3.0 - (x - y)) / 2.0) + y
+    ops = catdog.Model(inputs, layers.Dense(3, activation="softmax")(
+        layers.GlobalAveragePooling2D()(x)))
+    randomize(ops)
+    ops.compile(optimizer=catdog.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    xo = rng.normal(0, 1, (4, 8, 8, 3)).astype(np.float32)
+    yo = np.array([0, 1, 2, 1])
+    ops.train_on_batch(xo, yo)
+    ops.train_on_batch(xo, yo)
+    add("catdog_ops.keras", ops, rng.normal(0, 1, (3, 8, 8, 3)).astype(np.float32),
+        resume=(xo, yo))
+
+    # merges of three inputs and Concatenate on each axis (make_ops_saving_fixtures.py's)
+    inputs = catdog.Input((6, 6, 3))
+    a = layers.Conv2D(4, 1)(inputs)
+    b = layers.Conv2D(4, 3, padding="same")(inputs)
+    c = layers.Conv2D(4, 1, activation="tanh")(inputs)
+    x = layers.Concatenate()([m([a, b, c]) for m in (layers.Add(), layers.Maximum(),
+                                                     layers.Minimum(), layers.Average())])
+    v = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
+                              layers.Flatten()(layers.Concatenate(axis=1)([a, b])),
+                              layers.Flatten()(layers.Concatenate(axis=-2)([b, c]))])
+    add("catdog_merge.keras", catdog.Model(inputs, layers.Dense(3)(v)),
+        rng.normal(0, 1, (3, 6, 6, 3)).astype(np.float32))
+
+    # branch i22-layers' kinds: augmentation (left out at inference), Resizing (crop, pad,
+    # nearest), Normalization (adapted, given, inverted), dilation, groups, multipliers, BN
+    # without center / scale
+    inputs = catdog.Input((12, 10, 3))
+    x = layers.RandomBrightness(0.1)(layers.RandomContrast(0.2)(inputs))
+    x = layers.Resizing(9, 9, crop_to_aspect_ratio=True)(x)
+    x = layers.Normalization()(x)
+    x = layers.Conv2D(6, 3, padding="same", dilation_rate=2, use_bias=False)(x)
+    x = layers.BatchNormalization(scale=False)(x)
+    x = layers.Conv2D(6, 3, groups=3, activation="relu")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, dilation_rate=2)(x)
+    x = layers.BatchNormalization(center=False)(x)
+    x = layers.SeparableConv2D(4, 3, padding="same", depth_multiplier=2, activation="swish")(x)
+    y = layers.Resizing(10, 6, interpolation="nearest", pad_to_aspect_ratio=True,
+                        fill_value=0.5)(x)
+    y = layers.Normalization(mean=[0.1, 0.2, -0.1, 0.0], variance=[1.0, 2.0, 0.5, 4.0],
+                             invert=True)(y)
+    v = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
+                              layers.GlobalMaxPooling2D()(y)])
+    add("catdog_new_layers.keras", catdog.Model(inputs, layers.Dense(3)(v)),
+        rng.normal(0, 1, (3, 12, 10, 3)).astype(np.float32))
+
+    for act in ACTIVATIONS:
+        inputs = catdog.Input((6, 6, 3))
+        x = layers.Conv2D(4, 3, padding="same", activation=act)(inputs)
+        x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation=act)(x)
+        x = layers.SeparableConv2D(4, 3, padding="same", activation=act)(x)
+        x = layers.Flatten()(layers.Activation(act)(x))
+        add(f"catdog_act_{act}.keras",
+            catdog.Model(inputs, layers.Dense(3, activation=act)(x)),
+            rng.normal(0, 1.5, (3, 6, 6, 3)).astype(np.float32))
+
     io = np.load(os.path.join(FIXTURES, "saving_io.npz"))
     for name in ("lab_a035_32.keras", "mnv2_top_a035_32.keras", "cnn_seq.keras"):
+        m = catdog.models.load_model(os.path.join(FIXTURES, name))
+        add("resaved_" + name, m, io["x/" + name])
+    io = np.load(os.path.join(ROOT, "tests", "fixtures", "keras", "layers_files.npz"))
+    add("resaved_layers_model.keras",
+        catdog.models.load_model(os.path.join(FIXTURES, "layers_model.keras")), io["x"])
+    io = np.load(os.path.join(FIXTURES, "layers_io.npz"))
+    add("resaved_layers_cnn.keras",
+        catdog.models.load_model(os.path.join(FIXTURES, "layers_cnn.keras")), io["x"])
+    io = np.load(os.path.join(FIXTURES, "ops_io.npz"))
+    for name in ["ops_mnv3.keras", "merge_nary.keras"] + [f"act_{a}.keras" for a in ACTIVATIONS]:
         m = catdog.models.load_model(os.path.join(FIXTURES, name))
         add("resaved_" + name, m, io["x/" + name])
     return files

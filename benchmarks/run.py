@@ -673,6 +673,11 @@ def write_report(doc, path_md):
         import full_lab
         with open(full) as f:
             L.append("\n".join(full_lab.render(json.load(f))))
+    tutorial = os.path.join(HERE, "classification_tutorial.json")
+    if os.path.exists(tutorial):  # issue 22's tutorial side by side (classification_tutorial.py)
+        import classification_tutorial
+        with open(tutorial) as f:
+            L.append("\n".join(classification_tutorial.render(json.load(f))))
     analysis = os.path.join(HERE, "ANALYSIS.md")
     if os.path.exists(analysis):
         L.append(open(analysis).read())

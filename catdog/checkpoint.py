@@ -118,6 +118,13 @@ def _legacy_top(model):
     return out
 
 
+def _keras3_depthwise_name(items, layer):
+    """[(weight name, array)] with Keras 3's 'kernel' read as the layer's 'depthwise_kernel'."""
+    names = [n for n, _, _ in layer._weights]
+    return [("depthwise_kernel" if w == "kernel" and "kernel" not in names
+             and "depthwise_kernel" in names else w, a) for w, a in items]
+
+
 def _expand_nested(weights, model, source):
     """Legacy groups of nested models -> leaf layers: by the inner names when they are the
     model's leaf names (Keras 3 calls a depthwise kernel 'kernel'), else in the sub-model's
@@ -133,7 +140,10 @@ def _expand_nested(weights, model, source):
                 subs.setdefault(fname, kid)
     out = OrderedDict()
     for lname, items in weights.items():
-        if lname in leaves or not items or not all("/" in n for n, _ in items):
+        if lname in leaves:  # Keras 3's legacy h5 calls a top-level depthwise kernel 'kernel' too
+            out[lname] = _keras3_depthwise_name(items, leaves[lname])
+            continue
+        if not items or not all("/" in n for n, _ in items):
             out[lname] = items
             continue
         groups = OrderedDict()
@@ -145,9 +155,7 @@ def _expand_nested(weights, model, source):
             # also when the group's own name differs (a rebuilt model's auto-named Sequential)
             groups = OrderedDict((i, groups[i]) for i in leaves if i in groups)
             for inner, ws in groups.items():
-                names = [n for n, _, _ in leaves[inner]._weights]
-                out[inner] = [("depthwise_kernel" if w == "kernel" and "kernel" not in names
-                               and "depthwise_kernel" in names else w, a) for w, a in ws]
+                out[inner] = _keras3_depthwise_name(ws, leaves[inner])
         elif lname in subs:
             order = _legacy_order(subs[lname])
             if len(order) != len(items):

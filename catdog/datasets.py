@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import stat
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -24,7 +25,7 @@ from typing import Dict, Optional, Union
 
 from catdog import weights as _weights
 
-__all__ = ["URL", "ZIP_NAME", "FOLDER", "CONTENT_SHA256", "cats_and_dogs", "content_digest", "extract_zip", "counts"]
+__all__ = ["URL", "ZIP_NAME", "FOLDER", "CONTENT_SHA256", "cats_and_dogs", "content_digest", "extract_zip", "extract_tar", "counts"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -112,6 +113,66 @@ def extract_zip(zip_path: PathLike, dest: PathLike) -> Path:
                     shutil.copyfileobj(src, dst, 1 << 20)
             except (zipfile.BadZipFile, OSError, EOFError) as e:  # CRC errors, truncation
                 raise ValueError(f"{zp}: corrupt member {info.filename!r} ({e})") from None
+    return out
+
+
+def _safe_tar_member(info: tarfile.TarInfo) -> Optional[PurePosixPath]:
+    """The member's relative path, None for directories; ValueError for anything unsafe. Only
+    regular files and folders are extracted: links, devices and fifos are refused (Keras keeps
+    links that stay inside the folder; a data set needs none)."""
+    name = info.name.replace("\\", "/")
+    if "\x00" in name:
+        raise ValueError(f"unsafe tar member {info.name!r} (NUL in name)")
+    pure = PurePosixPath(name)
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or any(part == ".." for part in pure.parts):
+        raise ValueError(f"unsafe tar member {info.name!r} (path outside the target folder)")
+    if not (info.isfile() or info.isdir()):
+        raise ValueError(f"unsafe tar member {info.name!r} (not a file or a folder)")
+    parts = [p for p in pure.parts if p not in ("", ".")]
+    if not parts or info.isdir():
+        return None
+    return PurePosixPath(*parts)
+
+
+def extract_tar(tar_path: PathLike, dest: PathLike) -> Path:
+    """Extract a tar (plain, gzip, bzip2 or xz) into the (new) folder ``dest`` with the same
+    rules as :func:`extract_zip`: every member checked before anything is written, size- and
+    count-bounded, file modes not taken from the archive. Returns ``dest``; ValueError for
+    unsafe or corrupt archives."""
+    tp = Path(tar_path)
+    out = Path(dest)
+    try:
+        tf = tarfile.open(tp)
+    except (tarfile.TarError, OSError) as e:
+        raise ValueError(f"{tp}: not a valid tar file ({e})") from None
+    with tf:
+        try:
+            infos = []
+            for info in tf:  # reading the index walks the whole (compressed) stream once
+                infos.append(info)
+                if len(infos) > _MAX_MEMBERS:
+                    raise ValueError(f"{tp}: more than the {_MAX_MEMBERS} members allowed")
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise ValueError(f"{tp}: corrupt tar file ({e})") from None
+        members = [(info, _safe_tar_member(info)) for info in infos]  # all checked first
+        total = sum(info.size for info, rel in members if rel is not None)
+        if total > _MAX_BYTES:
+            raise ValueError(f"{tp}: would unpack to {total} bytes, more than allowed")
+        out.mkdir(parents=True, exist_ok=False)
+        root = out.resolve()
+        for info, rel in members:
+            if rel is None:
+                continue
+            target = (out / rel).resolve()
+            if root not in target.parents:
+                raise ValueError(f"unsafe tar member {info.name!r} (path outside the target folder)")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                src = tf.extractfile(info)
+                with src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (tarfile.TarError, OSError, EOFError) as e:
+                raise ValueError(f"{tp}: corrupt member {info.name!r} ({e})") from None
     return out
 
 

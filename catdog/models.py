@@ -196,6 +196,30 @@ class Model(Layer):
         visit(output)
         return order
 
+    @staticmethod
+    def _keras_order(nodes: List[KerasTensor]) -> List[KerasTensor]:
+        """`nodes` (a topological order ending in the output) in Keras's operation order
+        (keras/src/ops/function.py map_graph): by depth, the longest path to the output,
+        deepest first; ties in the order a depth-first walk from the output, inputs in call
+        order, first reaches them. It is also topological. Keras names a file's weights by
+        this order (`layers/dense_1` ...), so a branched model's must follow it."""
+        reached = {}
+
+        def walk(t):
+            if id(t) in reached:
+                return
+            reached[id(t)] = len(reached)
+            for i in t.inputs:
+                walk(i)
+
+        walk(nodes[-1])
+        depth: Dict[int, int] = {}
+        for t in reversed(nodes):  # outputs first: a node is one deeper than its deepest user
+            d = depth.setdefault(id(t), 0)
+            for i in t.inputs:
+                depth[id(i)] = max(depth.get(id(i), 0), d + 1)
+        return sorted(nodes, key=lambda t: (-depth[id(t)], reached[id(t)]))
+
     def __call__(self, inputs, training=None):
         """On a catdog.Input tensor: this model as a layer of a bigger one. On an array: run
         it now, as Keras 3 does eagerly (see `_call_eager`)."""

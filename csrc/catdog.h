@@ -94,7 +94,8 @@ const char *cd_layer_kind_name(int i);
 typedef struct {
     const char *name;
     const char *kind;       /* Keras class name */
-    int num_inputs, inputs[2];
+    int num_inputs;
+    const int *inputs;      /* num_inputs layer indices; valid until the graph changes */
     int out_rank;           /* 3 (H,W,C) or 1 (C) per sample */
     int out_shape[3];
     int num_weights;
@@ -327,10 +328,11 @@ cd_status cd_dataset_failure(const cd_dataset *ds, int64_t k, int64_t *sample, c
 cd_status cd_dataset_get_image(cd_dataset *ds, int64_t i, uint8_t *dst);
 
 /* Augmentation and preprocessing ops, applied in order to each float image. Random ops
- * (flip, rotation, zoom, translation) run only when the loader's `training` is set;
+ * (flip, rotation, zoom, translation, contrast, brightness) run only when the loader's
+ * `training` is set;
  * RESCALE always (x * scale + offset: Keras Rescaling, mobilenet_v2 preprocess_input). */
 typedef enum { CD_AUG_FLIP = 0, CD_AUG_ROTATION = 1, CD_AUG_ZOOM = 2, CD_AUG_TRANSLATION = 3,
-               CD_AUG_RESCALE = 4 } cd_aug_kind;
+               CD_AUG_RESCALE = 4, CD_AUG_CONTRAST = 5, CD_AUG_BRIGHTNESS = 6 } cd_aug_kind;
 typedef struct {
     cd_aug_kind kind;
     int horizontal, vertical;       /* FLIP: each flips with probability 1/2 */
@@ -338,7 +340,9 @@ typedef struct {
      * (negative = zoom in); TRANSLATION: dy = uniform[lo, hi] * H. */
     float lo, hi;
     /* ZOOM: width zoom 1 + uniform[lo2, hi2] if has_second, else the height zoom.
-     * TRANSLATION: dx = uniform[lo2, hi2] * W (has_second must be 1). */
+     * TRANSLATION: dx = uniform[lo2, hi2] * W (has_second must be 1).
+     * CONTRAST: factor uniform in [lo, hi], output clipped to [lo2, hi2].
+     * BRIGHTNESS: delta uniform in [lo, hi] times scale, output clipped to [lo2, hi2]. */
     float lo2, hi2;
     int has_second;
     cd_fill_mode fill_mode;

@@ -9,10 +9,11 @@ as csrc/fuzz/fuzz_decode.c fuzzes the image decoder.
 Targets (catdog.saving is instrumented for coverage):
 
 * `config`: the input picks one of the seed configs (small models written by catdog, the
-  Keras-made cnn_seq.keras fixture's config) and a list of mutations (replace any value in
-  the JSON tree with a number, string, list, object, null, a huge or non-finite number, a
-  class name from the registry or outside it; delete a key; duplicate a layer), or, for one
-  input in eight, is parsed as raw JSON text; then `model_from_json`.
+  Keras-made cnn_seq.keras, layers_cnn.keras, ops_mnv3.keras and merge_nary.keras configs:
+  issue 22's layers, keras.ops arithmetic, Concatenate) and a list of mutations (replace
+  any value in the JSON tree with a number, string, list, object, null, a huge or
+  non-finite number, a class name from the registry or outside it; delete a key; duplicate
+  a layer), or, for one input in eight, is parsed as raw JSON text; then `model_from_json`.
 * `archive`: a whole `.keras` file: one input in four is raw bytes; the others rebuild a
   seed archive (the two small catdog models, valid zip) with its config mutated as above,
   its weights' bytes damaged and truncated, or its weights rebuilt with a dataset of another
@@ -71,12 +72,15 @@ def _seed_models():
 
 MODELS = _seed_models()
 CONFIGS = [json.loads(m.to_json()) for m in MODELS]
-with zipfile.ZipFile(os.path.join(FIX, "cnn_seq.keras")) as _zf:
-    CONFIGS.append(json.loads(_zf.read("config.json")))
+# Keras-made configs: a Sequential CNN, issue 22's layers, tensor arithmetic (keras.ops calls)
+for _name in ("cnn_seq.keras", "layers_cnn.keras", "ops_mnv3.keras", "merge_nary.keras"):
+    with zipfile.ZipFile(os.path.join(FIX, _name)) as _zf:
+        CONFIGS.append(json.loads(_zf.read("config.json")))
 PARTS = [{"metadata.json": '{"keras_version": "3.15.1"}', "config.json": keras_format.to_json(m),
           "model.weights.h5": keras_format._h5_bytes(m)} for m in MODELS]
 NAMES = sorted(serialization.REGISTRY) + ["Lambda", "__lambda__", "Functional", "Sequential",
-                                          "InputLayer", "LSTM", "TrueDivide", "Subtract"]
+                                          "InputLayer", "LSTM", "TrueDivide", "Subtract",
+                                          "Add", "Multiply", "Negative", "Power"]
 MODULES = ["keras", "keras.layers", "keras.src.ops.numpy", "keras.src.models.functional",
            "os", "builtins", None]
 

@@ -312,8 +312,8 @@ def test_trainable_blocks_match_a_bf16_emulation(bf16):
     assert plan.count("\ntrain ") == 3, plan  # every conv runs as a trainable block
     # conv_a's output goes to a plain layer (the pad): float32; the depthwise block's only to
     # conv_b's block: bf16, and its gradient too
-    assert "train 1-3 conv=1 tail=relu out=f32" in plan, plan
-    assert "train 5-7 conv=5 tail=relu out=bf16 kept grad=bf16" in plan, plan
+    assert "train 1-3 conv=1 post=bn+clip out=f32" in plan, plan
+    assert "train 5-7 conv=5 post=bn+clip out=bf16 kept grad=bf16" in plan, plan
     x = rng.uniform(-2, 2, (3, 6, 6, 8)).astype(np.float32)
     y = np.array([0, 1, 1], np.float32)
     got = training_step_gradients(model, x, y)

@@ -205,8 +205,8 @@ def test_uncompiled_and_graph_errors(small):
     # the generic builder names what is wrong: kind, key, count, type
     with pytest.raises(ValueError, match="unknown layer kind 'Conv3D'"):
         g.add_layer("Conv3D", "c3", (0,))
-    with pytest.raises(ValueError, match="has no hyperparameter 'dilation'"):
-        g.add_layer("Conv2D", "c", (0,), filters=4, kernel=(3, 3), dilation=(2, 2))
+    with pytest.raises(ValueError, match="has no hyperparameter 'dilations'"):
+        g.add_layer("Conv2D", "c", (0,), filters=4, kernel=(3, 3), dilations=(2, 2))
     with pytest.raises(ValueError, match="'kernel' takes 2 values, got 1"):
         g.add_layer("Conv2D", "c", (0,), filters=4, kernel=3)
     with pytest.raises(ValueError, match="'filters' must be integers"):

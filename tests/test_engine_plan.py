@@ -48,12 +48,13 @@ def test_predict_plan_fuses_the_frozen_part_and_micro_batches_its_prefix():
     kinds = [k for k, *_ in st]
     assert kinds[0] == "segment" and "micro=8" in st[0][3]
     assert "train" not in kinds
-    tails = {re.search(r"tail=(\w+)", rest).group(1) for k, _, _, rest in st if k == "fused"}
-    assert tails == {"bn", "relu", "add"}  # projection, expand/depthwise, residual blocks
-    # only the logits are kept, and the segment ends where its fused blocks end
+    posts = {re.search(r"post=([\w+]+)", rest).group(1) for k, _, _, rest in st if k == "fused"}
+    # projection, expand/depthwise (ReLU6: clip), residual blocks
+    assert posts == {"bn", "bn+clip", "bn+add"}, posts
+    # only the logits are kept, and the segment goes on past the fused blocks through the
+    # layers that run sample by sample (pooling, dropout) up to the kept logits
     assert [a for k, a, b, rest in st if " kept" in rest] == [g.num_layers() - 1]
-    seg_last = st[0][2]
-    assert any(k == "fused" and b == seg_last for k, _, b, _ in st)
+    assert st[0][2] == g.num_layers() - 2
     # at 8 samples or fewer there is no segment
     assert "segment" not in g.describe_plan(8, False, _engine.KEEP_LAST)
 
@@ -102,3 +103,154 @@ def test_engine_lists_its_layer_kinds():
                  "ZeroPadding2D", "Add", "GlobalAveragePooling2D", "Dropout", "Dense", "Rescaling"):
         assert name in kinds
     assert len(set(kinds)) == len(kinds)
+
+
+# ---- graphs of other families: the planner fuses by what each kind declares -------------------
+
+import catdog  # noqa: E402
+from catdog import layers  # noqa: E402
+
+
+def resnet_shaped():
+    """Keras's ResNet50 block shape (keras/src/applications/resnet.py block1): conv (bias) ->
+    BN -> relu, shortcut conv -> BN, Add -> relu, after a stem conv -> BN -> relu -> max pool."""
+    catdog.random.set_seed(3)
+    inp = catdog.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, strides=2, padding="same", name="stem_conv")(inp)
+    x = layers.BatchNormalization(epsilon=1.001e-5, name="stem_bn")(x)
+    x = layers.Activation("relu", name="stem_relu")(x)
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    shortcut = layers.Conv2D(16, 1, name="b_0_conv")(x)
+    shortcut = layers.BatchNormalization(epsilon=1.001e-5, name="b_0_bn")(shortcut)
+    y = layers.Conv2D(8, 1, name="b_1_conv")(x)
+    y = layers.BatchNormalization(epsilon=1.001e-5, name="b_1_bn")(y)
+    y = layers.Activation("relu", name="b_1_relu")(y)
+    y = layers.Conv2D(16, 3, padding="same", name="b_2_conv")(y)
+    y = layers.BatchNormalization(epsilon=1.001e-5, name="b_2_bn")(y)
+    y = layers.Add(name="b_add")([shortcut, y])
+    y = layers.Activation("relu", name="b_out")(y)
+    out = layers.Dense(1, name="head")(layers.GlobalAveragePooling2D(name="gap")(y))
+    return catdog.Model(inp, out)
+
+
+def efficientnet_shaped(drop_rate=0.2):
+    """Keras's EfficientNet block shape (keras/src/applications/efficientnet.py block): expand
+    conv -> BN -> swish, depthwise 5x5 -> BN -> swish, squeeze-excite (GAP keepdims, conv
+    swish, conv sigmoid, Multiply), project conv -> BN, Dropout(noise_shape), Add."""
+    catdog.random.set_seed(4)
+    inp = catdog.Input((12, 12, 8))
+    x = layers.Conv2D(32, 1, use_bias=False, name="expand_conv")(inp)
+    x = layers.BatchNormalization(name="expand_bn")(x)
+    x = layers.Activation("swish", name="expand_activation")(x)
+    x = layers.DepthwiseConv2D(5, padding="same", use_bias=False, name="dwconv")(x)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.Activation("swish", name="activation")(x)
+    se = layers.GlobalAveragePooling2D(keepdims=True, name="se_squeeze")(x)
+    se = layers.Conv2D(2, 1, activation="swish", name="se_reduce")(se)
+    se = layers.Conv2D(32, 1, activation="sigmoid", name="se_expand")(se)
+    x = layers.Multiply(name="se_excite")([x, se])
+    x = layers.Conv2D(8, 1, use_bias=False, name="project_conv")(x)
+    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name="drop")(x)
+    x = layers.Add(name="add")([x, inp])
+    out = layers.Dense(1, name="head")(layers.GlobalAveragePooling2D(name="gap")(x))
+    return catdog.Model(inp, out)
+
+
+def posts_of(g, st):
+    """{first layer's name: post-op chain} of the fused and trainable blocks."""
+    return {g.layer_info(a)["name"]: re.search(r"post=([\w+]*)", rest).group(1)
+            for k, a, _, rest in st if k in ("fused", "train")}
+
+
+def randomize_bn(model, rng):
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.get_weights()[0].shape
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
+                               rng.normal(0, 0.3, c), rng.uniform(0.5, 1.5, c)])
+
+
+def test_resnet_shaped_graph_fuses_conv_bn_relu_and_add_relu():
+    model = resnet_shaped()
+    rng = np.random.default_rng(1)
+    randomize_bn(model, rng)
+    g = model._ensure_graph()
+    st = steps(g.describe_plan(20, False, _engine.KEEP_LAST))
+    assert covers_every_node_once(st, g.num_layers())
+    assert posts_of(g, st) == {"stem_conv": "bn+relu", "b_0_conv": "bn", "b_1_conv": "bn+relu",
+                               "b_2_conv": "bn+add+relu"}
+    # the max pool (a layer with its own oneDNN state) runs inside the micro-batched prefix
+    assert st[0][0] == "segment" and st[0][2] >= model.layers.index(model.get_layer("b_out"))
+    # the fused forward is the layer-by-layer one
+    x = rng.uniform(-1, 1, (20, 16, 16, 3)).astype(np.float32)
+    g.forward(x, False)
+    full = g.get_output(g.num_layers() - 1, 20)
+    np.testing.assert_allclose(model.predict_on_batch(x), full, rtol=1e-5, atol=1e-5)
+
+
+def test_resnet_shaped_fine_tuning_trains_conv_bias_bn_blocks():
+    """Conv2D with a bias under a BN in inference mode (base(x, training=False)) is a trainable
+    block; its gradients match the layer-by-layer backward (BN in inference mode, every output
+    kept, no block)."""
+    model = resnet_shaped()
+    rng = np.random.default_rng(2)
+    randomize_bn(model, rng)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False  # Keras: a frozen BN runs in inference mode
+    g = model._ensure_graph()
+    st = steps(g.describe_plan(4, True, _engine.KEEP_FOR_BACKWARD))
+    trains = posts_of(g, [s for s in st if s[0] == "train"])
+    assert trains == {"stem_conv": "bn+relu", "b_0_conv": "bn", "b_1_conv": "bn+relu",
+                      "b_2_conv": "bn"}, trains
+    x = rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
+    assert_blocks_match_layers(model, x)
+
+
+def assert_blocks_match_layers(model, x):
+    """The loss's gradients from the fused training step (trainable blocks) against the same
+    loss's backward run layer by layer (a forward keeping every output fuses nothing)."""
+    y = (np.arange(len(x)) % 2).astype(np.float32)
+    fused = model.gradients(x, y, training=True)
+    z = model.predict_on_batch(x).astype(np.float64)  # frozen BNs: the same forward
+    dz = ((1 / (1 + np.exp(-z))) - y[:, None]) / len(x)  # binary cross-entropy from logits
+    layerwise = model.gradients(x, output_gradient=dz.astype(np.float32), training=True)
+    assert fused.keys() == layerwise.keys()
+    for k in fused:
+        np.testing.assert_allclose(fused[k], layerwise[k], rtol=2e-4,
+                                   atol=2e-5 * np.abs(layerwise[k]).max(), err_msg=k)
+
+
+def test_efficientnet_shaped_graph_fuses_swish_and_sigmoid():
+    model = efficientnet_shaped()
+    rng = np.random.default_rng(3)
+    randomize_bn(model, rng)
+    g = model._ensure_graph()
+    st = steps(g.describe_plan(12, False, _engine.KEEP_LAST))
+    assert covers_every_node_once(st, g.num_layers())
+    posts = posts_of(g, st)
+    assert posts["expand_conv"] == "bn+swish" and posts["dwconv"] == "bn+swish"
+    assert posts["se_reduce"] == "swish" and posts["se_expand"] == "logistic"
+    assert posts["project_conv"] == "bn"
+    x = rng.uniform(-1, 1, (12, 12, 12, 8)).astype(np.float32)
+    g.forward(x, False)
+    full = g.get_output(g.num_layers() - 1, 12)
+    np.testing.assert_allclose(model.predict_on_batch(x), full, rtol=1e-5, atol=1e-5)
+    # fine-tuning with frozen BNs: convolutions with swish are conv -> BN blocks whose swish
+    # runs as its own layer (its derivative needs its input); the sigmoid stays in its block
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    g = model._ensure_graph()
+    st = steps(g.describe_plan(4, True, _engine.KEEP_FOR_BACKWARD))
+    trains = posts_of(g, [s for s in st if s[0] == "train"])
+    assert trains == {"expand_conv": "bn", "dwconv": "bn", "se_expand": "logistic",
+                      "project_conv": "bn"}, trains  # se_reduce: conv (bias) -> swish, layers
+    # the same graph without its dropout (a training forward would draw a mask) to compare
+    model = efficientnet_shaped(drop_rate=0.0)
+    randomize_bn(model, rng)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    assert_blocks_match_layers(model, x[:4])

@@ -144,3 +144,77 @@ def test_dropout_noise_shape_drops_whole_channels():
     np.testing.assert_array_equal(model(x, training=False), x)
     with pytest.raises(ValueError, match="does not fit"):
         layers.Dropout(0.5, noise_shape=(None, 2, 1, 64))(inputs)
+
+
+def build_nary():
+    """make_ops_fixtures.py's build_nary(), with catdog for keras."""
+    inputs = catdog.Input((4, 4, 3))
+    a = layers.Conv2D(3, 3, padding="same", name="n1")(inputs)
+    b = layers.Conv2D(3, 1, name="n2")(inputs)
+    c = layers.Conv2D(5, 1, name="n3")(inputs)
+    s = layers.Add(name="add3")([a, b, a])
+    mx = layers.Maximum(name="max3")([a, b, s])
+    mn = layers.minimum([b, a, b], name="min3")
+    av = layers.Average(name="avg3")([mx, mn, a])
+    ch = layers.Concatenate(name="cat_c")([s, av, c, a])
+    h = layers.concatenate([ch, ch], axis=1, name="cat_h")
+    w = layers.Concatenate(axis=-2, name="cat_w")([h, layers.Conv2D(14, 1, name="n4")(h)])
+    v = layers.concatenate([layers.GlobalAveragePooling2D(name="gap")(w),
+                            layers.GlobalMaxPooling2D(name="gmp")(ch)], name="cat_v")
+    out = layers.Dense(1, name="head")(v)
+    return set_fixture_weights(catdog.Model(inputs, out), "nary/")
+
+
+def test_nodes_of_many_inputs_match_keras():
+    """keras/src/layers/merging/{concatenate,add,maximum,minimum,average}.py: Concatenate on
+    each NHWC axis and of vectors, the others folding left to right over three inputs (one
+    repeated: ties route the gradient as TF's maximum/minimum do, x + x adds both)."""
+    model = build_nary()
+    assert model.get_layer("cat_c").output_shape == (4, 4, 14)
+    assert model.get_layer("cat_h").output_shape == (8, 4, 14)
+    assert model.get_layer("cat_w").output_shape == (8, 8, 14)
+    assert model.get_layer("cat_v").output_shape == (28,)
+    assert [l.name for l in model.layers][1:] == json.loads(str(IO["nary/layers"]))[1:]
+    assert_close_rel(model.predict_on_batch(IO["nary/x"]), IO["nary/logits"], 1e-5, "logits")
+    assert_gradients_match(model, "nary/")
+
+
+def test_nodes_of_many_inputs_finite_differences():
+    """Central differences of a scalar of the output against the input gradient the engine
+    gives through Concatenate (each axis), Add, Maximum, Minimum and Average of three."""
+    model = build_nary()
+    rng = np.random.default_rng(5)
+    x = IO["nary/x"].astype(np.float64)
+    r = rng.normal(size=(3, 1))
+
+    def f(xv):
+        g = model._ensure_graph()  # syncs the weights just set
+        g.forward(xv.astype(np.float32), False)
+        return float(np.sum(g.get_output(g.num_layers() - 1, len(xv)).astype(np.float64) * r))
+
+    grads = model.gradients(x.astype(np.float32), output_gradient=r.astype(np.float32), training=False)
+    for key in ("n1/kernel", "n3/bias", "n4/kernel"):
+        lname, wname = key.split("/")
+        layer = model.get_layer(lname)
+        k = [n for n, _, _ in layer._weights].index(wname)
+        base = layer.get_weights()
+        for fi in rng.choice(base[k].size, size=min(6, base[k].size), replace=False):
+            vals = []
+            for sign in (1, -1):
+                ws = [w.copy() for w in base]
+                ws[k].flat[fi] += sign * 1e-2
+                layer.set_weights(ws)
+                vals.append(f(x))
+            layer.set_weights(base)
+            numeric = (vals[0] - vals[1]) / 2e-2
+            assert abs(numeric - grads[key].flat[fi]) <= 2e-2 * max(1.0, abs(numeric)), key
+
+
+def test_merging_layers_refuse_as_keras_does():
+    a, b = catdog.Input((2, 2, 3)), catdog.Input((2, 2, 3))
+    with pytest.raises(ValueError, match="exactly 2 inputs"):
+        layers.Subtract()([a, b, a])
+    with pytest.raises(ValueError, match="matching shapes except for the concatenation axis"):
+        layers.Concatenate()([a, catdog.Input((3, 2, 3))])
+    with pytest.raises(ValueError, match="batch axis"):
+        layers.Concatenate(axis=0)([a, b])

@@ -47,10 +47,14 @@ def test_keras_file_loads_and_predicts_as_keras(name):
 
 def test_lab_file_structure_and_compile():
     model = loaded("lab_a035_32.keras")
+    # preprocess_input's x / 127.5 - 1 are operations, not layers (Keras's Functional.layers
+    # lists Layer instances only: keras/src/models/functional.py)
     assert [type(l).__name__ for l in model.layers] == [
-        "InputLayer", "Sequential", "Rescaling", "Rescaling", "Model",
-        "GlobalAveragePooling2D", "Dropout", "Dense"]
-    base = model.layers[4]
+        "InputLayer", "Sequential", "Model", "GlobalAveragePooling2D", "Dropout", "Dense"]
+    ops = [t.layer for t in model._nodes if getattr(t.layer, "is_operation", False)]
+    assert [(op.name, op.keras_op, op.constant) for op in ops] == [
+        ("true_divide", "TrueDivide", 127.5), ("subtract", "Subtract", 1.0)]
+    base = model.layers[2]
     assert base.name == "mobilenetv2_0.35_32" and base.trainable is False
     assert len(base.layers) == 154 and base.layers[100].name == "block_11_expand_relu"
     assert len(model.trainable_weights) == 2  # the Dense head: the base is frozen
@@ -284,7 +288,7 @@ def test_layer_get_config_from_config():
         layers.AveragePooling2D(3, strides=1, padding="same")]
     seen = set()
     for layer in leaves:
-        if type(layer).__name__ == "InputLayer" or getattr(layer, "_keras_op", None):
+        if type(layer).__name__ == "InputLayer" or getattr(layer, "is_operation", False):
             continue  # an input, or a keras.ops call (an operation, not a layer, in Keras)
         cfg = layer.get_config()
         again = type(layer).from_config(cfg)
@@ -294,6 +298,6 @@ def test_layer_get_config_from_config():
             "GlobalAveragePooling2D", "Dropout", "Dense", "Rescaling", "RandomFlip",
             "RandomRotation", "RandomZoom", "RandomTranslation", "MaxPooling2D",
             "AveragePooling2D"} <= seen
-    conv = lab.layers[4].get_layer("Conv1").get_config()
+    conv = lab.layers[2].get_layer("Conv1").get_config()
     assert (conv["filters"], conv["kernel_size"], conv["strides"], conv["padding"],
             conv["use_bias"], conv["trainable"]) == (16, [3, 3], [2, 2], "same", False, False)

@@ -250,3 +250,25 @@ def test_fuzz_regressions(sandbox):
                                     "registered_name": None})
     with pytest.raises(ValueError, match="'pad'"):
         catdog.models.model_from_json(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("layer", [
+    {"class_name": "Conv2D", "config": {"filters": 65536, "kernel_size": [4, 4]}},
+    {"class_name": "SeparableConv2D", "config": {"filters": 65536, "kernel_size": [1, 1]}},
+    {"class_name": "DepthwiseConv2D", "config": {"kernel_size": [8, 8], "depth_multiplier": 65536}},
+    {"class_name": "Dense", "config": {"units": 1 << 20}, "flat": True},
+])
+def test_declared_weights_over_the_bound(sandbox, layer):
+    """A few bytes of JSON declaring more than MAX_PARAMS (2**28) weights are refused before
+    any layer allocates them (catdog/saving/serialization.py `_declared_params`)."""
+    from catdog.saving import serialization
+
+    shape = [None, 4096] if layer.pop("flat", False) else [None, 2, 2, 4096]
+    entry = {"module": "keras.layers", "registered_name": None, **layer}
+    entry["config"] = {"name": "big", **entry["config"]}
+    config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
+              "config": {"name": "s", "layers": [
+                  {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                   "config": {"name": "in", "batch_shape": shape}}, entry]}}
+    with pytest.raises(ValueError, match=f"more than {serialization.MAX_PARAMS} weights"):
+        catdog.models.model_from_json(json.dumps(config))

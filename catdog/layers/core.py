@@ -343,55 +343,115 @@ class InputLayer(Layer):
         return graph.add_layer("InputLayer", self.name, (), shape=(h, w, c))
 
 
+def _conv_geometry(layer, kernel_size, strides, dilation_rate, data_format):
+    """Keras's checks (keras/src/layers/convolutional/base_conv.py) of the shared conv
+    arguments; sets kernel_size, strides, dilation_rate, and span: the dilated kernel's extent
+    (k - 1) * d + 1, which padding and the output size follow."""
+    cls = type(layer).__name__
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{cls} '{layer.name}': catdog runs channels_last only")
+    layer.kernel_size, layer.strides = _pair(kernel_size), _pair(strides)
+    layer.dilation_rate = _pair(dilation_rate)
+    if not all(layer.kernel_size):
+        raise ValueError(f"{cls} '{layer.name}': The argument `kernel_size` cannot contain 0. "
+                         f"Received kernel_size={layer.kernel_size}.")
+    if not all(layer.strides):
+        raise ValueError(f"{cls} '{layer.name}': The argument `strides` cannot contains 0. "
+                         f"Received strides={layer.strides}")
+    if min(layer.dilation_rate) < 1:
+        raise ValueError(f"{cls} '{layer.name}': dilation_rate must be positive, got "
+                         f"{layer.dilation_rate}")
+    if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
+        raise ValueError(f"{cls} '{layer.name}': `strides > 1` not supported in conjunction with "
+                         f"`dilation_rate > 1`. Received: strides={layer.strides} and "
+                         f"dilation_rate={layer.dilation_rate}")
+    layer.span = tuple((k - 1) * d + 1 for k, d in zip(layer.kernel_size, layer.dilation_rate))
+
+
 class Conv2D(Layer):
+    """Keras's Conv2D. catdog keeps its own positional order (filters, kernel_size, strides,
+    padding, use_bias, activation); Keras's other arguments are keywords here: dilation_rate
+    (no strides > 1 with it, as Keras) and groups (dividing filters and input channels; the
+    kernel is (kh, kw, in / groups, filters))."""
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
-                 activation=None, name=None, trainable=True):
+                 activation=None, name=None, trainable=True, dilation_rate=(1, 1), groups=1,
+                 data_format=None):
         super().__init__(name=name, trainable=trainable)
         self.activation, self._activation = activation_name(activation, self.name)
-        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), _pair(strides)
-        self.padding, self.use_bias = padding, bool(use_bias)
+        self.filters = int(filters)
+        self.padding, self.use_bias, self.groups = padding, bool(use_bias), int(groups)
+        _conv_geometry(self, kernel_size, strides, dilation_rate, data_format)
+        if self.filters < 0 or (self.filters == 0 and type(self) is Conv2D):
+            raise ValueError(f"Conv2D '{self.name}': Invalid value for argument `filters`. "
+                             f"Expected a strictly positive value. Received filters={filters}.")
+        if self.groups <= 0:
+            raise ValueError(f"Conv2D '{self.name}': The number of groups must be a positive "
+                             f"integer. Received: groups={groups}.")
+        if self.filters % self.groups:
+            raise ValueError(f"Conv2D '{self.name}': The number of filters must be evenly "
+                             f"divisible by the number of groups. Received: groups={groups}, "
+                             f"filters={filters}.")
 
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"Conv2D '{self.name}' needs (H, W, C) inputs, got {input_shape}")
-        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        if input_shape[2] % self.groups:
+            raise ValueError(f"Conv2D '{self.name}': The number of input channels must be evenly "
+                             f"divisible by the number of groups. Received groups={self.groups}, "
+                             f"but the input has {input_shape[2]} channels")
+        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         super().build(input_shape)
-        self._add_glorot("kernel", (*self.kernel_size, input_shape[2], self.filters))
+        self._add_glorot("kernel", (*self.kernel_size, input_shape[2] // self.groups,
+                                    self.filters))
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
     def compute_output_shape(self, s):
         t, b, l, r = self.pads
-        return (_conv_out(s[0], t, b, self.kernel_size[0], self.strides[0]),
-                _conv_out(s[1], l, r, self.kernel_size[1], self.strides[1]), self.filters)
+        return (_conv_out(s[0], t, b, self.span[0], self.strides[0]),
+                _conv_out(s[1], l, r, self.span[1], self.strides[1]), self.filters)
 
     def add_to_graph(self, graph, ids):
         conv = graph.add_layer("Conv2D", self.name, ids, filters=self.filters,
                                kernel=self.kernel_size, strides=self.strides, pad=self.pads,
-                               use_bias=self.use_bias)
+                               use_bias=self.use_bias, dilation=self.dilation_rate,
+                               groups=self.groups)
         return with_activation(graph, self, conv)
 
 
 class DepthwiseConv2D(Conv2D):
+    """Keras's DepthwiseConv2D (any kernel size, strides, padding, depth_multiplier m,
+    dilation_rate, use_bias, activation): kernel (kh, kw, c, m), c * m outputs, output
+    channel k * m + j from input channel k (tf.nn.depthwise_conv2d)."""
+
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
-                 activation=None, depth_multiplier=1, name=None, trainable=True):
-        if depth_multiplier != 1:
-            raise ValueError("DepthwiseConv2D: only depth_multiplier=1 is supported")
-        super().__init__(0, kernel_size, strides, padding, use_bias, activation, name, trainable)
+                 activation=None, depth_multiplier=1, name=None, trainable=True,
+                 dilation_rate=(1, 1), data_format=None):
+        super().__init__(0, kernel_size, strides, padding, use_bias, activation, name, trainable,
+                         dilation_rate=dilation_rate, data_format=data_format)
+        if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier \
+                or depth_multiplier <= 0:
+            raise ValueError(f"DepthwiseConv2D '{self.name}': Invalid value for argument "
+                             "`depth_multiplier`. Expected a strictly positive value. Received "
+                             f"depth_multiplier={depth_multiplier}.")
+        self.depth_multiplier = int(depth_multiplier)
 
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"DepthwiseConv2D '{self.name}' needs (H, W, C) inputs")
-        self.filters = input_shape[2]
-        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        self.filters = input_shape[2] * self.depth_multiplier
+        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         Layer.build(self, input_shape)
-        self._add_glorot("depthwise_kernel", (*self.kernel_size, input_shape[2], 1))
+        self._add_glorot("depthwise_kernel", (*self.kernel_size, input_shape[2],
+                                              self.depth_multiplier))
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
     def add_to_graph(self, graph, ids):
         conv = graph.add_layer("DepthwiseConv2D", self.name, ids, kernel=self.kernel_size,
-                               strides=self.strides, pad=self.pads, use_bias=self.use_bias)
+                               strides=self.strides, pad=self.pads, use_bias=self.use_bias,
+                               dilation=self.dilation_rate, multiplier=self.depth_multiplier)
         return with_activation(graph, self, conv)
 
 
@@ -401,22 +461,27 @@ class SeparableConv2D(Layer):
     Conv2D, the layer's weights (depthwise_kernel, pointwise_kernel, bias) mapped onto them."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
-                 activation=None, use_bias=True, name=None, trainable=True):
+                 activation=None, use_bias=True, name=None, trainable=True,
+                 dilation_rate=(1, 1), data_format=None):
         super().__init__(name=name, trainable=trainable)
-        if depth_multiplier != 1:
-            raise ValueError(f"SeparableConv2D '{self.name}': only depth_multiplier=1 is supported")
+        if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier \
+                or depth_multiplier <= 0:
+            raise ValueError(f"SeparableConv2D '{self.name}': depth_multiplier must be a "
+                             f"positive integer, got {depth_multiplier}")
+        self.depth_multiplier = int(depth_multiplier)
         self.activation, self._activation = activation_name(activation, self.name)
-        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), _pair(strides)
+        self.filters = int(filters)
+        _conv_geometry(self, kernel_size, strides, dilation_rate, data_format)
         self.padding, self.use_bias = padding, bool(use_bias)
 
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"SeparableConv2D '{self.name}' needs (H, W, C) inputs")
-        self.pads = _pads(self.padding, input_shape, self.kernel_size, self.strides)
+        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         Layer.build(self, input_shape)
-        c = input_shape[2]
-        self._add_glorot("depthwise_kernel", (*self.kernel_size, c, 1))
-        self._add_glorot("pointwise_kernel", (1, 1, c, self.filters))
+        c, m = input_shape[2], self.depth_multiplier
+        self._add_glorot("depthwise_kernel", (*self.kernel_size, c, m))
+        self._add_glorot("pointwise_kernel", (1, 1, c * m, self.filters))
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
@@ -425,7 +490,8 @@ class SeparableConv2D(Layer):
     def add_to_graph(self, graph, ids):
         dw = graph.add_layer("DepthwiseConv2D", self.name + "/depthwise", ids,
                              kernel=self.kernel_size, strides=self.strides, pad=self.pads,
-                             use_bias=False)
+                             use_bias=False, dilation=self.dilation_rate,
+                             multiplier=self.depth_multiplier)
         pw = graph.add_layer("Conv2D", self.name, (dw,), filters=self.filters, kernel=(1, 1),
                              strides=(1, 1), pad=(0, 0, 0, 0), use_bias=self.use_bias)
         out = with_activation(graph, self, pw)
@@ -495,10 +561,22 @@ class ZeroPadding2D(Layer):
         return graph.add_layer("ZeroPadding2D", self.name, ids, pad=(t, b, l, r))
 
 
+def _check_one_shape(layer, shapes):
+    """Keras's merging layers (keras/src/layers/merging/base_merge.py) on a list of at least one
+    input; catdog takes tensors of one shape (no broadcasting)."""
+    if len(shapes) < 1:
+        raise ValueError(f"A merge layer should be called on a list of at least 1 input "
+                         f"(layer '{layer.name}')")
+    if any(tuple(s) != tuple(shapes[0]) for s in shapes):
+        raise ValueError(f"{type(layer).__name__} '{layer.name}' takes inputs of one shape "
+                         f"(catdog), got {[tuple(s) for s in shapes]}")
+
+
 class Add(Layer):
+    """Keras's Add: the sum of any number of inputs of one shape, left to right."""
+
     def _check_inputs(self, shapes):
-        if len(shapes) != 2 or tuple(shapes[0]) != tuple(shapes[1]):
-            raise ValueError(f"Add '{self.name}' needs two inputs of the same shape, got {shapes}")
+        _check_one_shape(self, shapes)
 
     def add_to_graph(self, graph, ids):
         return graph.add_layer("Add", self.name, ids)
@@ -532,13 +610,12 @@ class Multiply(Layer):
 
 
 class _Merge(Layer):
-    """Keras's two-input merging layers on tensors of one shape (engine kind Merge)."""
+    """Keras's merging layers on tensors of one shape (engine kind Merge): Maximum, Minimum and
+    Average of any number of inputs, Subtract of exactly two."""
     merge_op = 0
 
     def _check_inputs(self, shapes):
-        if len(shapes) != 2 or tuple(shapes[0]) != tuple(shapes[1]):
-            raise ValueError(f"{type(self).__name__} '{self.name}' takes two inputs of one shape "
-                             f"(catdog), got {[tuple(s) for s in shapes]}")
+        _check_one_shape(self, shapes)
 
     def add_to_graph(self, graph, ids):
         return graph.add_layer("Merge", self.name, ids, op=self.merge_op)
@@ -546,6 +623,12 @@ class _Merge(Layer):
 
 class Subtract(_Merge):
     merge_op = 0
+
+    def _check_inputs(self, shapes):
+        if len(shapes) != 2:  # keras/src/layers/merging/subtract.py
+            raise ValueError(f"A `Subtract` layer should be called on exactly 2 inputs. "
+                             f"Received: input_shape={[(None,) + tuple(s) for s in shapes]}")
+        _check_one_shape(self, shapes)
 
 
 class Maximum(_Merge):
@@ -558,6 +641,58 @@ class Minimum(_Merge):
 
 class Average(_Merge):
     merge_op = 3
+
+
+class Concatenate(Layer):
+    """Keras's Concatenate(axis=-1) of any number of inputs, equal in shape but along `axis`
+    (keras/src/layers/merging/concatenate.py). On images (batch, H, W, C) any of axes 1, 2, 3
+    (or -3, -2, -1); on vectors (batch, N) the last."""
+
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        self.axis = int(axis)
+
+    def _engine_axis(self, rank: int) -> int:
+        """Keras's axis on (batch, *sample) -> the sample's axis in (H, W, C) (vectors: C)."""
+        full = rank + 1
+        if not -full <= self.axis < full or self.axis % full == 0:
+            raise ValueError(f"Concatenate '{self.name}': axis {self.axis} is out of range for "
+                             f"inputs of rank {full}, or the batch axis")
+        k = self.axis % full - 1  # 0-based axis of the sample
+        if rank == 1:
+            return 2
+        if rank != 3:
+            raise ValueError(f"Concatenate '{self.name}': catdog concatenates images (H, W, C) "
+                             f"or vectors (N,), got rank {rank}")
+        return k
+
+    def _check_inputs(self, shapes):
+        shapes = [tuple(s) for s in shapes]
+        if len(shapes) < 1:
+            raise ValueError(f"A `Concatenate` layer should be called on a list of at least 1 "
+                             f"input (layer '{self.name}')")
+        ranks = {len(s) for s in shapes}
+        err = (f"A `Concatenate` layer requires inputs with matching shapes except for the "
+               f"concatenation axis. Received: input_shape={[(None,) + s for s in shapes]}")
+        if len(ranks) != 1:
+            raise ValueError(err)
+        rank = ranks.pop()
+        k = self._engine_axis(rank)
+        k = 0 if rank == 1 else k
+        if any(s[:k] + s[k + 1:] != shapes[0][:k] + shapes[0][k + 1:] for s in shapes):
+            raise ValueError(err)
+        out = list(shapes[0])
+        out[k] = sum(s[k] for s in shapes)
+        self._out_shape = tuple(out)
+        if self.input_shape is not None:  # built before the call (a loader's build_config)
+            self.output_shape = self._out_shape
+
+    def compute_output_shape(self, s):
+        return getattr(self, "_out_shape", tuple(s))
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Concatenate", self.name, ids,
+                               axis=self._engine_axis(len(self.input_shape)))
 
 
 def _functional(layer_class):
@@ -727,3 +862,8 @@ class GlobalMaxPooling2D(GlobalAveragePooling2D):
 
 add, subtract, multiply = _functional(Add), _functional(Subtract), _functional(Multiply)
 maximum, minimum, average = _functional(Maximum), _functional(Minimum), _functional(Average)
+
+
+def concatenate(inputs, axis: int = -1, **kwargs):
+    """keras.layers.concatenate(inputs, axis=-1, **kwargs) = Concatenate(axis, **kwargs)(inputs)"""
+    return Concatenate(axis=axis, **kwargs)(inputs)

@@ -209,6 +209,75 @@ class RandomTranslation(_Geometric):
                 "lo2": self.width_lower, "hi2": self.width_upper, "has_second": 1, **self._common()}
 
 
+def _keras_factor(layer, factor, bounds):
+    """keras/src/layers/preprocessing/image_preprocessing/base_image_preprocessing_layer.py
+    `_set_factor`: a pair (checked against the bounds, then sorted), or one number f in the
+    bounds giving (max(-|f|, bounds[0]), |f|): RandomContrast(f) is (0, f), RandomBrightness(f)
+    is (-f, f)."""
+    msg = (f"{type(layer).__name__} '{layer.name}': The `factor` argument should be a number "
+           f"(or a list of two numbers) in the range [{bounds[0]}, {bounds[1]}]. Received: "
+           f"factor={factor}")
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2 or not all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                                       and math.isfinite(f) for f in factor):
+            raise ValueError(msg)
+        if factor[0] > bounds[1] or factor[1] < bounds[0]:
+            raise ValueError(msg)
+        return tuple(float(f) for f in sorted(factor))
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor):
+        raise ValueError(msg)
+    if factor < bounds[0] or factor > bounds[1]:
+        raise ValueError(msg)
+    f = abs(float(factor))
+    return (max(-f, float(bounds[0])), f)
+
+
+def _value_range(layer, value_range, sort):
+    if (not isinstance(value_range, (tuple, list)) or len(value_range) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in value_range)):
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': The `value_range` argument "
+                         f"should be a list of two numbers. Received: value_range={value_range}")
+    lo, hi = sorted(value_range) if sort else value_range
+    if lo > hi:  # Keras would clip everything to `hi`
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': value_range must be (low, "
+                         f"high), got {value_range}")
+    return [lo, hi]
+
+
+class RandomContrast(_Augmentation):
+    """Keras's RandomContrast(factor, value_range=(0, 255), seed=None): per image one factor
+    uniform in [1 - lower, 1 + upper], each channel (x - mean) * factor + mean (its mean over
+    the image), clipped to value_range; identity at inference. factor as Keras 3 reads it: a
+    pair (lower, upper) in [0, 1], or one number f meaning (0, f) (so RandomContrast(0.2) only
+    raises contrast, as Keras 3.15 does, whatever its docstring says)."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, name=None, **kwargs):
+        super().__init__(seed=seed, name=name)
+        self.factor = _keras_factor(self, factor, (0, 1))
+        self.value_range = _value_range(self, value_range, sort=False)
+
+    def _cd_op(self):
+        return {"kind": "contrast", "lo": 1.0 - self.factor[0], "hi": 1.0 + self.factor[1],
+                "lo2": float(self.value_range[0]), "hi2": float(self.value_range[1])}
+
+
+class RandomBrightness(_Augmentation):
+    """Keras's RandomBrightness(factor, value_range=(0, 255), seed=None): per image
+    x + uniform[lower, upper] * (high - low) of the value range, clipped to it; identity at
+    inference. factor: one number f in [-1, 1] meaning (-|f|, |f|), or a pair."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, name=None, **kwargs):
+        super().__init__(seed=seed, name=name)
+        self.factor = _keras_factor(self, factor, (-1, 1))
+        self.value_range = _value_range(self, value_range, sort=True)
+
+    def _cd_op(self):
+        lo, hi = self.value_range
+        return {"kind": "brightness", "lo": self.factor[0], "hi": self.factor[1],
+                "scale": float(hi - lo), "lo2": float(lo), "hi2": float(hi)}
+
+
 class Rescaling(_RescalingBase):
     """Rescaling(scale, offset=0.0): x * scale + offset, in training and inference. In a model
     it runs in the engine graph; in the data pipeline it is the op "rescale"."""
@@ -363,5 +432,78 @@ class Normalization(_Base):
         return node
 
 
+_RESIZE_CODES = {"bilinear": 0, "nearest": 1}  # catdog.h cd_interpolation
+_KERAS_RESIZE = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5", "area")
+
+
+class Resizing(_Base):
+    """Keras's Resizing(height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+    pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0)
+    (keras/src/layers/preprocessing/image_preprocessing/resizing.py): tf.image.resize's
+    bilinear / nearest (half-pixel centres, no antialiasing) in the engine graph
+    (nn/resizing.c), gradients included. Called on an image (H, W, C) or a batch it resizes at
+    once; integer inputs come back rounded to their dtype, as Keras's."""
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
+                 antialias=False, data_format=None, name=None, **kwargs):
+        super().__init__(name=name)
+        if interpolation not in _KERAS_RESIZE:
+            raise ValueError(f"Resizing '{self.name}': Invalid value for argument "
+                             f"`interpolation`. Expected of one {_KERAS_RESIZE}. Received: "
+                             f"interpolation={interpolation}")
+        if interpolation not in _RESIZE_CODES:
+            raise ValueError(f"Resizing '{self.name}': interpolation={interpolation!r} is not "
+                             "supported by catdog (bilinear or nearest)")
+        if antialias:
+            raise ValueError(f"Resizing '{self.name}': antialias=True is not supported by catdog")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Resizing '{self.name}': catdog runs channels_last only")
+        if fill_mode != "constant":
+            raise ValueError(f"Resizing '{self.name}': Invalid value for argument `fill_mode`. "
+                             f"Only `'constant'` is supported. Received: fill_mode={fill_mode}")
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(f"Resizing '{self.name}': Only one of `pad_to_aspect_ratio` & "
+                             "`crop_to_aspect_ratio` can be `True`.")
+        for v in (height, width):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Resizing '{self.name}': height and width must be positive "
+                                 f"integers, got ({height}, {width})")
+        self.height, self.width = int(height), int(width)
+        self.interpolation, self.fill_mode = interpolation, fill_mode
+        self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
+        self.fill_value, self.antialias = float(fill_value), False
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Resizing '{self.name}' resizes images (H, W, C), got input "
+                             f"shape {tuple(input_shape)}")
+        super().build(input_shape)
+
+    def compute_output_shape(self, s):
+        return (self.height, self.width, s[-1])
+
+    def __call__(self, inputs, training=None):
+        if isinstance(inputs, np.ndarray) or (hasattr(inputs, "__array__") and not _is_symbolic(inputs)):
+            from catdog._array import as_array
+
+            x = np.asarray(inputs)
+            single = x.ndim == 3
+            out = super().__call__(np.asarray(x[None] if single else x, np.float32), training)
+            out = np.asarray(out)
+            if np.issubdtype(x.dtype, np.integer):  # Keras: round, saturate to the dtype
+                info = np.iinfo(x.dtype)
+                out = np.clip(np.round(out), info.min, info.max).astype(x.dtype)
+            return as_array(out[0] if single else out)
+        return super().__call__(inputs, training=training)
+
+    def add_to_graph(self, graph, ids):
+        return graph.add_layer("Resizing", self.name, ids, size=(self.height, self.width),
+                               interpolation=_RESIZE_CODES[self.interpolation],
+                               crop=int(self.crop_to_aspect_ratio),
+                               pad=int(self.pad_to_aspect_ratio), fill_value=self.fill_value)
+
+
 __all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Rescaling",
-           "Normalization", "apply_layers"]
+           "Normalization", "Resizing", "RandomContrast", "RandomBrightness", "apply_layers"]

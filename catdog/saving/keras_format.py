@@ -139,7 +139,8 @@ def _read_weights(source, data: bytes):
                                              f"be an integer scalar, got {dtype} {shape}")
                         arrays.append((dname, np.asarray(d[()], dtype=np.int64)))
                         continue
-                    if dtype.kind not in _FLOAT_KINDS:
+                    # integer scalars: Normalization's count (int64 in Keras's files)
+                    if dtype.kind not in _FLOAT_KINDS and not (dtype.kind in "iu" and shape == ()):
                         raise ValueError(f"{source}: weight {dname} has dtype {dtype}, not a "
                                          "floating-point type")
                     if int(np.prod(shape, dtype=np.int64)) > (1 << 30):

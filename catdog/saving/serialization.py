@@ -28,8 +28,9 @@ import numpy as np
 
 from catdog import activations as A
 from catdog import layers as L
-from catdog.layers.preprocessing import (Normalization, RandomFlip, RandomRotation,
-                                         RandomTranslation, RandomZoom, Rescaling)
+from catdog.layers.preprocessing import (Normalization, RandomBrightness, RandomContrast,
+                                         RandomFlip, RandomRotation, RandomTranslation,
+                                         RandomZoom, Rescaling, Resizing)
 
 FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "float32"}, "registered_name": None}
@@ -143,8 +144,8 @@ _CONV_NONE = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
 def _conv_to(layer):
     return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-            "activation": _act_to(layer), "use_bias": layer.use_bias,
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "groups": layer.groups, "activation": _act_to(layer), "use_bias": layer.use_bias,
             "kernel_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"),
             **{k: None for k in _CONV_NONE}}
@@ -152,23 +153,41 @@ def _conv_to(layer):
 
 def _conv_common(cfg, name, cls):
     _want(cfg, "data_format", ["channels_last", None], name, cls)
-    if _int_pair(cfg.get("dilation_rate", 1), "dilation_rate", name, cls) != (1, 1):
-        raise ConfigError(f"layer '{name}' ({cls}): dilation_rate other than 1 is not supported")
     padding = _want(cfg, "padding", ["valid", "same"], name, cls)
     return (_int_pair(cfg.get("kernel_size"), "kernel_size", name, cls),
             _int_pair(cfg.get("strides", 1), "strides", name, cls), padding,
-            bool(cfg.get("use_bias", True)))
+            bool(cfg.get("use_bias", True)),
+            _int_pair(cfg.get("dilation_rate", 1), "dilation_rate", name, cls))
+
+
+def _small_int(cfg, key, name, cls, default=1):
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 65536:
+        raise ConfigError(f"layer '{name}' ({cls}): {key} must be an integer in 1..65536, got "
+                          f"{str(value)[:80]}")
+    return value
+
+
+def _conv_layer(make, name, cls):
+    """Build a conv layer, Keras's argument errors (groups, dilation with strides) as
+    ConfigErrors naming it."""
+    try:
+        return make()
+    except ValueError as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
 
 
 def _conv_from(cfg, name):
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, "Conv2D")
-    _want(cfg, "groups", [1], name, "Conv2D")
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, "Conv2D")
+    groups = _small_int(cfg, "groups", name, "Conv2D")
     _none(cfg, _CONV_NONE, name, "Conv2D")
     filters = cfg.get("filters")
     if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
         raise ConfigError(f"layer '{name}' (Conv2D): filters must be an integer in 1..65536")
-    return L.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-                    activation=_act_from(cfg, name, "Conv2D"), name=name)
+    act = _act_from(cfg, name, "Conv2D")
+    return _conv_layer(lambda: L.Conv2D(filters, kernel, strides=strides, padding=padding,
+                                        use_bias=use_bias, activation=act, name=name,
+                                        dilation_rate=dilation, groups=groups), name, "Conv2D")
 
 
 _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
@@ -176,19 +195,23 @@ _DW_NONE = ("depthwise_regularizer", "bias_regularizer", "activity_regularizer",
 
 
 def _dw_to(layer):
-    return {"depth_multiplier": 1, "kernel_size": list(layer.kernel_size),
+    return {"depth_multiplier": layer.depth_multiplier, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "activation": _act_to(layer),
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "activation": _act_to(layer),
             "use_bias": layer.use_bias, "depthwise_initializer": _initializer("GlorotUniform"),
             "bias_initializer": _initializer("Zeros"), **{k: None for k in _DW_NONE}}
 
 
 def _dw_from(cfg, name):
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, "DepthwiseConv2D")
-    _want(cfg, "depth_multiplier", [1], name, "DepthwiseConv2D")
-    _none(cfg, _DW_NONE, name, "DepthwiseConv2D")
-    return L.DepthwiseConv2D(kernel, strides=strides, padding=padding, use_bias=use_bias,
-                             activation=_act_from(cfg, name, "DepthwiseConv2D"), name=name)
+    cls = "DepthwiseConv2D"
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, cls)
+    multiplier = _small_int(cfg, "depth_multiplier", name, cls)
+    _none(cfg, _DW_NONE, name, cls)
+    act = _act_from(cfg, name, cls)
+    return _conv_layer(lambda: L.DepthwiseConv2D(
+        kernel, strides=strides, padding=padding, use_bias=use_bias, activation=act, name=name,
+        depth_multiplier=multiplier, dilation_rate=dilation), name, cls)
 
 
 _SEP_NONE = ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer",
@@ -199,7 +222,8 @@ _SEP_NONE = ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer
 def _sep_to(layer):
     return {"filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
-            "data_format": "channels_last", "dilation_rate": [1, 1], "depth_multiplier": 1,
+            "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+            "depth_multiplier": layer.depth_multiplier,
             "activation": _act_to(layer), "use_bias": layer.use_bias,
             "depthwise_initializer": _initializer("GlorotUniform"),
             "pointwise_initializer": _initializer("GlorotUniform"),
@@ -208,14 +232,16 @@ def _sep_to(layer):
 
 def _sep_from(cfg, name):
     cls = "SeparableConv2D"
-    kernel, strides, padding, use_bias = _conv_common(cfg, name, cls)
-    _want(cfg, "depth_multiplier", [1], name, cls)
+    kernel, strides, padding, use_bias, dilation = _conv_common(cfg, name, cls)
+    multiplier = _small_int(cfg, "depth_multiplier", name, cls)
     _none(cfg, _SEP_NONE, name, cls)
     filters = cfg.get("filters")
     if isinstance(filters, bool) or not isinstance(filters, int) or not 0 < filters <= 65536:
         raise ConfigError(f"layer '{name}' ({cls}): filters must be an integer in 1..65536")
-    return L.SeparableConv2D(filters, kernel, strides=strides, padding=padding,
-                             use_bias=use_bias, activation=_act_from(cfg, name, cls), name=name)
+    act = _act_from(cfg, name, cls)
+    return _conv_layer(lambda: L.SeparableConv2D(
+        filters, kernel, strides=strides, padding=padding, use_bias=use_bias, activation=act,
+        name=name, depth_multiplier=multiplier, dilation_rate=dilation), name, cls)
 
 
 def _activation_to(layer):
@@ -382,6 +408,18 @@ def _add_from(cfg, name):
     return L.Add(name=name)
 
 
+def _concat_to(layer):
+    return {"axis": layer.axis}
+
+
+def _concat_from(cfg, name):
+    axis = cfg.get("axis", -1)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -4 <= axis <= 3:
+        raise ConfigError(f"layer '{name}' (Concatenate): axis must be an integer in -4..3, got "
+                          f"{str(axis)[:40]}")
+    return L.Concatenate(axis=axis, name=name)
+
+
 def _pool_to(layer):
     return {"pool_size": list(layer.pool_size), "padding": layer.padding,
             "strides": list(layer.strides), "data_format": "channels_last"}
@@ -430,6 +468,50 @@ def _normalization_from(cfg, name):
                              variance=var, invert=bool(cfg.get("invert", False)), name=name)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
+
+
+def _resizing_to(layer):
+    return {"data_format": "channels_last", "height": layer.height, "width": layer.width,
+            "interpolation": layer.interpolation,
+            "crop_to_aspect_ratio": layer.crop_to_aspect_ratio,
+            "pad_to_aspect_ratio": layer.pad_to_aspect_ratio, "fill_mode": layer.fill_mode,
+            "fill_value": layer.fill_value, "antialias": False}
+
+
+def _resizing_from(cfg, name):
+    cls = "Resizing"
+    _want(cfg, "data_format", ["channels_last", None], name, cls)
+    size = [_small_int(cfg, key, name, cls, None) for key in ("height", "width")]
+    try:
+        return Resizing(*size, interpolation=_want(cfg, "interpolation", ["bilinear", "nearest"],
+                                                   name, cls),
+                        crop_to_aspect_ratio=_want(cfg, "crop_to_aspect_ratio", [False, True],
+                                                   name, cls),
+                        pad_to_aspect_ratio=_want(cfg, "pad_to_aspect_ratio", [False, True],
+                                                  name, cls),
+                        fill_mode=_want(cfg, "fill_mode", ["constant"], name, cls),
+                        fill_value=_number(cfg, "fill_value", name, cls, 0.0),
+                        antialias=_want(cfg, "antialias", [False], name, cls), name=name)
+    except ValueError as e:
+        raise ConfigError(f"layer '{name}' ({cls}): {e}") from None
+
+
+def _color_to(layer):
+    return {"data_format": "channels_last", "factor": list(layer.factor),
+            "value_range": list(layer.value_range), "seed": layer.seed}
+
+
+def _color_from(cls):
+    def build(cfg, name):
+        cname = cls.__name__
+        _want(cfg, "data_format", ["channels_last", None], name, cname)
+        try:
+            return cls(_factor(cfg.get("factor"), "factor", name, cname),
+                       value_range=cfg.get("value_range", (0, 255)),
+                       seed=_seed(cfg, name, cname), name=name)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"layer '{name}' ({cname}): {e}") from None
+    return build
 
 
 _FILL = ["reflect", "wrap", "constant", "nearest"]
@@ -533,28 +615,31 @@ register("AveragePooling2D", L.AveragePooling2D, _pool_to, _pool_from(L.AverageP
 register("Rescaling", Rescaling, _rescaling_to, _rescaling_from)
 register("RandomFlip", RandomFlip, _flip_to, _flip_from)
 register("Normalization", Normalization, _normalization_to, _normalization_from)
+register("Resizing", Resizing, _resizing_to, _resizing_from)
+register("RandomContrast", RandomContrast, _color_to, _color_from(RandomContrast))
+register("RandomBrightness", RandomBrightness, _color_to, _color_from(RandomBrightness))
 register("RandomRotation", RandomRotation, _rotation_to, _rotation_from)
 register("RandomZoom", RandomZoom, _zoom_to, _zoom_from)
 register("RandomTranslation", RandomTranslation, _translation_to, _translation_from)
 register("SeparableConv2D", L.SeparableConv2D, _sep_to, _sep_from)
 register("Activation", L.Activation, _activation_to, _activation_from, has_build=False)
-register("Flatten", L.Flatten, _flatten_to, _flatten_from, has_build=False)
+register("Flatten", L.Flatten, _flatten_to, _flatten_from)
 register("Reshape", L.Reshape, _reshape_to, _reshape_from, has_build=False)
 register("GlobalMaxPooling2D", L.GlobalMaxPooling2D, _gap_to,
          _gap_from_class(L.GlobalMaxPooling2D), has_build=False)
+register("Concatenate", L.Concatenate, _concat_to, _concat_from)
 for _cls in (L.Multiply, L.Subtract, L.Maximum, L.Minimum, L.Average):
     register(_cls.__name__, _cls, _add_to, _merge_from(_cls))
 
-# Operations a Keras functional graph records when a model calls keras.ops on a tensor with a
-# constant (preprocess_input: x / 127.5, then - 1). catdog runs them as Rescaling; the layer
-# remembers the op so that saving writes it back the way Keras wrote it.
+# Operations a Keras functional graph records for arithmetic on tensors (keras_tensor.py's
+# __add__ ... __neg__ call keras.ops.Add()(x, 3.0) ...): preprocess_input's x / 127.5 - 1,
+# MobileNetV3's relu6(x + 3) * (1 / 6). Each is an entry of the functional config with module
+# keras.src.ops.numpy, config {"name"} and the call's two arguments (a tensor and a number, in
+# the order written, or two tensors) as inbound_nodes args. catdog builds them with its own
+# tensor arithmetic (catdog/layers/operations.py): operations, not layers, as in Keras.
 OPS_MODULE = "keras.src.ops.numpy"
-SCALAR_OPS = {  # name -> (scale, offset) for x <op> c
-    "TrueDivide": lambda c: (1.0 / c, 0.0),
-    "Multiply": lambda c: (c, 0.0),
-    "Subtract": lambda c: (1.0, -c),
-    "Add": lambda c: (1.0, c),
-}
+KERAS_OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply",
+             "TrueDivide": "divide", "Negative": "negative"}
 
 # ---- the tree scan: what a file may name at all ---------------------------------------------
 MODEL_CLASSES = {"Functional": ("keras.src.models.functional", "keras", "keras.models"),
@@ -611,7 +696,7 @@ def check_tree(node, path=(), depth=0):
                 "custom registered class; catdog builds only Keras's own classes it supports")
         if cname not in SPECIAL:
             allowed = (cname in REGISTRY and module == REGISTRY[cname].module
-                       or cname in SCALAR_OPS and module == OPS_MODULE
+                       or cname in KERAS_OPS and module == OPS_MODULE
                        or cname in MODEL_CLASSES and module in MODEL_CLASSES[cname]
                        or cname in OTHER_CLASSES.get(module, ()))
             if not allowed:
@@ -669,10 +754,10 @@ def layer_config(layer, input_shapes=None) -> dict:
                            "sparse": False, "ragged": False, "name": layer.name,
                            "optional": False},
                 "registered_name": None}
-    op = getattr(layer, "_keras_op", None)
-    if op is not None:
-        return {"module": OPS_MODULE, "class_name": op[0], "config": {"name": layer.name},
-                "registered_name": op[0]}
+    op = getattr(layer, "keras_op", None)
+    if getattr(layer, "is_operation", False) and op is not None:
+        return {"module": OPS_MODULE, "class_name": op, "config": {"name": layer.name},
+                "registered_name": op}
     spec = _spec_of(layer)
     # augmentation layers have no weights; catdog marks them not trainable, Keras leaves
     # its default (true)
@@ -701,7 +786,7 @@ def functional_config(model) -> dict:
     from catdog.models import Model, Sequential
 
     entries, seen = [], set()
-    for t in model._nodes:
+    for t in model._keras_order(model._nodes):  # Keras's order, as its get_config writes
         layer = t.layer
         if id(layer) in seen:
             raise ConfigError(f"model '{model.name}': layer '{layer.name}' is called more than "
@@ -712,13 +797,14 @@ def functional_config(model) -> dict:
         if not t.inputs:
             cfg["inbound_nodes"] = []
         else:
-            if len(t.inputs) > 1:  # a merging layer: its inputs as one list argument
+            if getattr(layer, "is_operation", False):  # keras.ops: the call's own arguments
+                args = [_tensor(i) for i in t.inputs]
+                if getattr(layer, "constant", None) is not None:
+                    args.insert(0 if layer.reverse else 1, layer.constant)
+            elif len(t.inputs) > 1:  # a merging layer: its inputs as one list argument
                 args = [[_tensor(i) for i in t.inputs]]
             else:
                 args = [_tensor(t.inputs[0])]
-                op = getattr(layer, "_keras_op", None)
-                if op is not None:
-                    args.append(op[1])
             kwargs = {}
             if isinstance(layer, Model) and t.training is not None:
                 kwargs["training"] = bool(t.training)
@@ -773,13 +859,18 @@ def _declared_params(layer, shape):
     c = shape[-1] if shape else 0
     c = c if isinstance(c, int) else 0
     if isinstance(layer, L.DepthwiseConv2D):
-        return layer.kernel_size[0] * layer.kernel_size[1] * c + c
-    if isinstance(layer, L.Conv2D):
+        return (layer.kernel_size[0] * layer.kernel_size[1] + 1) * c * layer.depth_multiplier
+    if isinstance(layer, L.Conv2D):  # groups divide c: an upper bound
         return layer.kernel_size[0] * layer.kernel_size[1] * c * layer.filters + layer.filters
+    if isinstance(layer, L.SeparableConv2D):  # depthwise (c * m), pointwise (c * m -> filters)
+        cm = c * layer.depth_multiplier
+        return layer.kernel_size[0] * layer.kernel_size[1] * cm + cm * layer.filters + layer.filters
     if isinstance(layer, L.Dense):
         return c * layer.units + layer.units
     if isinstance(layer, L.BatchNormalization):
         return 4 * c
+    if isinstance(layer, Normalization):
+        return 2 * c + 1
     return 0
 
 
@@ -891,6 +982,47 @@ class _Builder:
             raise ConfigError(f"model '{name}': trainable must be true or false")
         model._trainable = trainable  # the layers carry their own flags already
 
+    @staticmethod
+    def operation(cname, lname, args, kwargs, tensor, where):
+        """A keras.ops call (KERAS_OPS) on its recorded arguments -> its output tensor."""
+        from catdog.layers.operations import ScalarAffine, arithmetic
+
+        what = f"{where} ({cname})"
+        if kwargs:
+            raise ConfigError(f"{what}: keyword arguments {sorted(kwargs)[:4]} are not supported")
+        want = 1 if cname == "Negative" else 2
+        if len(args) != want:
+            raise ConfigError(f"{what}: takes {want} argument(s), got {len(args)}")
+        values = []
+        for a in args:
+            if isinstance(a, dict):
+                values.append(tensor(a, where))
+            elif isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a):
+                values.append(a)
+            else:
+                raise ConfigError(f"{what}: catdog runs it on tensors and finite numbers, got "
+                                  f"{str(a)[:60]}")
+        tensors = [i for i, v in enumerate(values) if not isinstance(v, (int, float))]
+        try:
+            if cname == "Negative":
+                if tensors != [0]:
+                    raise ConfigError(f"{what}: expected a tensor argument")
+                return ScalarAffine(-1.0, 0.0, "negative", name=lname)(values[0])
+            if not tensors:
+                raise ConfigError(f"{what}: two numbers and no tensor")
+            reverse = tensors == [1]  # c <op> x
+            a, b = (values[1], values[0]) if reverse else (values[0], values[1])
+            out = arithmetic(KERAS_OPS[cname], a, b, reverse=reverse, name=lname)
+        except ConfigError:
+            raise
+        except ZeroDivisionError:
+            raise ConfigError(f"{what}: a division by 0") from None
+        except (NotImplementedError, *_BUILD_ERRORS) as e:
+            raise ConfigError(f"{what}: {e}") from None
+        if out is NotImplemented:
+            raise ConfigError(f"{what}: unsupported arguments")
+        return out
+
     def functional(self, cfg, depth):
         from catdog.models import Input, KerasTensor, Model
 
@@ -933,16 +1065,9 @@ class _Builder:
             if not isinstance(args, list) or not args or not isinstance(kwargs, dict):
                 raise ConfigError(f"layer '{lname}' in model '{name}': bad inbound node")
             where = f"layer '{lname}'"
-            if cname in SCALAR_OPS and node.get("module") == OPS_MODULE:
-                if len(args) != 2 or isinstance(args[1], bool) or not isinstance(args[1], (int, float)) \
-                        or not math.isfinite(args[1]) or (cname == "TrueDivide" and args[1] == 0):
-                    raise ConfigError(f"{where} ({cname}): catdog runs it on a tensor and one "
-                                      "finite constant (non-zero for a division)")
-                scale, offset = SCALAR_OPS[cname](float(args[1]))
-                layer = Rescaling(scale, offset, name=lname)
-                layer._keras_op = (cname, args[1])
+            if cname in KERAS_OPS and node.get("module") == OPS_MODULE:
                 self._new_name(lname)
-                made[lname] = layer(tensor(args[0], where))
+                made[lname] = self.operation(cname, lname, args, kwargs, tensor, where)
                 continue
             layer = self.layer(node, depth)
             extra = set(kwargs) - {"training", "mask"}

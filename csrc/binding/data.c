@@ -33,7 +33,8 @@ static const char *const interp_names[] = {"bilinear", "nearest"};
 static const char *const fill_names[] = {"reflect", "wrap", "constant", "nearest"};
 static const char *const label_names[] = {"none", "int", "binary", "categorical"};
 static const char *const on_error_names[] = {"warn", "skip", "raise"};
-static const char *const op_names[] = {"flip", "rotation", "zoom", "translation", "rescale"};
+static const char *const op_names[] = {"flip",    "rotation", "zoom",      "translation",
+                                        "rescale", "contrast", "brightness"};
 
 static int interp_converter(PyObject *o, void *out) { return parse_enum(o, "interpolation", interp_names, 2, out); }
 static int fill_converter(PyObject *o, void *out) { return parse_enum(o, "fill_mode", fill_names, 4, out); }
@@ -81,7 +82,7 @@ static int parse_ops(PyObject *seq, cd_aug_op **ops, int *num) {
         cd_aug_op *op = &out[k];
         int kind = 0, fill = 0, interp = 0, err = 0;
         PyObject *v = PyDict_GetItemString(d, "kind");
-        if (!v || !parse_enum(v, "op kind", op_names, 5, &kind)) {
+        if (!v || !parse_enum(v, "op kind", op_names, 7, &kind)) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "op dict needs 'kind'");
             goto fail;
         }

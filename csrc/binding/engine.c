@@ -123,6 +123,9 @@ static PyObject *id_or_raise(cd_status s, int id) {
 
 /* ---- builders ---- */
 
+static PyObject *add_layer_with(GraphObject *self, const char *kind, const char *name,
+                                int num_inputs, const int *inputs, PyObject *kw);
+
 /* add_layer(kind, name, inputs, **hyperparameters) -> index: each value a number (bool, int,
  * float) or a tuple/list of up to 4 (csrc/catdog.h lists each kind's keys). */
 static PyObject *Graph_add_layer(GraphObject *self, PyObject *args, PyObject *kw) {
@@ -131,20 +134,35 @@ static PyObject *Graph_add_layer(GraphObject *self, PyObject *args, PyObject *kw
     if (!PyArg_ParseTuple(args, "ssO", &kind, &name, &inputs_obj) || check_graph(self)) return NULL;
     PyObject *seq = PySequence_Fast(inputs_obj, "inputs must be a sequence of layer indices");
     if (!seq) return NULL;
-    int inputs[2] = {0, 0}, num_inputs = (int)PySequence_Fast_GET_SIZE(seq);
-    if (num_inputs > 2) {
+    const Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    if (count > 1 << 16) {
         Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "layer '%s': at most 2 inputs, got %d", name, num_inputs);
+        PyErr_Format(PyExc_ValueError, "layer '%s': too many inputs (%zd)", name, count);
         return NULL;
+    }
+    const int num_inputs = (int)count;
+    int *inputs = PyMem_Malloc((size_t)(num_inputs ? num_inputs : 1) * sizeof *inputs);
+    if (!inputs) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
     }
     for (int i = 0; i < num_inputs; i++) {
         inputs[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
         if (PyErr_Occurred()) {
             Py_DECREF(seq);
+            PyMem_Free(inputs);
             return NULL;
         }
     }
     Py_DECREF(seq);
+    PyObject *result = add_layer_with(self, kind, name, num_inputs, inputs, kw);
+    PyMem_Free(inputs);
+    return result;
+}
+
+/* The hyperparameters (kw) read into cd_hparam and the layer added. */
+static PyObject *add_layer_with(GraphObject *self, const char *kind, const char *name,
+                                int num_inputs, const int *inputs, PyObject *kw) {
     cd_hparam hp[32];
     int num_hp = 0;
     PyObject *key, *value;
@@ -197,9 +215,16 @@ static PyObject *Graph_layer_info(GraphObject *self, PyObject *arg) {
                           ? Py_BuildValue("(iii)", info.out_shape[0], info.out_shape[1],
                                           info.out_shape[2])
                           : Py_BuildValue("(i)", info.out_shape[0]);
-    PyObject *inputs = info.num_inputs == 2 ? Py_BuildValue("(ii)", info.inputs[0], info.inputs[1])
-                       : info.num_inputs == 1 ? Py_BuildValue("(i)", info.inputs[0])
-                                              : PyTuple_New(0);
+    PyObject *inputs = PyTuple_New(info.num_inputs);
+    if (!inputs) return NULL;
+    for (int j = 0; j < info.num_inputs; j++) {
+        PyObject *v = PyLong_FromLong(info.inputs[j]);
+        if (!v) {
+            Py_DECREF(inputs);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(inputs, j, v);
+    }
     return Py_BuildValue("{s:s,s:s,s:N,s:N,s:i,s:O,s:i,s:O,s:O,s:n,s:i}", "name", info.name, "kind",
                          info.kind, "inputs", inputs, "shape", shape, "num_weights",
                          info.num_weights, "trainable", info.trainable ? Py_True : Py_False,

@@ -1,7 +1,8 @@
 /* augment.c — Keras's random image layers on one float32 (h, w, 3) image:
  * RandomFlip, RandomRotation, RandomZoom, RandomTranslation (all through the projective
  * transform of TF's ImageProjectiveTransformV3, reproduced with its fill modes and
- * interpolations), and Rescaling. Random draws are keyed by (seed, epoch, sample, op). */
+ * interpolations), RandomContrast and RandomBrightness (colour, below), and Rescaling.
+ * Random draws are keyed by (seed, epoch, sample, op). */
 #include <math.h>
 #include <string.h>
 #include <xmmintrin.h> /* SSE: part of every x86-64 target */
@@ -210,6 +211,28 @@ static void rotation_matrix(float a, int h, int w, float t[8]) {
     t[6] = t[7] = 0;
 }
 
+/* Keras RandomContrast (keras/src/layers/preprocessing/image_preprocessing/random_contrast.py):
+ * one factor per image, per channel y = (x - mean) * factor + mean with the channel's mean
+ * over the image (accumulated in double), clipped to the value range [lo, hi]. */
+static void adjust_contrast(float *img, size_t pixels, float factor, float lo, float hi) {
+    double sum[3] = {0, 0, 0};
+    for (size_t i = 0; i < pixels; i++)
+        for (int c = 0; c < 3; c++) sum[c] += img[3 * i + c];
+    float mean[3];
+    for (int c = 0; c < 3; c++) mean[c] = (float)(sum[c] / (double)pixels);
+    for (size_t i = 0; i < pixels; i++)
+        for (int c = 0; c < 3; c++) {
+            const float v = (img[3 * i + c] - mean[c]) * factor + mean[c];
+            img[3 * i + c] = fminf(fmaxf(v, lo), hi);
+        }
+}
+
+/* Keras RandomBrightness (random_brightness.py): y = x + delta (one delta per image), clipped
+ * to the value range [lo, hi]. */
+static void adjust_brightness(float *img, size_t count, float delta, float lo, float hi) {
+    for (size_t i = 0; i < count; i++) img[i] = fminf(fmaxf(img[i] + delta, lo), hi);
+}
+
 static int is_geometric(cd_aug_kind k) {
     return k == CD_AUG_ROTATION || k == CD_AUG_ZOOM || k == CD_AUG_TRANSLATION;
 }
@@ -235,6 +258,15 @@ cd_status cd_augment_image(const cd_aug_op *ops, int num_ops, int training, uint
                 if (!other) return cd_fail(CD_ERR_VALUE, "augment: scratch buffer needed");
                 flip_vertical(cur, h, w, other);
             }
+            continue;
+        }
+        if (op->kind == CD_AUG_CONTRAST) {
+            adjust_contrast(cur, (size_t)h * w, uniform_in(key, 0, op->lo, op->hi), op->lo2, op->hi2);
+            continue;
+        }
+        if (op->kind == CD_AUG_BRIGHTNESS) {
+            adjust_brightness(cur, count, uniform_in(key, 0, op->lo, op->hi) * op->scale, op->lo2,
+                              op->hi2);
             continue;
         }
         if (!is_geometric(op->kind)) return cd_fail(CD_ERR_VALUE, "augment: unknown op kind %d", op->kind);

@@ -185,7 +185,7 @@ cd_status cd_loader_create(cd_dataset *ds, const int64_t *indices, int64_t n,
         return cd_fail(CD_ERR_VALUE, "num_workers must be in [0, 256] (got %d)", cfg->num_workers);
     if (cfg->num_ops < 0 || (cfg->num_ops > 0 && !cfg->ops)) return cd_fail(CD_ERR_VALUE, "loader: bad ops");
     for (int k = 0; k < cfg->num_ops; k++)
-        if ((unsigned)cfg->ops[k].kind > CD_AUG_RESCALE)
+        if ((unsigned)cfg->ops[k].kind > CD_AUG_BRIGHTNESS)
             return cd_fail(CD_ERR_VALUE, "augmentation op %d has unknown kind %d", k, (int)cfg->ops[k].kind);
 
     cd_loader *l = cd_calloc(1, sizeof *l, "loader");

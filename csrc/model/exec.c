@@ -42,16 +42,21 @@ void cd_graph_release_runtime(cd_graph *g) {
     g->have_forward = g->have_backward = 0;
 }
 
-/* The buffers of node i's kernel call on g->batch samples. */
-static cd_io node_io(const cd_graph *g, int i) {
+/* The buffers of node i's kernel call on g->batch samples: its inputs in the graph's io
+ * arrays (one call at a time), no input gradients (the backward adds them). */
+static cd_io node_io(cd_graph *g, int i) {
     const cd_node *node = &g->nodes[i];
     cd_io io;
     memset(&io, 0, sizeof io);
     io.n = g->batch;
+    io.num_inputs = node->num_inputs;
     for (int j = 0; j < node->num_inputs; j++) {
-        io.in[j] = g->rt[node->inputs[j]].out;
-        io.in_shape[j] = g->nodes[node->inputs[j]].shape;
+        g->io_in[j] = g->rt[node->inputs[j]].out;
+        g->io_shape[j] = g->nodes[node->inputs[j]].shape;
+        g->io_dx[j] = NULL;
+        g->io_acc[j] = 0;
     }
+    io.in = g->io_in, io.in_shape = g->io_shape, io.dx = g->io_dx, io.acc = g->io_acc;
     io.out = g->rt[i].out;
     io.dout = g->rt[i].dout;
     io.scratch = g->scratch;
@@ -77,41 +82,50 @@ static cd_fused_types train_types(const cd_graph *g, const cd_step *s) {
                             .dx_bf16 = p->dout_bf16[src]};
 }
 
+/* The chain of block s as nodes and declarations (conv_fused.h). */
+static cd_chain chain_of(cd_graph *g, const cd_step *s) {
+    cd_chain ch;
+    memset(&ch, 0, sizeof ch);
+    ch.zeropad = s->conv != s->first ? &g->nodes[s->first] : NULL;
+    ch.norm = s->norm >= 0 ? &g->nodes[s->norm] : NULL;
+    if (s->act >= 0) ch.act = cd_node_post_op(&g->nodes[s->act]);
+    ch.add = s->add >= 0;
+    if (s->act2 >= 0) ch.act2 = cd_node_post_op(&g->nodes[s->act2]);
+    return ch;
+}
+
 /* Run a fused or trainable block (its first node is s->first) on g->batch samples. */
 static cd_status run_block(cd_graph *g, const cd_step *s) {
     const int c = s->conv, i = s->first, last = s->last;
-    cd_node *conv = &g->nodes[c], *bn = &g->nodes[c + 1];
-    const cd_node *zeropad = c != i ? &g->nodes[i] : NULL;
-    const cd_node *act = s->act >= 0 ? &g->nodes[s->act] : NULL;
+    cd_node *conv = &g->nodes[c];
+    const cd_chain chain = chain_of(g, s);
     for (int k = i; k < last; k++) {
         g->rt[k].out = NULL;
         g->rt[k].pool_slot = -1;
     }
     CD_TRY(cd_assign_output(g, last));
-    if (bn->ops->discard) bn->ops->discard(bn);
+    if (chain.norm && chain.norm->ops->discard) chain.norm->ops->discard(chain.norm);
     const int src_node = g->nodes[i].inputs[0];
     const cd_shape *in = &g->nodes[src_node].shape;
     const void *src = g->rt[src_node].out;
     void *dst = g->rt[last].out;
     const cd_plan *p = g->plan;
     if (s->kind == CD_STEP_TRAIN)
-        return cd_conv_forward_trainable(conv, bn, s->tail, act, train_types(g, s), g->batch, in,
-                                         src, dst);
+        return cd_conv_forward_trainable(conv, &chain, train_types(g, s), g->batch, in, src, dst);
     cd_fused_types types = {
         .compute_bf16 = p->precision == CD_PRECISION_BF16,
         .src_bf16 = p->out_bf16[src_node],
         .dst_bf16 = p->out_bf16[last],
         .skip_bf16 = s->skip >= 0 ? p->out_bf16[s->skip] : 0,
     };
-    if (s->dw >= 0) {
+    if (s->dw >= 0) { /* [pad] dw -> norm -> act after the block's act */
         cd_node *dw = &g->nodes[s->dw];
-        const cd_node *dw_pad = dw->inputs[0] != c + 2 ? &g->nodes[dw->inputs[0]] : NULL;
-        cd_dw_tail tail_dw = {dw, dw + 1, dw_pad, &g->nodes[last]};
+        const cd_node *dw_pad = dw->inputs[0] != s->act ? &g->nodes[dw->inputs[0]] : NULL;
+        cd_dw_tail tail_dw = {dw, dw + 1, dw_pad, cd_node_post_op(&g->nodes[last])};
         if (dw[1].ops->discard) dw[1].ops->discard(dw + 1);
-        return cd_conv_forward_fused(conv, zeropad, bn, s->tail, act, types, &tail_dw, g->batch, in,
-                                     src, NULL, dst);
+        return cd_conv_forward_fused(conv, &chain, types, &tail_dw, g->batch, in, src, NULL, dst);
     }
-    return cd_conv_forward_fused(conv, zeropad, bn, s->tail, act, types, NULL, g->batch, in, src,
+    return cd_conv_forward_fused(conv, &chain, types, NULL, g->batch, in, src,
                                  s->skip >= 0 ? g->rt[s->skip].out : NULL, dst);
 }
 
@@ -180,9 +194,11 @@ static cd_status run_segment(cd_graph *g, const float *x, int cut, const void *c
         memcpy(input->own, x, (size_t)n * cd_node_sample_size(&g->nodes[0]) * sizeof(float));
     const float *input_full = input_in_place ? x : input->own;
     const size_t cut_bytes = cut > 0 ? cd_sample_bytes(g, cut) : 0;
+    const int offset = g->sample_offset; /* a micro-batched training step's own offset */
     for (int s0 = 0; s0 < n && st == CD_OK; s0 += micro) {
         g->batch = n - s0 < micro ? n - s0 : micro;
         g->tap_offset = s0;
+        g->sample_offset = offset + s0; /* per-sample randomness keeps the batch's indices */
         if (cut > 0)
             g->rt[cut].out = (float *)((const char *)cut_src + (size_t)s0 * cut_bytes);
         else
@@ -191,10 +207,18 @@ static cd_status run_segment(cd_graph *g, const float *x, int cut, const void *c
             cd_rt *rt = &g->rt[k];
             if (rt->boundary) rt->out = (float *)((char *)rt->own + (size_t)s0 * cd_sample_bytes(g, k));
         }
-        for (int i = from; i <= p && st == CD_OK; i++) st = run_node(g, i, x);
+        for (int i = from; i <= p && st == CD_OK; i++) {
+            /* a layer's kernel state is per batch size: its own for the micro-batch */
+            const int own = g->nodes[i].ops->prepare && g->batch != n &&
+                            plan->steps[plan->step_of[i]].kind == CD_STEP_LAYER;
+            if (own && (st = cd_use_micro_state(g, i, g->batch)) != CD_OK) break;
+            st = run_node(g, i, x);
+            if (own) cd_use_batch_state(g, i);
+        }
     }
     g->batch = n;
     g->tap_offset = 0;
+    g->sample_offset = offset;
     for (int k = from; k <= p; k++) {
         cd_rt *rt = &g->rt[k];
         if (rt->boundary) rt->out = k == 0 ? (float *)input_full : rt->own;
@@ -311,8 +335,9 @@ static void finish_trainable_blocks(cd_graph *g) {
     const cd_plan *p = g->plan;
     for (int k = 0; k < p->num_steps; k++)
         if (p->steps[k].kind == CD_STEP_TRAIN) {
-            const int c = p->steps[k].conv;
-            cd_conv_trainable_finish(&g->nodes[c], &g->nodes[c + 1]);
+            const cd_step *s = &p->steps[k];
+            cd_node *norm = s->norm >= 0 ? &g->nodes[s->norm] : NULL;
+            cd_conv_trainable_finish(&g->nodes[s->conv], norm, norm && cd_node_trains(norm));
         }
 }
 
@@ -363,18 +388,22 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
         const cd_node *rn = &g->nodes[reader];
         cd_io io = node_io(g, reader);
         io.out = rt->out, io.dout = rt->dout;
+        io.weight_grads = cd_node_trains(rn);
         for (int j = 0; j < rn->num_inputs; j++) {
             const int src = rn->inputs[j];
             if (!p->needs_grad[src]) continue;
             if (!g->rt[src].dout) CD_TRY(cd_take_dout(g, src));
-            io.dx[j] = g->rt[src].dout;
-            io.acc[j] = g->rt[src].dout_written;
+            g->io_dx[j] = g->rt[src].dout;
+            /* add when the gradient holds a value, or an earlier input is the same tensor
+             * (x + x): its contribution is written first */
+            int acc = g->rt[src].dout_written;
+            for (int q = 0; q < j && !acc; q++) acc = rn->inputs[q] == src;
+            g->io_acc[j] = acc;
         }
-        if (rn->num_inputs == 2 && io.dx[0] && io.dx[0] == io.dx[1]) io.acc[1] = 1; /* x + x */
         if (block) {
             cd_node *conv = &g->nodes[reader];
-            const cd_node *act = block->act >= 0 ? &g->nodes[block->act] : NULL;
-            CD_TRY(cd_conv_backward_trainable(conv, conv + 1, block->tail, act,
+            const cd_chain chain = chain_of(g, block);
+            CD_TRY(cd_conv_backward_trainable(conv, &chain, chain.norm && cd_node_trains(chain.norm),
                                               train_types(g, block), n, &io.in_shape[0],
                                               io.in[0], rt->out, rt->dout, io.dx[0], io.acc[0],
                                               g->scratch));

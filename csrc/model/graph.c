@@ -30,7 +30,9 @@ static void free_param(cd_param *p) {
 static void free_node(cd_node *node) {
     for (int k = 0; k < node->num_params; k++) free_param(&node->params[k]);
     free(node->hp);
+    free(node->inputs);
     node->hp = NULL;
+    node->inputs = NULL;
     node->num_params = 0;
 }
 
@@ -40,26 +42,26 @@ void cd_graph_free(cd_graph *g) {
     for (int i = 0; i < g->num_nodes; i++) free_node(&g->nodes[i]);
     free(g->nodes);
     free(g->rt);
+    free(g->io_in);
+    free(g->io_shape);
+    free(g->io_dx);
+    free(g->io_acc);
+    free(g->train_params);
     free(g);
 }
 
-cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int *dims,
-                            int can_train) {
-    if (node->num_params >= CD_MAX_PARAMS)
-        return cd_fail(CD_ERR_STATE, "layer '%s': too many weights", node->name);
-    cd_param *p = &node->params[node->num_params];
-    memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->ndim = ndim;
-    p->size = 1;
-    for (int d = 0; d < ndim; d++) {
-        p->dims[d] = dims[d];
-        p->size *= (size_t)dims[d];
-    }
-    p->can_train = can_train;
-    p->value = cd_calloc(p->size, sizeof(float), "layer weights");
-    if (!p->value) return CD_ERR_MEMORY;
-    node->num_params++;
+/* The executor's per-call input arrays (cd_io) hold the widest node's inputs. */
+static cd_status grow_io(cd_graph *g, int count) {
+    const float **in = realloc(g->io_in, (size_t)count * sizeof *in);
+    if (in) g->io_in = in;
+    cd_shape *shape = in ? realloc(g->io_shape, (size_t)count * sizeof *shape) : NULL;
+    if (shape) g->io_shape = shape;
+    float **dx = shape ? realloc(g->io_dx, (size_t)count * sizeof *dx) : NULL;
+    if (dx) g->io_dx = dx;
+    int *acc = dx ? realloc(g->io_acc, (size_t)count * sizeof *acc) : NULL;
+    if (!acc) return cd_fail(CD_ERR_MEMORY, "out of memory for a layer of %d inputs", count);
+    g->io_acc = acc;
+    g->max_inputs = count;
     return CD_OK;
 }
 
@@ -78,13 +80,22 @@ cd_status cd_graph_add_layer(cd_graph *g, const char *kind, const char *name, in
         return cd_fail(CD_ERR_VALUE, "layer '%s': add an input layer first", name);
     if (is_input && g->num_nodes != 0)
         return cd_fail(CD_ERR_VALUE, "layer '%s': a graph has exactly one input layer", name);
-    if (num_inputs < ops->min_inputs || num_inputs > ops->max_inputs)
-        return cd_fail(CD_ERR_VALUE, "layer '%s' (%s) takes %d input%s, got %d", name, ops->name,
-                       ops->max_inputs, ops->max_inputs == 1 ? "" : "s", num_inputs);
+    if (num_inputs < ops->min_inputs || num_inputs > ops->max_inputs) {
+        if (ops->min_inputs == ops->max_inputs)
+            return cd_fail(CD_ERR_VALUE, "layer '%s' (%s) takes %d input%s, got %d", name,
+                           ops->name, ops->max_inputs, ops->max_inputs == 1 ? "" : "s", num_inputs);
+        if (ops->max_inputs >= CD_INPUTS_ANY)
+            return cd_fail(CD_ERR_VALUE, "layer '%s' (%s) takes at least %d inputs, got %d", name,
+                           ops->name, ops->min_inputs, num_inputs);
+        return cd_fail(CD_ERR_VALUE, "layer '%s' (%s) takes %d to %d inputs, got %d", name,
+                       ops->name, ops->min_inputs, ops->max_inputs, num_inputs);
+    }
     for (int i = 0; i < num_inputs; i++)
         if (inputs[i] < 0 || inputs[i] >= g->num_nodes)
             return cd_fail(CD_ERR_VALUE, "layer '%s': input index %d out of range [0, %d)", name,
                            inputs[i], g->num_nodes);
+    if (num_inputs > 0 && !inputs)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': NULL inputs", name);
     if (num_hp < 0 || num_hp > 32 || (num_hp && !hp))
         return cd_fail(CD_ERR_VALUE, "layer '%s': bad hyperparameter list", name);
     cd_graph_release_runtime(g); /* structure changes invalidate prepared state */
@@ -103,18 +114,30 @@ cd_status cd_graph_add_layer(cd_graph *g, const char *kind, const char *name, in
     node->ops = ops;
     snprintf(node->name, sizeof node->name, "%s", name);
     node->num_inputs = num_inputs;
-    cd_shape in[2] = {{0}, {0}};
-    for (int i = 0; i < num_inputs; i++) {
-        node->inputs[i] = inputs[i];
-        in[i] = g->nodes[inputs[i]].shape;
-    }
     node->trainable = 1;
     node->mode = CD_MODE_INHERIT;
     cd_status s = CD_OK;
-    if (ops->hp_size && !(node->hp = calloc(1, ops->hp_size)))
+    /* inputs and their shapes: one array each, the node keeps the first */
+    cd_shape *in = num_inputs ? calloc((size_t)num_inputs, sizeof *in) : NULL;
+    node->inputs = num_inputs ? calloc((size_t)num_inputs, sizeof *node->inputs) : NULL;
+    if (num_inputs && (!in || !node->inputs))
+        s = cd_fail(CD_ERR_MEMORY, "out of memory adding layer '%s'", name);
+    for (int i = 0; s == CD_OK && i < num_inputs; i++) {
+        node->inputs[i] = inputs[i];
+        in[i] = g->nodes[inputs[i]].shape;
+    }
+    if (s == CD_OK && num_inputs > g->max_inputs && grow_io(g, num_inputs) != CD_OK)
+        s = CD_ERR_MEMORY;
+    if (s == CD_OK && ops->hp_size && !(node->hp = calloc(1, ops->hp_size)))
         s = cd_fail(CD_ERR_MEMORY, "out of memory adding layer '%s'", name);
     cd_hparams h = {name, hp, num_hp, 0};
     if (s == CD_OK) s = ops->build(node, in, &h);
+    free(in);
+    for (int k = 0; s == CD_OK && k < node->num_params; k++) { /* the declared weights */
+        cd_param *p = &node->params[k];
+        if (!(p->value = cd_alloc(p->size, sizeof(float), "layer weights"))) s = CD_ERR_MEMORY;
+        for (size_t e = 0; s == CD_OK && e < p->size; e++) p->value[e] = p->init;
+    }
     for (int k = 0; s == CD_OK && k < num_hp; k++)
         if (!(h.used & (1u << k)))
             s = cd_fail(CD_ERR_VALUE, "layer '%s' (%s) has no hyperparameter '%s'", name,
@@ -152,7 +175,7 @@ cd_status cd_graph_layer_info(const cd_graph *g, int layer, cd_layer_info *info)
     info->name = node->name;
     info->kind = node->ops->name;
     info->num_inputs = node->num_inputs;
-    info->inputs[0] = node->inputs[0], info->inputs[1] = node->inputs[1];
+    info->inputs = node->inputs;
     const cd_shape *sh = &node->shape;
     info->out_rank = sh->rank;
     if (sh->rank == 3) {

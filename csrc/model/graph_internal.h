@@ -21,12 +21,15 @@
 #define CD_POOL_SLOTS 8    /* reusable buffers for outputs nobody keeps */
 #define CD_MICRO_BATCH 8   /* samples per micro-batch of the frozen prefix */
 #define CD_TRAIN_MICRO_BATCH 16 /* ... and of the trainable part in micro-batched training */
+#define CD_MICRO_STATES 2  /* kernel states a prefix layer keeps for its micro-batch sizes (the
+                              micro-batch and a last partial one) */
 
 /* ---- plans (model/plan.c) ---- */
 typedef enum {
     CD_STEP_LAYER = 0,     /* one layer's own forward/backward */
-    CD_STEP_FUSED = 1,     /* a fused inference block: [pad] conv BN [ReLU | Add] [dw tail] */
-    CD_STEP_TRAIN = 2,     /* a trainable block: conv BN [ReLU], BN folded, own backward */
+    CD_STEP_FUSED = 1,     /* a fused inference block: [pad] conv [BN] [act] [Add [act]]
+                              [dw tail] */
+    CD_STEP_TRAIN = 2,     /* a trainable block: conv [BN] [act], BN folded, own backward */
     CD_STEP_SEGMENT = 3,   /* the steps after it up to `last` run in micro-batches of `micro` */
 } cd_step_kind;
 
@@ -34,9 +37,8 @@ typedef struct {
     cd_step_kind kind;
     int first, last;       /* nodes [first, last] (SEGMENT: the nodes its steps cover) */
     int conv;              /* FUSED/TRAIN: the convolution; -1 otherwise */
-    int tail;              /* CD_FUSE_* */
-    int act;               /* the block's ReLU, or -1 */
-    int skip;              /* CD_FUSE_ADD: the Add's other input, or -1 */
+    int norm, act, add, act2; /* FUSED/TRAIN: the post-op nodes after it (-1: absent) */
+    int skip;              /* with an add: the Add's other input, or -1 */
     int dw;                /* FUSED: the depthwise tail's conv, or -1 */
     int micro;             /* SEGMENT: samples per micro-batch */
 } cd_step;
@@ -109,12 +111,19 @@ typedef struct {
     int dout_written;             /* during backward: dout holds a value (else first write) */
     void *state[CD_STATE_SLOTS];  /* kernel state per batch size (node->state points at one) */
     int state_batch[CD_STATE_SLOTS];
+    void *micro_state[CD_MICRO_STATES]; /* a prefix layer's states for micro-batch sizes */
+    int micro_batch[CD_MICRO_STATES];
 } cd_rt;
 
 struct cd_graph {
     cd_node *nodes;
     cd_rt *rt;                    /* per node, same index */
     int num_nodes, capacity;
+    int max_inputs;               /* the widest node's inputs: the io arrays below hold it */
+    const float **io_in;          /* the running kernel call's cd_io arrays (exec.c) */
+    cd_shape *io_shape;
+    float **io_dx;
+    int *io_acc;
     uint64_t structure_version;   /* bumped by every change of layers, trainable or mode */
     int trainable_dirty;          /* trainable flags changed since the last forward */
 
@@ -154,6 +163,9 @@ struct cd_graph {
     float *probe;
     size_t probe_count;
     int64_t opt_iterations;       /* Keras optimizer.iterations */
+    cd_param **train_params;      /* cd_trainable_params' list, for train_params_version */
+    int num_train_params;
+    uint64_t train_params_version;
     float *dlogits;
     size_t dlogits_count;
     float *logits_all;            /* micro-batched training: the whole batch's logits */
@@ -167,15 +179,27 @@ struct cd_graph {
     cd_feature_cache features;
 };
 
+/* True when `node` has weights that receive gradients (layer trainable, weight trainable). */
+int cd_node_trains(const cd_node *node);
 /* The weights that receive gradients, one by one in graph order (a trainable layer's
  * trainable weights): start with *layer = 0, *w = -1; NULL after the last. */
 cd_param *cd_next_trainable(cd_graph *g, int *layer, int *w);
+
+/* ---- the optimizer (model/optimizer_state.c) ---- */
+/* The weights the optimizer updates (cd_next_trainable's), listed once per structure. */
+cd_status cd_trainable_params(cd_graph *g, cd_param ***out, int *count);
+cd_status cd_optimizer_reset(cd_graph *g);
+cd_status cd_optimizer_apply(cd_graph *g);
 
 /* ---- kernel states (model/states.c) ---- */
 /* Every node's state for batch size n current (node->state), and scratch for n. */
 cd_status cd_prepare_states(cd_graph *g, int n);
 /* Drop every node's prepared states (all batch sizes) and caches: the next run rebuilds. */
 void cd_release_states(cd_graph *g);
+/* A layer run by the micro-batched prefix: node i's state for m samples (its own slots), and
+ * back to the graph's current batch size's. */
+cd_status cd_use_micro_state(cd_graph *g, int i, int m);
+void cd_use_batch_state(cd_graph *g, int i);
 
 /* ---- buffers (model/buffers.c) ---- */
 /* A free pooled buffer of >= count floats (busy, index in *slot); NULL, *slot -1 when none. */

@@ -10,20 +10,22 @@
  *   READS_INPUT_TO_TRAIN: the inputs when the layer trains; READS_OUTPUT: the output) plus
  *   the last layer's.
  * - Fused inference block (no gradient through it, nothing else reads its inner outputs,
- *   never for CD_KEEP_ALL): [FUSE_PAD] CONV FUSE_NORM (inference mode) [FUSE_ACT | FUSE_ADD
- *   whose other input comes from before the block], in float32 optionally carrying the next
- *   [pad] depthwise conv -> norm -> act as a depthwise tail when the expand output would
- *   leave the cache (>= CD_DW_TAIL_BYTES per sample).
- * - Trainable block (training forwards for a backward): a trainable CONV (no bias) read only
- *   by a FUSE_NORM in inference mode [-> FUSE_ACT]: backward reads only the conv's input and
- *   the block's output.
+ *   never for CD_KEEP_ALL): [FUSE_PAD] CONV then the post-ops its readers declare
+ *   (cd_post_op), in this order: [NORM in inference mode] [ACT] [ADD whose other input comes
+ *   from before the block [ACT]], at least one; in float32 optionally carrying the next
+ *   [pad] depthwise conv -> norm -> ReLU as a depthwise tail when the expand output (ending
+ *   in a ReLU) would leave the cache (>= CD_DW_TAIL_BYTES per sample).
+ * - Trainable block (training forwards for a backward): a trainable CONV (bias or not) then
+ *   [NORM in inference mode] [ACT whose derivative is a function of its output], at least
+ *   one: backward reads only the conv's input and, with an ACT, the block's output.
  * - bf16 mode: a fused block's output is stored as bfloat16 when only fused inference
  *   blocks read it (as their source or their Add's skip input); a trainable block's output
  *   when only trainable blocks read it (as their source), and then its gradient too when
- *   exactly one does.
+ *   exactly one does and the block ends in no activation or a ReLU.
  * - Frozen prefix: with more than CD_MICRO_BATCH samples, the leading fused inference
- *   blocks (and PREFIX layers between them) run in micro-batches of CD_MICRO_BATCH: one
- *   SEGMENT step before them.
+ *   blocks and the layers between them that run sample by sample there (no gradient, not
+ *   batch-coupled in their mode: pooling, activations, Add, ...) run in micro-batches of
+ *   CD_MICRO_BATCH: one SEGMENT step before them.
  * - Micro-batched training: above the prefix no layer COUPLES_BATCH in training mode and a
  *   CONV gets gradients: a training step runs it CD_TRAIN_MICRO_BATCH samples at a time.
  * - Cache cut (evaluation plans only: training 0, CD_KEEP_LAST): the largest node c in
@@ -88,51 +90,82 @@ static void plan_grads_and_keep(builder *b) {
     p->keep_out[g->num_nodes - 1] = 1;
 }
 
-/* Can conv i run as one fused inference block with the norm after it (and an act or Add)?
- * Returns CD_FUSE_* (NONE: run layer by layer). */
-static int fusion_at(const builder *b, int i) {
+/* A chain found after conv c (node indices, -1: absent). */
+typedef struct {
+    int norm, act, add, act2, skip, last;
+} chain_at;
+
+/* Does node j take the chain on from `prev` (its only reader; in an inference block nothing
+ * keeps prev: a trainable block's members keep each other's outputs only for their own
+ * backwards, which the block replaces), as a post-op of kind `kind`? */
+static int continues(const builder *b, int prev, int j, cd_post_kind kind, cd_post_op *op,
+                     int train) {
     const cd_graph *g = b->g;
     const cd_plan *p = b->p;
-    if (b->keep == CD_KEEP_ALL || i + 1 >= g->num_nodes) return CD_FUSE_NONE;
+    if (j >= g->num_nodes || (p->keep_out[prev] && !train) || p->last_use[prev] != j) return 0;
+    *op = cd_node_post_op(&g->nodes[j]);
+    return op->kind == kind;
+}
+
+/* The post-ops after conv c: [norm (inference mode)] [act] [add (the other input from before
+ * `first`) [act]], each the only reader of the one before. Trainable blocks (train) take
+ * [norm] [act whose derivative comes from its output] and need no gradient check on them. */
+static chain_at find_chain(const builder *b, int c, int first, int train) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    const int grads = b->keep == CD_KEEP_FOR_BACKWARD && !train;
+    chain_at ch = {-1, -1, -1, -1, -1, c};
+    cd_post_op op;
+    int at = c;
+    if (continues(b, at, at + 1, CD_POST_NORM, &op, train) && g->nodes[at + 1].inputs[0] == at &&
+        !cd_node_mode(&g->nodes[at + 1], b->training) && !(grads && p->needs_grad[at + 1]))
+        ch.norm = ++at;
+    if (continues(b, at, at + 1, CD_POST_ACT, &op, train) && !(grads && p->needs_grad[at + 1]) &&
+        (!train || op.count == 0 || op.grad_from_output))
+        ch.act = ++at;
+    if (!train && continues(b, at, at + 1, CD_POST_ADD, &op, 0) && !(grads && p->needs_grad[at + 1])) {
+        const cd_node *add = &g->nodes[at + 1];
+        const int other = add->inputs[0] == at ? add->inputs[1] : add->inputs[0];
+        if (other < first && (add->inputs[0] == at) != (add->inputs[1] == at)) {
+            ch.add = ++at;
+            ch.skip = other;
+            if (continues(b, at, at + 1, CD_POST_ACT, &op, 0) && !(grads && p->needs_grad[at + 1]))
+                ch.act2 = ++at;
+        }
+    }
+    ch.last = at;
+    return ch;
+}
+
+/* Can conv c (block starting at `first`: c, or the ZeroPadding2D before it) run as one fused
+ * inference block with post-ops after it? last < 0: no. */
+static chain_at fusion_at(const builder *b, int c, int first) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    chain_at none = {-1, -1, -1, -1, -1, -1};
+    if (b->keep == CD_KEEP_ALL || !has(g, c, CD_OP_CONV)) return none;
     /* gradients only matter to a forward that a backward will follow */
     const int grads = b->keep == CD_KEEP_FOR_BACKWARD;
-    if (!has(g, i, CD_OP_CONV)) return CD_FUSE_NONE;
-    if ((grads && p->needs_grad[i]) || p->keep_out[i] || p->last_use[i] != i + 1) return CD_FUSE_NONE;
-    const cd_node *bn = &g->nodes[i + 1];
-    if (!has(g, i + 1, CD_OP_FUSE_NORM) || bn->inputs[0] != i || (grads && p->needs_grad[i + 1]) ||
-        cd_node_mode(bn, b->training))
-        return CD_FUSE_NONE;
-    if (i + 2 >= g->num_nodes || p->keep_out[i + 1] || p->last_use[i + 1] != i + 2) return CD_FUSE_BN;
-    const cd_node *t = &g->nodes[i + 2];
-    if (grads && p->needs_grad[i + 2]) return CD_FUSE_BN;
-    if (has(g, i + 2, CD_OP_FUSE_ACT) && t->inputs[0] == i + 1) return CD_FUSE_RELU;
-    if (has(g, i + 2, CD_OP_FUSE_ADD)) {
-        int other = t->inputs[0] == i + 1 ? t->inputs[1] : t->inputs[1] == i + 1 ? t->inputs[0] : -1;
-        if (other >= 0 && other < i) return CD_FUSE_ADD;
-    }
-    return CD_FUSE_BN;
+    if (grads && p->needs_grad[c]) return none;
+    chain_at ch = find_chain(b, c, first, 0);
+    return ch.last > c ? ch : none;
 }
 
-/* Can conv i run as a trainable block in a training forward? */
-static int train_fusion_at(const builder *b, int i) {
+/* Can conv i run as a trainable block in a training forward: conv [norm] [act]? */
+static chain_at train_fusion_at(const builder *b, int i) {
     const cd_graph *g = b->g;
-    const cd_plan *p = b->p;
-    if (b->keep != CD_KEEP_FOR_BACKWARD || i + 1 >= g->num_nodes) return CD_FUSE_NONE;
-    const cd_node *conv = &g->nodes[i], *bn = &g->nodes[i + 1];
-    if (!has(g, i, CD_OP_CONV)) return CD_FUSE_NONE;
-    if (!cd_node_trains(conv) || !cd_conv_trainable_fits(conv) || p->last_use[i] != i + 1)
-        return CD_FUSE_NONE;
-    if (!has(g, i + 1, CD_OP_FUSE_NORM) || bn->inputs[0] != i || cd_node_mode(bn, b->training))
-        return CD_FUSE_NONE;
-    if (i + 2 >= g->num_nodes || p->keep_out[i + 1] || p->last_use[i + 1] != i + 2) return CD_FUSE_BN;
-    const cd_node *t = &g->nodes[i + 2];
-    return has(g, i + 2, CD_OP_FUSE_ACT) && t->inputs[0] == i + 1 ? CD_FUSE_RELU : CD_FUSE_BN;
+    chain_at none = {-1, -1, -1, -1, -1, -1};
+    if (b->keep != CD_KEEP_FOR_BACKWARD || !has(g, i, CD_OP_CONV)) return none;
+    const cd_node *conv = &g->nodes[i];
+    if (!cd_node_trains(conv) || !cd_conv_trainable_fits(conv)) return none;
+    chain_at ch = find_chain(b, i, i, 1);
+    return ch.last > i ? ch : none;
 }
 
-/* Does the fused block conv c -> norm -> act (at `last`) go on into a [pad] depthwise conv ->
+/* Does the fused block c -> [norm] -> act (at `last`) go on into a [pad] depthwise conv ->
  * norm -> act block oneDNN runs as the conv's depthwise post-op (float32 only)? Returns the
- * depthwise conv's index, or -1. */
-static int dw_tail_at(const builder *b, int c, int last) {
+ * depthwise conv's index (*dw_chain its chain), or -1. */
+static int dw_tail_at(const builder *b, int c, int last, chain_at *dw_chain) {
     const cd_graph *g = b->g;
     const cd_plan *p = b->p;
     if (cd_get_precision() == CD_PRECISION_BF16) return -1;
@@ -147,14 +180,22 @@ static int dw_tail_at(const builder *b, int c, int last) {
     }
     const cd_node *dw = &g->nodes[j];
     if (!has(g, j, CD_OP_CONV) || dw->inputs[0] != j - 1) return -1;
-    if (fusion_at(b, j) != CD_FUSE_RELU) return -1;
-    cd_dw_tail tail = {(cd_node *)dw, &g->nodes[j + 1], zeropad, &g->nodes[j + 2]};
-    return cd_dw_tail_fits(&tail, &g->nodes[c], CD_DW_TAIL_BYTES) ? j : -1;
+    chain_at ch = fusion_at(b, j, j);
+    if (ch.last < 0 || ch.norm < 0 || ch.act < 0 || ch.add >= 0) return -1;
+    /* both activations ReLUs (MobileNetV2's ReLU6), as the tail was measured with */
+    cd_dw_tail tail = {(cd_node *)dw, &g->nodes[ch.norm], zeropad, cd_node_post_op(&g->nodes[ch.act])};
+    const cd_post_op expand_act = cd_node_post_op(&g->nodes[last]);
+    float hi;
+    if (!cd_post_act_relu_like(&tail.act, &hi) || !cd_post_act_relu_like(&expand_act, &hi) ||
+        !cd_dw_tail_fits(&tail, &g->nodes[c], CD_DW_TAIL_BYTES))
+        return -1;
+    *dw_chain = ch;
+    return j;
 }
 
 static cd_step *add_step(cd_plan *p, cd_step_kind kind, int first, int last) {
     cd_step *s = &p->steps[p->num_steps++];
-    *s = (cd_step){kind, first, last, -1, CD_FUSE_NONE, -1, -1, -1, 0};
+    *s = (cd_step){kind, first, last, -1, -1, -1, -1, -1, -1, -1, 0};
     return s;
 }
 
@@ -171,28 +212,28 @@ static void plan_steps(builder *b) {
             p->last_use[i] == i + 1 && g->nodes[i + 1].inputs[0] == i && has(g, i + 1, CD_OP_CONV) &&
             !(fb && p->needs_grad[i]))
             c = i + 1;
-        int tail = fusion_at(b, c), train = 0;
-        if (tail == CD_FUSE_NONE && (tail = train_fusion_at(b, i)) != CD_FUSE_NONE) {
+        chain_at ch = fusion_at(b, c, i);
+        int train = 0;
+        if (ch.last < 0 && (ch = train_fusion_at(b, i)).last >= 0) {
             c = i;
             train = 1;
-            /* the norm read the conv's output for its backward; the block keeps neither */
-            p->keep_out[i] = 0;
-            if (tail == CD_FUSE_RELU) p->keep_out[i + 1] = 0;
+            /* the norm and an activation read their inputs for their own backward; the block
+             * keeps only its source and, when it ends in an activation, its output */
+            for (int k = i; k < ch.last; k++) p->keep_out[k] = 0;
+            if (ch.act >= 0) p->keep_out[ch.last] = 1;
         }
-        if (tail == CD_FUSE_NONE) {
+        if (ch.last < 0) {
             add_step(p, CD_STEP_LAYER, i, i);
             continue;
         }
-        int last = c + (tail == CD_FUSE_BN ? 1 : 2), dw = -1;
-        if (tail == CD_FUSE_RELU && !train && (dw = dw_tail_at(b, c, last)) >= 0)
-            last = dw + 2; /* ... -> [pad] depthwise -> norm -> act */
+        int last = ch.last, dw = -1;
+        chain_at dw_chain;
+        if (!train && ch.act >= 0 && ch.add < 0 && ch.act == last &&
+            (dw = dw_tail_at(b, c, last, &dw_chain)) >= 0)
+            last = dw_chain.last; /* ... -> [pad] depthwise -> norm -> act */
         cd_step *s = add_step(p, train ? CD_STEP_TRAIN : CD_STEP_FUSED, i, last);
-        s->conv = c, s->tail = tail, s->dw = dw;
-        s->act = tail == CD_FUSE_RELU ? c + 2 : -1;
-        if (tail == CD_FUSE_ADD) {
-            const cd_node *add = &g->nodes[c + 2];
-            s->skip = add->inputs[0] == c + 1 ? add->inputs[1] : add->inputs[0];
-        }
+        s->conv = c, s->norm = ch.norm, s->act = ch.act, s->add = ch.add, s->act2 = ch.act2;
+        s->skip = ch.skip, s->dw = dw;
         i = last;
     }
     for (int k = 0; k < p->num_steps; k++)
@@ -206,6 +247,15 @@ static void plan_modes(builder *b) {
     for (int i = 0; i < g->num_nodes; i++)
         p->training_of[i] = p->steps[p->step_of[i]].kind == CD_STEP_LAYER
                                 ? (unsigned char)cd_node_mode(&g->nodes[i], b->training) : 0;
+}
+
+/* A trainable block ends without an activation or in a ReLU (whose mask a bf16 gradient
+ * takes bit-wise); another activation's derivative is taken in float32. */
+static int relu_or_none(const cd_graph *g, const cd_step *s) {
+    if (s->act < 0) return 1;
+    const cd_post_op op = cd_node_post_op(&g->nodes[s->act]);
+    float hi;
+    return op.count == 0 || cd_post_act_relu_like(&op, &hi);
 }
 
 /* bf16 mode: which block outputs are stored as bfloat16 (their readers are all blocks of
@@ -228,8 +278,7 @@ static void plan_storage(builder *b) {
                 if (r->inputs[q] != out) continue;
                 readers++;
                 if (rs->kind == s->kind && rs->first == j) block_readers++; /* its source */
-                else if (s->kind == CD_STEP_FUSED && rs->kind == CD_STEP_FUSED &&
-                         rs->tail == CD_FUSE_ADD && rs->last == j)
+                else if (s->kind == CD_STEP_FUSED && rs->kind == CD_STEP_FUSED && rs->add == j)
                     block_readers++; /* a fused block's Add skip input */
             }
         }
@@ -241,13 +290,15 @@ static void plan_storage(builder *b) {
              * backward-weights read it as bf16; with one reader its gradient is written once,
              * by that reader's backward-data, so it is stored as bf16 too */
             p->out_bf16[out] = 1;
-            p->dout_bf16[out] = readers == 1;
+            p->dout_bf16[out] = readers == 1 && relu_or_none(g, s);
         }
     }
 }
 
-/* The frozen prefix: nodes 1..P that are fused inference blocks or PREFIX layers, with at
- * least one block. Returns P, 0 when there is none. */
+/* The frozen prefix: nodes 1..P that are fused inference blocks or layers running sample by
+ * sample here (no gradient through them, not batch-coupled in their mode; layers with
+ * per-batch-size states get their own for the micro-batches), with at least one block.
+ * Returns P, 0 when there is none. */
 static int frozen_prefix(const builder *b) {
     const cd_graph *g = b->g;
     const cd_plan *p = b->p;
@@ -257,7 +308,9 @@ static int frozen_prefix(const builder *b) {
         if (s->kind == CD_STEP_FUSED && s->first == i) {
             i = last = s->last;
             blocks++;
-        } else if (s->kind == CD_STEP_LAYER && has(g, i, CD_OP_PREFIX) && !p->keep_out[i]) {
+        } else if (s->kind == CD_STEP_LAYER && !p->keep_out[i] &&
+                   !(b->keep == CD_KEEP_FOR_BACKWARD && p->needs_grad[i]) &&
+                   !(has(g, i, CD_OP_COUPLES_BATCH) && p->training_of[i])) {
             last = i;
         } else {
             break;
@@ -287,7 +340,7 @@ static void plan_segments(builder *b) {
     if (p->prefix_last > 0) { /* the segment goes first, before the steps it covers */
         memmove(p->steps + 1, p->steps, (size_t)p->num_steps * sizeof *p->steps);
         p->num_steps++;
-        p->steps[0] = (cd_step){CD_STEP_SEGMENT, 0, p->prefix_last, -1, CD_FUSE_NONE, -1, -1, -1,
+        p->steps[0] = (cd_step){CD_STEP_SEGMENT, 0, p->prefix_last, -1, -1, -1, -1, -1, -1, -1,
                                 CD_MICRO_BATCH};
         for (int i = 0; i < b->g->num_nodes; i++) p->step_of[i]++;
     }
@@ -385,7 +438,17 @@ void cd_plan_free_all(cd_graph *g) {
 /* ---- printing ---- */
 
 static const char *const step_names[] = {"layer", "fused", "train", "segment"};
-static const char *const tail_names[] = {"none", "bn", "relu", "add"};
+
+/* An activation's name in a plan listing: its first eltwise step's ("relu", "clip", "swish",
+ * ...; "linear" for the identity). */
+static const char *act_name(const cd_node *node) {
+    static const char *const names[] = {"?", "relu", "clip", "logistic", "tanh", "swish", "gelu",
+                                        "elu", "linear", "soft_relu", "hardsigmoid", "hardswish"};
+    const cd_post_op op = cd_node_post_op(node);
+    if (op.count == 0) return "linear";
+    const int a = (int)op.eltwise[0].alg;
+    return a > 0 && a < (int)(sizeof names / sizeof *names) ? names[a] : "?";
+}
 static const char *const keep_names[] = {"all", "for_backward", "last"};
 
 size_t cd_plan_describe(const cd_graph *g, const cd_plan *p, char *buf, size_t size) {
@@ -403,7 +466,22 @@ size_t cd_plan_describe(const cd_graph *g, const cd_plan *p, char *buf, size_t s
         PUT("%s %d-%d", step_names[s->kind], s->first, s->last);
         if (s->kind == CD_STEP_SEGMENT) PUT(" micro=%d", s->micro);
         if (s->kind == CD_STEP_FUSED || s->kind == CD_STEP_TRAIN) {
-            PUT(" conv=%d tail=%s", s->conv, tail_names[s->tail]);
+            /* the post-ops in order, e.g. post=bn+clip, post=bn+add+relu */
+            PUT(" conv=%d post=", s->conv);
+            const char *sep = "";
+            if (s->norm >= 0) {
+                PUT("%sbn", sep);
+                sep = "+";
+            }
+            if (s->act >= 0) {
+                PUT("%s%s", sep, act_name(&g->nodes[s->act]));
+                sep = "+";
+            }
+            if (s->add >= 0) {
+                PUT("%sadd", sep);
+                sep = "+";
+            }
+            if (s->act2 >= 0) PUT("%s%s", sep, act_name(&g->nodes[s->act2]));
             if (s->dw >= 0) PUT(" dw=%d", s->dw);
             if (s->skip >= 0) PUT(" skip=%d", s->skip);
         }

@@ -26,6 +26,11 @@ void cd_release_states(cd_graph *g) {
             rt->state[s] = NULL;
             rt->state_batch[s] = 0;
         }
+        for (int s = 0; s < CD_MICRO_STATES; s++) {
+            release_state(node, rt->micro_state[s]);
+            rt->micro_state[s] = NULL;
+            rt->micro_batch[s] = 0;
+        }
         if (node->ops->release_cache) node->ops->release_cache(node);
         node->state = NULL;
     }
@@ -33,9 +38,10 @@ void cd_release_states(cd_graph *g) {
     g->batch = 0;
 }
 
-static void input_shapes(const cd_graph *g, const cd_node *node, cd_shape in[2]) {
-    in[0] = in[1] = (cd_shape){0, 0, 0, 0};
-    for (int j = 0; j < node->num_inputs; j++) in[j] = g->nodes[node->inputs[j]].shape;
+/* Node's input shapes into the graph's io array (one prepare at a time). */
+static const cd_shape *input_shapes(cd_graph *g, const cd_node *node) {
+    for (int j = 0; j < node->num_inputs; j++) g->io_shape[j] = g->nodes[node->inputs[j]].shape;
+    return g->io_shape;
 }
 
 /* Make the state slot for batch n current: reuse it, or rebuild the least recently used. */
@@ -66,10 +72,8 @@ static cd_status activate_states(cd_graph *g, int n) {
             rt->state[0] = NULL;
             rt->state_batch[0] = 0;
             if (node->ops->prepare) {
-                cd_shape in[2];
-                input_shapes(g, node, in);
                 node->state = NULL;
-                cd_status s = node->ops->prepare(node, in, n);
+                cd_status s = node->ops->prepare(node, input_shapes(g, node), n);
                 rt->state[0] = node->state;
                 if (s != CD_OK) {
                     g->state_lru[0] = 0;
@@ -103,3 +107,31 @@ cd_status cd_prepare_states(cd_graph *g, int n) {
     return CD_OK;
 }
 
+
+/* A segment's layer: its state for m samples from the node's own micro-batch slots (built
+ * once; the graph's slots stay prepared for the whole batch). */
+cd_status cd_use_micro_state(cd_graph *g, int i, int m) {
+    cd_node *node = &g->nodes[i];
+    cd_rt *rt = &g->rt[i];
+    if (!node->ops->prepare) return CD_OK;
+    int slot = -1;
+    for (int s = 0; s < CD_MICRO_STATES; s++)
+        if (rt->micro_batch[s] == m) slot = s;
+    if (slot < 0) {
+        slot = 0;
+        for (int s = 0; s < CD_MICRO_STATES; s++)
+            if (rt->micro_batch[s] == 0) slot = s;
+        release_state(node, rt->micro_state[slot]);
+        rt->micro_state[slot] = NULL;
+        rt->micro_batch[slot] = 0;
+        node->state = NULL;
+        cd_status st = node->ops->prepare(node, input_shapes(g, node), m);
+        rt->micro_state[slot] = node->state;
+        if (st != CD_OK) return st;
+        rt->micro_batch[slot] = m;
+    }
+    node->state = rt->micro_state[slot];
+    return CD_OK;
+}
+
+void cd_use_batch_state(cd_graph *g, int i) { g->nodes[i].state = g->rt[i].state[0]; }

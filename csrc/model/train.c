@@ -7,10 +7,7 @@
 #include "core/buffers.h"
 #include "core/error.h"
 #include "model/graph_internal.h"
-
-cd_status cd_optimizer_validate(const cd_optimizer_config *o);
-cd_status cd_optimizer_reset(cd_graph *g);
-cd_status cd_optimizer_apply(cd_graph *g);
+#include "optim/optimizer.h"
 
 cd_status cd_graph_compile(cd_graph *g, const cd_optimizer_config *opt, cd_loss_kind loss) {
     CD_TRY(cd_optimizer_validate(opt));

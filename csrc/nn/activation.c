@@ -31,7 +31,7 @@ typedef struct {
 
 static const float selu_alpha = 1.67326324f, selu_scale = 1.05070098f;
 
-static cd_status activation_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status activation_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     activation_hp *hp = node->hp;
     CD_TRY(cd_hp_ints(h, "function", 1, NULL, &hp->function));
     if (hp->function < 0 || hp->function >= CD_ACTIVATION_COUNT)
@@ -157,8 +157,37 @@ static cd_status activation_backward(cd_node *node, const cd_io *io) {
     return CD_OK;
 }
 
+/* Each function but softmax as oneDNN eltwise post-ops (the same definitions as above:
+ * hard_sigmoid = clip(x / 6 + 1/2, 0, 1), hard_silu = x times it, selu = scale * elu(alpha)). */
+static int activation_post_op(const cd_node *node, cd_post_op *op) {
+    const int f = ((const activation_hp *)node->hp)->function;
+    op->kind = CD_POST_ACT, op->count = 1, op->grad_from_output = 0;
+    cd_eltwise *e = op->eltwise;
+    switch (f) {
+    case CD_ACTIVATION_LINEAR: op->count = 0; break;
+    case CD_ACTIVATION_RELU: e[0] = (cd_eltwise){CD_ELTWISE_RELU, 0.f, 0.f}; op->grad_from_output = 1; break;
+    case CD_ACTIVATION_RELU6: e[0] = (cd_eltwise){CD_ELTWISE_CLIP, 0.f, 6.f}; op->grad_from_output = 1; break;
+    case CD_ACTIVATION_SIGMOID: e[0] = (cd_eltwise){CD_ELTWISE_LOGISTIC, 0.f, 0.f}; op->grad_from_output = 1; break;
+    case CD_ACTIVATION_TANH: e[0] = (cd_eltwise){CD_ELTWISE_TANH, 0.f, 0.f}; op->grad_from_output = 1; break;
+    case CD_ACTIVATION_SILU: e[0] = (cd_eltwise){CD_ELTWISE_SWISH, 1.f, 0.f}; break;
+    case CD_ACTIVATION_HARD_SIGMOID: e[0] = (cd_eltwise){CD_ELTWISE_HARDSIGMOID, 1.f / 6.f, 0.5f}; break;
+    case CD_ACTIVATION_HARD_SILU: e[0] = (cd_eltwise){CD_ELTWISE_HARDSWISH, 1.f / 6.f, 0.5f}; break;
+    case CD_ACTIVATION_GELU: e[0] = (cd_eltwise){CD_ELTWISE_GELU_ERF, 0.f, 0.f}; break;
+    case CD_ACTIVATION_ELU: e[0] = (cd_eltwise){CD_ELTWISE_ELU, 1.f, 0.f}; op->grad_from_output = 1; break;
+    case CD_ACTIVATION_SELU:
+        op->count = 2;
+        e[0] = (cd_eltwise){CD_ELTWISE_ELU, selu_alpha, 0.f};
+        e[1] = (cd_eltwise){CD_ELTWISE_LINEAR, selu_scale, 0.f};
+        break;
+    case CD_ACTIVATION_SOFTPLUS: e[0] = (cd_eltwise){CD_ELTWISE_SOFT_RELU, 1.f, 0.f}; break;
+    default: return 0; /* softmax: over channels, not elementwise */
+    }
+    return 1;
+}
+
 const cd_layer_ops cd_activation_ops = {
     .name = "Activation", .flags = 0, .node_flags = activation_flags, .min_inputs = 1,
     .max_inputs = 1, .hp_size = sizeof(activation_hp), .build = activation_build,
     .forward = activation_forward, .backward = activation_backward,
+    .post_op = activation_post_op,
 };

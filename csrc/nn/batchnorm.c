@@ -45,7 +45,7 @@ static void bn_release(cd_node *node) {
     free(s);
 }
 
-static cd_status bn_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status bn_prepare(cd_node *node, const cd_shape *in, int n) {
     (void)in, (void)n;
     bn_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
@@ -172,7 +172,7 @@ static cd_status bn_backward(cd_node *node, const cd_io *io) {
         }
         dgamma[k] = (float)g_sum, dbeta[k] = (float)b_sum;
     }
-    if (cd_node_trains(node)) { /* an absent (fixed) gamma or beta has no gradient */
+    if (io->weight_grads) { /* an absent (fixed) gamma or beta has no gradient */
         if (node->params[GAMMA].can_train) memcpy(node->params[GAMMA].grad, dgamma, sizeof dgamma);
         if (node->params[BETA].can_train) memcpy(node->params[BETA].grad, dbeta, sizeof dbeta);
     }
@@ -215,7 +215,7 @@ static void bn_discard(cd_node *node) {
 /* hyperparameters: epsilon > 0, momentum in [0, 1], center and scale (0 or 1, default 1);
  * weights gamma (trainable when scale), beta (trainable when center), moving_mean,
  * moving_variance, each (c) */
-static cd_status bn_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
+static cd_status bn_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     cd_bn_hp *hp = node->hp;
     const int yes = 1;
     int center, scale;
@@ -230,27 +230,25 @@ static cd_status bn_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
         return cd_fail(CD_ERR_VALUE, "layer '%s': center and scale are 0 or 1", node->name);
     node->shape = in[0];
     const int dims[1] = {node->shape.c};
-    CD_TRY(cd_node_add_param(node, "gamma", 1, dims, scale));
-    CD_TRY(cd_node_add_param(node, "beta", 1, dims, center));
-    CD_TRY(cd_node_add_param(node, "moving_mean", 1, dims, 0));
-    CD_TRY(cd_node_add_param(node, "moving_variance", 1, dims, 0));
-    for (int i = 0; i < node->shape.c; i++) node->params[GAMMA].value[i] = 1.f;
-    for (int i = 0; i < node->shape.c; i++) node->params[MOVING_VAR].value[i] = 1.f;
+    CD_TRY(cd_declare_param(node, "gamma", 1, dims, scale, 1.f));
+    CD_TRY(cd_declare_param(node, "beta", 1, dims, center, 0.f));
+    CD_TRY(cd_declare_param(node, "moving_mean", 1, dims, 0, 0.f));
+    CD_TRY(cd_declare_param(node, "moving_variance", 1, dims, 0, 1.f));
     return CD_OK;
 }
 
-#define BN_FLAGS (CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE | CD_OP_FUSE_NORM)
-
-/* A trainable block's gradient finish (conv_fused.c) computes dgamma from dbeta's gradient
- * buffer, which a fixed beta (center=False) does not have: such a BN, while it trains, is not
- * folded into the conv before it (fixed beta, frozen BN, and a fixed gamma still fold). */
-static unsigned bn_flags(const cd_node *node) {
-    if (!node->params[BETA].can_train && cd_node_trains(node)) return BN_FLAGS & ~CD_OP_FUSE_NORM;
-    return BN_FLAGS;
+/* In inference mode a per-channel affine map the conv before it folds in (the plan checks
+ * the mode). A trainable block's gradient finish (conv_fused.c) computes dgamma from beta's
+ * gradient buffer, which a fixed beta (center=False) does not have: such a BN, while it
+ * trains, is not folded (fixed beta and frozen, or fixed gamma, still fold). */
+static int bn_post_op(const cd_node *node, cd_post_op *op) {
+    op->kind = CD_POST_NORM;
+    return !(node->trainable && !node->params[BETA].can_train && node->params[GAMMA].can_train);
 }
 
 const cd_layer_ops cd_batchnorm_ops = {
-    .name = "BatchNormalization", .flags = BN_FLAGS, .node_flags = bn_flags,
+    .name = "BatchNormalization", .post_op = bn_post_op,
+    .flags = CD_OP_READS_INPUT | CD_OP_COUPLES_BATCH | CD_OP_FROZEN_INFERENCE,
     .min_inputs = 1, .max_inputs = 1, .hp_size = sizeof(cd_bn_hp), .build = bn_build,
     .prepare = bn_prepare, .forward = bn_forward, .backward = bn_backward, .release = bn_release,
     .commit = bn_commit, .discard = bn_discard,

@@ -1,8 +1,16 @@
-/* conv2d.c — Conv2D and DepthwiseConv2D on oneDNN (no dilation).
+/* conv2d.c — Conv2D and DepthwiseConv2D on oneDNN, with Keras's dilation_rate, groups
+ * (Conv2D) and depth_multiplier (DepthwiseConv2D).
  *
  * src (n, ih, iw, ic) NHWC -> dst (n, oh, ow, oc) NHWC, explicit padding (top, bottom,
- * left, right). Weights live in Keras layout in the parameter (Conv2D HWIO (kh, kw, ic, oc);
- * depthwise (kh, kw, c, 1), i.e. oneDNN's grouped dims (g=c, 1, 1, kh, kw) in tag hwigo).
+ * left, right). Weights live in Keras layout in the parameter: Conv2D HWIO (kh, kw, ic / g,
+ * oc), which for g groups is oneDNN's grouped dims (g, oc / g, ic / g, kh, kw) in tag hwigo
+ * (output channel = group * oc / g + o, as TF's grouped convolution); depthwise (kh, kw, c, m)
+ * is grouped dims (g = c, m, 1, kh, kw), hwigo (output channel = c * m + j, as
+ * tf.nn.depthwise_conv2d). Dilation d is oneDNN's dilate d - 1; the kernel then spans
+ * (k - 1) * d + 1 pixels.
+ * A dilated, grouped or depth-multiplied convolution runs as a plain layer: its node_flags
+ * drop CD_OP_CONV, so the planner never puts it in a fused block (conv_fused.c builds its
+ * own primitives for the plain geometry only).
  * oneDNN picks its own weight formats ("any"); we reorder the Keras copy into them when its
  * version changed (after an optimizer step), and reorder weight gradients back to Keras
  * layout. Activations stay NHWC so every other layer reads them directly.
@@ -16,6 +24,16 @@
 #include "nn/conv_fused.h"
 
 enum { KERNEL, BIAS };
+
+/* The kind's hyperparameters: the shared struct (conv_fused.h, read by the fused blocks)
+ * first, so cd_conv_of(node) reads it; then what only this file uses. */
+typedef struct {
+    cd_conv_hp base;
+    int dilation[2]; /* (h, w), Keras's dilation_rate */
+    int groups;      /* Conv2D: groups; DepthwiseConv2D: the channels (one group each) */
+} conv_ext_hp;
+
+static const conv_ext_hp *ext_of(const cd_node *node) { return node->hp; }
 
 typedef struct {
     dnnl_memory_desc_t src_md, dst_md, w_user_md, bias_md;
@@ -63,16 +81,19 @@ static void conv_release(cd_node *node) {
     node->state = NULL;
 }
 
-/* Weights descriptor with Keras's layout, or "any" for oneDNN to choose. */
-static cd_status weights_md(const cd_node *node, int ic, int any, dnnl_memory_desc_t *md) {
+/* Weights descriptor with Keras's layout, or "any" for oneDNN to choose: grouped (5-D,
+ * hwigo) for depthwise and grouped convolutions, HWIO otherwise. */
+static cd_status weights_md(const cd_node *node, int any, dnnl_memory_desc_t *md) {
     const cd_conv_hp *hp = cd_conv_of(node);
-    if (hp->depthwise) {
-        dnnl_dims_t dims = {node->shape.c, 1, 1, hp->kh, hp->kw};
+    const int g = ext_of(node)->groups, *k = node->params[KERNEL].dims; /* (kh, kw, i, o) */
+    const int ic = hp->depthwise ? 1 : k[2], oc = hp->depthwise ? k[3] : k[3] / g;
+    if (hp->depthwise || g > 1) {
+        dnnl_dims_t dims = {g, oc, ic, hp->kh, hp->kw};
         CD_DNNL(dnnl_memory_desc_create_with_tag(md, 5, dims, dnnl_f32,
                                                  any ? dnnl_format_tag_any : dnnl_hwigo),
                 "weights descriptor", node->name);
     } else {
-        dnnl_dims_t dims = {node->shape.c, ic, hp->kh, hp->kw};
+        dnnl_dims_t dims = {oc, ic, hp->kh, hp->kw};
         CD_DNNL(dnnl_memory_desc_create_with_tag(md, 4, dims, dnnl_f32,
                                                  any ? dnnl_format_tag_any : dnnl_hwio),
                 "weights descriptor", node->name);
@@ -98,15 +119,12 @@ static void geometry(const cd_node *node, dnnl_dims_t strides, dnnl_dims_t dilat
                      dnnl_dims_t pad_l, dnnl_dims_t pad_r) {
     const cd_conv_hp *hp = cd_conv_of(node);
     strides[0] = hp->stride_h, strides[1] = hp->stride_w;
-    dilates[0] = dilates[1] = 0;
+    dilates[0] = ext_of(node)->dilation[0] - 1, dilates[1] = ext_of(node)->dilation[1] - 1;
     pad_l[0] = hp->pad[0], pad_l[1] = hp->pad[2];
     pad_r[0] = hp->pad[1], pad_r[1] = hp->pad[3];
 }
 
-/* Input channels of the convolution, from its kernel (HWIO; depthwise ignores it). */
-static int input_channels(const cd_node *node) { return node->params[KERNEL].dims[2]; }
-
-static cd_status conv_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status conv_prepare(cd_node *node, const cd_shape in[], int n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
     node->state = s;
@@ -117,7 +135,7 @@ static cd_status conv_prepare(cd_node *node, const cd_shape in[2], int n) {
             "src descriptor", node->name);
     CD_DNNL(dnnl_memory_desc_create_with_tag(&s->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc),
             "dst descriptor", node->name);
-    CD_TRY(weights_md(node, src->c, 0, &s->w_user_md));
+    CD_TRY(weights_md(node, 0, &s->w_user_md));
     if (use_bias) {
         dnnl_dims_t bdims = {dst->c};
         CD_DNNL(dnnl_memory_desc_create_with_tag(&s->bias_md, 1, bdims, dnnl_f32, dnnl_a),
@@ -139,7 +157,7 @@ static cd_status conv_prepare(cd_node *node, const cd_shape in[2], int n) {
  * convolution that always runs inside a fused block (conv_fused.c) never needs them. */
 static cd_status build_forward(cd_node *node, conv_state *s) {
     dnnl_memory_desc_t w_any;
-    CD_TRY(weights_md(node, input_channels(node), 1, &w_any));
+    CD_TRY(weights_md(node, 1, &w_any));
     dnnl_dims_t strides, dilates, pad_l, pad_r;
     geometry(node, strides, dilates, pad_l, pad_r);
     dnnl_primitive_attr_t attr;
@@ -194,7 +212,7 @@ static cd_status conv_forward(cd_node *node, const cd_io *io) {
 
 static cd_status build_backward_data(cd_node *node, conv_state *s) {
     dnnl_memory_desc_t w_any;
-    CD_TRY(weights_md(node, input_channels(node), 1, &w_any));
+    CD_TRY(weights_md(node, 1, &w_any));
     dnnl_dims_t strides, dilates, pad_l, pad_r;
     geometry(node, strides, dilates, pad_l, pad_r);
     dnnl_primitive_attr_t attr;
@@ -218,7 +236,7 @@ static cd_status build_backward_data(cd_node *node, conv_state *s) {
 
 static cd_status build_backward_weights(cd_node *node, conv_state *s) {
     dnnl_memory_desc_t w_any;
-    CD_TRY(weights_md(node, input_channels(node), 1, &w_any));
+    CD_TRY(weights_md(node, 1, &w_any));
     dnnl_dims_t strides, dilates, pad_l, pad_r;
     geometry(node, strides, dilates, pad_l, pad_r);
     dnnl_primitive_attr_t attr;
@@ -250,7 +268,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
     conv_state *s = node->state;
     const int use_bias = cd_conv_of(node)->use_bias;
     if (!s->fwd) CD_TRY(build_forward(node, s)); /* the backward descriptors' hint */
-    if (cd_node_trains(node)) {
+    if (io->weight_grads) {
         if (!s->bwd_w) CD_TRY(build_backward_weights(node, s));
         CD_DNNL(dnnl_memory_set_data_handle(s->src, (void *)io->in[0]), "memory", node->name);
         CD_DNNL(dnnl_memory_set_data_handle(s->diff_dst, io->dout), "memory", node->name);
@@ -285,70 +303,104 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
 }
 
 /* hyperparameters: filters (Conv2D), kernel (kh, kw), strides (sh, sw), pad (t, b, l, r),
- * use_bias. Output (oh, ow, oc): o = (i + pad_before + pad_after - k) / stride + 1. */
-static cd_status build_conv(cd_node *node, const cd_shape in[2], cd_hparams *h, int depthwise) {
-    cd_conv_hp *hp = node->hp;
+ * use_bias, dilation (dh, dw; default 1), groups (Conv2D; default 1), multiplier
+ * (DepthwiseConv2D's depth_multiplier; default 1). Output (oh, ow, oc):
+ * o = (i + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1; oc = filters, or c * m.
+ * Keras's rules (keras/src/layers/convolutional/base_conv.py): filters and input channels
+ * divisible by groups; no stride > 1 with dilation > 1 (TF has no such kernel). */
+static cd_status build_conv(cd_node *node, const cd_shape in[], cd_hparams *h, int depthwise) {
+    conv_ext_hp *ext = node->hp;
+    cd_conv_hp *hp = &ext->base;
     const cd_shape *src = &in[0];
     const char *name = node->name;
-    int k[2], st[2], bias, filters = src->c;
+    int k[2], st[2], bias, filters = src->c, groups = 1, multiplier = 1;
     const int one[2] = {1, 1}, zero4[4] = {0, 0, 0, 0}, yes = 1;
     CD_TRY(cd_hp_ints(h, "kernel", 2, NULL, k));
     CD_TRY(cd_hp_ints(h, "strides", 2, one, st));
     CD_TRY(cd_hp_ints(h, "pad", 4, zero4, hp->pad));
     CD_TRY(cd_hp_ints(h, "use_bias", 1, &yes, &bias));
-    if (!depthwise) CD_TRY(cd_hp_ints(h, "filters", 1, NULL, &filters));
+    CD_TRY(cd_hp_ints(h, "dilation", 2, one, ext->dilation));
+    if (depthwise) CD_TRY(cd_hp_ints(h, "multiplier", 1, one, &multiplier));
+    if (!depthwise) {
+        CD_TRY(cd_hp_ints(h, "filters", 1, NULL, &filters));
+        CD_TRY(cd_hp_ints(h, "groups", 1, one, &groups));
+    }
     if (src->rank != 3)
         return cd_fail(CD_ERR_VALUE, "layer '%s' needs a 4-D (N, H, W, C) input", name);
-    const int kh = k[0], kw = k[1], sh = st[0], sw = st[1];
+    const int kh = k[0], kw = k[1], sh = st[0], sw = st[1], dh = ext->dilation[0],
+              dw = ext->dilation[1];
     if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || kh > 64 || kw > 64)
         return cd_fail(CD_ERR_VALUE, "layer '%s': bad kernel %dx%d or stride %dx%d", name, kh, kw,
                        sh, sw);
-    const int *pad = hp->pad;
-    for (int i = 0; i < 4; i++)
-        if (pad[i] < 0 || pad[i] >= 64)
-            return cd_fail(CD_ERR_VALUE, "layer '%s': bad padding %d", name, pad[i]);
-    int oh = (src->h + pad[0] + pad[1] - kh) / sh + 1;
-    int ow = (src->w + pad[2] + pad[3] - kw) / sw + 1;
-    if (src->h + pad[0] + pad[1] < kh || src->w + pad[2] + pad[3] < kw || oh < 1 || ow < 1)
-        return cd_fail(CD_ERR_VALUE, "layer '%s': input %dx%d too small for kernel %dx%d", name,
-                       src->h, src->w, kh, kw);
+    if (dh < 1 || dw < 1 || dh > 64 || dw > 64)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': bad dilation_rate (%d, %d)", name, dh, dw);
+    if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1))
+        return cd_fail(CD_ERR_VALUE, "layer '%s': `strides > 1` not supported in conjunction with "
+                       "`dilation_rate > 1` (strides (%d, %d), dilation_rate (%d, %d))", name, sh,
+                       sw, dh, dw);
+    if (multiplier < 1 || multiplier > 65536 || (long)src->c * multiplier > 65536)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': bad depth_multiplier %d", name, multiplier);
+    if (depthwise) filters = src->c * multiplier;
     if (filters < 1 || filters > 65536)
         return cd_fail(CD_ERR_VALUE, "layer '%s': bad filters %d", name, filters);
+    if (groups < 1 || filters % groups || src->c % groups)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': groups=%d must divide the filters (%d) and the "
+                       "input channels (%d)", name, groups, filters, src->c);
+    const int ekh = (kh - 1) * dh + 1, ekw = (kw - 1) * dw + 1; /* the dilated kernel's span */
+    const int *pad = hp->pad, max_pad = ekh > ekw ? (ekh > 64 ? ekh : 64) : (ekw > 64 ? ekw : 64);
+    for (int i = 0; i < 4; i++)
+        if (pad[i] < 0 || pad[i] >= max_pad)
+            return cd_fail(CD_ERR_VALUE, "layer '%s': bad padding %d", name, pad[i]);
+    int oh = (src->h + pad[0] + pad[1] - ekh) / sh + 1;
+    int ow = (src->w + pad[2] + pad[3] - ekw) / sw + 1;
+    if (src->h + pad[0] + pad[1] < ekh || src->w + pad[2] + pad[3] < ekw || oh < 1 || ow < 1)
+        return cd_fail(CD_ERR_VALUE, "layer '%s': input %dx%d too small for kernel %dx%d", name,
+                       src->h, src->w, ekh, ekw);
     hp->depthwise = depthwise;
     hp->kh = kh, hp->kw = kw, hp->stride_h = sh, hp->stride_w = sw;
     hp->use_bias = bias != 0;
+    ext->groups = depthwise ? src->c : groups;
     node->shape = (cd_shape){3, oh, ow, filters};
     if (depthwise) {
-        const int dims[4] = {kh, kw, src->c, 1}; /* depth multiplier 1 */
-        CD_TRY(cd_node_add_param(node, "depthwise_kernel", 4, dims, 1));
+        const int dims[4] = {kh, kw, src->c, multiplier};
+        CD_TRY(cd_declare_param(node, "depthwise_kernel", 4, dims, 1, 0.f));
     } else {
-        const int dims[4] = {kh, kw, src->c, filters}; /* HWIO */
-        CD_TRY(cd_node_add_param(node, "kernel", 4, dims, 1));
+        const int dims[4] = {kh, kw, src->c / groups, filters}; /* HWIO */
+        CD_TRY(cd_declare_param(node, "kernel", 4, dims, 1, 0.f));
     }
     if (hp->use_bias) {
         const int bdims[1] = {filters};
-        CD_TRY(cd_node_add_param(node, "bias", 1, bdims, 1));
+        CD_TRY(cd_declare_param(node, "bias", 1, bdims, 1, 0.f));
     }
     return CD_OK;
 }
 
-static cd_status conv_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status conv_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
     return build_conv(node, in, h, 0);
 }
-static cd_status depthwise_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status depthwise_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
     return build_conv(node, in, h, 1);
 }
 
 #define CONV_FLAGS (CD_OP_READS_INPUT_TO_TRAIN | CD_OP_CONV)
+
+/* Dilated, grouped or depth-multiplied: a plain layer, never in a fused block (see top). */
+static unsigned conv_flags(const cd_node *node) {
+    const conv_ext_hp *e = ext_of(node);
+    const int plain_geometry = e->dilation[0] == 1 && e->dilation[1] == 1 &&
+        (e->base.depthwise ? node->shape.c == e->groups : e->groups == 1);
+    return plain_geometry ? CONV_FLAGS : CONV_FLAGS & ~CD_OP_CONV;
+}
+
 const cd_layer_ops cd_conv2d_ops = {
-    .name = "Conv2D", .flags = CONV_FLAGS, .min_inputs = 1, .max_inputs = 1,
-    .hp_size = sizeof(cd_conv_hp), .build = conv_build, .prepare = conv_prepare,
+    .name = "Conv2D", .flags = CONV_FLAGS, .node_flags = conv_flags, .min_inputs = 1,
+    .max_inputs = 1, .hp_size = sizeof(conv_ext_hp), .build = conv_build, .prepare = conv_prepare,
     .forward = conv_forward, .backward = conv_backward, .release = conv_release,
     .release_cache = cd_conv_fused_release,
 };
 const cd_layer_ops cd_depthwise_conv2d_ops = {
-    .name = "DepthwiseConv2D", .flags = CONV_FLAGS, .min_inputs = 1, .max_inputs = 1,
-    .hp_size = sizeof(cd_conv_hp), .build = depthwise_build, .prepare = conv_prepare,
-    .forward = conv_forward, .backward = conv_backward, .release = conv_release,
-    .release_cache = cd_conv_fused_release,
+    .name = "DepthwiseConv2D", .flags = CONV_FLAGS, .node_flags = conv_flags, .min_inputs = 1,
+    .max_inputs = 1, .hp_size = sizeof(conv_ext_hp), .build = depthwise_build,
+    .prepare = conv_prepare, .forward = conv_forward, .backward = conv_backward,
+    .release = conv_release, .release_cache = cd_conv_fused_release,
 };

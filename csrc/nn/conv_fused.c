@@ -1,13 +1,15 @@
-/* conv_fused.c — Conv2D/DepthwiseConv2D -> BatchNormalization (-> ReLU6 | -> Add) as one
- * oneDNN convolution with the BN folded in, where nobody reads the intermediate outputs
- * (model/plan.c decides): in the frozen part of the network (inference), and for trainable
- * convolutions under a BN in inference mode (training steps, below).
+/* conv_fused.c — Conv2D/DepthwiseConv2D and the post-ops after it (conv_fused.h cd_chain:
+ * [BN] [act] [Add [act]]) as one oneDNN convolution, where nobody reads the intermediate
+ * outputs (model/plan.c decides): in the frozen part of the network (inference), and for
+ * trainable convolutions [under a BN in inference mode] [and an activation] (training steps,
+ * below).
  *
  * BN folded into the convolution: s = gamma / sqrt(moving_variance + eps),
- *   kernel'[..., oc] = kernel[..., oc] * s[oc], bias' = beta - moving_mean * s (+ bias * s);
- * the ReLU6 is an eltwise clip post-op (0, max), the residual Add a binary-add post-op reading
- * the skip tensor, and a ZeroPadding2D just before the conv extra convolution padding, so the
- * block's output is written once.
+ *   kernel'[..., oc] = kernel[..., oc] * s[oc], bias' = beta + (bias - moving_mean) * s;
+ * without a BN, s = 1 and bias' = bias (or 0). Activations are eltwise post-ops (ReLU6 a
+ * clip to (0, 6), swish, ...: nn/layer.h cd_eltwise), the residual Add a binary-add post-op
+ * reading the skip tensor, and a ZeroPadding2D just before the conv extra convolution
+ * padding, so the block's output is written once.
  * src (n, ih, iw, ic) NHWC -> dst (n, oh, ow, oc) NHWC; skip (n, oh, ow, oc) NHWC.
  *
  * bf16 mode (catdog.config.set_precision("bf16")): the block computes with bfloat16 source
@@ -20,16 +22,17 @@
  * folded weights, f->dw): the expand output (n, h, w, 6c) is never written to memory.
  *
  * Trainable blocks: a trainable convolution under a BN in inference mode (the lab's
- * fine-tuning, base_model(x, training=False)) runs the same folded forward each training
- * step (refolded after every optimizer step), and its backward works on the folded weights:
- *   du = dy * (0 < y < max) (ReLU6 tail; from the block's output y) or dy (BN tail);
+ * fine-tuning, base_model(x, training=False)) and/or an activation whose derivative is a
+ * function of its output runs the same folded forward each training step (refolded after
+ * every optimizer step), and its backward works on the folded weights:
+ *   du = dy * f'(y) (ReLU6: 0 < y < 6; from the block's output y) or dy (no activation);
  *   dW' = conv_bwd_weights(x, du), db' = sum(du), dx = conv_bwd_data(du, W');
- * then, once the step's gradients are summed (cd_conv_trainable_finish), with
- * a = gamma / sqrt(var + eps), W' = W * a, b' = beta - mean * a:
- *   dW = dW' * a,  dbeta = db',
- *   dgamma = (sum_k dW'[k, oc] * W[k, oc] - mean * dbeta) / sqrt(var + eps)
- * (sum_k W[k] dW'[k] = sum du * conv(x, W) = sum du * z, so this is sum du * (z - mean) /
- * sqrt(var + eps), the BN's dgamma). No BN or ReLU pass and no intermediate tensor is kept:
+ * then, once the step's gradients are summed (cd_conv_trainable_finish), with a BN,
+ * a = gamma / sqrt(var + eps), W' = W * a, b' = beta + (bias - mean) * a:
+ *   dW = dW' * a,  dbias = db' * a,  dbeta = db',
+ *   dgamma = (sum_k dW'[k, oc] * W[k, oc] + (bias - mean) * dbeta) / sqrt(var + eps)
+ * (sum_k W[k] dW'[k] = sum du * conv(x, W), and the BN's input is z = conv(x, W) + bias, so
+ * this is sum du * (z - mean) / sqrt(var + eps), the BN's dgamma). No BN or ReLU pass and no intermediate tensor is kept:
  * x and y are the only activations the backward reads. */
 #include <math.h>
 #include <stdlib.h>
@@ -61,14 +64,26 @@ static void folded_free(folded_weights *k) {
     free(k->folded_user);
 }
 
+/* What a fused state was built for besides batch size and types: the chain's shape. */
+typedef struct {
+    int padded, has_norm, add;
+    cd_post_op act, act2;
+} block_key;
+
+static block_key key_of(const cd_chain *c) {
+    block_key k;
+    memset(&k, 0, sizeof k);
+    k.padded = c->zeropad != NULL, k.has_norm = c->norm != NULL, k.add = c->add;
+    k.act = c->act, k.act2 = c->act2;
+    return k;
+}
+
 typedef struct {
     int batch;                  /* the batch size it was built for */
     cd_shape in;                /* the block's source shape (one sample) */
     uint64_t used;              /* node->cache_clock at its last use (LRU) */
-    int tail;                   /* CD_FUSE_* */
-    int padded;                 /* built with a ZeroPadding2D folded in */
+    block_key key;              /* the chain it runs */
     cd_fused_types types;       /* data types it was built for */
-    float max_value;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     dnnl_memory_t src, dst, skip;
@@ -122,15 +137,40 @@ void cd_conv_fused_release(cd_node *conv) {
 
 static dnnl_data_type_t dt(int bf16) { return bf16 ? dnnl_bf16 : dnnl_f32; }
 
-/* ReLU(max_value) as an eltwise post-op: clip to [0, max], or no upper bound when max <= 0. */
-static dnnl_status_t append_relu(dnnl_post_ops_t po, float max_value) {
-    return max_value > 0.f ? dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip_v2, 0.f, max_value)
-                           : dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f);
+static dnnl_alg_kind_t dnnl_alg(cd_eltwise_alg a) {
+    switch (a) {
+    case CD_ELTWISE_RELU: return dnnl_eltwise_relu;
+    case CD_ELTWISE_CLIP: return dnnl_eltwise_clip_v2;
+    case CD_ELTWISE_LOGISTIC: return dnnl_eltwise_logistic;
+    case CD_ELTWISE_TANH: return dnnl_eltwise_tanh;
+    case CD_ELTWISE_SWISH: return dnnl_eltwise_swish;
+    case CD_ELTWISE_GELU_ERF: return dnnl_eltwise_gelu_erf;
+    case CD_ELTWISE_ELU: return dnnl_eltwise_elu;
+    case CD_ELTWISE_LINEAR: return dnnl_eltwise_linear;
+    case CD_ELTWISE_SOFT_RELU: return dnnl_eltwise_soft_relu;
+    case CD_ELTWISE_HARDSIGMOID: return dnnl_eltwise_hardsigmoid;
+    case CD_ELTWISE_HARDSWISH: return dnnl_eltwise_hardswish;
+    }
+    return dnnl_alg_kind_undef;
 }
 
-/* The BN's scale a = gamma / sqrt(moving_variance + eps) for channel c: the fold and the
- * trainable blocks' gradient finish must use the same float. */
+/* An activation's eltwise steps appended to the post-ops (none when it is absent). */
+static dnnl_status_t append_act(dnnl_post_ops_t po, const cd_post_op *act) {
+    if (act->kind != CD_POST_ACT) return dnnl_success;
+    for (int k = 0; k < act->count; k++) {
+        const cd_eltwise *e = &act->eltwise[k];
+        dnnl_status_t st = dnnl_post_ops_append_eltwise(po, dnnl_alg(e->alg), e->alpha, e->beta);
+        if (st != dnnl_success) return st;
+    }
+    return dnnl_success;
+}
+
+static int act_steps(const cd_post_op *act) { return act->kind == CD_POST_ACT ? act->count : 0; }
+
+/* The BN's scale a = gamma / sqrt(moving_variance + eps) for channel c (1 without a BN): the
+ * fold and the trainable blocks' gradient finish must use the same float. */
 static float bn_scale(const cd_node *bn, int c) {
+    if (!bn) return 1.f;
     return bn->params[0].value[c] / sqrtf(bn->params[3].value[c] + cd_bn_of(bn)->epsilon);
 }
 
@@ -180,15 +220,15 @@ int cd_dw_tail_fits(const cd_dw_tail *dw, const cd_node *expand, size_t min_byte
     return dw_padding(dw, expand, &pl) == 0;
 }
 
-int cd_conv_trainable_fits(const cd_node *conv) { return !cd_conv_of(conv)->use_bias; }
+int cd_conv_trainable_fits(const cd_node *conv) { (void)conv; return 1; }
 
-static cd_status build(int n, cd_node *conv, const cd_shape *src, const int pad[4], int tail,
-                       float max_value, cd_fused_types types, int train, const cd_dw_tail *dw,
-                       fused_state **out) {
+static cd_status build(int n, cd_node *conv, const cd_shape *src, const int pad[4],
+                       const block_key *key, cd_fused_types types, int train,
+                       const cd_dw_tail *dw, fused_state **out) {
     fused_state *f = calloc(1, sizeof *f);
     if (!f) return cd_fail(CD_ERR_MEMORY, "out of memory fusing '%s'", conv->name);
     *out = f;
-    f->batch = n, f->tail = tail, f->max_value = max_value, f->types = types, f->train = train;
+    f->batch = n, f->key = *key, f->types = types, f->train = train;
     f->in = *src;
     f->has_dw = dw != NULL;
     /* the convolution's own src/weights type; bias stays f32 */
@@ -228,21 +268,20 @@ static cd_status build(int n, cd_node *conv, const cd_shape *src, const int pad[
     st = cd_make_attr(&attr);
     if (st != CD_OK) goto done;
     TRY_D(dnnl_post_ops_create(&po), "post-ops");
-    if (tail == CD_FUSE_RELU) {
-        TRY_D(append_relu(po, max_value), "post-ops");
-    } else if (tail == CD_FUSE_ADD) {
-        TRY_D(dnnl_post_ops_append_binary(po, dnnl_binary_add, skip_md), "post-ops");
-    }
-    if (dw) { /* ... -> depthwise 3x3 (its BN folded) -> its ReLU */
+    TRY_D(append_act(po, &key->act), "post-ops");
+    if (key->add) TRY_D(dnnl_post_ops_append_binary(po, dnnl_binary_add, skip_md), "post-ops");
+    TRY_D(append_act(po, &key->act2), "post-ops");
+    if (dw) { /* ... -> depthwise 3x3 (its BN folded) -> its activation */
         int dw_pl = 0;
-        if (tail != CD_FUSE_RELU || types.compute_bf16 || dw_padding(dw, conv, &dw_pl)) {
+        if (act_steps(&key->act) == 0 || key->add || types.compute_bf16 ||
+            dw_padding(dw, conv, &dw_pl)) {
             st = cd_fail(CD_ERR_STATE, "'%s': no depthwise tail for this block", conv->name);
             goto done;
         }
         TRY_D(dnnl_post_ops_append_dw(po, dnnl_f32, dnnl_f32, dnnl_f32, 3,
                                       cd_conv_of(dw->conv)->stride_h, dw_pl),
               "depthwise post-op");
-        TRY_D(append_relu(po, cd_act_max(dw->act)), "post-ops");
+        TRY_D(append_act(po, &dw->act), "post-ops");
         dnnl_dims_t wd = {dw->conv->shape.c, 1, 1, 3, 3};
         TRY_D(dnnl_memory_desc_create_with_tag(&dw_user, 5, wd, dnnl_f32, dnnl_hwigo), "descriptor");
     }
@@ -296,16 +335,15 @@ done:
  * it keeps its temporary buffer (k->folded_user) instead of mapping fresh pages each time. */
 static cd_status fold(const cd_node *conv, const cd_node *bn, folded_weights *k) {
     const int use_bias = cd_conv_of(conv)->use_bias;
-    uint64_t v[6] = {conv->params[0].version, use_bias ? conv->params[1].version : 0,
-                     bn->params[0].version, bn->params[1].version, bn->params[2].version,
-                     bn->params[3].version};
+    uint64_t v[6] = {conv->params[0].version, use_bias ? conv->params[1].version : 0, 0, 0, 0, 0};
+    for (int q = 0; bn && q < 4; q++) v[2 + q] = bn->params[q].version;
     if (k->valid && memcmp(v, k->versions, sizeof v) == 0) return CD_OK;
     const int oc = conv->shape.c;
     float s[oc];
     for (int c = 0; c < oc; c++) {
         s[c] = bn_scale(bn, c);
         float b = use_bias ? conv->params[1].value[c] : 0.f;
-        k->folded_bias[c] = bn->params[1].value[c] + (b - bn->params[2].value[c]) * s[c];
+        k->folded_bias[c] = bn ? bn->params[1].value[c] + (b - bn->params[2].value[c]) * s[c] : b;
     }
     /* Keras layouts put the output channel last: HWIO (.., oc) and depthwise (.., c, 1) */
     const float *w = conv->params[0].value;
@@ -332,14 +370,13 @@ static cd_status fold(const cd_node *conv, const cd_node *bn, folded_weights *k)
 
 /* The state built for this batch size and block (NULL: none yet). *victim: the entry to
  * replace when there is none (empty, else least recently used). */
-static fused_state *find_state(cd_node *conv, int n, int tail, float max_value, int padded,
-                               cd_fused_types types, int train, int has_dw, int *victim) {
+static fused_state *find_state(cd_node *conv, int n, const block_key *key, cd_fused_types types,
+                               int train, int has_dw, int *victim) {
     *victim = 0;
     for (int k = 0; k < CD_FUSED_CACHE; k++) {
         fused_state *c = conv->cache[k];
-        if (c && c->batch == n && c->tail == tail && c->max_value == max_value &&
-            c->padded == padded && c->train == train && c->has_dw == has_dw &&
-            memcmp(&c->types, &types, sizeof types) == 0)
+        if (c && c->batch == n && memcmp(&c->key, key, sizeof *key) == 0 && c->train == train &&
+            c->has_dw == has_dw && memcmp(&c->types, &types, sizeof types) == 0)
             return c;
         fused_state *v = conv->cache[*victim];
         if (v && (!c || c->used < v->used)) *victim = k;
@@ -347,23 +384,22 @@ static fused_state *find_state(cd_node *conv, int n, int tail, float max_value, 
     return NULL;
 }
 
-static cd_status forward(cd_node *conv, const cd_node *zeropad, const cd_node *bn, int tail,
-                         float max_value, cd_fused_types types, int train, const cd_dw_tail *dw,
-                         int n, const cd_shape *in, const void *src, const void *skip, void *dst) {
+static cd_status forward(cd_node *conv, const cd_chain *chain, cd_fused_types types, int train,
+                         const cd_dw_tail *dw, int n, const cd_shape *in, const void *src,
+                         const void *skip, void *dst) {
     /* a ZeroPadding2D before the conv becomes extra (asymmetric) convolution padding */
-    const cd_pad_hp *zp = zeropad ? zeropad->hp : NULL;
+    const cd_pad_hp *zp = chain->zeropad ? chain->zeropad->hp : NULL;
     int pad[4];
     for (int k = 0; k < 4; k++) pad[k] = cd_conv_of(conv)->pad[k] + (zp ? zp->pad[k] : 0);
     /* the state built for this batch size and block shape, else a new one in the least
      * recently used entry */
+    const block_key key = key_of(chain);
     int victim;
-    fused_state *f = find_state(conv, n, tail, max_value, zeropad != NULL, types, train, dw != NULL,
-                                &victim);
+    fused_state *f = find_state(conv, n, &key, types, train, dw != NULL, &victim);
     if (!f) {
         fused_free(conv->cache[victim]);
         conv->cache[victim] = NULL;
-        cd_status s = build(n, conv, in, pad, tail, max_value, types, train, dw, &f);
-        if (f) f->padded = zeropad != NULL;
+        cd_status s = build(n, conv, in, pad, &key, types, train, dw, &f);
         if (s != CD_OK) {
             fused_free(f);
             return s;
@@ -371,8 +407,8 @@ static cd_status forward(cd_node *conv, const cd_node *zeropad, const cd_node *b
         conv->cache[victim] = f;
     }
     f->used = ++conv->cache_clock;
-    CD_TRY(fold(conv, bn, &f->k));
-    if (dw) CD_TRY(fold(dw->conv, dw->bn, &f->dw));
+    CD_TRY(fold(conv, chain->norm, &f->k));
+    if (dw) CD_TRY(fold(dw->conv, dw->norm, &f->dw));
     if (f->to_src) { /* f32 source, bf16 compute */
         CD_DNNL(dnnl_memory_set_data_handle(f->src_user, (void *)src), "memory", conv->name);
         CD_DNNL(dnnl_memory_set_data_handle(f->src, f->src_converted), "memory", conv->name);
@@ -385,9 +421,10 @@ static cd_status forward(cd_node *conv, const cd_node *zeropad, const cd_node *b
     dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, f->src}, {DNNL_ARG_WEIGHTS, f->k.w},
                                {DNNL_ARG_BIAS, f->k.bias}, {DNNL_ARG_DST, f->dst}};
     int nargs = 4;
-    if (tail == CD_FUSE_ADD) {
+    if (chain->add) { /* the binary post-op comes after the activation's eltwise steps */
         CD_DNNL(dnnl_memory_set_data_handle(f->skip, (void *)skip), "memory", conv->name);
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, f->skip};
+        args[nargs++] = (dnnl_exec_arg_t){
+            DNNL_ARG_ATTR_MULTIPLE_POST_OP(act_steps(&chain->act)) | DNNL_ARG_SRC_1, f->skip};
     }
     if (dw) {
         CD_DNNL(dnnl_memory_set_data_handle(f->dw.bias, f->dw.folded_bias), "memory", conv->name);
@@ -397,27 +434,29 @@ static cd_status forward(cd_node *conv, const cd_node *zeropad, const cd_node *b
     return cd_execute(f->prim, nargs, args, "fused convolution", conv->name);
 }
 
-static float act_max(const cd_node *act) { return act ? cd_act_max(act) : 0.f; }
-
-cd_status cd_conv_forward_fused(cd_node *conv, const cd_node *zeropad, const cd_node *bn,
-                                int tail, const cd_node *act, cd_fused_types types,
+cd_status cd_conv_forward_fused(cd_node *conv, const cd_chain *chain, cd_fused_types types,
                                 const cd_dw_tail *dw, int n, const cd_shape *in, const void *src,
                                 const void *skip, void *dst) {
-    return forward(conv, zeropad, bn, tail, act_max(act), types, 0, dw, n, in, src, skip, dst);
+    return forward(conv, chain, types, 0, dw, n, in, src, skip, dst);
 }
 
-/* bf16 tensors need bf16 convolutions, and a trainable block has no Add tail. */
-static cd_status check_train_types(const cd_node *conv, cd_fused_types t) {
+/* bf16 tensors need bf16 convolutions; a trainable block has no Add, no padding folded, and
+ * an activation only when its derivative comes from its output (a bf16 dy only with a ReLU). */
+static cd_status check_train_block(const cd_node *conv, const cd_chain *c, cd_fused_types t) {
+    float hi;
     if (t.skip_bf16 || (!t.compute_bf16 && (t.src_bf16 || t.dst_bf16 || t.dy_bf16 || t.dx_bf16)))
         return cd_fail(CD_ERR_STATE, "'%s': bf16 tensors in a float32 trainable block", conv->name);
+    if (c->add || c->zeropad || c->act2.kind != CD_POST_NONE ||
+        (act_steps(&c->act) > 0 && !c->act.grad_from_output) ||
+        (t.dy_bf16 && act_steps(&c->act) > 0 && !cd_post_act_relu_like(&c->act, &hi)))
+        return cd_fail(CD_ERR_STATE, "'%s': no trainable block for this chain", conv->name);
     return CD_OK;
 }
 
-cd_status cd_conv_forward_trainable(cd_node *conv, const cd_node *bn, int tail,
-                                    const cd_node *act, cd_fused_types types, int n,
-                                    const cd_shape *in, const void *src, void *dst) {
-    CD_TRY(check_train_types(conv, types));
-    return forward(conv, NULL, bn, tail, act_max(act), types, 1, NULL, n, in, src, NULL, dst);
+cd_status cd_conv_forward_trainable(cd_node *conv, const cd_chain *chain, cd_fused_types types,
+                                    int n, const cd_shape *in, const void *src, void *dst) {
+    CD_TRY(check_train_block(conv, chain, types));
+    return forward(conv, chain, types, 1, NULL, n, in, src, NULL, dst);
 }
 
 /* Where a primitive wants format md and the data lives in `other`: memory in md and a reorder
@@ -512,30 +551,35 @@ done:
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 
-cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const cd_node *act,
+cd_status cd_conv_backward_trainable(cd_node *conv, const cd_chain *chain, int norm_trains,
                                      cd_fused_types types, int n, const cd_shape *in,
                                      const void *src, const void *y, void *dy, void *dx,
                                      int accumulate, float *scratch) {
-    CD_TRY(check_train_types(conv, types));
+    CD_TRY(check_train_block(conv, chain, types));
     if (types.dx_bf16 && accumulate)
         return cd_fail(CD_ERR_STATE, "'%s': a bf16 input gradient is written once", conv->name);
-    const float max_value = act_max(act);
+    const block_key key = key_of(chain);
+    float max_value = 0.f;
+    const int has_act = act_steps(&chain->act) > 0;
+    const int relu = has_act && cd_post_act_relu_like(&chain->act, &max_value);
     int victim;
-    fused_state *f = find_state(conv, n, tail, max_value, 0, types, 1, 0, &victim);
+    fused_state *f = find_state(conv, n, &key, types, 1, 0, &victim);
     if (!f || !f->k.valid)
         return cd_fail(CD_ERR_STATE, "'%s': backward without the block's training forward", conv->name);
     if (!f->bwd_w) CD_TRY(build_backward(conv, f));
     const size_t out_count = (size_t)n * cd_node_sample_size(conv);
-    /* du = dy through the ReLU6: in place (dy is the block output's own gradient buffer), or
-     * as bf16 for bf16 convolutions in the same pass */
+    /* du = dy through the activation: in place (dy is the block output's own gradient
+     * buffer), or as bf16 for bf16 convolutions (a ReLU's mask and the rounding in one pass) */
     void *du = dy;
+    if (has_act && !relu) /* another activation: its derivative from y, in float32 */
+        CD_TRY(cd_post_act_grad(&chain->act, dy, dy, y, types.dst_bf16, out_count));
     if (types.compute_bf16) {
         /* a bf16 dy is masked in place; a float32 one is rounded into the block's buffer */
         if (!types.dy_bf16) du = f->du_bf16;
-        if (!types.dy_bf16 || tail == CD_FUSE_RELU)
-            cd_grad_to_bf16(du, dy, types.dy_bf16, tail == CD_FUSE_RELU ? y : NULL, types.dst_bf16,
-                            out_count, max_value);
-    } else if (tail == CD_FUSE_RELU) {
+        if (!types.dy_bf16 || relu)
+            cd_grad_to_bf16(du, dy, types.dy_bf16, relu ? y : NULL, types.dst_bf16, out_count,
+                            max_value);
+    } else if (relu) {
         cd_relu_grad(dy, y, dy, out_count, max_value, 0);
     }
     /* dW' (in Keras layout, into the kernel's gradient) and db' = sum(du); the source as the
@@ -553,13 +597,16 @@ cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const
     if (f->diff_w_to_user) {
         CD_TRY(cd_execute_reorder(f->diff_w_to_user, f->diff_w, f->diff_w_user, conv->name));
     }
-    if (cd_node_trains(bn)) {
+    cd_node *bn = chain->norm;
+    if (bn && norm_trains) {
         /* dbeta now; dgamma from the summed dW' in cd_conv_trainable_finish (0 until then, so
          * micro-batches' gradient sums stay 0 + 0) */
         memcpy(bn->params[BN_BETA].grad, f->dbias, (size_t)conv->shape.c * sizeof(float));
         if (bn->params[BN_GAMMA].can_train) /* scale=False: gamma fixed, no gradient */
             memset(bn->params[BN_GAMMA].grad, 0, (size_t)conv->shape.c * sizeof(float));
     }
+    if (cd_conv_of(conv)->use_bias) /* db'; the finish scales it with a BN */
+        memcpy(conv->params[1].grad, f->dbias, (size_t)conv->shape.c * sizeof(float));
     if (!dx) return CD_OK;
     /* dx = conv_bwd_data(du, W') */
     dnnl_memory_t w = f->k.w;
@@ -580,9 +627,12 @@ cd_status cd_conv_backward_trainable(cd_node *conv, cd_node *bn, int tail, const
     return CD_OK;
 }
 
-void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
-    const int oc = conv->shape.c, bn_trains = cd_node_trains(bn);
+void cd_conv_trainable_finish(cd_node *conv, cd_node *bn, int bn_trains) {
+    if (!bn) return; /* W' = W, b' = bias: dW' and db' are the gradients */
+    const int oc = conv->shape.c;
     const cd_param *kernel = &conv->params[0];
+    float *dbias = cd_conv_of(conv)->use_bias ? conv->params[1].grad : NULL;
+    const float *bias = dbias ? conv->params[1].value : NULL;
     const size_t rows = kernel->size / (size_t)oc; /* Keras layouts: output channel last */
     const float *w = kernel->value;
     const float *mean = bn->params[BN_MEAN].value, *var = bn->params[BN_VAR].value;
@@ -602,11 +652,14 @@ void cd_conv_trainable_finish(cd_node *conv, cd_node *bn) {
                 dr[k] *= a[k - c0];
             }
         }
+        if (dbias)
+            for (int k = c0; k < c1; k++) dbias[k] *= a[k - c0];
         if (bn_trains && bn->params[BN_GAMMA].can_train) {
             const float *dbeta = bn->params[BN_BETA].grad;
             float *dgamma = bn->params[BN_GAMMA].grad;
             for (int k = c0; k < c1; k++)
-                dgamma[k] = (float)((da[k - c0] - (double)mean[k] * dbeta[k]) /
+                dgamma[k] = (float)((da[k - c0] + ((bias ? (double)bias[k] : 0.0) - mean[k]) *
+                                                     (double)dbeta[k]) /
                                     sqrt((double)(var[k] + cd_bn_of(bn)->epsilon)));
         }
     }

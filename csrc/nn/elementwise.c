@@ -14,7 +14,7 @@ static size_t count_of(const cd_node *node, const cd_io *io) {
 }
 
 /* ---- InputLayer: hyperparameter shape (h, w, c); the executor writes its output ---- */
-static cd_status input_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status input_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     (void)in;
     int s[3];
     CD_TRY(cd_hp_ints(h, "shape", 3, NULL, s));
@@ -38,7 +38,7 @@ const cd_layer_ops cd_input_ops = {
 };
 
 /* Layers whose output has their (first) input's shape. */
-static cd_status same_shape(cd_node *node, const cd_shape in[2]) {
+static cd_status same_shape(cd_node *node, const cd_shape *in) {
     node->shape = in[0];
     return CD_OK;
 }
@@ -47,7 +47,7 @@ static cd_status same_shape(cd_node *node, const cd_shape in[2]) {
  * (strict on both sides, as tf.nn.relu6's gradient). max_value <= 0 means no upper bound.
  * Backward reads the output (0 < y < max exactly when 0 < x < max), so the input (a BN
  * output) need not be kept for it. */
-static cd_status relu_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status relu_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     cd_relu_hp *hp = node->hp;
     const float none = 0.f;
     CD_TRY(cd_hp_floats(h, "max_value", 1, &none, &hp->max_value));
@@ -73,17 +73,26 @@ static cd_status relu_backward(cd_node *node, const cd_io *io) {
         cd_relu_grad(io->dx[0], io->out, io->dout, count_of(node, io), cd_act_max(node), io->acc[0]);
     return CD_OK;
 }
+/* ReLU(max_value) as a post-op: clip to [0, max], or relu without an upper bound. */
+static int relu_post_op(const cd_node *node, cd_post_op *op) {
+    const float max_value = cd_act_max(node);
+    op->kind = CD_POST_ACT, op->count = 1, op->grad_from_output = 1;
+    op->eltwise[0] = max_value > 0.f && isfinite(max_value)
+                         ? (cd_eltwise){CD_ELTWISE_CLIP, 0.f, max_value}
+                         : (cd_eltwise){CD_ELTWISE_RELU, 0.f, 0.f};
+    return 1;
+}
 const cd_layer_ops cd_relu_ops = {
-    .name = "ReLU", .flags = CD_OP_READS_OUTPUT | CD_OP_FUSE_ACT, .min_inputs = 1,
+    .name = "ReLU", .flags = CD_OP_READS_OUTPUT, .min_inputs = 1,
     .max_inputs = 1, .hp_size = sizeof(cd_relu_hp), .build = relu_build,
-    .forward = relu_forward, .backward = relu_backward,
+    .forward = relu_forward, .backward = relu_backward, .post_op = relu_post_op,
 };
 
 /* ---- Rescaling: y = x * scale + offset (preprocess_input is scale 1/127.5, offset -1) ---- */
 typedef struct {
     float scale, offset;
 } rescale_hp;
-static cd_status rescale_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status rescale_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     rescale_hp *hp = node->hp;
     const float zero = 0.f;
     CD_TRY(cd_hp_floats(h, "scale", 1, NULL, &hp->scale));
@@ -108,36 +117,65 @@ static cd_status rescale_backward(cd_node *node, const cd_io *io) {
     return CD_OK;
 }
 const cd_layer_ops cd_rescale_ops = {
-    .name = "Rescaling", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Rescaling", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .hp_size = sizeof(rescale_hp), .build = rescale_build, .forward = rescale_forward,
     .backward = rescale_backward,
 };
 
-/* ---- Add: y = a + b; the gradient goes unchanged to both inputs ---- */
-static cd_status add_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+/* ---- Add: y = x0 + x1 + ... summed left to right (Keras's Add: output = inputs[0], then
+ * output + inputs[i]); the gradient goes unchanged to every input. Any number of inputs of
+ * one shape. ---- */
+static cd_status check_same_shapes(const cd_node *node, const cd_shape *in, const char *what) {
+    for (int j = 1; j < node->num_inputs; j++) {
+        const cd_shape *x = &in[0], *y = &in[j];
+        if (x->h != y->h || x->w != y->w || x->c != y->c)
+            return cd_fail(CD_ERR_VALUE, "layer '%s': cannot %s shapes (%d, %d, %d) and "
+                           "(%d, %d, %d) (input %d)", node->name, what, x->h, x->w, x->c, y->h,
+                           y->w, y->c, j);
+    }
+    return CD_OK;
+}
+static cd_status add_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     (void)h;
-    const cd_shape *x = &in[0], *y = &in[1];
-    if (x->rank != y->rank || x->h != y->h || x->w != y->w || x->c != y->c)
-        return cd_fail(CD_ERR_VALUE, "layer '%s': cannot add shapes (%d, %d, %d) and (%d, %d, %d)",
-                       node->name, x->h, x->w, x->c, y->h, y->w, y->c);
-    return same_shape(node, in);
+    CD_TRY(check_same_shapes(node, in, "add"));
+    node->shape = in[0];
+    for (int j = 1; j < node->num_inputs; j++)
+        if (in[j].rank > node->shape.rank) node->shape.rank = in[j].rank;
+    return CD_OK;
 }
 static cd_status add_forward(cd_node *node, const cd_io *io) {
-    const float *a = io->in[0], *b = io->in[1];
     float *y = io->out;
     const size_t n = count_of(node, io);
+    const int k = io->num_inputs;
+    const float *a = io->in[0];
+    if (k == 1) {
+        memcpy(y, a, n * sizeof(float));
+        return CD_OK;
+    }
+    const float *b = io->in[1];
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    for (int j = 2; j < k; j++) {
+        const float *c = io->in[j];
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) y[i] += c[i];
+    }
     return CD_OK;
 }
 static cd_status add_backward(cd_node *node, const cd_io *io) {
-    for (int j = 0; j < 2; j++)
+    for (int j = 0; j < io->num_inputs; j++)
         if (io->dx[j]) cd_write_scaled(io->dx[j], io->dout, 1.f, count_of(node, io), io->acc[j]);
     return CD_OK;
 }
+/* Of two inputs: a binary-add post-op (the residual Add of a fused block). */
+static int add_post_op(const cd_node *node, cd_post_op *op) {
+    op->kind = CD_POST_ADD;
+    return node->num_inputs == 2;
+}
 const cd_layer_ops cd_add_ops = {
-    .name = "Add", .flags = CD_OP_FUSE_ADD, .min_inputs = 2, .max_inputs = 2,
+    .name = "Add", .flags = 0, .min_inputs = 1, .max_inputs = CD_INPUTS_ANY,
     .build = add_build, .forward = add_forward, .backward = add_backward,
+    .post_op = add_post_op,
 };
 
 /* ---- Multiply: y = a * b, where b has a's shape or is one value per channel (n, 1, 1, c)
@@ -146,7 +184,7 @@ const cd_layer_ops cd_add_ops = {
 static int per_channel(const cd_shape *s, const cd_shape *full) {
     return s->h == 1 && s->w == 1 && s->c == full->c && (full->h > 1 || full->w > 1);
 }
-static cd_status multiply_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status multiply_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     (void)h;
     const cd_shape *a = &in[0], *b = &in[1];
     const int same = a->h == b->h && a->w == b->w && a->c == b->c;
@@ -225,63 +263,90 @@ static cd_status multiply_backward(cd_node *node, const cd_io *io) {
     }
     return CD_OK;
 }
+/* A binary-multiply post-op (the plan does not fuse it yet: it declares what it is). */
+static int multiply_post_op(const cd_node *node, cd_post_op *op) {
+    (void)node;
+    op->kind = CD_POST_MUL;
+    return 1;
+}
 const cd_layer_ops cd_multiply_ops = {
-    .name = "Multiply", .flags = CD_OP_READS_INPUT, .min_inputs = 2, .max_inputs = 2,
-    .build = multiply_build, .forward = multiply_forward, .backward = multiply_backward,
+    .name = "Multiply", .flags = CD_OP_READS_INPUT, .min_inputs = 2,
+    .max_inputs = 2, .build = multiply_build, .forward = multiply_forward,
+    .backward = multiply_backward, .post_op = multiply_post_op,
 };
 
-/* ---- Subtract, Maximum, Minimum, Average of two tensors of one shape (Keras's merging
- * layers). Gradients as TF's: Maximum routes dy to a where a >= b, else to b (Minimum: a <= b);
- * Average halves it to both. Hyperparameter "op" (merge_op). ---- */
+/* ---- Subtract (two inputs), Maximum, Minimum, Average (any number) of tensors of one
+ * shape (Keras's merging layers, each folding its op left to right: output = inputs[0], then
+ * op(output, inputs[i]); Average divides the sum by the count). Gradients as TF's through
+ * that chain: Maximum routes dy to the running winner, which input i displaces only when it
+ * is strictly greater (TF's maximum gradient goes to x where x >= y; Minimum: strictly
+ * smaller); Average gives dy / count to each. Hyperparameter "op" (merge_op). ---- */
 enum merge_op { MERGE_SUBTRACT = 0, MERGE_MAXIMUM, MERGE_MINIMUM, MERGE_AVERAGE, MERGE_COUNT };
 typedef struct {
     int op;
 } merge_hp;
-static cd_status merge_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status merge_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     merge_hp *hp = node->hp;
     CD_TRY(cd_hp_ints(h, "op", 1, NULL, &hp->op));
     if (hp->op < 0 || hp->op >= MERGE_COUNT)
         return cd_fail(CD_ERR_VALUE, "layer '%s': unknown merge op %d", node->name, hp->op);
-    const cd_shape *a = &in[0], *b = &in[1];
-    if (a->h != b->h || a->w != b->w || a->c != b->c)
-        return cd_fail(CD_ERR_VALUE, "layer '%s': inputs of shapes (%d, %d, %d) and (%d, %d, %d) "
-                       "differ", node->name, a->h, a->w, a->c, b->h, b->w, b->c);
+    if (hp->op == MERGE_SUBTRACT && node->num_inputs != 2)
+        return cd_fail(CD_ERR_VALUE, "A `Subtract` layer should be called on exactly 2 inputs "
+                       "(layer '%s' got %d)", node->name, node->num_inputs);
+    CD_TRY(check_same_shapes(node, in, "merge"));
     return same_shape(node, in);
+}
+/* Sample element i: the chain's value, and which input it came from (Maximum/Minimum). */
+static float merge_at(int op, const cd_io *io, size_t i, int *winner) {
+    float r = io->in[0][i];
+    *winner = 0;
+    for (int j = 1; j < io->num_inputs; j++) {
+        const float v = io->in[j][i];
+        if (op == MERGE_SUBTRACT) r -= v;
+        else if (op == MERGE_AVERAGE) r += v;
+        else if (op == MERGE_MAXIMUM ? v > r : v < r) r = v, *winner = j;
+    }
+    return op == MERGE_AVERAGE ? r / (float)io->num_inputs : r;
 }
 static cd_status merge_forward(cd_node *node, const cd_io *io) {
     const int op = ((const merge_hp *)node->hp)->op;
-    const float *a = io->in[0], *b = io->in[1];
     float *y = io->out;
     const size_t n = count_of(node, io);
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        y[i] = op == MERGE_SUBTRACT ? a[i] - b[i]
-             : op == MERGE_MAXIMUM  ? (a[i] >= b[i] ? a[i] : b[i])
-             : op == MERGE_MINIMUM  ? (a[i] <= b[i] ? a[i] : b[i])
-                                    : (a[i] + b[i]) / 2.f;
+    for (size_t i = 0; i < n; i++) {
+        int w;
+        y[i] = merge_at(op, io, i, &w);
+    }
     return CD_OK;
 }
 static cd_status merge_backward(cd_node *node, const cd_io *io) {
     const int op = ((const merge_hp *)node->hp)->op;
-    const float *a = io->in[0], *b = io->in[1], *dy = io->dout;
+    const float *dy = io->dout;
     const size_t n = count_of(node, io);
-    for (int j = 0; j < 2; j++) {
+    const float inv = 1.f / (float)io->num_inputs;
+    for (int j = 0; j < io->num_inputs; j++) {
         float *dx = io->dx[j];
         if (!dx) continue;
         const int acc = io->acc[j];
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            const int a_wins = op == MERGE_MAXIMUM ? a[i] >= b[i] : a[i] <= b[i];
-            const float g = op == MERGE_SUBTRACT ? (j ? -dy[i] : dy[i])
-                          : op == MERGE_AVERAGE  ? dy[i] / 2.f
-                                                 : (a_wins == (j == 0) ? dy[i] : 0.f);
+            float g;
+            if (op == MERGE_SUBTRACT) {
+                g = j ? -dy[i] : dy[i];
+            } else if (op == MERGE_AVERAGE) {
+                g = dy[i] * inv;
+            } else {
+                int w;
+                merge_at(op, io, i, &w);
+                g = w == j ? dy[i] : 0.f;
+            }
             dx[i] = acc ? dx[i] + g : g;
         }
     }
     return CD_OK;
 }
 const cd_layer_ops cd_merge_ops = {
-    .name = "Merge", .flags = CD_OP_READS_INPUT, .min_inputs = 2, .max_inputs = 2,
+    .name = "Merge", .flags = CD_OP_READS_INPUT, .min_inputs = 1, .max_inputs = CD_INPUTS_ANY,
     .hp_size = sizeof(merge_hp), .build = merge_build, .forward = merge_forward,
     .backward = merge_backward,
 };
@@ -296,7 +361,7 @@ typedef struct {
     float rate;
     int shared[3]; /* noise_shape: 1 where the mask is shared along h, w, c */
 } dropout_hp;
-static cd_status dropout_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status dropout_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     dropout_hp *hp = node->hp;
     const int none[3] = {0, 0, 0};
     CD_TRY(cd_hp_floats(h, "rate", 1, NULL, &hp->rate));

@@ -26,7 +26,9 @@
     X(cd_reshape_ops)                              \
     X(cd_gmp_ops)                                  \
     X(cd_merge_ops)                                \
+    X(cd_concatenate_ops)                          \
     X(cd_normalization_ops)                        \
+    X(cd_resizing_ops)                             \
     /* (the list ends here) */
 
 #define DECLARE(ops) extern const cd_layer_ops ops;

@@ -4,8 +4,8 @@
  * batch size.
  *
  * Gradient contract (what an optimizer, gradient clipping or a new layer relies on):
- *   - A backward call OVERWRITES the gradients of the weights it owns (cd_param.grad); it never
- *     adds to them. Summing over micro-batches is the executor's job (model/exec.c).
+ *   - A backward call with cd_io.weight_grads set OVERWRITES the gradients of the trainable
+ *     weights it owns (cd_param.grad); it never adds to them. Summing over micro-batches is the executor's job (model/exec.c).
  *   - Input gradients are written or added as cd_io.acc[i] says: acc 0 writes dx[i], acc 1
  *     adds to it (a tensor read by two layers collects both contributions).
  *   - A trainable fused block (nn/conv_fused.c: Conv -> BN in inference mode [-> ReLU])
@@ -21,6 +21,7 @@
 #include "catdog.h"
 
 #define CD_MAX_PARAMS 4
+#define CD_INPUTS_ANY (1 << 16) /* max_inputs of a kind taking any number of inputs */
 #define CD_OPT_SLOTS 3
 #define CD_FUSED_CACHE 8   /* fused blocks kept per conv: plan batch sizes and micro-batches */
 
@@ -42,6 +43,7 @@ typedef struct cd_param {
     float *grad;                  /* same layout; allocated on first backward that needs it */
     float *slot[CD_OPT_SLOTS];    /* optimizer state (Adam m, v; RMSprop velocity, ...) */
     int can_train;                /* 0 for BN moving statistics */
+    float init;                   /* the value every element starts at */
     uint64_t version;             /* bumped on every write to value */
 } cd_param;
 
@@ -51,7 +53,8 @@ typedef struct cd_layer_ops cd_layer_ops;
 typedef struct cd_node {
     const cd_layer_ops *ops;      /* the kind */
     char name[CD_MAX_NAME];
-    int num_inputs, inputs[2];
+    int num_inputs;
+    int *inputs;                  /* num_inputs node indices (the graph owns the array) */
     cd_shape shape;               /* output, per sample */
     void *hp;                     /* the kind's hyperparameters: its own struct (ops->hp_size) */
     cd_param params[CD_MAX_PARAMS];
@@ -64,11 +67,10 @@ typedef struct cd_node {
 } cd_node;
 
 static inline size_t cd_node_sample_size(const cd_node *node) { return cd_shape_size(&node->shape); }
-/* True when `node` has parameters that receive gradients (layer trainable, weight trainable). */
-int cd_node_trains(const cd_node *node);
-/* Add a parameter to a node (allocates value, zero-filled). */
-cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int *dims,
-                            int can_train);
+/* Declare a weight of a node, from its kind's build (nn/params.c): Keras dims, whether it can
+ * train, the value its elements start at. The graph allocates it after the build. */
+cd_status cd_declare_param(cd_node *node, const char *name, int ndim, const int *dims,
+                           int can_train, float init);
 
 /* The buffers of one kernel call: n samples; inputs (n, in_shape[i]); output (n, node shape).
  * Backward also has dout (n, node shape; a kernel may overwrite it) and dx[i] (NULL: input i
@@ -79,12 +81,13 @@ cd_status cd_node_add_param(cd_node *node, const char *name, int ndim, const int
  * gradient (set on the last layer during a step whose loss takes the head's logits). */
 typedef struct {
     int n;
-    const float *in[2];
-    cd_shape in_shape[2];
+    int num_inputs;
+    const float *const *in;       /* num_inputs each: inputs, their shapes, gradients, acc */
+    const cd_shape *in_shape;
     float *out;
     float *dout;
-    float *dx[2];
-    int acc[2];
+    float *const *dx;
+    const int *acc;
     float *scratch;
     int training;                 /* effective training flag of this layer */
     uint64_t seed;
@@ -92,6 +95,8 @@ typedef struct {
     int index;                    /* the layer's index in its graph */
     int sample_offset;
     int logits;
+    int weight_grads;             /* backward: write the gradients of the node's trainable
+                                     weights (the layer trains; cd_param.grad allocated) */
 } cd_io;
 
 /* Builder arguments: named hyperparameters (catdog.h cd_hparam), read by the kind's build. */
@@ -107,21 +112,59 @@ cd_status cd_hp_ints(cd_hparams *h, const char *key, int count, const int *def, 
 cd_status cd_hp_floats(cd_hparams *h, const char *key, int count, const float *def, float *out);
 
 /* What a kind declares about itself; plan and execution decide from these, never from the
- * kind. Fusion: a block is [PAD] CONV NORM [ACT | ADD] run as one convolution (conv_fused.c). */
+ * kind. Fusion: a convolution followed by the post-ops its readers declare (post_op below)
+ * runs as one convolution (nn/conv_fused.c; model/plan.c says which chains). */
 enum {
     CD_OP_READS_INPUT = 1 << 0,       /* backward reads its inputs' values */
     CD_OP_READS_INPUT_TO_TRAIN = 1 << 1, /* ... only when its weights get gradients */
     CD_OP_READS_OUTPUT = 1 << 2,      /* backward reads its own output */
     CD_OP_COUPLES_BATCH = 1 << 3,     /* in training mode samples depend on each other */
     CD_OP_FROZEN_INFERENCE = 1 << 4,  /* a non-trainable layer runs in inference mode (TF2 BN) */
-    CD_OP_PREFIX = 1 << 5,            /* cheap, per sample: may join the micro-batched prefix */
     CD_OP_CONV = 1 << 6,              /* a convolution: heads a fused block; micro-batched
                                          training pays where one trains */
-    CD_OP_FUSE_NORM = 1 << 7,         /* folds into the conv before it (inference mode) */
-    CD_OP_FUSE_ACT = 1 << 8,          /* a post-op of a fused block (ReLU/clip) */
-    CD_OP_FUSE_ADD = 1 << 9,          /* a binary-add post-op of a fused block */
     CD_OP_FUSE_PAD = 1 << 10,         /* folds into the padding of the conv after it */
 };
+
+/* Elementwise functions a fused convolution applies as post-ops (oneDNN's eltwise algorithms,
+ * named here so that kinds do not depend on the backend): y = f(x; alpha, beta). */
+typedef enum {
+    CD_ELTWISE_RELU = 1,      /* x > 0 ? x : alpha * x */
+    CD_ELTWISE_CLIP,          /* min(max(x, alpha), beta) (gradient where alpha < x < beta) */
+    CD_ELTWISE_LOGISTIC,      /* 1 / (1 + exp(-x)) */
+    CD_ELTWISE_TANH,
+    CD_ELTWISE_SWISH,         /* x / (1 + exp(-alpha * x)) */
+    CD_ELTWISE_GELU_ERF,      /* x / 2 * (1 + erf(x / sqrt 2)) */
+    CD_ELTWISE_ELU,           /* x > 0 ? x : alpha * (exp(x) - 1) */
+    CD_ELTWISE_LINEAR,        /* alpha * x + beta */
+    CD_ELTWISE_SOFT_RELU,     /* log(1 + exp(alpha * x)) / alpha */
+    CD_ELTWISE_HARDSIGMOID,   /* max(0, min(1, alpha * x + beta)) */
+    CD_ELTWISE_HARDSWISH,     /* x * max(0, min(1, alpha * x + beta)) */
+} cd_eltwise_alg;
+
+typedef struct {
+    cd_eltwise_alg alg;
+    float alpha, beta;
+} cd_eltwise;
+
+/* What a node can be as a post-op of the convolution it reads (a kind's post_op): */
+typedef enum {
+    CD_POST_NONE = 0,
+    CD_POST_NORM,             /* a per-channel affine map folded into the convolution's weights
+                                 and bias (BatchNormalization in inference mode) */
+    CD_POST_ACT,              /* an elementwise activation: `count` eltwise steps in order
+                                 (0: identity; SELU is ELU then LINEAR) */
+    CD_POST_ADD,              /* + another tensor of the output's shape (a residual Add) */
+    CD_POST_MUL,              /* * another tensor (same shape or one value per channel) */
+} cd_post_kind;
+
+typedef struct {
+    cd_post_kind kind;
+    int count;                /* CD_POST_ACT: eltwise steps */
+    cd_eltwise eltwise[2];
+    int grad_from_output;     /* CD_POST_ACT: its derivative is a function of its output y
+                                 (ReLU, clip, sigmoid, tanh, ELU), so a trainable block that
+                                 ends in it needs only y for its backward */
+} cd_post_op;
 
 struct cd_layer_ops {
     const char *name;             /* Keras class name: the kind's key (cd_graph_add_layer) */
@@ -129,13 +172,14 @@ struct cd_layer_ops {
     unsigned (*node_flags)(const cd_node *node); /* flags depending on hyperparameters; NULL */
     int min_inputs, max_inputs;
     size_t hp_size;               /* bytes of the kind's hyperparameter struct (node->hp) */
-    /* Validate hyperparameters (h) and the inputs' shapes, set node->shape, add weights. */
-    cd_status (*build)(cd_node *node, const cd_shape in[2], cd_hparams *h);
+    /* Validate hyperparameters (h) and the inputs' shapes (node->num_inputs of them), set
+     * node->shape, declare weights. */
+    cd_status (*build)(cd_node *node, const cd_shape *in, cd_hparams *h);
     /* Prepare node->state for batch size n (primitives, buffers). May be NULL. */
-    cd_status (*prepare)(cd_node *node, const cd_shape in[2], int n);
+    cd_status (*prepare)(cd_node *node, const cd_shape *in, int n);
     /* io->out = f(io->in) */
     cd_status (*forward)(cd_node *node, const cd_io *io);
-    /* From io->dout: weight gradients (overwritten, if cd_node_trains) and io->dx. */
+    /* From io->dout: weight gradients (overwritten, if io->weight_grads) and io->dx. */
     cd_status (*backward)(cd_node *node, const cd_io *io);
     /* Free node->state (primitives, buffers). NULL: free(). */
     void (*release)(cd_node *node);
@@ -149,10 +193,20 @@ struct cd_layer_ops {
     /* The activation the layer's output ends in (softmax, sigmoid; CD_ACT_NONE: none), which
      * its kernels skip when cd_io.logits is set. NULL: none. */
     cd_activation (*out_activation)(const cd_node *node);
+    /* As what this node can follow a convolution as its post-op (with these hyperparameters
+     * and inputs): fills *op and returns 1, or returns 0 (not a post-op). NULL: never. */
+    int (*post_op)(const cd_node *node, cd_post_op *op);
 };
 
 static inline unsigned cd_node_flags(const cd_node *node) {
     return node->ops->node_flags ? node->ops->node_flags(node) : node->ops->flags;
+}
+
+/* The node's post-op declaration (kind CD_POST_NONE when it is none). */
+static inline cd_post_op cd_node_post_op(const cd_node *node) {
+    cd_post_op op = {CD_POST_NONE, 0, {{0, 0.f, 0.f}, {0, 0.f, 0.f}}, 0};
+    if (!node->ops->post_op || !node->ops->post_op(node, &op)) op.kind = CD_POST_NONE;
+    return op;
 }
 
 /* The registered kinds (nn/kinds.c), NULL-terminated; lookup by Keras class name. */

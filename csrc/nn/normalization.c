@@ -27,10 +27,9 @@ static cd_status normalization_build(cd_node *node, const cd_shape in[], cd_hpar
         return cd_fail(CD_ERR_VALUE, "layer '%s': invert must be 0 or 1", node->name);
     node->shape = in[0];
     const int dims[1] = {node->shape.c};
-    CD_TRY(cd_node_add_param(node, "mean", 1, dims, 0));
-    CD_TRY(cd_node_add_param(node, "variance", 1, dims, 0));
-    CD_TRY(cd_node_add_param(node, "count", 0, dims, 0));
-    for (int k = 0; k < node->shape.c; k++) node->params[VARIANCE].value[k] = 1.f;
+    CD_TRY(cd_declare_param(node, "mean", 1, dims, 0, 0.f));
+    CD_TRY(cd_declare_param(node, "variance", 1, dims, 0, 1.f));
+    CD_TRY(cd_declare_param(node, "count", 0, dims, 0, 0.f)); /* a scalar */
     return CD_OK;
 }
 
@@ -100,7 +99,7 @@ static cd_status normalization_backward(cd_node *node, const cd_io *io) {
 }
 
 const cd_layer_ops cd_normalization_ops = {
-    .name = "Normalization", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Normalization", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .hp_size = sizeof(normalization_hp), .build = normalization_build,
     .forward = normalization_forward, .backward = normalization_backward,
 };

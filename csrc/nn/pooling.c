@@ -66,7 +66,7 @@ static cd_status src_dst_memories(const cd_node *node, pool_state *s, dnnl_memor
     return CD_OK;
 }
 
-static cd_status pool_prepare(cd_node *node, const cd_shape in[2], int n) {
+static cd_status pool_prepare(cd_node *node, const cd_shape *in, int n) {
     const pool_hp *hp = node->hp;
     pool_state *s = calloc(1, sizeof *s);
     if (!s) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
@@ -141,7 +141,7 @@ static cd_status pool_backward(cd_node *node, const cd_io *io) {
 }
 
 /* hyperparameters: pool (ph, pw), strides (sh, sw; default pool), pad (t, b, l, r) */
-static cd_status build(cd_node *node, const cd_shape in[2], cd_hparams *h, int max) {
+static cd_status build(cd_node *node, const cd_shape *in, cd_hparams *h, int max) {
     pool_hp *hp = node->hp;
     const int zero4[4] = {0, 0, 0, 0};
     hp->max = max;
@@ -168,10 +168,10 @@ static cd_status build(cd_node *node, const cd_shape in[2], cd_hparams *h, int m
     return CD_OK;
 }
 
-static cd_status max_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status max_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build(node, in, h, 1);
 }
-static cd_status avg_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status avg_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     return build(node, in, h, 0);
 }
 

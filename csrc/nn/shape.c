@@ -9,7 +9,7 @@
 #include "nn/conv_fused.h"
 
 /* ---- ZeroPadding2D: pad = (top, bottom, left, right) ---- */
-static cd_status zeropad_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status zeropad_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     cd_pad_hp *hp = node->hp;
     CD_TRY(cd_hp_ints(h, "pad", 4, NULL, hp->pad));
     if (in[0].rank != 3)
@@ -70,7 +70,7 @@ const cd_layer_ops cd_zeropad_ops = {
 
 /* ---- GlobalAveragePooling2D(keepdims): (n, c), or (n, 1, 1, c) with keepdims (the same
  * memory: only the rank differs) ---- */
-static cd_status gap_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status gap_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     if (in[0].rank != 3)
         return cd_fail(CD_ERR_VALUE, "layer '%s' needs a 4-D (N, H, W, C) input", node->name);
     const int no = 0;
@@ -166,7 +166,7 @@ const cd_layer_ops cd_gmp_ops = {
 
 /* ---- Reshape(shape): hyperparameter "shape" (h, w, c), rank 3, or (1, 1, c) with
  * "rank" 1; the values keep their order ---- */
-static cd_status reshape_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status reshape_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     int s[3], rank;
     CD_TRY(cd_hp_ints(h, "shape", 3, NULL, s));
     CD_TRY(cd_hp_ints(h, "rank", 1, NULL, &rank));
@@ -180,7 +180,7 @@ static cd_status reshape_build(cd_node *node, const cd_shape in[2], cd_hparams *
 }
 
 /* ---- Flatten ---- */
-static cd_status flatten_build(cd_node *node, const cd_shape in[2], cd_hparams *h) {
+static cd_status flatten_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     if (cd_shape_size(&in[0]) > 1u << 30)
         return cd_fail(CD_ERR_VALUE, "layer '%s': %zu values per sample is too many to flatten",
                        node->name, cd_shape_size(&in[0]));
@@ -203,11 +203,11 @@ static cd_status flatten_backward(cd_node *node, const cd_io *io) {
     return CD_OK;
 }
 const cd_layer_ops cd_flatten_ops = {
-    .name = "Flatten", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Flatten", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .build = flatten_build, .forward = flatten_forward, .backward = flatten_backward,
 };
 /* Reshape moves no data either: Flatten's copies */
 const cd_layer_ops cd_reshape_ops = {
-    .name = "Reshape", .flags = CD_OP_PREFIX, .min_inputs = 1, .max_inputs = 1,
+    .name = "Reshape", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .build = reshape_build, .forward = flatten_forward, .backward = flatten_backward,
 };

@@ -8,29 +8,14 @@
  * RMSprop: v = rho v + (1 - rho) g^2;  centered: a = rho a + (1 - rho) g, den = v - a^2 + eps
  *          else den = v + eps;  inc = lr * g / sqrt(den)
  *          momentum > 0: mo = momentum * mo + inc, w -= mo; else w -= inc
- * State (slot) arrays start at zero on compile (cd_graph_compile). */
+ * State (slot) arrays start at zero (allocated at a weight's first update). The optimizer sees
+ * a list of weights (value, grad, slots), never the graph that holds them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "model/graph_internal.h"
-
-/* Slots are freed here and allocated lazily, zeroed, at the first update of each weight. */
-cd_status cd_optimizer_reset(cd_graph *g) {
-    for (int i = 0; i < g->num_nodes; i++) {
-        cd_node *node = &g->nodes[i];
-        for (int k = 0; k < node->num_params; k++) {
-            cd_param *p = &node->params[k];
-            for (int s = 0; s < CD_OPT_SLOTS; s++) {
-                free(p->slot[s]);
-                p->slot[s] = NULL;
-            }
-        }
-    }
-    g->opt_iterations = 0;
-    return CD_OK;
-}
+#include "optim/optimizer.h"
 
 /* Elementwise updates, each element on its own: split across threads in fixed chunks they
  * give the same bits for any thread count. The common cases (Adam, plain RMSprop) have
@@ -187,68 +172,20 @@ static cd_status update_param(const cd_optimizer_config *o, cd_param *p, int64_t
     return CD_OK;
 }
 
-cd_status cd_optimizer_apply(cd_graph *g) {
-    int64_t t = g->opt_iterations + 1;
-    int layer = 0, w = -1;
-    for (cd_param *p; (p = cd_next_trainable(g, &layer, &w));) CD_TRY(update_param(&g->opt, p, t));
-    g->opt_iterations = t;
+int cd_optimizer_slots(const cd_optimizer_config *o) {
+    const optimizer_family *f = family_of(o->kind);
+    return f ? f->slots(o) : 0;
+}
+
+cd_status cd_optimizer_update(const cd_optimizer_config *o, cd_param *const *params, int count,
+                              int64_t t) {
+    for (int k = 0; k < count; k++) CD_TRY(update_param(o, params[k], t));
     return CD_OK;
 }
 
-/* ---- the state, to save and restore it (catdog.h) ---- */
-int cd_graph_opt_slots(const cd_graph *g) {
-    if (!g->compiled) return 0;
-    const optimizer_family *f = family_of(g->opt.kind);
-    return f ? f->slots(&g->opt) : 0;
-}
-
-static cd_status opt_param(const cd_graph *g, int layer, int w, int slot, size_t n,
-                           const cd_param **out) {
-    if (!g->compiled) return cd_fail(CD_ERR_STATE, "the graph has no compiled optimizer");
-    if (layer < 0 || layer >= g->num_nodes)
-        return cd_fail(CD_ERR_VALUE, "layer index %d out of range [0, %d)", layer, g->num_nodes);
-    const cd_node *node = &g->nodes[layer];
-    if (w < 0 || w >= node->num_params)
-        return cd_fail(CD_ERR_VALUE, "layer '%s' has %d weights; index %d is out of range",
-                       node->name, node->num_params, w);
-    if (slot < 0 || slot >= cd_graph_opt_slots(g))
-        return cd_fail(CD_ERR_VALUE, "the optimizer keeps %d slots per weight; %d is out of range",
-                       cd_graph_opt_slots(g), slot);
-    const cd_param *p = &node->params[w];
-    if (n != p->size)
-        return cd_fail(CD_ERR_VALUE, "optimizer slot of '%s/%s' has %zu values, not %zu",
-                       node->name, p->name, p->size, n);
-    *out = p;
-    return CD_OK;
-}
-
-cd_status cd_graph_get_opt_slot(const cd_graph *g, int layer, int w, int slot, float *dst,
-                                size_t n) {
-    const cd_param *p;
-    CD_TRY(opt_param(g, layer, w, slot, n, &p));
-    if (p->slot[slot]) memcpy(dst, p->slot[slot], n * sizeof(float));
-    else memset(dst, 0, n * sizeof(float));
-    return CD_OK;
-}
-
-cd_status cd_graph_set_opt_slot(cd_graph *g, int layer, int w, int slot, const float *src,
-                                size_t n) {
-    const cd_param *cp;
-    CD_TRY(opt_param(g, layer, w, slot, n, &cp));
-    cd_param *p = &g->nodes[layer].params[w];
-    if (!p->slot[slot]) {
-        p->slot[slot] = cd_calloc(p->size, sizeof(float), "optimizer state");
-        if (!p->slot[slot]) return CD_ERR_MEMORY;
+void cd_optimizer_clear(cd_param *p) {
+    for (int s = 0; s < CD_OPT_SLOTS; s++) {
+        free(p->slot[s]);
+        p->slot[s] = NULL;
     }
-    memcpy(p->slot[slot], src, n * sizeof(float));
-    return CD_OK;
-}
-
-int64_t cd_graph_opt_iterations(const cd_graph *g) { return g->opt_iterations; }
-
-cd_status cd_graph_set_opt_iterations(cd_graph *g, int64_t iterations) {
-    if (!g->compiled) return cd_fail(CD_ERR_STATE, "the graph has no compiled optimizer");
-    if (iterations < 0) return cd_fail(CD_ERR_VALUE, "iterations must be >= 0");
-    g->opt_iterations = iterations;
-    return CD_OK;
 }
