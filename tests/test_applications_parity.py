@@ -21,6 +21,19 @@ from conftest import FIXTURES, assert_close_rel, training_step_gradients
 sys.path.insert(0, str(FIXTURES.parent))
 import application_weights as aw  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _keep_name_counters():
+    """These tests build many auto-named layers and reset the counters; afterwards the
+    process's counters are as before, so later tests' auto-names do not depend on them."""
+    from catdog.layers import core
+
+    saved = dict(core._counters)
+    yield
+    core._counters.clear()
+    core._counters.update(saved)
+
+
 APP_FIXTURES = FIXTURES.parent / "applications"
 FWD_REL = 1e-4
 GRAD_REL = 1e-3

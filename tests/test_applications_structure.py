@@ -13,6 +13,19 @@ from catdog import applications
 from catdog.layers.core import reset_name_counters
 from conftest import FIXTURES
 
+
+@pytest.fixture(autouse=True)
+def _keep_name_counters():
+    """These tests build many auto-named layers and reset the counters; afterwards the
+    process's counters are as before, so later tests' auto-names do not depend on them."""
+    from catdog.layers import core
+
+    saved = dict(core._counters)
+    yield
+    core._counters.clear()
+    core._counters.update(saved)
+
+
 STRUCTURE = json.loads((FIXTURES.parent / "applications" / "structure.json").read_text())
 VARIANTS = STRUCTURE["variants"]
 

@@ -13,6 +13,18 @@ from catdog.applications import imagenet_utils
 from test_weights_download import LocalServer, sandbox  # noqa: F401  (autouse fixture)
 
 
+@pytest.fixture(autouse=True)
+def _keep_name_counters():
+    """These tests build many auto-named layers and reset the counters; afterwards the
+    process's counters are as before, so later tests' auto-names do not depend on them."""
+    from catdog.layers import core
+
+    saved = dict(core._counters)
+    yield
+    core._counters.clear()
+    core._counters.update(saved)
+
+
 @pytest.fixture
 def server():
     s = LocalServer()
