@@ -10,6 +10,19 @@ import pytest
 from catdog import applications, lab
 from conftest import needs_shared_data, shared_dir
 
+
+@pytest.fixture(autouse=True)
+def _keep_name_counters():
+    """These tests build many auto-named layers and reset the counters; afterwards the
+    process's counters are as before, so later tests' auto-names do not depend on them."""
+    from catdog.layers import core
+
+    saved = dict(core._counters)
+    yield
+    core._counters.clear()
+    core._counters.update(saved)
+
+
 # the default fine-tuning layer of each base, and its index in Keras's layer list
 DEFAULTS = {"mobilenetv2": ("MobileNetV2", "block_11_expand_relu", 100),
             "resnet50": ("ResNet50", "conv5_block1_1_conv", 143),

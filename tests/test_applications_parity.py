@@ -21,6 +21,19 @@ from conftest import FIXTURES, assert_close_rel, training_step_gradients
 sys.path.insert(0, str(FIXTURES.parent))
 import application_weights as aw  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _keep_name_counters():
+    """These tests build many auto-named layers and reset the counters; afterwards the
+    process's counters are as before, so later tests' auto-names do not depend on them."""
+    from catdog.layers import core
+
+    saved = dict(core._counters)
+    yield
+    core._counters.clear()
+    core._counters.update(saved)
+
+
 APP_FIXTURES = FIXTURES.parent / "applications"
 FWD_REL = 1e-4
 GRAD_REL = 1e-3
@@ -242,3 +255,31 @@ def test_vgg16_keras1_weight_names_load(tmp_path):
         h["block3_conv2"].create_dataset("block3_conv2_b_1:0", data=np.zeros(7, np.float32))
     with pytest.raises(ValueError, match="block3_conv2, weight bias: shape \\(7,\\) in the file"):
         applications.VGG16(include_top=False, weights=str(f), input_shape=(32, 32, 3))
+
+
+@pytest.mark.parametrize("key", list(CONFIGS))
+def test_keras3_legacy_writer_layout_loads(key, tmp_path):
+    """The legacy .h5 Keras 3's own writer makes (legacy_h5_format.save_weights_to_hdf5_group,
+    recorded by the fixture): weights named by variable path (`conv/kernel`, the depthwise
+    kernel as `kernel`, no `:0`) and a `top_level_model_weights` group. Loaded through the
+    builder's weights=, it gives Keras's outputs."""
+    base, io, wd = seeded_base(key)
+    name, size, _ = CONFIGS[key]
+    layout = json.loads(str(io["legacy_layout"]))
+    by_name = {l.name: l for l in base.layers}
+    f = tmp_path / "keras3_legacy.h5"
+    with h5py.File(f, "w") as h:
+        h.attrs["layer_names"] = np.array([n.encode() for n in layout["layer_names"]])
+        h.attrs["backend"] = b"tensorflow"
+        h.attrs["keras_version"] = b"3.15.1"
+        for group, wnames in layout["groups"].items():
+            g = h.create_group(group)
+            g.attrs["weight_names"] = (np.array([n.encode() for n in wnames]) if wnames
+                                       else np.array([], dtype="S1"))
+            ours = [n for n, _, _ in by_name[group]._weights] if group in by_name else []
+            assert len(ours) == len(wnames), group
+            for n, w in zip(wnames, ours):
+                g.create_dataset(n, data=wd[group][w])
+    reset_name_counters()
+    model = getattr(applications, name)(include_top=False, weights=str(f), input_shape=(size, size, 3))
+    assert_close_rel(model.predict(io["x"]), io["base_out"], FWD_REL, "base output")

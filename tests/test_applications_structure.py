@@ -13,6 +13,19 @@ from catdog import applications
 from catdog.layers.core import reset_name_counters
 from conftest import FIXTURES
 
+
+@pytest.fixture(autouse=True)
+def _keep_name_counters():
+    """These tests build many auto-named layers and reset the counters; afterwards the
+    process's counters are as before, so later tests' auto-names do not depend on them."""
+    from catdog.layers import core
+
+    saved = dict(core._counters)
+    yield
+    core._counters.clear()
+    core._counters.update(saved)
+
+
 STRUCTURE = json.loads((FIXTURES.parent / "applications" / "structure.json").read_text())
 VARIANTS = STRUCTURE["variants"]
 
@@ -219,4 +232,28 @@ def test_keras_file_round_trip_keeps_keras_order(tmp_path):
     back = catdog.models.load_model(str(path))
     assert [l.name for l in back.layers] == [l.name for l in m.layers]
     x = np.random.default_rng(4).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(back.predict(x), m.predict(x))
+
+
+def test_efficientnet_imagenet_keras_file_round_trip(monkeypatch, tmp_path):
+    """The per-channel Rescaling is written as Keras writes it (a Rescaling whose scale is a
+    list) and read back as such."""
+    builder("EfficientNetB0")
+    from catdog import weights as weights_mod
+    from catdog.applications import _build, efficientnet
+
+    monkeypatch.setattr(weights_mod, "fetch_named", lambda name, **kw: name)
+    monkeypatch.setattr(_build, "load_weights", lambda model, path: None)
+    m = fresh_build("EfficientNetB0", include_top=False, weights="imagenet", input_shape=(32, 32, 3))
+    path = tmp_path / "effb0.keras"
+    m.save(str(path))
+    import zipfile
+
+    config = json.loads(zipfile.ZipFile(path).read("config.json"))
+    rescale = next(l for l in config["config"]["layers"] if l["name"] == "rescaling_1")
+    assert rescale["class_name"] == "Rescaling"
+    np.testing.assert_allclose(rescale["config"]["scale"], 1 / np.sqrt([0.229, 0.224, 0.225]))
+    back = catdog.models.load_model(str(path))
+    assert isinstance(back.get_layer("rescaling_1"), efficientnet.Rescaling)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(back.predict(x), m.predict(x))

@@ -13,6 +13,18 @@ from catdog.applications import imagenet_utils
 from test_weights_download import LocalServer, sandbox  # noqa: F401  (autouse fixture)
 
 
+@pytest.fixture(autouse=True)
+def _keep_name_counters():
+    """These tests build many auto-named layers and reset the counters; afterwards the
+    process's counters are as before, so later tests' auto-names do not depend on them."""
+    from catdog.layers import core
+
+    saved = dict(core._counters)
+    yield
+    core._counters.clear()
+    core._counters.update(saved)
+
+
 @pytest.fixture
 def server():
     s = LocalServer()
@@ -217,3 +229,24 @@ def test_efficientnet_file_loads_when_the_normalization_has_another_auto_name(tm
     for a, b in zip(first.layers, second.layers):
         for (_, wa, _), (_, wb, _) in zip(a._weights, b._weights):
             np.testing.assert_array_equal(wa, wb, err_msg=a.name)
+
+
+def test_offline_imagenet_says_what_to_fetch_and_where(monkeypatch, tmp_path):
+    """No network (a port nobody listens on): the error names the official file, its URL,
+    Keras's md5, the cache path to put it at and CATDOG_WEIGHTS_DIR."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    name = "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"
+    monkeypatch.setitem(weights.KERAS_FILES, name,
+                        (f"http://127.0.0.1:{port}/", weights.KERAS_FILES[name][1]))
+    with pytest.raises(download.DownloadError) as ei:
+        applications.MobileNetV3Large(include_top=False, input_shape=(224, 224, 3))
+    msg = str(ei.value)
+    assert f"Could not get {name}" in msg and "cannot connect" in msg
+    assert f"http://127.0.0.1:{port}/{name}" in msg
+    assert "md5 07fb09a5933dd0c8eaafa16978110389" in msg
+    assert str(tmp_path / "home" / "models" / name) in msg and "CATDOG_WEIGHTS_DIR" in msg

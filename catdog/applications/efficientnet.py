@@ -75,6 +75,32 @@ class Rescaling(layers.Rescaling):
         return node
 
 
+def _register_config():
+    """Keras writes this layer as a Rescaling whose `scale` is a list: catdog's .keras files
+    do the same (the layers' own Rescaling spec keeps its name and writer), and reading
+    one back gives this class for a list, the plain Rescaling for a number."""
+    from catdog.saving import serialization as ser
+
+    plain = ser.REGISTRY["Rescaling"]
+
+    def from_config(cfg, name):
+        scale = cfg.get("scale")
+        if isinstance(scale, (list, tuple)):
+            try:
+                return Rescaling([float(v) for v in scale], float(cfg.get("offset", 0.0)), name=name)
+            except (TypeError, ValueError) as e:
+                raise ser.ConfigError(f"layer '{name}' (Rescaling): {e}") from None
+        return plain.from_config(cfg, name)
+
+    ser.REGISTRY["Rescaling"] = ser.LayerSpec(plain.keras_name, plain.module, plain.cls,
+                                              plain.to_config, from_config, plain.has_build)
+    ser._BY_CLASS[Rescaling] = ser.LayerSpec(plain.keras_name, plain.module, Rescaling,
+                                             plain.to_config, from_config, plain.has_build)
+
+
+_register_config()
+
+
 def block(inputs, activation="swish", drop_rate=0.0, name="", filters_in=32, filters_out=16,
           kernel_size=3, strides=1, expand_ratio=1, se_ratio=0.0, id_skip=True):
     """Keras's EfficientNet block: expansion, depthwise, squeeze-and-excite, projection."""
