@@ -25,11 +25,11 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 from catdog._progress import ProgressBar, format_bytes
 
-__all__ = ["DownloadError", "get_file", "sha256_of", "cache_folder", "catdog_home"]
+__all__ = ["DownloadError", "get_file", "sha256_of", "hash_of", "cache_folder", "catdog_home"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _CHUNK = 1 << 16
@@ -68,7 +68,20 @@ def _plain_mode(path: PathLike) -> None:
 
 
 
-def _verify(path: Path, size: Optional[int], sha256: Optional[str], check=None) -> Optional[str]:
+def hash_of(path: PathLike, file_hash: str) -> Tuple[str, str]:
+    """(algorithm, hex digest of ``path``) for an expected ``file_hash``, by Keras's "auto"
+    rule (keras/src/utils/file_utils.py resolve_hasher): 64 hex digits are a sha256, anything
+    else an md5 (what Keras's applications publish)."""
+    algorithm = "sha256" if len(file_hash) == 64 else "md5"
+    h = hashlib.new(algorithm, usedforsecurity=False)  # a checksum, not security
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return algorithm, h.hexdigest()
+
+
+def _verify(path: Path, size: Optional[int], sha256: Optional[str], check=None,
+            file_hash: Optional[str] = None) -> Optional[str]:
     """None when ``path`` matches; else what is wrong."""
     actual = path.stat().st_size
     if size is not None and actual != size:
@@ -77,6 +90,10 @@ def _verify(path: Path, size: Optional[int], sha256: Optional[str], check=None) 
         digest = sha256_of(path)
         if digest.lower() != sha256.lower():
             return f"sha256 {digest}, expected {sha256.lower()}"
+    if file_hash is not None:
+        algorithm, digest = hash_of(path, file_hash)
+        if digest != file_hash.lower():
+            return f"{algorithm} {digest}, expected {file_hash.lower()} (Keras's published hash)"
     if check is not None:
         return check(path)
     return None
@@ -152,11 +169,13 @@ def get_file(
     timeout: float = 30.0,
     check=None,
     hint: str = "",
+    file_hash: Optional[str] = None,
 ) -> Path:
     """Return ``cache_dir/name``, downloading it from the first URL that works if needed.
 
     ``cache_dir`` defaults to ``$CATDOG_HOME/<subdir>``. A cached file is used when it matches
-    ``size``/``sha256`` (those that are given); a mismatching one is downloaded again. A
+    ``size``/``sha256``/``file_hash`` (those that are given; ``file_hash`` is Keras's: an md5,
+    or a sha256 when 64 digits long); a mismatching one is downloaded again. A
     download is verified (Content-Length, ``size``, ``sha256``, then ``check(path)`` which
     returns None or a complaint) before it is moved into place; any failure leaves nothing
     behind and the next URL is tried. Raises :class:`DownloadError` when all fail.
@@ -169,7 +188,7 @@ def get_file(
 
     stale = None
     if dest.is_file():
-        problem = _verify(dest, size, sha256, check)
+        problem = _verify(dest, size, sha256, check, file_hash)
         if problem is None:
             return dest
         stale = problem
@@ -192,7 +211,7 @@ def get_file(
                 e.close()
             continue
         try:
-            problem = _verify(tmp, size, sha256, check)
+            problem = _verify(tmp, size, sha256, check, file_hash)
             if problem is not None:
                 errors.append(f"  {url}: downloaded file is corrupt ({problem})")
                 continue
@@ -206,6 +225,8 @@ def get_file(
         what.append(f"{size} bytes ({format_bytes(size)})")
     if sha256 is not None:
         what.append(f"sha256 {sha256}")
+    if file_hash is not None:
+        what.append(f"{'sha256' if len(file_hash) == 64 else 'md5'} {file_hash}")
     lines = [
         f"Could not get {name}: no cached copy"
         + (f" (the cached one is bad: {stale})" if stale else "")

@@ -6,7 +6,13 @@ Data and weights: --data / --weights, else ../shared (beside the working directo
 source tree) when present, else downloaded and cached (catdog.datasets, catdog.weights).
 Environment overrides (used by the CI's reduced lab and the notebook test):
 CATDOG_LAB_EPOCHS, CATDOG_LAB_FINE_TUNE_EPOCHS, CATDOG_LAB_SUBSET (images per class),
-CATDOG_LAB_PRECISION (fp32 | bf16)."""
+CATDOG_LAB_PRECISION (fp32 | bf16).
+
+--base swaps the base (docs/applications.md, "The lab with another base"): mobilenetv2 (the
+default), resnet50, vgg16, mobilenetv3small, mobilenetv3large, efficientnetb0, each at 160x160
+(Keras allows it for all six; MobileNetV3's and EfficientNet's ImageNet files are the 224 ones,
+which convolutional bases run at 160 unchanged) and fine-tuned from its own default layer
+(BASES)."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +24,30 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPORT_ACC = {"transfer": 0.9703, "transfer_loss": 0.1066, "fine_tuned": 0.98}
+
+# --base: (builder, preprocessing, layer fine-tuning starts at, why that layer). Preprocessing
+# "model": preprocess_input inside the model, as the tutorial; "dataset": Keras's "caffe"
+# preprocess_input (BGR, mean subtracted) mapped over the datasets before the model (catdog
+# has no per-channel layer for it yet; flips and rotations commute with it, reflect fill);
+# "builtin": the base holds its own (Rescaling / Normalization).
+BASES = {
+    "mobilenetv2": ("MobileNetV2", "model", 100,
+                    "the TensorFlow tutorial's choice: the top 54 of 154 layers"),
+    "resnet50": ("ResNet50", "dataset", "conv5_block1_1_conv",
+                 "the last stage (conv5, 32 of 175 layers, 15M of 23.6M weights)"),
+    "vgg16": ("VGG16", "dataset", "block5_conv1",
+              "the last convolutional block, as in Keras's classic VGG16 fine-tuning"),
+    "mobilenetv3small": ("MobileNetV3Small", "builtin", "expanded_conv_6_expand",
+                         "blocks 6-10, about the last half of the network"),
+    "mobilenetv3large": ("MobileNetV3Large", "builtin", "expanded_conv_10_expand",
+                         "blocks 10-14, the last third, as MobileNetV2's 100"),
+    "efficientnetb0": ("EfficientNetB0", "builtin", "block6a_expand_conv",
+                       "blocks 6-7 and the top convolution, the last third"),
+}
+IMAGE_SIZE = 160
 
 
 def _shared_candidates():
@@ -54,11 +83,18 @@ def subset_folder(src: Path, per_class: int, dest: Path) -> Path:
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m catdog.lab", description=__doc__.split("\n")[0])
     p.add_argument("--data", help="folder holding train/ and validation/ (cats_and_dogs_filtered)")
-    p.add_argument("--weights", help="MobileNetV2 no-top .h5 weights file (default: imagenet)")
+    p.add_argument("--base", choices=sorted(BASES), default="mobilenetv2",
+                   help="the pretrained base (default mobilenetv2, the tutorial's)")
+    p.add_argument("--weights", help="the base's no-top weights file, 'imagenet' (the default) "
+                   "or 'none' (random start: the lab's machinery without downloads)")
+    p.add_argument("--image-size", type=int, default=IMAGE_SIZE,
+                   help=f"image height and width (default {IMAGE_SIZE})")
     p.add_argument("--epochs", type=int, default=int(os.environ.get("CATDOG_LAB_EPOCHS", 10)))
     p.add_argument("--fine-tune-epochs", type=int,
                    default=int(os.environ.get("CATDOG_LAB_FINE_TUNE_EPOCHS", 10)))
-    p.add_argument("--fine-tune-at", type=int, default=100)
+    p.add_argument("--fine-tune-at", type=int, default=None,
+                   help="index of the first base layer to fine-tune (default: the base's, see "
+                   "BASES; 100 for mobilenetv2)")
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--subset", type=int, default=int(os.environ.get("CATDOG_LAB_SUBSET", 0)),
                    help="use only the first N images of each class (0: all)")
@@ -98,11 +134,15 @@ def _run(args, return_model):
     shared = find_shared()
     data = Path(args.data) if args.data else (
         shared / "data" / "cats_and_dogs_filtered" if shared else catdog.datasets.cats_and_dogs())
+    base_name = getattr(args, "base", "mobilenetv2")
+    builder_name, preprocessing, fine_tune_from, _ = BASES[base_name]
     weights = args.weights
-    if weights is None and shared is not None:
+    if weights is None and shared is not None and base_name == "mobilenetv2":
         cand = shared / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
         weights = str(cand) if cand.exists() else None
     weights = weights or "imagenet"
+    if weights.lower() == "none":
+        weights = None
 
     tmp = None
     train_dir, validation_dir = data / "train", data / "validation"
@@ -113,7 +153,8 @@ def _run(args, return_model):
                                        Path(tmp.name) / "validation")
 
     # -- the lab, as the notebook reads (DESIGN.md) ----------------------------------------
-    BATCH_SIZE, IMG_SIZE = 32, (160, 160)
+    size = getattr(args, "image_size", IMAGE_SIZE)
+    BATCH_SIZE, IMG_SIZE = 32, (size, size)
     train_ds = catdog.utils.image_dataset_from_directory(
         train_dir, shuffle=True, batch_size=BATCH_SIZE, image_size=IMG_SIZE, seed=args.seed)
     validation_ds = catdog.utils.image_dataset_from_directory(
@@ -127,13 +168,24 @@ def _run(args, return_model):
     data_augmentation = catdog.Sequential([layers.RandomFlip("horizontal"),
                                            layers.RandomRotation(0.2)])
     preprocess_input = catdog.applications.mobilenet_v2.preprocess_input
+    train_images = train_ds.num_samples
+    if preprocessing == "dataset":  # "caffe": on the batches, before the model
+        caffe = getattr(catdog.applications, builder_name.lower()).preprocess_input
+        train_ds, validation_ds, test_ds = (
+            ds.map(lambda images, labels: (caffe(images), labels))
+            for ds in (train_ds, validation_ds, test_ds))
     IMG_SHAPE = IMG_SIZE + (3,)
-    base_model = catdog.applications.MobileNetV2(input_shape=IMG_SHAPE, include_top=False,
-                                                 weights=weights)
+    base_model = getattr(catdog.applications, builder_name)(input_shape=IMG_SHAPE,
+                                                            include_top=False, weights=weights)
+    if args.fine_tune_at is None:
+        names = [layer.name for layer in base_model.layers]
+        args.fine_tune_at = (fine_tune_from if isinstance(fine_tune_from, int)
+                             else names.index(fine_tune_from))
     base_model.trainable = False
     inputs = catdog.Input(shape=IMG_SHAPE)
     x = data_augmentation(inputs)
-    x = preprocess_input(x)
+    if preprocessing == "model":
+        x = preprocess_input(x)
     x = base_model(x, training=False)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
@@ -173,6 +225,10 @@ def _run(args, return_model):
 
     plot.learning_curves(history, path=out / "learning_curves_transfer.png")
     plot.learning_curves(history, history_fine, path=out / "learning_curves_fine_tuning.png")
+    if preprocessing == "dataset":  # show the pictures, not the caffe-preprocessed arrays
+        from catdog.applications.imagenet_utils import CAFFE_MEAN_BGR
+
+        images = (np.asarray(images) + np.asarray(CAFFE_MEAN_BGR, np.float32))[..., ::-1]
     plot.predictions(images, labels.ravel().astype(int), predicted, class_names,
                      path=out / "test_predictions.png")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -188,15 +244,16 @@ def _run(args, return_model):
                                                           "fine_tuning": t_fine,
                                                           "total": time.time() - t_start},
         "peak_rss_mb": peak_mb, "data": str(data), "weights": str(weights),
-        "train_images": train_ds.num_samples, "class_names": class_names,
+        "base": base_name, "image_size": size, "fine_tune_at": args.fine_tune_at,
+        "train_images": train_images, "class_names": class_names,
         "report": REPORT_ACC,
     }
     (out / "metrics.json").write_text(json.dumps(metrics_out, indent=2))
     t, f = metrics_out["transfer"], metrics_out["fine_tuned"]
     report = f"""# catdog lab report
 
-Cats vs dogs, MobileNetV2 (ImageNet, {weights}) at 160x160, seed {args.seed},
-{catdog.get_num_threads()} threads, {train_ds.num_samples} training images, {catdog.config.get_precision()}.
+Cats vs dogs, {builder_name} (ImageNet, {weights}) at {size}x{size}, seed {args.seed},
+{catdog.get_num_threads()} threads, {train_images} training images, {catdog.config.get_precision()}.
 
 | stage | val_accuracy | val_loss | student report |
 |---|---|---|---|

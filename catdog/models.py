@@ -70,6 +70,40 @@ def Input(shape, name=None) -> KerasTensor:
     return KerasTensor(layer.output_shape, layer, [], None)
 
 
+def keras_layer_order(output: KerasTensor) -> List[Layer]:
+    """A functional model's layers in Keras 3's order (keras/src/ops/function.py map_graph):
+    by depth, the longest path to the output, deepest first; ties by the order a depth-first
+    walk from the output (a node's inputs in order) first meets them. Operations (x + 3.0)
+    count for the depths but are not listed. For a chain this is the execution order; for
+    ResNet's shortcut convolutions it is not (Keras lists conv2_block1_0_conv after
+    conv2_block1_2_relu), and `model.layers[:k]`, `get_layer(index=)` and the Keras 3
+    `.weights.h5` paths (class names counted in this order) depend on it. The engine keeps
+    running the model's own topological order."""
+    index: Dict[int, int] = {}
+    finished, nodes = set(), []
+
+    def walk(t):
+        if id(t) in finished:
+            return
+        index.setdefault(id(t.layer), len(index))
+        for i in t.inputs:
+            walk(i)
+        finished.add(id(t))
+        nodes.append(t)
+
+    walk(output)
+    node_depth: Dict[int, int] = {}
+    layer_depth: Dict[int, int] = {}
+    for t in reversed(nodes):
+        d = max(node_depth.setdefault(id(t), 0), layer_depth.get(id(t.layer), 0))
+        layer_depth[id(t.layer)] = node_depth[id(t)] = d
+        for i in t.inputs:
+            node_depth[id(i)] = max(d + 1, node_depth.get(id(i), 0))
+    by_layer = {id(t.layer): t.layer for t in nodes}
+    ordered = sorted(by_layer, key=lambda k: (-layer_depth[k], index[k]))
+    return [by_layer[k] for k in ordered if not getattr(by_layer[k], "is_operation", False)]
+
+
 def _is_augmentation(layer) -> bool:
     return getattr(layer, "is_augmentation", False)
 
@@ -96,10 +130,8 @@ class Model(Layer):
         super().__init__(name=name or None)
         self._init_state()
         self._set_structure(inputs, outputs)
-        # Keras lists layers, not the operations arithmetic on tensors recorded, in its own
-        # order (the weight paths of Keras's files follow it)
-        self.layers: List[Layer] = [t.layer for t in self._keras_order(self._nodes)
-                                    if not getattr(t.layer, "is_operation", False)]
+        # Keras lists layers, not the operations arithmetic on tensors recorded, in its order
+        self.layers: List[Layer] = keras_layer_order(self._nodes[-1])
 
     def _init_state(self):
         self._input = self._output = None

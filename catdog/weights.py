@@ -1,4 +1,9 @@
-"""Pretrained MobileNetV2 weights: Keras file names, the local cache, and a checked download.
+"""Pretrained weights: Keras file names, the local cache, and a checked download.
+
+The other families (ResNet50, VGG16, MobileNetV3, EfficientNetB0) and the ImageNet class
+index are one file each per variant: :data:`KERAS_FILES` lists them with Keras's URLs and
+published md5s and :func:`fetch_named` finds or downloads one (the end of this module). What
+follows is MobileNetV2's, which has 60 files and no published hashes.
 
 Where a weights file is looked for, in order (``fetch``):
 
@@ -44,6 +49,9 @@ __all__ = [
     "weights_path",
     "get_file",
     "sha256_of",
+    "KERAS_FILES",
+    "locate_named",
+    "fetch_named",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -181,6 +189,8 @@ def catalogue() -> Dict[str, object]:
         "completeness (Content-Length) and the HDF5 signature.",
         "files": files,
         "local_copies": LOCAL_COPIES,
+        "other_families": {name: {"url": base + name, "md5": md5}
+                           for name, (base, md5) in KERAS_FILES.items()},
     }
 
 
@@ -319,6 +329,79 @@ def weights_path(
     if p.is_dir():
         raise ValueError(f"weights= must be a file, but {p} is a folder")
     return p
+
+
+# --------------------------------------------------------------------------- other families
+
+KERAS_BUCKET = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+# Every official file the other builders ask for: name -> (base URL, Keras's published hash),
+# copied from Keras 3.15's keras/src/applications/{resnet,vgg16,mobilenet_v3,efficientnet,
+# imagenet_utils}.py (Keras's hashes are md5s; download.get_file checks them the way Keras's
+# get_file does, and a cached copy that no longer matches is fetched again).
+_V3 = KERAS_BUCKET + "mobilenet_v3/"
+KERAS_FILES: Dict[str, Tuple[str, str]] = {
+    "resnet50_weights_tf_dim_ordering_tf_kernels.h5":
+        (KERAS_BUCKET + "resnet/", "2cb95161c43110f7111970584f804107"),
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5":
+        (KERAS_BUCKET + "resnet/", "4d473c1dd8becc155b73f8504c6f6626"),
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5":
+        (KERAS_BUCKET + "vgg16/", "64373286793e3c8b2b4e3219cbf3544b"),
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5":
+        (KERAS_BUCKET + "vgg16/", "6d6bbae143d832006294945121d1f1fc"),
+    "efficientnetb0.h5":
+        ("https://storage.googleapis.com/keras-applications/", "902e53a9f72be733fc0bcb005b3ebbac"),
+    "efficientnetb0_notop.h5":
+        ("https://storage.googleapis.com/keras-applications/", "50bc09e76180e00e4465e1a485ddc09d"),
+    "imagenet_class_index.json":
+        ("https://storage.googleapis.com/download.tensorflow.org/data/",
+         "c2c37ea517e94d9795004a39431a14cb"),
+}
+for _model, (_top, _notop) in {
+    "large_224_0.75_float": ("765b44a33ad4005b3ac83185abf1d0eb", "40af19a13ebea4e2ee0c676887f69a2e"),
+    "large_224_1.0_float": ("59e551e166be033d707958cf9e29a6a7", "07fb09a5933dd0c8eaafa16978110389"),
+    "large_minimalistic_224_1.0_float": ("675e7b876c45c57e9e63e6d90a36599c",
+                                         "ec5221f64a2f6d1ef965a614bdae7973"),
+    "small_224_0.75_float": ("cb65d4e5be93758266aa0a7f2c6708b7", "ebdb5cc8e0b497cd13a7c275d475c819"),
+    "small_224_1.0_float": ("8768d4c2e7dee89b9d02b2d03d65d862", "d3e8ec802a04aa4fc771ee12a9a9b836"),
+    "small_minimalistic_224_1.0_float": ("99cd97fb2fcdad2bf028eb838de69e37",
+                                         "cde8136e733e811080d9fcd8a252f7e4"),
+}.items():
+    KERAS_FILES[f"weights_mobilenet_v3_{_model}.h5"] = (_V3, _top)
+    KERAS_FILES[f"weights_mobilenet_v3_{_model}_no_top_v2.h5"] = (_V3, _notop)
+
+
+def locate_named(name: str, *, weights_dir: Optional[PathLike] = None) -> Optional[Path]:
+    """A copy of the official file ``name`` the user put in ``weights_dir`` /
+    ``$CATDOG_WEIGHTS_DIR`` (used as it is: it may be a converted copy), else None. The cache
+    is get_file's business (checked against the hash)."""
+    wd = weights_dir if weights_dir is not None else os.environ.get("CATDOG_WEIGHTS_DIR")
+    if wd:
+        p = Path(wd).expanduser() / name
+        if p.is_file():
+            return p
+    return None
+
+
+def fetch_named(name: str, *, weights_dir: Optional[PathLike] = None,
+                cache: Optional[PathLike] = None, base_urls: Optional[Sequence[str]] = None,
+                progress: bool = True, timeout: float = 30.0) -> Path:
+    """Path of the official Keras file ``name`` (a key of :data:`KERAS_FILES`): the user's copy
+    in ``$CATDOG_WEIGHTS_DIR``, else the cache (``$CATDOG_HOME/models``) when it matches
+    Keras's hash, else downloaded from Keras's URL (or ``base_urls``), checked against that
+    hash (and the HDF5 signature for .h5) and moved into the cache. A file whose hash differs
+    is refused (DownloadError saying both hashes); nothing half-written stays behind."""
+    if name not in KERAS_FILES:
+        raise ValueError(f"no official Keras file named {name!r} in catdog's catalogue")
+    found = locate_named(name, weights_dir=weights_dir)
+    if found is not None:
+        return found
+    base, file_hash = KERAS_FILES[name]
+    hint = ("Or point catdog at a copy you already have: pass weights='/path/to/file.h5', or "
+            "set CATDOG_WEIGHTS_DIR to the folder holding it.")
+    return get_file(name, urls_for(name, base_urls if base_urls is not None else [base]),
+                    cache, progress=progress, timeout=timeout, file_hash=file_hash,
+                    check=_check_hdf5 if name.endswith(".h5") else None, hint=hint)
 
 
 def _check_hdf5(path: Path) -> Optional[str]:

@@ -119,6 +119,7 @@ def preprocess_input(x):
     return np.asarray(x, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
-def decode_predictions(preds, top=5):
-    raise NotImplementedError("decode_predictions needs the ImageNet class index file, which "
-                              "catdog does not ship")
+def decode_predictions(preds, top=5, **kwargs):
+    from catdog.applications import imagenet_utils
+
+    return imagenet_utils.decode_predictions(preds, top=top, **kwargs)

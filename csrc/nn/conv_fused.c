@@ -30,9 +30,9 @@
  * then, once the step's gradients are summed (cd_conv_trainable_finish), with a BN,
  * a = gamma / sqrt(var + eps), W' = W * a, b' = beta + (bias - mean) * a:
  *   dW = dW' * a,  dbias = db' * a,  dbeta = db',
- *   dgamma = (sum_k dW'[k, oc] * W[k, oc] - mean * dbeta) / sqrt(var + eps)
- * (sum_k W[k] dW'[k] = sum du * conv(x, W) = sum du * z, so this is sum du * (z - mean) /
- * sqrt(var + eps), the BN's dgamma). No BN or ReLU pass and no intermediate tensor is kept:
+ *   dgamma = (sum_k dW'[k, oc] * W[k, oc] + (bias - mean) * dbeta) / sqrt(var + eps)
+ * (sum_k W[k] dW'[k] = sum du * conv(x, W), and the BN's input is z = conv(x, W) + bias, so
+ * this is sum du * (z - mean) / sqrt(var + eps), the BN's dgamma). No BN or ReLU pass and no intermediate tensor is kept:
  * x and y are the only activations the backward reads. */
 #include <math.h>
 #include <stdlib.h>
@@ -632,6 +632,7 @@ void cd_conv_trainable_finish(cd_node *conv, cd_node *bn, int bn_trains) {
     const int oc = conv->shape.c;
     const cd_param *kernel = &conv->params[0];
     float *dbias = cd_conv_of(conv)->use_bias ? conv->params[1].grad : NULL;
+    const float *bias = dbias ? conv->params[1].value : NULL;
     const size_t rows = kernel->size / (size_t)oc; /* Keras layouts: output channel last */
     const float *w = kernel->value;
     const float *mean = bn->params[BN_MEAN].value, *var = bn->params[BN_VAR].value;
@@ -657,7 +658,8 @@ void cd_conv_trainable_finish(cd_node *conv, cd_node *bn, int bn_trains) {
             const float *dbeta = bn->params[BN_BETA].grad;
             float *dgamma = bn->params[BN_GAMMA].grad;
             for (int k = c0; k < c1; k++)
-                dgamma[k] = (float)((da[k - c0] - (double)mean[k] * dbeta[k]) /
+                dgamma[k] = (float)((da[k - c0] + ((bias ? (double)bias[k] : 0.0) - mean[k]) *
+                                                     (double)dbeta[k]) /
                                     sqrt((double)(var[k] + cd_bn_of(bn)->epsilon)));
         }
     }
