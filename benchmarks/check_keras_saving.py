@@ -239,7 +239,8 @@ def catdog_side(out):
     add("resaved_layers_cnn.keras",
         catdog.models.load_model(os.path.join(FIXTURES, "layers_cnn.keras")), io["x"])
     io = np.load(os.path.join(FIXTURES, "ops_io.npz"))
-    for name in ["ops_mnv3.keras", "merge_nary.keras"] + [f"act_{a}.keras" for a in ACTIVATIONS]:
+    for name in (["ops_mnv3.keras", "merge_nary.keras", "mnv3_small_a075_32.keras"]
+                 + [f"act_{a}.keras" for a in ACTIVATIONS]):
         m = catdog.models.load_model(os.path.join(FIXTURES, name))
         add("resaved_" + name, m, io["x/" + name])
     return files
