@@ -810,10 +810,10 @@ def sequential_config(model) -> dict:
 
 
 def functional_config(model) -> dict:
-    from catdog.models import Model, Sequential
+    from catdog.models import Model, Sequential, keras_node_order
 
     entries, seen = [], set()
-    for t in model._keras_order(model._nodes):  # Keras's order, as its get_config writes
+    for t in keras_node_order(model._nodes[-1]):  # Keras's order, as its get_config writes
         layer = t.layer
         if id(layer) in seen:
             raise ConfigError(f"model '{model.name}': layer '{layer.name}' is called more than "
