@@ -186,3 +186,17 @@ def test_saving_round_trip(tmp_path):
     np.testing.assert_array_equal(again.predict_on_batch(xb), model.predict_on_batch(xb))
     assert again.get_layer("c").groups == 2 and again.get_layer("d").depth_multiplier == 2
     assert again.get_layer("s").dilation_rate == (2, 2)
+
+
+def test_arguments_in_keras_positional_order():
+    """keras/src/layers/convolutional/conv2d.py, depthwise_conv2d.py, separable_conv2d.py:
+    (filters,) kernel_size, strides, padding, data_format, dilation_rate, groups /
+    depth_multiplier, activation, use_bias."""
+    c = L.Conv2D(4, 3, 1, "same", None, 2, 2, "relu", False)
+    assert (c.dilation_rate, c.groups, c.activation, c.use_bias) == ((2, 2), 2, "relu", False)
+    d = L.DepthwiseConv2D(3, 1, "same", 2, None, 3, "swish", False)
+    assert (d.depth_multiplier, d.dilation_rate, d.activation, d.use_bias) == \
+        (2, (3, 3), "swish", False)
+    s = L.SeparableConv2D(5, 3, 1, "valid", None, 2, 3, "tanh", False)
+    assert (s.dilation_rate, s.depth_multiplier, s.activation, s.use_bias) == \
+        ((2, 2), 3, "tanh", False)

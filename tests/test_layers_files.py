@@ -80,3 +80,44 @@ def test_resize_and_normalization_join_the_micro_batched_prefix():
     lines = text.splitlines()
     assert lines[1].startswith("segment 0-6 "), text  # input, norm, resize, conv-bn-relu, GAP
     assert [l.split()[2] for l in lines[3:5]] == ["Normalization", "Resizing"], text
+
+
+def test_onnx_export_runs_as_predict(tmp_path):
+    """model.export(format="onnx") of the files model (crop Resizing, adapted Normalization,
+    dilated / grouped / depth-multiplied convs, BN without gamma or beta) and of one with a
+    padding Resizing and an inverting Normalization given constants: ONNX Runtime's outputs
+    equal catdog's predict within 1e-5 (the export's bound, tests/test_onnx_export.py)."""
+    pytest.importorskip("onnx", reason="pip install catdog[onnx] (the test extra has it)")
+    ort = pytest.importorskip("onnxruntime", reason="the test extra installs onnxruntime")
+    model = files_model()
+    model.load_weights(os.path.join(FIX, "layers_model.weights.h5"))
+    inputs = catdog.Input((10, 6, 3))
+    x = L.Resizing(4, 8, pad_to_aspect_ratio=True, fill_value=0.5)(inputs)
+    x = L.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 0.0, 9.0], invert=True)(x)
+    padded = catdog.Model(inputs, L.DepthwiseConv2D(3, padding="same", dilation_rate=2)(x))
+    rng = np.random.default_rng(3)
+    for m, xb in ((model, IO["x"]), (padded, rng.uniform(0, 1, (2, 10, 6, 3)))):
+        path = tmp_path / f"{m.name}.onnx"
+        m.export(path, format="onnx")
+        xb = np.asarray(xb, np.float32)
+        s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = s.run(None, {"inputs": xb})[0]
+        assert_close_rel(got, m.predict_on_batch(xb), 1e-5, m.name)
+
+
+@pytest.mark.parametrize("act", ["relu", "relu6", "sigmoid", "tanh", "softmax", "swish",
+                                 "hard_sigmoid", "hard_swish", "gelu", "elu", "selu", "softplus"])
+def test_onnx_export_of_activations(act, tmp_path):
+    """activation= on Conv2D and Dense and the Activation layer export as ONNX ops (the
+    export used to drop a conv's activation)."""
+    pytest.importorskip("onnx", reason="pip install catdog[onnx] (the test extra has it)")
+    ort = pytest.importorskip("onnxruntime", reason="the test extra installs onnxruntime")
+    catdog.random.set_seed(4)
+    inputs = catdog.Input((6, 6, 3))
+    x = L.Conv2D(4, 3, activation=act)(inputs)
+    x = L.Activation(act)(L.DepthwiseConv2D(3, padding="same")(x))
+    model = catdog.Model(inputs, L.Dense(3, activation=act)(L.GlobalAveragePooling2D()(x)))
+    xb = np.random.default_rng(0).normal(0, 2, (2, 6, 6, 3)).astype(np.float32)
+    model.export(tmp_path / "a.onnx", format="onnx")
+    s = ort.InferenceSession(str(tmp_path / "a.onnx"), providers=["CPUExecutionProvider"])
+    assert_close_rel(s.run(None, {"inputs": xb})[0], model.predict_on_batch(xb), 1e-5, act)

@@ -24,6 +24,10 @@ def adapted(case, **kwargs):
 
 
 def make(case):
+    if case == "scalar_adapted":
+        return adapted("adapted_image", axis=None)
+    if case == "scalar_given_invert":
+        return layers.Normalization(axis=None, mean=2.0, variance=9.0, invert=True)
     if case == "given":
         return layers.Normalization(mean=IO["mean/given"], variance=IO["variance/given"])
     if case == "given_scalar":
@@ -32,7 +36,7 @@ def make(case):
 
 
 @pytest.mark.parametrize("case", ["adapted_image", "adapted_batches", "given", "given_scalar",
-                                  "invert"])
+                                  "invert", "scalar_adapted", "scalar_given_invert"])
 def test_normalization_matches_keras(case):
     layer = make(case)
     x = IO[f"x/{case}"]
@@ -114,7 +118,7 @@ def test_bad_arguments_name_the_layer():
     with pytest.raises(ValueError, match="both `mean` and `variance`"):
         layers.Normalization(mean=1.0)
     with pytest.raises(ValueError, match="'nz'.*per channel"):
-        layers.Normalization(axis=None, name="nz")
+        layers.Normalization(axis=(1, 2), name="nz")
     with pytest.raises(ValueError, match="'nb'.*broadcast"):
         probe_model(layers.Normalization(mean=[1., 2.], variance=[1., 1.], name="nb"), (4, 4, 3))
     with pytest.raises(ValueError, match="'ng'.*nothing to adapt"):
@@ -126,7 +130,8 @@ def test_bad_arguments_name_the_layer():
         model.predict_on_batch(np.ones((1, 2, 2, 3), np.float32))
 
 
-@pytest.mark.parametrize("case", ["adapted_image", "given", "invert"])
+@pytest.mark.parametrize("case", ["adapted_image", "given", "invert", "scalar_adapted",
+                                  "scalar_given_invert"])
 def test_config_and_saving_round_trip(case, tmp_path):
     """get_config as Keras writes it; a .keras file of a model with the layer loads back with
     its weights (adapted) or constants (given) and the same predictions."""
@@ -146,3 +151,21 @@ def test_config_and_saving_round_trip(case, tmp_path):
     again = catdog.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(again.predict_on_batch(x), model.predict_on_batch(x))
     assert again.count_params() == model.count_params()
+
+
+def test_adapt_on_an_image_dataset_and_a_mapped_one(tmp_path):
+    """adapt() on image_dataset_from_directory's batches of (images, labels) and on a mapped
+    dataset of images only (tf.data's `ds.map(lambda x, y: x)`, as Keras's guides adapt):
+    the statistics are those of every image, as the whole array would give."""
+    from catdog.utils import image_dataset_from_directory
+    from test_data_dataset import make_folder
+
+    ds = image_dataset_from_directory(make_folder(tmp_path / "d"), batch_size=8,
+                                      image_size=(12, 16), shuffle=False, verbose=False)
+    x = np.concatenate([b[0] for b in ds])
+    for data in (ds, ds.map(lambda images, labels: images)):
+        norm = layers.Normalization()
+        norm.adapt(data)
+        mean, var, _ = norm.get_weights()
+        np.testing.assert_allclose(mean, x.mean(axis=(0, 1, 2)), rtol=1e-5)
+        np.testing.assert_allclose(var, x.var(axis=(0, 1, 2)), rtol=1e-4)

@@ -79,7 +79,13 @@ def test_catdog_resave_of_keras_ops_is_keras_config(tmp_path):
 
 
 def build_ops_model():
-    """make_ops_saving_fixtures.py's build_ops(), written with catdog for keras."""
+    """make_ops_saving_fixtures.py's build_ops(), written with catdog for keras. The
+    operations' automatic names are compared with the fixture's: counted from zero, as in the
+    fixture's fresh Keras session, whatever ran before (tests/test_operations.py names
+    'add' ops too)."""
+    from catdog.layers.core import reset_name_counters
+
+    reset_name_counters()
     inputs = catdog.Input((8, 8, 3))
     x = layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
     x = x * (layers.ReLU(6.0, name="hs_relu6")(x + 3.0) * (1.0 / 6.0))

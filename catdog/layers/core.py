@@ -369,14 +369,13 @@ def _conv_geometry(layer, kernel_size, strides, dilation_rate, data_format):
 
 
 class Conv2D(Layer):
-    """Keras's Conv2D. catdog keeps its own positional order (filters, kernel_size, strides,
-    padding, use_bias, activation); Keras's other arguments are keywords here: dilation_rate
-    (no strides > 1 with it, as Keras) and groups (dividing filters and input channels; the
-    kernel is (kh, kw, in / groups, filters))."""
+    """Keras's Conv2D, its arguments in Keras's order: dilation_rate (no strides > 1 with it,
+    as Keras) and groups (dividing filters and input channels; the kernel is
+    (kh, kw, in / groups, filters))."""
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
-                 activation=None, name=None, trainable=True, dilation_rate=(1, 1), groups=1,
-                 data_format=None):
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True, *, name=None,
+                 trainable=True):
         super().__init__(name=name, trainable=trainable)
         self.activation, self._activation = activation_name(activation, self.name)
         self.filters = int(filters)
@@ -425,11 +424,11 @@ class DepthwiseConv2D(Conv2D):
     dilation_rate, use_bias, activation): kernel (kh, kw, c, m), c * m outputs, output
     channel k * m + j from input channel k (tf.nn.depthwise_conv2d)."""
 
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", use_bias=True,
-                 activation=None, depth_multiplier=1, name=None, trainable=True,
-                 dilation_rate=(1, 1), data_format=None):
-        super().__init__(0, kernel_size, strides, padding, use_bias, activation, name, trainable,
-                         dilation_rate=dilation_rate, data_format=data_format)
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True, *,
+                 name=None, trainable=True):
+        super().__init__(0, kernel_size, strides, padding, data_format, dilation_rate, 1,
+                         activation, use_bias, name=name, trainable=trainable)
         if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier \
                 or depth_multiplier <= 0:
             raise ValueError(f"DepthwiseConv2D '{self.name}': Invalid value for argument "
@@ -460,9 +459,9 @@ class SeparableConv2D(Layer):
     conv to `filters` (with the bias), then the activation: engine nodes DepthwiseConv2D and
     Conv2D, the layer's weights (depthwise_kernel, pointwise_kernel, bias) mapped onto them."""
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
-                 activation=None, use_bias=True, name=None, trainable=True,
-                 dilation_rate=(1, 1), data_format=None):
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True, *,
+                 name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
         if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier \
                 or depth_multiplier <= 0:

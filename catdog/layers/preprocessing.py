@@ -319,15 +319,17 @@ class Normalization(_Base):
     invert=True. Given mean and variance it has no weights (Keras keeps them as constants);
     otherwise `adapt(data)` sets its non-trainable weights mean, variance and count (Keras's
     order; count is kept for Keras's files and never used, a float here). Runs in the engine
-    graph (nn/normalization.c) and passes gradients through. catdog normalizes per channel
-    only: axis=-1 (or the channel axis given by number)."""
+    graph (nn/normalization.c) and passes gradients through. axis: -1 (or the channel axis
+    by number), per channel; or None, one mean and variance for everything (weights of
+    shape ()). Other axes are refused."""
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, name=None, **kwargs):
         super().__init__(name=name)
-        axes = (axis,) if isinstance(axis, int) or axis is None else tuple(axis)
-        if axes not in ((-1,),) and not (len(axes) == 1 and isinstance(axes[0], int) and axes[0] > 0):
-            raise ValueError(f"Normalization '{self.name}': catdog normalizes per channel, "
-                             f"axis=-1; got axis={axis!r}")
+        axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        if axes != () and not (len(axes) == 1 and isinstance(axes[0], int)
+                               and (axes[0] == -1 or axes[0] > 0)):
+            raise ValueError(f"Normalization '{self.name}': catdog normalizes per channel "
+                             f"(axis=-1) or everything at once (axis=None); got axis={axis!r}")
         self.axis, self.invert = axes, bool(invert)
         if (mean is None) != (variance is None):
             raise ValueError("When setting values directly, both `mean` and `variance` must be "
@@ -337,31 +339,32 @@ class Normalization(_Base):
                 raise ValueError("When setting values directly, `mean` and `variance` must have "
                                  f"the same shape. Received: mean shape {np.shape(mean)} and "
                                  f"variance shape {np.shape(variance)}")
-            if len(np.shape(mean)) > 1:
+            if len(np.shape(mean)) > len(self.axis):
                 raise ValueError("The rank of `mean` must be less than or equal to the number of "
-                                 f"axes (1). Received: mean shape {np.shape(mean)} for axis "
-                                 f"{self.axis}")
+                                 f"axes ({len(self.axis)}). Received: mean shape "
+                                 f"{np.shape(mean)} for axis {self.axis}")
         self.input_mean, self.input_variance = mean, variance
 
     def build(self, input_shape):
         super().build(input_shape)
         rank = len(self.input_shape) + 1  # Keras counts the batch axis
-        a = self.axis[0]
+        a = self.axis[0] if self.axis else -1
         if a != -1 and a != rank - 1:
             raise ValueError(f"Normalization '{self.name}': catdog normalizes per channel (axis "
                              f"-1 or {rank - 1} for inputs of rank {rank}), got axis={a}")
-        c = self.input_shape[-1]
+        c = self.input_shape[-1] if self.axis else 1  # axis=None: one value, shape ()
         if c is None:
             raise ValueError(f"Normalization '{self.name}': the channel axis must have a known "
                              f"size, got input shape {self.input_shape}")
+        shape = (c,) if self.axis else ()
         if self.input_mean is None:
-            self._add_weight("mean", (c,), 0.0, can_train=False)
-            self._add_weight("variance", (c,), 1.0, can_train=False)
+            self._add_weight("mean", shape, 0.0, can_train=False)
+            self._add_weight("variance", shape, 1.0, can_train=False)
             self._add_weight("count", (), 0.0, can_train=False)
             return
         try:
-            mean = np.broadcast_to(np.asarray(self.input_mean, np.float32), (c,))
-            var = np.broadcast_to(np.asarray(self.input_variance, np.float32), (c,))
+            mean = np.broadcast_to(np.asarray(self.input_mean, np.float32), shape)
+            var = np.broadcast_to(np.asarray(self.input_variance, np.float32), shape)
         except ValueError:
             raise ValueError(f"Normalization '{self.name}': mean of shape "
                              f"{np.shape(self.input_mean)} does not broadcast to {c} channels"
@@ -369,19 +372,19 @@ class Normalization(_Base):
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
             raise ValueError(f"Normalization '{self.name}': mean and variance must be finite "
                              "and the variance >= 0")
-        self._constants = (np.ascontiguousarray(mean), np.ascontiguousarray(var))
+        self._constants = (np.array(mean, np.float32), np.array(var, np.float32))
 
     def adapt(self, data):
-        """Mean and variance per channel of `data`: a NumPy array (n, ..., c) (np.mean /
-        np.var over every axis but the last, as Keras), or a dataset / iterable of batches
-        (x or (x, y)), combined batch by batch as Keras's adapt does."""
+        """Mean and variance per channel (axis=None: of everything) of `data`: a NumPy array
+        (n, ..., c) (np.mean / np.var over every axis but the last, as Keras), or a dataset /
+        iterable of batches (x or (x, y)), combined batch by batch as Keras's adapt does."""
         if self.input_mean is not None:
             raise ValueError(f"Normalization '{self.name}' was given mean and variance: it has "
                              "nothing to adapt")
         if isinstance(data, np.ndarray) or (hasattr(data, "__array__") and not hasattr(data, "__iter__")):
             data = np.asarray(data)
             self._adapt_shape(data.shape)
-            reduce = tuple(range(data.ndim - 1))
+            reduce = tuple(range(data.ndim - (1 if self.axis else 0)))
             mean, var = np.mean(data, axis=reduce), np.var(data, axis=reduce)
         elif hasattr(data, "__iter__"):
             mean = var = None
@@ -394,7 +397,7 @@ class Normalization(_Base):
                     raise ValueError(f"Normalization '{self.name}': adapt() yielded a batch of "
                                      f"shape {batch.shape}, expected {self.input_shape[-1]} "
                                      "channels")
-                reduce = tuple(range(batch.ndim - 1))
+                reduce = tuple(range(batch.ndim - (1 if self.axis else 0)))
                 b_mean, b_var = batch.mean(axis=reduce), batch.var(axis=reduce)
                 b_count = int(np.prod([batch.shape[d] for d in reduce]))
                 if mean is None:
@@ -425,7 +428,8 @@ class Normalization(_Base):
                              f"data.shape={tuple(shape)}")
 
     def add_to_graph(self, graph, ids):
-        node = graph.add_layer("Normalization", self.name, ids, invert=int(self.invert))
+        node = graph.add_layer("Normalization", self.name, ids, invert=int(self.invert),
+                               scalar=int(not self.axis))
         if self.input_mean is not None:  # constants: set once, never a layer weight
             graph.set_weight(node, 0, self._constants[0])
             graph.set_weight(node, 1, self._constants[1])

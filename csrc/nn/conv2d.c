@@ -308,7 +308,7 @@ static cd_status conv_backward(cd_node *node, const cd_io *io) {
  * o = (i + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1; oc = filters, or c * m.
  * Keras's rules (keras/src/layers/convolutional/base_conv.py): filters and input channels
  * divisible by groups; no stride > 1 with dilation > 1 (TF has no such kernel). */
-static cd_status build_conv(cd_node *node, const cd_shape in[], cd_hparams *h, int depthwise) {
+static cd_status build_conv(cd_node *node, const cd_shape *in, cd_hparams *h, int depthwise) {
     conv_ext_hp *ext = node->hp;
     cd_conv_hp *hp = &ext->base;
     const cd_shape *src = &in[0];

@@ -11,7 +11,7 @@ cd_status cd_declare_param(cd_node *node, const char *name, int ndim, const int 
                            int can_train, float init) {
     if (node->num_params >= CD_MAX_PARAMS)
         return cd_fail(CD_ERR_STATE, "layer '%s': too many weights", node->name);
-    if (ndim < 0 || ndim > CD_MAX_DIMS) /* 0: a scalar */
+    if (ndim < 0 || ndim > CD_MAX_DIMS) /* ndim 0: a scalar (Normalization's count) */
         return cd_fail(CD_ERR_STATE, "layer '%s': weight '%s' of rank %d", node->name, name, ndim);
     cd_param *p = &node->params[node->num_params];
     memset(p, 0, sizeof *p);

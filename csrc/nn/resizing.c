@@ -54,7 +54,7 @@ static void axis_weights(int in_size, int out_size, int nearest, axis_weight *wt
     }
 }
 
-static cd_status resizing_build(cd_node *node, const cd_shape in[], cd_hparams *h) {
+static cd_status resizing_build(cd_node *node, const cd_shape *in, cd_hparams *h) {
     resizing_hp *hp = node->hp;
     int size[2];
     const int zero = 0, bilinear = CD_INTERP_BILINEAR;
