@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """OpenVINO reads catdog's ONNX export (issue 20: "OpenVINO reads it too"): the lab's model at
-alpha 0.35, 96x96, and a model of issue 22's layers (every activation, SeparableConv2D,
+alpha 0.35, 96x96, each other application (ResNet50, VGG16, MobileNetV3Small / Large,
+EfficientNetB0 at 32x32), and a model of issue 22's layers (every activation, SeparableConv2D,
 Flatten, Reshape, the merging layers, a Multiply gate, global max pooling, tensor arithmetic
 as MobileNetV3 writes it), seeded random weights, exported with
 `model.export(format="onnx")`, then read and run by OpenVINO's CPU plugin in fp32 from its
@@ -82,11 +83,34 @@ def layers_model():
     return catdog.Model(inputs, out), (24, 24, 3), 1.0
 
 
+def application(builder, **kwargs):
+    """One of catdog.applications at 32x32 with seeded random weights (BN statistics spread)."""
+    catdog.random.set_seed(3)
+    model = getattr(catdog.applications, builder)(input_shape=(32, 32, 3), weights=None, **kwargs)
+    rng = np.random.default_rng(4)
+    for layer in model._leaf_layers():
+        values = [rng.uniform(0.5, 1.5, w.shape) if n in ("gamma", "moving_variance", "variance")
+                  else rng.normal(0, 0.1, w.shape) if n in ("beta", "moving_mean", "bias", "mean")
+                  else np.float32(10) if n == "count"
+                  else rng.normal(0, 1.15 / np.sqrt(w.shape[0] * w.shape[1] if n == "depthwise_kernel"
+                                                    else max(int(np.prod(w.shape[:-1])), 1)), w.shape)
+                  for n, w, _ in layer._weights]
+        if values:
+            layer.set_weights(values)
+    return model, (32, 32, 3), 255.0
+
+
 def main():
     if not os.path.exists(OV_PYTHON):
         sys.exit(f"no OpenVINO venv at {OV_PYTHON}: run `bash benchmarks/setup.sh ov` first")
     worst = 0.0
-    for name, (model, shape, scale) in (("lab", lab_model()), ("layers", layers_model())):
+    models = [("lab", lab_model()), ("layers", layers_model()),
+              ("resnet50", application("ResNet50", include_top=False, pooling="avg")),
+              ("vgg16", application("VGG16", include_top=False, pooling="max")),
+              ("mobilenet_v3_small", application("MobileNetV3Small", classes=5)),
+              ("mobilenet_v3_large", application("MobileNetV3Large", alpha=0.75, classes=5)),
+              ("efficientnet_b0", application("EfficientNetB0", classes=5))]
+    for name, (model, shape, scale) in models:
         worst = max(worst, check(name, model, shape, scale))
     if worst > 1e-5:
         sys.exit(f"FAIL: OpenVINO differs from catdog by {worst:.2e} (> 1e-5)")

@@ -70,15 +70,12 @@ def Input(shape, name=None) -> KerasTensor:
     return KerasTensor(layer.output_shape, layer, [], None)
 
 
-def keras_layer_order(output: KerasTensor) -> List[Layer]:
-    """A functional model's layers in Keras 3's order (keras/src/ops/function.py map_graph):
-    by depth, the longest path to the output, deepest first; ties by the order a depth-first
-    walk from the output (a node's inputs in order) first meets them. Operations (x + 3.0)
-    count for the depths but are not listed. For a chain this is the execution order; for
-    ResNet's shortcut convolutions it is not (Keras lists conv2_block1_0_conv after
-    conv2_block1_2_relu), and `model.layers[:k]`, `get_layer(index=)` and the Keras 3
-    `.weights.h5` paths (class names counted in this order) depend on it. The engine keeps
-    running the model's own topological order."""
+def keras_node_order(output: KerasTensor) -> List[KerasTensor]:
+    """The calls (tensors) leading to `output`, operations included, in Keras 3's operation
+    order (keras/src/ops/function.py map_graph): by depth, the longest path to the output,
+    deepest first; ties by the order a depth-first walk from the output (a node's inputs in
+    order) first meets their layer. It is topological. keras_layer_order lists its layers;
+    a saved functional config lists its entries in it, as Keras's get_config does."""
     index: Dict[int, int] = {}
     finished, nodes = set(), []
 
@@ -99,9 +96,22 @@ def keras_layer_order(output: KerasTensor) -> List[Layer]:
         layer_depth[id(t.layer)] = node_depth[id(t)] = d
         for i in t.inputs:
             node_depth[id(i)] = max(d + 1, node_depth.get(id(i), 0))
-    by_layer = {id(t.layer): t.layer for t in nodes}
-    ordered = sorted(by_layer, key=lambda k: (-layer_depth[k], index[k]))
-    return [by_layer[k] for k in ordered if not getattr(by_layer[k], "is_operation", False)]
+    return sorted(nodes, key=lambda t: (-layer_depth[id(t.layer)], index[id(t.layer)]))
+
+
+def keras_layer_order(output: KerasTensor) -> List[Layer]:
+    """A functional model's layers in Keras 3's order (keras_node_order). Operations (x + 3.0)
+    count for the depths but are not listed. For a chain this is the execution order; for
+    ResNet's shortcut convolutions it is not (Keras lists conv2_block1_0_conv after
+    conv2_block1_2_relu), and `model.layers[:k]`, `get_layer(index=)` and the Keras 3
+    `.weights.h5` paths (class names counted in this order) depend on it. The engine keeps
+    running the model's own topological order."""
+    out, seen = [], set()
+    for t in keras_node_order(output):
+        if id(t.layer) not in seen and not getattr(t.layer, "is_operation", False):
+            seen.add(id(t.layer))
+            out.append(t.layer)
+    return out
 
 
 def _is_augmentation(layer) -> bool:
@@ -195,30 +205,6 @@ class Model(Layer):
 
         visit(output)
         return order
-
-    @staticmethod
-    def _keras_order(nodes: List[KerasTensor]) -> List[KerasTensor]:
-        """`nodes` (a topological order ending in the output) in Keras's operation order
-        (keras/src/ops/function.py map_graph): by depth, the longest path to the output,
-        deepest first; ties in the order a depth-first walk from the output, inputs in call
-        order, first reaches them. It is also topological. Keras names a file's weights by
-        this order (`layers/dense_1` ...), so a branched model's must follow it."""
-        reached = {}
-
-        def walk(t):
-            if id(t) in reached:
-                return
-            reached[id(t)] = len(reached)
-            for i in t.inputs:
-                walk(i)
-
-        walk(nodes[-1])
-        depth: Dict[int, int] = {}
-        for t in reversed(nodes):  # outputs first: a node is one deeper than its deepest user
-            d = depth.setdefault(id(t), 0)
-            for i in t.inputs:
-                depth[id(i)] = max(depth.get(id(i), 0), d + 1)
-        return sorted(nodes, key=lambda t: (-depth[id(t)], reached[id(t)]))
 
     def __call__(self, inputs, training=None):
         """On a catdog.Input tensor: this model as a layer of a bigger one. On an array: run

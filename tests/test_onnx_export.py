@@ -251,12 +251,13 @@ def test_dilation_groups_multipliers_and_batchnorm_flags(tmp_path):
 
 @pytest.mark.parametrize("invert", [False, True])
 def test_normalization(tmp_path, invert):
-    """Given mean / variance (constants, a zero variance clamped to 1e-7) on an image, and
-    adapted (weights) on a vector."""
+    """Given mean / variance (constants, a zero variance clamped to 1e-7) on an image, axis=None
+    (one mean and variance), and adapted (weights) on a vector."""
     from catdog import layers
 
     inputs = catdog.Input((5, 5, 3))
     x = layers.Normalization(mean=[1.0, -2.0, 0.5], variance=[4.0, 0.25, 0.0], invert=invert)(inputs)
+    x = layers.Normalization(axis=None, mean=0.5, variance=2.0, invert=invert)(x)
     v = layers.Dense(4)(layers.Flatten()(layers.Conv2D(2, 1)(x)))
     norm = layers.Normalization(invert=invert)
     norm.adapt(np.random.default_rng(13).normal(3, 2, (50, 4)))

@@ -8,8 +8,9 @@ not layers (Functional.layers lists Layer instances only). catdog runs them as i
 arithmetic (catdog/layers/operations.py) and writes them back the same way.
 
 Fixtures: tests/fixtures/make_ops_saving_fixtures.py (TensorFlow 2.21 / Keras 3.15): a
-MobileNetV3-style block (ops_mnv3.keras), one file per activation (act_<name>.keras), and
-three-input merges with Concatenate on each axis (merge_nary.keras).
+MobileNetV3-style block (ops_mnv3.keras), one file per activation (act_<name>.keras),
+three-input merges with Concatenate on each axis (merge_nary.keras) and Keras's own
+MobileNetV3Small (mnv3_small_a075_32.keras).
 TensorFlow loading catdog's files: benchmarks/check_keras_saving.py."""
 import json
 import os
@@ -116,10 +117,10 @@ def test_catdog_built_arithmetic_saves_as_keras_records_it(tmp_path):
     assert_close_rel(model.predict(x, verbose=0), IO["pred/ops_mnv3.keras"], REL, "catdog-built")
     model.save(tmp_path / "m.keras")
     ours, theirs = config_of(tmp_path / "m.keras"), config_of(os.path.join(FIX, "ops_mnv3.keras"))
+    # catdog's automatic op names (add_8 in a long test run) -> Keras's, by position
     rename = {o: t for (_, o, _), (_, t, _) in zip(op_calls(ours), op_calls(theirs))}
-    # our automatic names (numbered by what the process built before) renamed to Keras's
-    assert [(c, rename.get(n, n), [rename.get(a, a) if isinstance(a, str) else a for a in args])
-            for c, n, args in op_calls(ours)] == [(c, n, args) for c, n, args in op_calls(theirs)]
+    assert [(c, rename[n], [rename.get(a, a) if isinstance(a, str) else a for a in args])
+            for c, n, args in op_calls(ours)] == op_calls(theirs)
     # Keras's own entries for the same calls, name aside
     by_class = [(e["module"], e["class_name"], e["registered_name"], sorted(e["config"]))
                 for e in ours["config"]["layers"] if e["module"] == "keras.src.ops.numpy"]
@@ -190,6 +191,34 @@ def test_concatenate_and_merges_of_three_both_ways(tmp_path):
     assert h5[0] == h5[1]
     again = catdog.models.load_model(tmp_path / "built.keras")
     np.testing.assert_array_equal(again.predict(x, verbose=0), built.predict(x, verbose=0))
+
+
+def test_keras_mobilenet_v3_small_file(tmp_path):
+    """Keras's own MobileNetV3Small (alpha 0.75, 32x32, no top, random weights;
+    make_ops_saving_fixtures.py): an application with Keras's arithmetic (hard_sigmoid as
+    relu6(x + 3.0) * (1.0 / 6.0)), Rescaling preprocessing and hard_silu. Loads with Keras's
+    layer list, predicts as Keras; catdog's re-save is Keras's config and weight layout; its
+    ONNX export predicts as Keras too."""
+    from test_saving import _h5_layout
+
+    name = "mnv3_small_a075_32.keras"
+    path = os.path.join(FIX, name)
+    model = catdog.models.load_model(path)
+    theirs = config_of(path)
+    assert [l.name for l in model.layers] == [e["name"] for e in theirs["config"]["layers"]
+                                             if e["module"] != "keras.src.ops.numpy"]
+    assert {c for c, _, _ in op_calls(theirs)} == {"Add", "Multiply"}
+    assert_close_rel(model.predict(IO["x/" + name], verbose=0), IO["pred/" + name], REL, name)
+    model.save(tmp_path / name)
+    assert [d for d in _diffs(_norm(config_of(tmp_path / name)), _norm(theirs))
+            if not d.endswith("/kwargs/training: only in keras")] == []
+    h5 = [_h5_layout(zipfile.ZipFile(p).read("model.weights.h5")) for p in (tmp_path / name, path)]
+    assert h5[0] == h5[1]
+    ort = pytest.importorskip("onnxruntime", reason="the test extra installs onnxruntime")
+    model.export(tmp_path / "m.onnx", format="onnx")  # and to ONNX: as Keras predicted
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert_close_rel(session.run(None, {"inputs": IO["x/" + name]})[0], IO["pred/" + name], REL,
+                     name + " in ONNX Runtime")
 
 
 @pytest.mark.parametrize("axis", [0, True, 1.5, "x", 7])

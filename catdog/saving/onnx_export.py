@@ -222,6 +222,10 @@ def _emit(g, layer, ins, ranks):
     kind, name, w = type(layer), layer.name, _weights(layer)
     x, image = ins[0], ranks[0] == 3
     act = getattr(layer, "activation", None)
+    if isinstance(layer, Rescaling) and np.ndim(layer.scale) == 1:  # a scale per channel
+        scale = np.asarray(layer.scale, np.float32).reshape((-1, 1, 1) if image else (-1,))
+        y = g.op("Mul", [x, g.const(name + "/scale", scale)], name + "/mul")
+        return g.op("Add", [y, g.const(name + "/offset", np.float32(layer.offset))], name)
     if isinstance(layer, (Rescaling, O.ScalarAffine)) or kind is L.core.Rescaling:
         if layer.scale == 1.0 and layer.offset != 0.0:  # x + c, x - c
             return g.op("Add", [x, g.const(name + "/offset", np.float32(layer.offset))], name)

@@ -441,7 +441,27 @@ def _rescaling_to(layer):
     return {"scale": layer.scale, "offset": layer.offset}
 
 
+def _channel_rescaling():
+    """catdog.applications.efficientnet's Rescaling: one scale per channel (a list), as Keras's
+    EfficientNet "imagenet" stem writes Rescaling([1 / sqrt(std), ...]); late import, the
+    applications build on the layers this module serializes."""
+    from catdog.applications.efficientnet import Rescaling as ChannelRescaling
+
+    return ChannelRescaling
+
+
 def _rescaling_from(cfg, name):
+    scale = cfg.get("scale")
+    if isinstance(scale, list):
+        if not 1 <= len(scale) <= 65536 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and 0 < v <= 1e30 for v in scale):
+            raise ConfigError(f"layer '{name}' (Rescaling): a per-channel scale must be a list "
+                              "of positive finite numbers")
+        if _number(cfg, "offset", name, "Rescaling", 0.0, -1e30, 1e30) != 0.0:
+            raise ConfigError(f"layer '{name}' (Rescaling): a per-channel scale with an offset "
+                              "is not supported by catdog")
+        return _channel_rescaling()([float(v) for v in scale], name=name)
     return Rescaling(_number(cfg, "scale", name, "Rescaling", None, -1e30, 1e30),
                      _number(cfg, "offset", name, "Rescaling", 0.0, -1e30, 1e30), name=name)
 
@@ -713,8 +733,15 @@ def check_tree(node, path=(), depth=0):
 
 
 # ---- writing ----------------------------------------------------------------------------
+def _spec_for_class(cls) -> Optional[LayerSpec]:
+    spec = _BY_CLASS.get(cls)
+    if spec is None and cls is _channel_rescaling():
+        spec = REGISTRY["Rescaling"]  # Keras's Rescaling with a list of scales
+    return spec
+
+
 def _spec_of(layer) -> LayerSpec:
-    spec = _BY_CLASS.get(type(layer))
+    spec = _spec_for_class(type(layer))
     if spec is None:
         raise ConfigError(f"layer '{layer.name}' ({type(layer).__name__}) has no Keras config "
                           "in catdog's registry (catdog/saving/serialization.py)")
@@ -783,10 +810,10 @@ def sequential_config(model) -> dict:
 
 
 def functional_config(model) -> dict:
-    from catdog.models import Model, Sequential
+    from catdog.models import Model, Sequential, keras_node_order
 
     entries, seen = [], set()
-    for t in model._keras_order(model._nodes):  # Keras's order, as its get_config writes
+    for t in keras_node_order(model._nodes[-1]):  # Keras's order, as its get_config writes
         layer = t.layer
         if id(layer) in seen:
             raise ConfigError(f"model '{model.name}': layer '{layer.name}' is called more than "
@@ -1136,7 +1163,7 @@ def layer_from_config(config: dict):
 
 def layer_from_class(cls, config: dict):
     """`cls.from_config(config)`: a layer of catdog class `cls` from its Keras config."""
-    spec = _BY_CLASS.get(cls)
+    spec = _spec_for_class(cls)
     if spec is None:
         raise ConfigError(f"{cls.__name__} has no Keras config in catdog's registry")
     if not isinstance(config, dict):
