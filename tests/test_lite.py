@@ -178,12 +178,39 @@ def test_layers_and_activations_one_by_one():
     assert_close_rel(run(content, x), model.predict(x, verbose=0), REL, "one by one")
 
 
+def test_issue22_layers():
+    """SeparableConv2D (+ BN folded), swish, a squeeze-and-excite gate ((C,) and (1, 1, C)),
+    Concatenate on H and on C, Subtract, GlobalMaxPooling2D, x * y."""
+    catdog.utils.set_random_seed(12)
+    inp = catdog.Input((10, 10, 3))
+    a = layers.SeparableConv2D(8, 3, padding="same", depth_multiplier=2, use_bias=False)(inp)
+    a = layers.Activation("swish")(layers.BatchNormalization()(a))
+    b = layers.SeparableConv2D(8, 3, padding="same", activation="relu")(inp)
+    gate = layers.Dense(8, activation="sigmoid")(layers.GlobalAveragePooling2D()(a))
+    a = layers.Multiply()([a, gate])  # (C,) gate
+    gate2 = layers.GlobalMaxPooling2D(keepdims=True)(b)
+    b = layers.Multiply()([gate2, b])  # (1, 1, C) gate, first
+    c = layers.Concatenate(axis=1)([a, b])  # (20, 10, 8)
+    d = layers.Subtract()([a, b]) * b
+    d = layers.Concatenate()([d, layers.Conv2D(4, 1, activation="swish")(d)])  # (10, 10, 12)
+    out = layers.Dense(2)(layers.concatenate([layers.GlobalMaxPooling2D()(c),
+                                              layers.GlobalAveragePooling2D()(d)]))
+    model = catdog.Model(inp, out)
+    _set_weights(model, 13)
+    x = np.random.default_rng(14).normal(0, 1, (2, 10, 10, 3)).astype(np.float32)
+    content = catdog.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert_close_rel(run(content, x), model.predict(x, verbose=0), REL, "issue 22's layers")
+    ops = ops_of(content)
+    assert ops.count("DEPTHWISE_CONV_2D") == 2 and ops.count("CONCATENATION") == 3
+    assert ops.count("REDUCE_MAX") == 2 and "SUB" in ops and ops.count("LOGISTIC") == 3
+
+
 @pytest.mark.parametrize("make, what", [
     (lambda: layers.Conv2D(4, 3, groups=2), "groups=2"),
     (lambda: layers.ReLU(max_value=3.0), "max_value=3.0"),
     (lambda: layers.Activation("gelu"), "activation 'gelu'"),
-    (lambda: layers.Conv2D(4, 3, activation="swish"), "activation 'swish'"),
-    (lambda: layers.GlobalMaxPooling2D(), "no TFLite form"),
+    (lambda: layers.Conv2D(4, 3, activation="elu"), "activation 'elu'"),
+    (lambda: layers.Resizing(4, 4), "no TFLite form"),
 ])
 def test_unsupported_layers_are_refused_by_name(make, what):
     inp = catdog.Input((8, 8, 4))

@@ -22,6 +22,7 @@ ACT_NONE, ACT_RELU, ACT_RELU6 = 0, 1, 3
 
 # BuiltinOperator
 ADD = 0
+CONCATENATION = 2
 AVERAGE_POOL_2D = 1
 CONV_2D = 3
 DEPTHWISE_CONV_2D = 4
@@ -37,6 +38,7 @@ TANH = 28
 PAD = 34
 MEAN = 40
 SUB = 41
+REDUCE_MAX = 82
 HARD_SWISH = 117
 
 # BuiltinOptions (the union's type tags)
@@ -44,6 +46,7 @@ OPT_CONV_2D = 1
 OPT_DEPTHWISE_CONV_2D = 2
 OPT_POOL_2D = 5
 OPT_FULLY_CONNECTED = 8
+OPT_CONCATENATION = 10
 OPT_SOFTMAX = 9
 OPT_ADD = 11
 OPT_RESHAPE = 17
@@ -122,6 +125,11 @@ class FullyConnectedOptions:
 class SoftmaxOptions:
     FIELDS = 1
     beta = 0
+
+
+class ConcatenationOptions:
+    FIELDS = 2
+    axis, fused_activation_function = 0, 1
 
 
 class AddOptions:

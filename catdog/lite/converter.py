@@ -13,27 +13,31 @@
   Rescaling / x * c + d        MUL then ADD with scalar constants (exact float32, as the
                                engine computes it; TensorFlow folds it into the first conv)
   Conv2D                       CONV_2D, kernel (kh, kw, cin, cout) -> (cout, kh, kw, cin),
-                               bias (zeros without use_bias), fused relu / relu6, others
-                               as their own operator,
-                               strides, dilation, padding same / valid (TFLite's SAME is
-                               TensorFlow's, as Keras's)
+                               bias (zeros without use_bias), strides, dilation, padding
+                               same / valid (TFLite's SAME is TensorFlow's, as Keras's)
   DepthwiseConv2D              DEPTHWISE_CONV_2D, kernel (kh, kw, c, m) -> (1, kh, kw, c * m)
                                (output channel k * m + j in both), depth_multiplier m
-  BatchNormalization           folded into the Conv2D / DepthwiseConv2D right before it when
+  BatchNormalization           folded into the convolution right before it when
                                that conv feeds only it and has no activation (kernel * s,
                                bias * s + t with s = gamma / sqrt(var + eps), t = beta -
                                mean * s), else MUL + ADD per channel with the same s, t
+  SeparableConv2D              DEPTHWISE_CONV_2D (no bias) then a 1x1 CONV_2D with the bias
   ReLU / Activation            RELU, RELU6 (ReLU(6.0), activation "relu6"), LOGISTIC
-                               (sigmoid), TANH, SOFTMAX (beta 1, last axis), HARD_SWISH, or
-                               fused into the op before when that op can fuse it
+                               (sigmoid), TANH, SOFTMAX (beta 1, last axis), HARD_SWISH,
+                               swish / silu as LOGISTIC then MUL (x * sigmoid(x), Keras's
+                               formula), or fused into the op before when TFLite's kernel
+                               fuses it (relu, relu6)
   MaxPooling2D, AveragePooling2D  MAX_POOL_2D, AVERAGE_POOL_2D (TFLite's average leaves SAME
                                padding out of the mean, as Keras)
   ZeroPadding2D                PAD with int32 paddings ((0, 0), (t, b), (l, r), (0, 0))
-  GlobalAveragePooling2D       MEAN over axes (1, 2), keep_dims as keepdims
+  GlobalAveragePooling2D, GlobalMaxPooling2D  MEAN, REDUCE_MAX over axes (1, 2), keep_dims as
+                               keepdims
   Flatten                      RESHAPE to (-1, H * W * C) (NHWC order, as Keras)
   Dense                        FULLY_CONNECTED, kernel (in, units) -> (units, in)
-  Add                          ADD (more than two inputs: a chain, left to right)
-  x + y, x - y (tensors)       ADD, SUB
+  Add (any number of inputs), Subtract, Multiply, x + y, x - y, x * y  ADD (a chain, left to
+                               right), SUB, MUL; a per-channel (C,) gate is reshaped to
+                               (-1, 1, 1, C) to broadcast over an image
+  Concatenate                  CONCATENATION on Keras's axis
 Any other layer, activation or argument raises ValueError naming the layer; catdog writes no
 approximation of an operator TFLite lacks.
 """
@@ -101,6 +105,12 @@ class _Converter:
         """Activation `act` as an operator of its own on tensor x."""
         if act in (None, "linear"):
             return x
+        if act in ("swish", "silu"):  # Keras: x * sigmoid(x); TFLite has no builtin for it
+            sig = self.act_op(layer, x, "sigmoid", shape, name + "/sigmoid")
+            y = self.w.activation(name, shape)
+            self.w.op(S.MUL, [x, sig], [y], (S.OPT_MUL, S.MulOptions, {
+                S.MulOptions.fused_activation_function: (S.ACT_NONE, "i8")}))
+            return y
         if act not in _ACT_OPS:
             _refuse(layer, f"activation {act!r} has no TFLite operator in catdog.lite")
         code, options = _ACT_OPS[act]
@@ -148,18 +158,54 @@ class _Converter:
         return S.SAME if layer.padding == "same" else S.VALID
 
     # -- layers ----------------------------------------------------------------------
+    def conv_op(self, layer, x, kernel, bias, shape, name, fused, depthwise, multiplier=1,
+                geometry=True):
+        """One CONV_2D (kernel (cout, kh, kw, cin)) or DEPTHWISE_CONV_2D (kernel (1, kh, kw,
+        c * m)) with `layer`'s padding, strides and dilation (geometry=False: a 1x1, stride 1
+        pointwise convolution)."""
+        w = self.w
+        kt = w.const(name + ("/depthwise_kernel" if depthwise else "/kernel"),
+                     kernel.astype(np.float32))
+        bt = w.const(name + "/bias", bias.astype(np.float32))
+        y = w.activation(name, shape)
+        pad = self.padding(layer) if geometry else S.VALID
+        (sh, sw), (dh, dw) = (layer.strides, layer.dilation_rate) if geometry else ((1, 1), (1, 1))
+        if depthwise:
+            O = S.DepthwiseConv2DOptions
+            w.op(S.DEPTHWISE_CONV_2D, [x, kt, bt], [y], (S.OPT_DEPTHWISE_CONV_2D, O, {
+                O.padding: (pad, "i8"), O.stride_w: (sw, "i32"), O.stride_h: (sh, "i32"),
+                O.depth_multiplier: (multiplier, "i32"),
+                O.fused_activation_function: (fused, "i8"),
+                O.dilation_w_factor: (dw, "i32"), O.dilation_h_factor: (dh, "i32")}))
+        else:
+            O = S.Conv2DOptions
+            w.op(S.CONV_2D, [x, kt, bt], [y], (S.OPT_CONV_2D, O, {
+                O.padding: (pad, "i8"), O.stride_w: (sw, "i32"), O.stride_h: (sh, "i32"),
+                O.fused_activation_function: (fused, "i8"),
+                O.dilation_w_factor: (dw, "i32"), O.dilation_h_factor: (dh, "i32")}))
+        return y
+
     def conv(self, layer, x, fold):
-        """CONV_2D / DEPTHWISE_CONV_2D, with a following BatchNormalization `fold` (or None)
-        folded into its kernel and bias."""
+        """Conv2D / DepthwiseConv2D / SeparableConv2D, with a following BatchNormalization
+        `fold` (or None) folded into its (last) kernel and bias."""
         from catdog import layers as L
 
-        w, wt = self.w, _weights(layer)
-        depthwise = isinstance(layer, L.DepthwiseConv2D)
+        wt = _weights(layer)
         act = None if fold is not None else layer.activation
         fused, rest = self.fused_or_op(layer, act)
         shape = fold.output_shape if fold is not None else layer.output_shape
         name = fold.name if fold is not None else layer.name
-        if depthwise:
+        depthwise = isinstance(layer, L.DepthwiseConv2D)
+        if isinstance(layer, L.SeparableConv2D):
+            # depthwise (no bias, no activation) into the 1x1 pointwise conv with the bias
+            k = wt["depthwise_kernel"]  # (kh, kw, c, m) -> (1, kh, kw, c * m)
+            h, wd = layer.output_shape[:2]
+            x = self.conv_op(layer, x, k.reshape(1, k.shape[0], k.shape[1], -1),
+                             np.zeros(k.shape[2] * k.shape[3], np.float32),
+                             (h, wd, k.shape[2] * k.shape[3]), layer.name + "/depthwise",
+                             S.ACT_NONE, True, layer.depth_multiplier)
+            kernel = wt["pointwise_kernel"].transpose(3, 0, 1, 2)  # (1, 1, cm, f) -> (f, 1, 1, cm)
+        elif depthwise:
             k = wt["depthwise_kernel"]  # (kh, kw, c, m) -> (1, kh, kw, c * m)
             kernel = k.reshape(1, k.shape[0], k.shape[1], -1)
         else:
@@ -172,31 +218,31 @@ class _Converter:
             s, t = self.bn_affine(fold)
             kernel = kernel * s if depthwise else kernel * s[:, None, None, None]
             bias = bias * s + t
-        kt = w.const(layer.name + "/kernel", kernel.astype(np.float32))
-        bt = w.const(layer.name + "/bias", bias.astype(np.float32))
-        y = w.activation(name + ("/conv" if rest else ""), shape)
-        (sh, sw), (dh, dw) = layer.strides, layer.dilation_rate
-        if depthwise:
-            opts = (S.OPT_DEPTHWISE_CONV_2D, S.DepthwiseConv2DOptions, {
-                S.DepthwiseConv2DOptions.padding: (self.padding(layer), "i8"),
-                S.DepthwiseConv2DOptions.stride_w: (sw, "i32"),
-                S.DepthwiseConv2DOptions.stride_h: (sh, "i32"),
-                S.DepthwiseConv2DOptions.depth_multiplier: (layer.depth_multiplier, "i32"),
-                S.DepthwiseConv2DOptions.fused_activation_function: (fused, "i8"),
-                S.DepthwiseConv2DOptions.dilation_w_factor: (dw, "i32"),
-                S.DepthwiseConv2DOptions.dilation_h_factor: (dh, "i32")})
-            w.op(S.DEPTHWISE_CONV_2D, [x, kt, bt], [y], opts)
-        else:
-            opts = (S.OPT_CONV_2D, S.Conv2DOptions, {
-                S.Conv2DOptions.padding: (self.padding(layer), "i8"),
-                S.Conv2DOptions.stride_w: (sw, "i32"), S.Conv2DOptions.stride_h: (sh, "i32"),
-                S.Conv2DOptions.fused_activation_function: (fused, "i8"),
-                S.Conv2DOptions.dilation_w_factor: (dw, "i32"),
-                S.Conv2DOptions.dilation_h_factor: (dh, "i32")})
-            w.op(S.CONV_2D, [x, kt, bt], [y], opts)
+        separable = isinstance(layer, L.SeparableConv2D)
+        y = self.conv_op(layer, x, kernel, bias, shape,
+                         name + ("/pointwise" if separable and rest else "/conv" if rest else ""),
+                         fused, depthwise, getattr(layer, "depth_multiplier", 1),
+                         geometry=not separable)
         return self.act_op(layer, y, rest, shape, name)
 
-    def emit(self, layer, ins, positions):
+    def binary(self, code, ins, ranks, shape, name, tag, cls):
+        """An elementwise ADD / SUB / MUL of two tensors; a per-channel vector (C,) against an
+        image is reshaped to (-1, 1, 1, C) first (TFLite broadcasts NumPy's way, from the last
+        axis, so (N, C) against (N, H, W, C) would pair N with W)."""
+        w = self.w
+        ins = list(ins)
+        for i in range(2):
+            if ranks[i] == 1 and ranks[1 - i] == 3:
+                c = w.activation(f"{name}/gate_{i}", (1, 1, shape[-1]))
+                w.op(S.RESHAPE, [ins[i], w.const(f"{name}/gate_shape_{i}",
+                                                 np.array([-1, 1, 1, shape[-1]], np.int32))],
+                     [c], (S.OPT_RESHAPE, S.ReshapeOptions, {}))
+                ins[i] = c
+        y = w.activation(name, shape)
+        w.op(code, ins, [y], (tag, cls, {cls.fused_activation_function: (S.ACT_NONE, "i8")}))
+        return y
+
+    def emit(self, layer, ins, ranks):
         from catdog import layers as L
         from catdog.layers import operations as O
 
@@ -208,7 +254,7 @@ class _Converter:
                 kind.__name__ == "Rescaling" or isinstance(layer, O.ScalarAffine)):
             return self.scale_shift(name, x, shape, np.float32(layer.scale),
                                     np.float32(layer.offset))
-        if kind in (L.Conv2D, L.DepthwiseConv2D):
+        if kind in (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D):
             return self.conv(layer, x, None)
         if kind is L.BatchNormalization:
             s, t = self.bn_affine(layer)
@@ -265,18 +311,29 @@ class _Converter:
                      S.FullyConnectedOptions.keep_num_dims: (False, "bool")}))
             return self.act_op(layer, y, rest, shape, name)
         if kind is L.Add or (kind is O.TensorAdd and not layer.negate_b):
-            y = ins[0]
-            for i, other in enumerate(ins[1:]):
+            y, r = ins[0], ranks[0]
+            for i, other in enumerate(ins[1:]):  # left to right, as Keras sums them
                 last = i == len(ins) - 2
-                z = w.activation(name if last else f"{name}/partial_{i}", shape)
-                w.op(S.ADD, [y, other], [z], (S.OPT_ADD, S.AddOptions, {
-                    S.AddOptions.fused_activation_function: (S.ACT_NONE, "i8")}))
-                y = z
+                y = self.binary(S.ADD, [y, other], [r, ranks[i + 1]], shape,
+                                name if last else f"{name}/partial_{i}", S.OPT_ADD, S.AddOptions)
+                r = max(r, ranks[i + 1])
             return y
-        if kind is O.TensorAdd and layer.negate_b:
+        if kind is L.Subtract or (kind is O.TensorAdd and layer.negate_b):
+            return self.binary(S.SUB, ins, ranks, shape, name, S.OPT_SUB, S.SubOptions)
+        if kind in (L.Multiply, O.TensorMultiply):
+            return self.binary(S.MUL, ins, ranks, shape, name, S.OPT_MUL, S.MulOptions)
+        if kind is L.GlobalMaxPooling2D:
             y = w.activation(name, shape)
-            w.op(S.SUB, ins, [y], (S.OPT_SUB, S.SubOptions, {
-                S.SubOptions.fused_activation_function: (S.ACT_NONE, "i8")}))
+            w.op(S.REDUCE_MAX, [x, w.const(name + "/axes", np.array([1, 2], np.int32))], [y],
+                 (S.OPT_REDUCER, S.ReducerOptions,
+                  {S.ReducerOptions.keep_dims: (bool(layer.keepdims), "bool")}))
+            return y
+        if kind is L.Concatenate:  # Keras's axis on (batch, *sample), the batch axis excluded
+            axis = layer.axis % (len(shape) + 1)
+            y = w.activation(name, shape)
+            O_ = S.ConcatenationOptions
+            w.op(S.CONCATENATION, ins, [y], (S.OPT_CONCATENATION, O_, {
+                O_.axis: (axis, "i32"), O_.fused_activation_function: (S.ACT_NONE, "i8")}))
             return y
         _refuse(layer, "no TFLite form in catdog.lite yet")
 
@@ -288,6 +345,7 @@ class _Converter:
         inp = w.activation(f"serving_default_{_input_name(self.model, input_layer)}:0",
                            input_layer.output_shape)
         outs = [inp]
+        ranks = [len(layer.output_shape) for layer, *_ in flat]  # per sample
         skip = set()  # BatchNormalizations folded into the conv before them
         for i, (layer, positions, _, _) in enumerate(flat[1:], start=1):
             if i in skip:
@@ -295,13 +353,14 @@ class _Converter:
                 continue
             ins = [outs[p] for p in positions]
             nxt = flat[i + 1] if i + 1 < len(flat) else None
-            if (type(layer) in (L.Conv2D, L.DepthwiseConv2D) and layer.activation in (None, "linear")
+            if (type(layer) in (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D)
+                    and layer.activation in (None, "linear")
                     and nxt is not None and type(nxt[0]) is L.BatchNormalization
                     and nxt[1] == [i] and self.readers[i] == 1):
                 outs.append(self.conv(layer, ins[0], nxt[0]))
                 skip.add(i + 1)
                 continue
-            outs.append(self.emit(layer, ins, positions))
+            outs.append(self.emit(layer, ins, [ranks[p] for p in positions]))
         out = outs[-1]
         if out == inp:
             raise ValueError("catdog.lite: the model computes nothing at inference (its output "
