@@ -62,7 +62,7 @@ published notebook 15 tensors came before the model's input (the first model's I
 and its 10 layer outputs, data_augmentation's 4); the same model in a fresh process gets
 keras_tensor_4. The name records the session's history, not the model, and the count depends
 on Keras internals catdog does not share (its Sequential builds again on each `add`, Keras's
-once; a nested model's symbolic call makes a backend-dependent number of tensors), so catdog
+once; a nested model's symbolic call runs every inner layer's compute_output_spec), so catdog
 does not imitate it: it names the input after its input layer, here `sequential_2_input`
 (the 2022-2024 text, on Keras 2, likewise called `classify_lite(sequential_1_input=...)`).
 """
