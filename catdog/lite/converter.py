@@ -20,7 +20,9 @@
   BatchNormalization           folded into the convolution right before it when
                                that conv feeds only it and has no activation (kernel * s,
                                bias * s + t with s = gamma / sqrt(var + eps), t = beta -
-                               mean * s), else MUL + ADD per channel with the same s, t
+                               mean * s), else MUL + ADD per channel with the same s, t;
+                               a ReLU / ReLU(6) after conv [+ BN] is the conv's fused
+                               activation (MobileNetV2's blocks are one op each, as TF's)
   SeparableConv2D              DEPTHWISE_CONV_2D (no bias) then a 1x1 CONV_2D with the bias
   ReLU / Activation            RELU, RELU6 (ReLU(6.0), activation "relu6"), LOGISTIC
                                (sigmoid), TANH, SOFTMAX (beta 1, last axis), HARD_SWISH,
@@ -81,6 +83,15 @@ def _input_name(model, input_layer):
     "<model name>_input" for a Sequential (Keras 2's spelling) or the InputLayer's own name."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", input_layer.name or "input")
     return name or "input"
+
+
+def _is_clamp_relu(layer):
+    """A layer TFLite's conv kernels can apply as their fused clamp: relu or relu6."""
+    from catdog import layers as L
+
+    if type(layer) is L.ReLU:
+        return layer.max_value is None or float(layer.max_value) == 6.0
+    return type(layer) is L.Activation and layer.activation in ("relu", "relu6")
 
 
 class _Converter:
@@ -185,16 +196,20 @@ class _Converter:
                 O.dilation_w_factor: (dw, "i32"), O.dilation_h_factor: (dh, "i32")}))
         return y
 
-    def conv(self, layer, x, fold):
+    def conv(self, layer, x, fold=None, relu=None):
         """Conv2D / DepthwiseConv2D / SeparableConv2D, with a following BatchNormalization
-        `fold` (or None) folded into its (last) kernel and bias."""
+        `fold` (or None) folded into its (last) kernel and bias, and a following ReLU layer
+        `relu` (or None: the conv's own activation) fused."""
         from catdog import layers as L
 
         wt = _weights(layer)
-        act = None if fold is not None else layer.activation
+        act = layer.activation
+        if relu is not None:
+            act = "relu" if type(relu) is L.ReLU and relu.max_value is None else (
+                "relu6" if type(relu) is L.ReLU else relu.activation)
         fused, rest = self.fused_or_op(layer, act)
-        shape = fold.output_shape if fold is not None else layer.output_shape
-        name = fold.name if fold is not None else layer.name
+        last = relu if relu is not None else fold if fold is not None else layer
+        shape, name = last.output_shape, last.name
         depthwise = isinstance(layer, L.DepthwiseConv2D)
         if isinstance(layer, L.SeparableConv2D):
             # depthwise (no bias, no activation) into the 1x1 pointwise conv with the bias
@@ -337,6 +352,13 @@ class _Converter:
             return y
         _refuse(layer, "no TFLite form in catdog.lite yet")
 
+    def fused_next(self, j, accepts):
+        """Whether flat[j + 1] is a layer `accepts` takes, reading flat[j] alone, and flat[j]
+        is read by nothing else (so it can be fused away)."""
+        nxt = self.flat[j + 1] if j + 1 < len(self.flat) else None
+        return (nxt is not None and accepts(nxt[0]) and nxt[1] == [j]
+                and self.readers[j] == 1)
+
     def convert(self):
         from catdog import layers as L
 
@@ -346,21 +368,26 @@ class _Converter:
                            input_layer.output_shape)
         outs = [inp]
         ranks = [len(layer.output_shape) for layer, *_ in flat]  # per sample
-        skip = set()  # BatchNormalizations folded into the conv before them
-        for i, (layer, positions, _, _) in enumerate(flat[1:], start=1):
-            if i in skip:
-                outs.append(outs[i - 1])
-                continue
+        i = 1
+        while i < len(flat):
+            layer, positions = flat[i][:2]
             ins = [outs[p] for p in positions]
-            nxt = flat[i + 1] if i + 1 < len(flat) else None
-            if (type(layer) in (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D)
-                    and layer.activation in (None, "linear")
-                    and nxt is not None and type(nxt[0]) is L.BatchNormalization
-                    and nxt[1] == [i] and self.readers[i] == 1):
-                outs.append(self.conv(layer, ins[0], nxt[0]))
-                skip.add(i + 1)
+            if type(layer) in (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D) \
+                    and layer.activation in (None, "linear"):
+                # conv [-> BatchNormalization] [-> ReLU / ReLU(6) / Activation relu(6)] as one
+                # operator, as TensorFlow's converter writes it (LiteRT 2.1.0's XNNPACK also
+                # gets a SAME conv followed by a separate RELU wrong: (15, 15) for (16, 16))
+                j, fold, relu = i, None, None
+                if self.fused_next(j, lambda l: type(l) is L.BatchNormalization):
+                    j, fold = j + 1, flat[j + 1][0]
+                if self.fused_next(j, _is_clamp_relu):
+                    j, relu = j + 1, flat[j + 1][0]
+                y = self.conv(layer, ins[0], fold, relu)
+                outs += [y] * (j - i + 1)  # the fused layers' outputs: read by nothing else
+                i = j + 1
                 continue
             outs.append(self.emit(layer, ins, [ranks[p] for p in positions]))
+            i += 1
         out = outs[-1]
         if out == inp:
             raise ValueError("catdog.lite: the model computes nothing at inference (its output "
