@@ -568,6 +568,9 @@ def tutorial_env(tmp_path, monkeypatch):
     # seeding them (keras.utils.set_random_seed) makes the run repeatable
     catdog.set_num_threads(2)
     catdog.utils.set_random_seed(1337)
+    # a fresh kernel: layer and model names count from scratch (the TFLite signature's input
+    # is named after the third Sequential, "sequential_2", whatever tests ran before)
+    catdog.layers.core.reset_name_counters()
     return {"__name__": "__main__"}
 
 
