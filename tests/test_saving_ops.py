@@ -111,9 +111,9 @@ def test_catdog_built_arithmetic_saves_as_keras_records_it(tmp_path):
     model.save(tmp_path / "m.keras")
     ours, theirs = config_of(tmp_path / "m.keras"), config_of(os.path.join(FIX, "ops_mnv3.keras"))
     rename = {o: t for (_, o, _), (_, t, _) in zip(op_calls(ours), op_calls(theirs))}
-    assert [(c, n, [rename.get(a, a) if isinstance(a, str) else a for a in args])
-            for c, n, args in op_calls(ours)] == [(c, n, args) for c, n, args in
-                                                  ((c, rename.get(n, n), a) for c, n, a in op_calls(theirs))]
+    # our automatic names (numbered by what the process built before) renamed to Keras's
+    assert [(c, rename.get(n, n), [rename.get(a, a) if isinstance(a, str) else a for a in args])
+            for c, n, args in op_calls(ours)] == [(c, n, args) for c, n, args in op_calls(theirs)]
     # Keras's own entries for the same calls, name aside
     by_class = [(e["module"], e["class_name"], e["registered_name"], sorted(e["config"]))
                 for e in ours["config"]["layers"] if e["module"] == "keras.src.ops.numpy"]
