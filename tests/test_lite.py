@@ -29,17 +29,6 @@ FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "kera
 REL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _fresh_names_after():
-    """Leave catdog's automatic layer names as a fresh session has them: these tests make
-    tensor-arithmetic operations ("add", "multiply", ...), and tests/test_saving_ops.py's
-    test_catdog_built_arithmetic_saves_as_keras_records_it expects its own to be the first."""
-    yield
-    from catdog.layers.core import reset_name_counters
-
-    reset_name_counters()
-
-
 def run(content, x, name=None):
     runner = catdog.lite.Interpreter(model_content=content).get_signature_runner("serving_default")
     (inp,) = runner.get_input_details()
