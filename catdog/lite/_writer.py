@@ -89,7 +89,8 @@ class Writer:
             return b.EndVector()
 
         def table(cls, fields):
-            """fields: {field number: (value, "i8" | "i32" | "u32" | "bool" | "f32" | "off")}."""
+            """fields: {field number: (value, "i8" | "u8" | "i32" | "u32" | "bool" | "f32" |
+            "off")}; "off" is an offset to a table, vector or string built before."""
             b.StartObject(cls.FIELDS)
             for slot, (value, kind) in fields.items():
                 if kind == "off":

@@ -52,9 +52,9 @@ import numpy as np
 from catdog.lite import _schema as S
 from catdog.lite._writer import Writer
 
-# TFLite's float kernels apply a fused activation as a clamp (CalculateActivationRange in
-# tensorflow/lite/kernels/kernel_util.h): relu and relu6 only; ActivationFunctionType TANH is
-# silently the identity there (tests/test_lite.py caught it), so tanh is an operator of its own
+# Fused activations: the relu family only. TFLite's float kernels apply a fused activation as
+# an output clamp; LiteRT 2.3.0 ran a CONV_2D with fused TANH as the identity (caught by
+# tests/test_lite.py), so tanh and the rest are operators of their own
 _FUSED = {None: S.ACT_NONE, "linear": S.ACT_NONE, "relu": S.ACT_RELU, "relu6": S.ACT_RELU6}
 # activations as operators of their own: (builtin code, options)
 _ACT_OPS = {"relu": (S.RELU, None), "relu6": (S.RELU6, None), "sigmoid": (S.LOGISTIC, None),
