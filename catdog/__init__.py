@@ -33,6 +33,7 @@ from catdog.models import Input, Model, Sequential  # noqa: E402,F401
 from catdog import applications, datasets, plot, utils  # noqa: E402,F401
 from catdog import data, ops, preprocessing  # noqa: E402,F401
 from catdog import saving  # noqa: E402,F401
+from catdog import lite  # noqa: E402,F401  (tf.lite: TFLiteConverter, LiteRT's Interpreter)
 
 __version__ = "0.1.0"
 

@@ -10,7 +10,7 @@ photos), in two of its versions, with only these replacements of the tutorial's 
     tf.keras                           ->  catdog
     tf.data                            ->  catdog.data
     tf.<op>, tf.nn.<op>                ->  catdog.ops.<op>, catdog.ops.nn.<op>
-    tf.lite                            ->  catdog.lite (the last section; not run, see below)
+    tf.lite                            ->  catdog.lite (the last section; see below)
 
 `test_transcription_has_no_tensorflow_left` checks that no other `tf.` remains. The cells run
 in order in one namespace, as a notebook would (a last expression is the cell's Out), like
@@ -49,9 +49,22 @@ and catdog unpack *into* that folder, so the photos sit one level down and the c
 made the same change for the same reason).
 
 The last section, "Use TensorFlow Lite" (TFLITE_CELLS_2025: `tf.lite.TFLiteConverter.
-from_keras_model(model).convert()`, `tf.lite.Interpreter`, `get_signature_runner`), is
-transcribed but not run: catdog has no TFLite converter or interpreter (NOTES.md says what
-one would take). test_tutorial_runs_and_learns pins that it stops at its first cell.
+from_keras_model(model).convert()`, `tf.lite.Interpreter`, `get_signature_list`,
+`get_signature_runner`), runs after the 2025 cells in the same namespace: catdog.lite writes
+the trained model as a .tflite file and catdog.lite.Interpreter is LiteRT's own interpreter
+(ai-edge-litert, in the test extra; without it the Interpreter cell must raise the ImportError
+that says what to install). One listed edit (LITE_NAMES): the signature's input name. The
+2025 cell calls `classify_lite(keras_tensor_15=img_array)`: TensorFlow's converter names the
+input after the Keras input tensor, and an unnamed Keras 3 tensor is named by a session-wide
+counter of every symbolic tensor made so far (keras/src/backend/common/keras_tensor.py
+`auto_name`, keras/src/utils/naming.py `uniquify`: keras_tensor, keras_tensor_1, ...). In the
+published notebook 15 tensors came before the model's input (the first model's InputLayer
+and its 10 layer outputs, data_augmentation's 4); the same model in a fresh process gets
+keras_tensor_4. The name records the session's history, not the model, and the count depends
+on Keras internals catdog does not share (its Sequential builds again on each `add`, Keras's
+once; a nested model's symbolic call runs every inner layer's compute_output_spec), so catdog
+does not imitate it: it names the input after its input layer, here `sequential_2_input`
+(the 2022-2024 text, on Keras 2, likewise called `classify_lite(sequential_1_input=...)`).
 """
 import ast
 import re
@@ -312,8 +325,7 @@ print(
 """,  # dC40sRITBSsQ
 ]
 
-# Its last section, "Use TensorFlow Lite": transcribed, not run (catdog has no TFLite; see the
-# module doc)
+# Its last section, "Use TensorFlow Lite" (run after CELLS_2025; one edit: LITE_NAMES)
 TFLITE_CELLS_2025 = [
     """
 # Convert the model.
@@ -469,6 +481,9 @@ print(
 """,  # dC40sRITBSsQ
 }
 CELLS_2020 = [_CHANGED_2020.get(i, c) for i, c in enumerate(CELLS_2025)]
+# The TFLite section's one edit (see the module doc): the signature's input name, which catdog
+# takes from the model's input layer (Sequential "sequential_2": the tutorial's third model)
+LITE_NAMES = {"keras_tensor_15=img_array": "sequential_2_input=img_array"}
 
 VERSIONS = {"2025": CELLS_2025, "2020": CELLS_2020}
 _FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
@@ -553,6 +568,9 @@ def tutorial_env(tmp_path, monkeypatch):
     # seeding them (keras.utils.set_random_seed) makes the run repeatable
     catdog.set_num_threads(2)
     catdog.utils.set_random_seed(1337)
+    # a fresh kernel: layer and model names count from scratch (the TFLite signature's input
+    # is named after the third Sequential, "sequential_2", whatever tests ran before)
+    catdog.layers.core.reset_name_counters()
     return {"__name__": "__main__"}
 
 
@@ -627,9 +645,47 @@ def test_tutorial_runs_and_learns(version, served, tutorial_env, capsys):
     assert float(said.group(2)) == pytest.approx(100 * float(score.max()), abs=0.006)
     assert ns["img_array"].shape == (1, 180, 180, 3)
     if version == "2025":
-        # the TensorFlow Lite section does not run yet: its first cell stops at catdog.lite
-        with pytest.raises(AssertionError, match="has no attribute 'lite'"):
-            run_cells([textwrap.dedent(c).strip("\n") for c in TFLITE_CELLS_2025], ns)
+        run_lite_section(ns, capsys)
+
+
+def lite_cells():
+    cells = [textwrap.dedent(c).strip("\n") for c in TFLITE_CELLS_2025]
+    for old, new in LITE_NAMES.items():  # each exactly once
+        assert sum(c.count(old) for c in cells) == 1, old
+        cells = [c.replace(old, new) for c in cells]
+    return cells
+
+
+def run_lite_section(ns, capsys):
+    """The "Use TensorFlow Lite" cells on the trained model: the file, LiteRT's signature, the
+    same class and (as the tutorial prints) a difference from predict near float32 rounding."""
+    cells = lite_cells()
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:  # no wheel for this platform: the cell must say what to install
+        run_cells(cells[:1], ns)
+        with pytest.raises(AssertionError, match=r"ImportError.*pip install catdog\[lite\]"):
+            run_cells(cells[1:2], ns)
+        return
+    outs = run_cells(cells, ns)
+    printed = capsys.readouterr().out
+    data = Path("model.tflite").read_bytes()
+    assert data == ns["tflite_model"] and data[4:8] == b"TFL3"
+    assert len(data) > 4 * 3988898  # the float32 weights (dense 30976 x 128 dominates)
+    name = LITE_NAMES["keras_tensor_15=img_array"].split("=")[0]
+    assert outs[2] == {"serving_default": {"inputs": [name], "outputs": ["output_0"]}}
+    assert f"'{name}': {{'name': 'serving_default_{name}:0'" in printed
+    assert "'shape_signature': array([ -1, 180, 180,   3]" in printed
+    assert "{'output_0': {'name': 'outputs'" in printed
+    assert ns["predictions_lite"].shape == (1, 2)
+    lite = re.search(r"This image most likely belongs to (\w+) with a (\S+) percent confidence\.",
+                     printed)
+    keras_score = np.asarray(ns["score"])
+    assert lite and lite.group(1) == ns["class_names"][int(np.argmax(keras_score))]
+    assert float(lite.group(2)) == pytest.approx(100 * float(keras_score.max()), abs=0.006)
+    diff = float(printed.strip().splitlines()[-1])  # the last cell's print
+    assert np.float32(diff) == np.max(np.abs(ns["predictions"] - ns["predictions_lite"]))
+    assert diff <= 1e-5 * float(np.max(np.abs(ns["predictions"]))), diff
 
 
 @needs_shared_data
