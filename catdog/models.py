@@ -5,7 +5,7 @@ flattened layer chain into one engine graph; layers keep their weights as NumPy 
 into the graph before a run and pulled back after training."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -63,6 +63,39 @@ def _arithmetic(op, a, b, reverse=False):
     from catdog.layers.operations import arithmetic
 
     return arithmetic(op, a, b, reverse)
+
+
+# What Model keeps per engine graph; a model with a free input size has one per size
+_GRAPH_STATE = ("_graph", "_graph_index", "_graph_outputs", "_weight_slots", "_pushed",
+                "_graph_generation", "_flat_layers", "_engine_compiled")
+GRAPHS_KEPT = 2  # sizes whose graphs stay built besides the one in use
+# A layer's attributes that follow its input size (Layer._set_geometry)
+_GEOMETRY = ("input_shape", "output_shape", "pads", "_out_shape")
+
+
+def _is_free(shape) -> bool:
+    """An image shape with a None height or width."""
+    return shape is not None and len(shape) == 3 and None in tuple(shape)[:2]
+
+
+def _geometry(layer) -> dict:
+    return {k: layer.__dict__[k] for k in _GEOMETRY if k in layer.__dict__}
+
+
+def _set_concrete_geometry(layer, shapes) -> None:
+    """Give a layer built on a free size the geometry of concrete input `shapes` (restore
+    its own with layer.__dict__.update(saved _geometry))."""
+    if len(shapes) > 1:
+        layer._check_inputs(shapes)
+    layer._set_geometry(shapes[0])
+
+
+def _optimizer_snapshot(g, trainable_slots):
+    """(iterations, {(k, slot): array}) of graph `g`'s optimizer state, k the trainable
+    weight's position in `trainable_slots` (Model._trainable_slots)."""
+    n = g.opt_slots()
+    return g.opt_iterations(), {(k, s): g.get_opt_slot(i, w, s)
+                                for k, (i, w) in enumerate(trainable_slots) for s in range(n)}
 
 
 def Input(shape, name=None) -> KerasTensor:
@@ -154,6 +187,13 @@ class Model(Layer):
         self._pushed: Dict[int, int] = {}
         self._graph_dirty = False  # the graph holds newer weights than the layers
         self._graph_generation = -1  # _lifetime.generation() when the graph was last synced
+        self._flat_layers: List[Layer] = []
+        self._engine_compiled = False  # the graph has the compiled loss and optimizer state
+        # a free input size (None in Input's shape): a graph per concrete (H, W), see _use_size
+        self._graph_size: Optional[Tuple[int, int]] = None
+        self._other_graphs: Dict[Tuple[int, int], dict] = {}  # size -> its _GRAPH_STATE
+        self._opt_owner: Optional[Tuple[int, int]] = None  # the size whose graph last trained
+        self._opt_snapshot = None  # an evicted owner's optimizer state, until the next step
         self._augment: list = []  # augmentation layers, run in the data pipeline (fit only)
         self._compiled = None
         self.history = None
@@ -185,6 +225,9 @@ class Model(Layer):
         self.output_shape = outputs.shape
         self._graph = None
         self._graph_index, self._graph_outputs, self._pushed = {}, {}, {}
+        self._graph_size, self._other_graphs = None, {}
+        self._opt_owner = self._opt_snapshot = None
+        self._engine_compiled = False
         _lifetime.changed()  # graphs holding these layers must re-sync with them
 
     def __del__(self):
@@ -214,10 +257,38 @@ class Model(Layer):
         if not isinstance(inputs, KerasTensor):
             return self._call_eager(inputs, training)
         self._require_built(inputs.shape)
-        if tuple(inputs.shape) != tuple(self.input_shape):
+        shape = tuple(inputs.shape)
+        fits = len(shape) == len(self.input_shape) and all(
+            e is None or e == g for e, g in zip(self.input_shape, shape))
+        if not fits:
             raise ValueError(f"model '{self.name}' expects inputs of shape {self.input_shape}, "
                              f"got {inputs.shape}")
-        return KerasTensor(self.output_shape, self, [inputs], training)
+        # a free-size model called on a sized tensor: its output has that size's shape, as
+        # Keras computes it (a Flatten on top then has a length)
+        out = self._output_shape_for(shape) if shape != tuple(self.input_shape) else self.output_shape
+        return KerasTensor(out, self, [inputs], training)
+
+    def _output_shape_for(self, input_shape) -> tuple:
+        """The output shape for a (more) concrete input shape, the layers' own geometry kept."""
+        shapes = {}
+        for t in self._nodes:
+            layer = t.layer
+            if not t.inputs:  # the input
+                shapes[id(t)] = tuple(input_shape)
+                continue
+            ins = [shapes[id(i)] for i in t.inputs]
+            if isinstance(layer, Model):
+                shapes[id(t)] = layer._output_shape_for(ins[0])
+            elif _is_free(layer.input_shape):
+                saved = _geometry(layer)
+                try:
+                    _set_concrete_geometry(layer, ins)
+                    shapes[id(t)] = tuple(layer.output_shape)
+                finally:
+                    layer.__dict__.update(saved)
+            else:
+                shapes[id(t)] = tuple(layer.output_shape)
+        return shapes[id(self._nodes[-1])]
 
     def _require_built(self, input_shape=None):
         """A functional model is built from the start (Sequential overrides this)."""
@@ -245,7 +316,7 @@ class Model(Layer):
             x = apply_layers(augment, x, training=True)
         if len(flat) == 1:  # only augmentation layers after the input
             return as_array(x)
-        g = self._ensure_graph()
+        g = self._ensure_graph(x.shape[1:3])
         if training:
             g.forward(x, True)
             self._mark_trained()  # BN moving statistics moved
@@ -329,34 +400,107 @@ class Model(Layer):
         if current:
             self._graph_generation = generation
 
-    def _ensure_graph(self):
+    def _free_size(self) -> bool:
+        """The input's height or width is None: any image size, a graph per size."""
+        shape = self.input_shape
+        return shape is not None and len(shape) == 3 and None in shape[:2]
+
+    def _use_size(self, size) -> None:
+        """Make the graph for images of `size` (H, W) the one in use. A model with a free input
+        size keeps an engine graph per size, as a graph keeps a plan per batch size: the engine
+        sizes every buffer and primitive for one input. Switching hands the trained weights of
+        the graph in use to the layers first; the other graph re-syncs from them like after
+        any change. The optimizer state follows training (training._engine_ready). Besides the
+        graph in use, the GRAPHS_KEPT most recent sizes stay built (fit at 160 with validation
+        at 224 switches back and forth)."""
+        if size is None or len(size) != 2 or not all(isinstance(v, (int, np.integer)) for v in size):
+            raise ValueError(f"model '{self.name}' takes images of any size "
+                             f"{_checks._shape(self.input_shape)}: give it a batch of images "
+                             f"(the size is planned from the first), got size {size!r}")
+        size = (int(size[0]), int(size[1]))
+        if size == self._graph_size:
+            return
+        if self._graph_dirty:
+            self._pull_weights()
+        if self._graph is not None and self._graph_size is not None:
+            self._other_graphs[self._graph_size] = {k: getattr(self, k) for k in _GRAPH_STATE}
+        state = self._other_graphs.pop(size, None)
+        while len(self._other_graphs) > GRAPHS_KEPT:
+            old_size = next(iter(self._other_graphs))  # dicts keep insertion order: the oldest
+            old = self._other_graphs.pop(old_size)
+            if self._opt_owner == old_size and old["_engine_compiled"]:
+                self._opt_snapshot = _optimizer_snapshot(
+                    old["_graph"], self._trainable_slots(old["_weight_slots"]))
+                self._opt_owner = None
+        if state is None:
+            state = {"_graph": None, "_graph_index": {}, "_graph_outputs": {},
+                     "_weight_slots": {}, "_pushed": {}, "_graph_generation": -1,
+                     "_flat_layers": [], "_engine_compiled": False}
+        self.__dict__.update(state)
+        self._graph_size = size
+
+    def _trainable_slots(self, weight_slots=None):
+        """(node, engine weight index) of each trainable weight, in the model's order: the
+        optimizer's slots, the same in every graph of this model (one build order)."""
+        weight_slots = self._weight_slots if weight_slots is None else weight_slots
+        return [slot for layer, tr in self._trainable_map() if tr
+                for slot, (_, _, can_train) in zip(weight_slots[id(layer)], layer._weights)
+                if can_train]
+
+    def _optimizer_state(self):
+        """(iterations, {(k, slot): array}) of the newest optimizer state, or None before the
+        first run after compile(): the graph that trained last, or a kept snapshot."""
+        if self._graph_size is None:  # one graph
+            if self._graph is None or not self._engine_compiled:
+                return None
+            return _optimizer_snapshot(self._graph, self._trainable_slots())
+        if self._opt_owner == self._graph_size and self._engine_compiled:
+            return _optimizer_snapshot(self._graph, self._trainable_slots())
+        other = self._other_graphs.get(self._opt_owner)
+        if other is not None and other["_engine_compiled"]:
+            return _optimizer_snapshot(other["_graph"],
+                                       self._trainable_slots(other["_weight_slots"]))
+        return self._opt_snapshot
+
+    def _set_optimizer_state(self, g, state) -> None:
+        iterations, arrays = state
+        slots = self._trainable_slots()
+        for (k, s), a in arrays.items():
+            i, w = slots[k]
+            g.set_opt_slot(i, w, s, np.ascontiguousarray(a, np.float32))
+        g.opt_iterations(int(iterations))
+
+    def _take_optimizer_state(self, g) -> None:
+        """Before a training step on graph `g` (the one in use) of a model with a free input
+        size: if another size's graph trained last, or a loaded file left a state, its
+        optimizer state (slots and step count) comes over first."""
+        size = self._graph_size
+        if size is None or self._opt_owner == size:
+            return
+        state = self._optimizer_state()
+        if state is not None:
+            self._set_optimizer_state(g, state)
+        self._opt_owner, self._opt_snapshot = size, None
+
+    def _forget_optimizer_state(self) -> None:
+        """compile(): every graph starts its optimizer afresh at its next run."""
+        self._engine_compiled = False
+        for state in self._other_graphs.values():
+            state["_engine_compiled"] = False
+        self._opt_owner = self._opt_snapshot = None
+
+    def _ensure_graph(self, size=None):
+        """The engine graph, in sync with the layers. `size`: the (H, W) of the images about
+        to run, which picks the graph of a model with a free input size (ignored otherwise)."""
+        self._require_built()
+        if self._free_size():
+            self._use_size(size)
         if self._graph is not None and self._graph_generation == _lifetime.generation():
             return self._graph  # nothing a graph mirrors changed since it was last synced
-        self._require_built()
         flat, augment = self._flatten()
         self._augment = augment
         if self._graph is None:
-            g = _engine.Graph()
-            out = {}    # id(layer) -> the node its output comes from (a vector input adds two)
-            index = {}  # id(layer) -> the node holding its weights (layers.core.GraphNodes)
-            slots = {}  # id(layer) -> (node, engine weight index) of each of its weights
-            for layer, ins, _, _ in flat:
-                try:
-                    nodes = layer.add_to_graph(g, [out[id(flat[p][0])] for p in ins])
-                except NotImplementedError as e:
-                    raise ValueError(str(e)) from None
-                if isinstance(nodes, int):
-                    nodes = GraphNodes(nodes, nodes)
-                out[id(layer)], index[id(layer)] = nodes.output, nodes.weights
-                slots[id(layer)] = nodes.weight_map or [(nodes.weights, w)
-                                                        for w in range(len(layer._weights))]
-            self._graph, self._graph_index, self._pushed = g, index, {}
-            self._weight_slots = slots
-            self._graph_outputs = {layer.name: out[id(layer)] for layer, *_ in flat}
-            self._flat_layers = [l for l, *_ in flat]
-            from catdog import random as _random
-
-            g.set_seed(_random.get_seed())
+            self._build_graph(flat)
         g = self._graph
         for layer, *_ in flat:  # weights another model trained since: fetch them first
             layer._sync_from_owners()
@@ -372,6 +516,47 @@ class Model(Layer):
                 self._pushed[id(layer)] = layer._version
         self._graph_generation = _lifetime.generation()
         return g
+
+    def _build_graph(self, flat) -> None:
+        """One engine node or more per layer, in `flat`'s order. With a free input size each
+        layer first takes the geometry of the size in use (its "same" paddings, its shapes:
+        Layer._set_geometry), and gets its free one back afterwards."""
+        g = _engine.Graph()
+        out = {}    # id(layer) -> the node its output comes from (a vector input adds two)
+        index = {}  # id(layer) -> the node holding its weights (layers.core.GraphNodes)
+        slots = {}  # id(layer) -> (node, engine weight index) of each of its weights
+        concrete = {}  # id(layer) -> its output shape in this graph
+        saved = []  # (layer, its free geometry) to restore
+        try:
+            for layer, ins, _, _ in flat:
+                if isinstance(layer, InputLayer):
+                    shapes = [self._graph_size + tuple(layer.output_shape[2:])
+                              if self._graph_size is not None else layer.output_shape]
+                else:
+                    shapes = [concrete[id(flat[p][0])] for p in ins]
+                if _is_free(layer.input_shape):  # a free size (this model's, a nested one's)
+                    saved.append((layer, _geometry(layer)))
+                    _set_concrete_geometry(layer, shapes)
+                concrete[id(layer)] = layer.output_shape
+                try:
+                    nodes = layer.add_to_graph(g, [out[id(flat[p][0])] for p in ins])
+                except NotImplementedError as e:
+                    raise ValueError(str(e)) from None
+                if isinstance(nodes, int):
+                    nodes = GraphNodes(nodes, nodes)
+                out[id(layer)], index[id(layer)] = nodes.output, nodes.weights
+                slots[id(layer)] = nodes.weight_map or [(nodes.weights, w)
+                                                        for w in range(len(layer._weights))]
+        finally:
+            for layer, attrs in saved:
+                layer.__dict__.update(attrs)
+        self._graph, self._graph_index, self._pushed = g, index, {}
+        self._weight_slots = slots
+        self._graph_outputs = {layer.name: out[id(layer)] for layer, *_ in flat}
+        self._flat_layers = [l for l, *_ in flat]
+        from catdog import random as _random
+
+        g.set_seed(_random.get_seed())
 
     def _push_changed(self):
         """Send the graph the weights set in Python since it last had them (a callback's
@@ -483,7 +668,7 @@ class Model(Layer):
 
     def predict_on_batch(self, x) -> np.ndarray:
         x = self._check_x(x)
-        g = self._ensure_graph()
+        g = self._ensure_graph(x.shape[1:3])
         g.forward(x, False, _engine.KEEP_LAST)  # lean: only the output is kept
         return g.get_output(g.num_layers() - 1, x.shape[0])
 
@@ -504,7 +689,7 @@ class Model(Layer):
     def layer_outputs(self, x, names: Sequence[str], training=False) -> Dict[str, np.ndarray]:
         """Outputs of the named (leaf) layers for a batch, e.g. to compare with Keras."""
         x = self._check_x(x)
-        g = self._ensure_graph()
+        g = self._ensure_graph(x.shape[1:3])
         g.forward(x, bool(training))
         if training:
             self._mark_trained()  # BN moving statistics moved
@@ -513,7 +698,7 @@ class Model(Layer):
     def _output_node(self, name: str) -> int:
         """The graph node a (leaf) layer's output comes from: after its activation node when
         the layer became several (layers.core.GraphNodes)."""
-        g = self._ensure_graph()
+        g = self._graph if self._graph is not None else self._ensure_graph()
         node = self._graph_outputs.get(name)
         return g.find_layer(name) if node is None else node
 
@@ -525,7 +710,7 @@ class Model(Layer):
         from catdog import losses
 
         x = self._check_x(x)
-        g = self._ensure_graph()
+        g = self._ensure_graph(x.shape[1:3])
         if output_gradient is None:  # the loss as a training step computes it (head logits)
             g.loss_backward(x, np.ascontiguousarray(y, np.float32), losses.get(loss).kind,
                             bool(training))

@@ -452,7 +452,7 @@ def grad_cam(model, images, class_index: Any = None, layer: Optional[str] = None
     to a maximum of 1. ``class_index``: one class for all images, one per image, or None for
     the predicted class. Returns (maps, class indices)."""
     x = model._check_x(images)
-    g = model._ensure_graph()
+    g = model._ensure_graph(x.shape[1:3])
     li = model._output_node(layer) if layer is not None else _last_spatial_layer(g)
     if len(g.layer_info(li)["shape"]) != 3:
         raise ValueError(f"layer '{layer}' has no (H, W, C) output: pick a convolution's")

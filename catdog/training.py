@@ -65,21 +65,41 @@ def compile(model, optimizer="rmsprop", loss=None, metrics=None):
         raise ValueError("compile() needs a loss, e.g. catdog.losses.BinaryCrossentropy(from_logits=True)")
     c = _Compiled(optimizer, loss, metrics)
     model._compiled = c
-    model._engine_compiled = False  # engine state made fresh at the next run
+    model._forget_optimizer_state()  # engine state made fresh at the next run
 
 
-def _engine_ready(model):
-    c = model._compiled
-    if c is None:
+def _require_compiled(model):
+    if model._compiled is None:
         raise RuntimeError(f"model '{model.name}' must be compiled before training or evaluation")
-    g = model._ensure_graph()
+    return model._compiled
+
+
+def _engine_ready(model, size=None, training=False):
+    """The compiled engine graph for images of `size` (H, W) (it picks the graph of a model
+    with a free input size); `training`: a step is about to run, so a free-size model's
+    optimizer state comes to this graph (Model._take_optimizer_state)."""
+    c = _require_compiled(model)
+    g = model._ensure_graph(size)
     if not model._engine_compiled:
         c.resolve(model)
         cfg = c.optimizer.engine_config()
         g.compile(c.optimizer.kind, c.optimizer.learning_rate, c.loss.kind, **cfg)
         g.set_accuracy_threshold(c.threshold)
         model._engine_compiled = True
+    if training:
+        model._take_optimizer_state(g)
     return g
+
+
+def _data_size(data):
+    """The (H, W) of the images `data` yields when it says (an image dataset, an array),
+    else None (a model with a free input size then plans from each batch)."""
+    size = getattr(data, "image_size", None)
+    if size is not None:
+        return tuple(size)
+    if isinstance(data, np.ndarray) and data.ndim == 4:
+        return data.shape[1:3]
+    return None
 
 
 def _labels(y, model=None, n=None) -> np.ndarray:
@@ -116,8 +136,8 @@ def train_on_batch(model, x, y):
     """One step on a batch, augmentation layers included (keyed by the step count)."""
     from catdog import random as _random
 
-    g = _engine_ready(model)
     x = model._check_x(x)
+    g = _engine_ready(model, x.shape[1:3], training=True)
     y = _labels(y, model, len(x))
     _checks.labels(model, y, "train_on_batch")
     x = _augment(model, x, _random.get_seed(), 0, g.step_count())
@@ -127,8 +147,8 @@ def train_on_batch(model, x, y):
 
 
 def test_on_batch(model, x, y):
-    g = _engine_ready(model)
     x = model._check_x(x)
+    g = _engine_ready(model, x.shape[1:3])
     y = _labels(y, model, len(x))
     _checks.labels(model, y, "test_on_batch")
     loss, correct = g.eval_step(x, y)
@@ -275,8 +295,9 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
         _checks.data(model, *validation_data, "fit(validation_data=...)")
     elif validation_data is not None:
         _checks.data(model, validation_data, None, "fit(validation_data=...)")
-    g = _engine_ready(model)
-    c = model._compiled
+    size = _data_size(x)  # None: a free-size model's graph is picked per batch
+    c = _require_compiled(model)
+    g = None if size is None and model._free_size() else _engine_ready(model, size, True)
     history = History()
     cbs = CallbackList(list(callbacks or []) + [history], model)
     verbose = 1 if verbose == "auto" else int(verbose)
@@ -289,6 +310,8 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
     metric = c.metric_name
     try:
         for epoch in range(initial_epoch, epochs):
+            if g is not None:  # validation may have run on another size's graph
+                g = _engine_ready(model, size, training=True)
             cbs.on_epoch_begin(epoch)
             model._push_changed()  # weights a callback set (on_epoch_end/begin) train from here
             bar = StepBar(steps, f"Epoch {epoch + 1}/{epochs}", verbose)
@@ -303,6 +326,8 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callback
                     xb = model._check_x(xb)
                     yb = _labels(yb, model, len(xb))
                     _checks.labels(model, yb, "fit")
+                    if size is None:
+                        g = _engine_ready(model, xb.shape[1:3], training=True)
                     xb = _augment(model, xb, seed, epoch, b)
                     loss, correct = g.train_step(xb, yb)
                     model._mark_trained()
@@ -357,8 +382,9 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
     `callbacks` get on_test_begin / on_test_end(logs), as Keras's evaluate."""
     batch_size = _checks.batch_size(batch_size, "evaluate")
     _checks.data(model, x, y, "evaluate")
-    g = _engine_ready(model)
-    c = model._compiled
+    size = _data_size(x)  # None: a free-size model's graph is picked per batch
+    c = _require_compiled(model)
+    g = None if size is None and model._free_size() else _engine_ready(model, size)
     cbs = CallbackList(list(callbacks or []), model)
     cbs.on_test_begin()
     # Keras: verbose "auto" (the default) and 1 draw a progress line, 2 one line at the end
@@ -374,6 +400,8 @@ def evaluate(model, x=None, y=None, batch_size=32, verbose="auto", return_dict=F
             xb = model._check_x(xb)
             yb = _labels(yb, model, len(xb))
             _checks.labels(model, yb, "evaluate")
+            if size is None:
+                g = _engine_ready(model, xb.shape[1:3])
             loss, correct = g.eval_step(xb, yb)
             total_loss += float(loss) * len(xb)
             total_correct += correct

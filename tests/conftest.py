@@ -59,7 +59,7 @@ def training_step_gradients(model, x, y):
     model.gradients' layer-by-layer forward."""
     import catdog
 
-    g = model._ensure_graph()
+    g = model._ensure_graph(x.shape[1:3])
     g.forward(x, False, catdog._engine.KEEP_FOR_BACKWARD)
     out = g.get_output(g.num_layers() - 1, x.shape[0])
     labels = np.asarray(y, np.float32).reshape(-1)

@@ -140,8 +140,9 @@ def test_mobilenet_v3_argument_errors(name):
         build(weights="imagenet", alpha=0.75, minimalistic=True, include_top=False)
     with pytest.raises(ValueError, match="input_shape\\[1\\] must equal"):
         build(weights=None, input_tensor=catdog.Input((64, 64, 3)), input_shape=(64, 96, 3))
-    m = build(weights=None, include_top=False)  # Keras: (None, None, 3); catdog: 224
-    assert m.input_shape == (224, 224, 3)
+    m = build(weights=None, include_top=False)  # Keras: (None, None, 3), top or not
+    assert m.input_shape == (None, None, 3)
+    assert build(weights=None).input_shape == (None, None, 3)
 
 
 def test_input_tensor_is_used():

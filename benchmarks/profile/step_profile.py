@@ -37,13 +37,17 @@ def child(a):
     catdog.set_num_threads(a.threads)
     if a.precision != "fp32":
         catdog.config.set_precision(a.precision)
-    model, base = build_lab_model(catdog, C.WEIGHTS_H5)
-    compile_frozen(catdog, model)
-    if a.case == "fine-tune":
-        unfreeze_and_compile(catdog, model, base)
     rng = np.random.default_rng(1)
-    x = rng.uniform(0, 255, (a.batch, C.SIZE, C.SIZE, 3)).astype("float32")
-    y = rng.integers(0, 2, (a.batch, 1)).astype("float32")
+    if a.model == "lab":
+        model, base = build_lab_model(catdog, C.WEIGHTS_H5)
+        compile_frozen(catdog, model)
+        if a.case == "fine-tune":
+            unfreeze_and_compile(catdog, model, base)
+        size, y = C.SIZE, rng.integers(0, 2, (a.batch, 1)).astype("float32")
+    else:
+        model = tutorial_model(catdog, a.model == "tutorial2")
+        size, y = 180, rng.integers(0, 2, (a.batch,)).astype("float32")
+    x = rng.uniform(0, 255, (a.batch, size, size, 3)).astype("float32")
     call = (lambda: model.predict_on_batch(x)) if a.case == "predict" else \
         (lambda: model.train_on_batch(x, y))
     for _ in range(max(5, a.calls // 10)):
@@ -57,6 +61,24 @@ def child(a):
         f.write(repr(dt))
 
 
+def tutorial_model(catdog, augmented):
+    """The classification tutorial's model 1 or 2 (benchmarks/classification_tutorial.py)."""
+    layers = catdog.layers
+    front = [layers.RandomFlip("horizontal", input_shape=(180, 180, 3)),
+             layers.RandomRotation(0.1), layers.RandomZoom(0.1)] if augmented else []
+    model = catdog.Sequential(front + [
+        layers.Rescaling(1. / 255, **({} if augmented else {"input_shape": (180, 180, 3)})),
+        layers.Conv2D(16, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D()]
+        + ([layers.Dropout(0.2)] if augmented else []) + [
+        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(2)])
+    model.compile(optimizer="adam",
+                  loss=catdog.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", choices=["predict", "transfer", "fine-tune"], default="predict")
@@ -64,7 +86,11 @@ def main():
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--model", choices=["lab", "tutorial1", "tutorial2"], default="lab",
+                    help="tutorial1/2: the classification tutorial's models at 180x180 "
+                         "(--case predict or any training case)")
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--rows", action="store_true", help="also list every primitive with its source dims")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -99,6 +125,11 @@ def main():
     print("\n%-14s %-34s %6s %10s %10s %10s" % ("kind", "impl", "prims", "calls/run", "ms/run", "gap ms/run"))
     for (kind, impl), v in sorted(by.items(), key=lambda kv: -kv[1][1])[:a.top]:
         print("%-14s %-34s %6d %10.0f %10.3f %10.3f" % (kind, impl[:34], v[3], v[0] / n, 1e3 * v[1] / n, 1e3 * v[2] / n))
+    if a.rows:
+        print("\n%-14s %-34s %-22s %10s %10s %10s" % ("kind", "impl", "src dims", "calls/run", "ms/run", "gap ms/run"))
+        for r in sorted(rows, key=lambda r: -float(r["inside_s"])):
+            print("%-14s %-34s %-22s %10.1f %10.3f %10.3f" % (r["kind"], r["impl"][:34], r["src_dims"], int(r["calls"]) / n,
+                  1e3 * float(r["inside_s"]) / n, 1e3 * float(r["gap_before_s"]) / n))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ which count as Keras's. With weights=None the kernels start glorot-uniform (catd
 initializer), not Keras's VarianceScaling(2.0, fan_out): random starts differ in
 distribution, ImageNet or file weights do not.
 
-input_shape=None gives (224, 224, 3) (catdog's engine runs a fixed input size)."""
+input_shape=None gives (224, 224, 3) with the top and Keras's (None, None, 3) without it: any
+image size, a graph per size (catdog.models.Model._use_size)."""
 from __future__ import annotations
 
 import copy
@@ -216,7 +217,7 @@ def EfficientNetB0(include_top=True, weights="imagenet", input_tensor=None, inpu
                    name="efficientnetb0"):
     """Keras's EfficientNetB0 (see the module doc): weights None, "imagenet" (the official
     file, checked against Keras's md5) or a weights file; input_shape defaults to (224, 224,
-    3), at least 32x32."""
+    3) with the top, (None, None, 3) (any size) without; at least 32x32."""
     return EfficientNet(1.0, 1.0, 224, 0.2, name=name, include_top=include_top,
                         weights=weights, input_tensor=input_tensor, input_shape=input_shape,
                         pooling=pooling, classes=classes,

@@ -44,9 +44,9 @@ def check_pooling(pooling):
 
 
 def obtain_input_shape(input_shape, default_size, min_size, require_flatten, weights=None):
-    """Keras's obtain_input_shape (channels_last), same rules and messages. Where Keras gives
-    (None, None, 3) (no input_shape, no top), catdog's engine needs numbers (a fixed input
-    size, see docs/applications.md): the default size is used."""
+    """Keras's obtain_input_shape (keras/src/applications/imagenet_utils.py, channels_last),
+    same rules and messages: no input_shape and no top gives (None, None, 3), a free input
+    size (the model plans a graph per image size it meets)."""
     weights = "imagenet" if isinstance(weights, str) and weights == "imagenet" else weights
     if input_shape is not None:
         try:
@@ -77,13 +77,10 @@ def obtain_input_shape(input_shape, default_size, min_size, require_flatten, wei
             raise ValueError(f"Input size must be at least {min_size}x{min_size}; Received: "
                              f"input_shape={input_shape}")
     else:
-        input_shape = default_shape
-    if None in input_shape:
-        if require_flatten:
-            raise ValueError("If `include_top` is True, you should specify a static "
-                             f"`input_shape`. Received: input_shape={input_shape}")
-        raise ValueError(f"input_shape {input_shape}: catdog's engine runs a fixed input size; "
-                         "give the height and width as numbers")
+        input_shape = default_shape if require_flatten else (None, None, 3)
+    if require_flatten and None in input_shape:
+        raise ValueError("If `include_top` is True, you should specify a static "
+                         f"`input_shape`. Received: input_shape={input_shape}")
     return input_shape
 
 

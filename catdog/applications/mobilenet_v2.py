@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from catdog import layers
+from catdog.applications.imagenet_utils import correct_pad
 from catdog.models import Input, Model
 
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
@@ -18,13 +19,6 @@ def _make_divisible(v, divisor=8, min_value=None):
     if new_v < 0.9 * v:  # do not round down by more than 10%
         new_v += divisor
     return new_v
-
-
-def correct_pad(shape, kernel_size=3):
-    """Keras imagenet_utils.correct_pad: ((top, bottom), (left, right)) before a stride-2 conv."""
-    adjust = (1 - shape[0] % 2, 1 - shape[1] % 2)
-    k = kernel_size // 2
-    return ((k - adjust[0], k), (k - adjust[1], k))
 
 
 def _inverted_res_block(x, expansion, stride, alpha, filters, block_id):
@@ -67,14 +61,18 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
     (glorot-uniform init), or a path to a Keras .h5 weights file."""
     if alpha not in ALPHAS:
         raise ValueError(f"alpha must be one of {ALPHAS}, got {alpha}")
-    if input_shape is None:
-        input_shape = (224, 224, 3)
-    input_shape = tuple(int(v) for v in input_shape)
+    if input_shape is None:  # Keras's obtain_input_shape: a free size without the top
+        input_shape = (224, 224, 3) if include_top else (None, None, 3)
+    input_shape = tuple(None if v is None else int(v) for v in input_shape)
     if len(input_shape) != 3 or input_shape[2] != 3:
         raise ValueError(f"input_shape must be (height, width, 3), got {input_shape}")
-    if input_shape[0] < 32 or input_shape[1] < 32:
+    if include_top and None in input_shape:
+        raise ValueError("If `include_top` is True, you should specify a static "
+                         f"`input_shape`. Received: input_shape={input_shape}")
+    sides = [v for v in input_shape[:2] if v is not None]
+    if any(v < 32 for v in sides):
         raise ValueError(f"input size must be at least 32x32, got {input_shape[:2]}")
-    if input_shape[0] > 4096 or input_shape[1] > 4096:
+    if any(v > 4096 for v in sides):
         raise ValueError(f"input size must be at most 4096x4096, got {input_shape[:2]}")
     if pooling not in (None, "avg"):
         raise ValueError("pooling must be None or 'avg'")
@@ -100,11 +98,15 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
         x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
-    model = Model(img_input, x, name=name or f"mobilenetv2_{alpha:.2f}_{input_shape[0]}")
+    rows = input_shape[0]
+    if isinstance(weights, str) and weights == "imagenet" and (
+            rows != input_shape[1] or rows not in (96, 128, 160, 192, 224)):
+        rows = 224  # Keras names the model after the weights' size (it warns: weights_path)
+    model = Model(img_input, x, name=name or f"mobilenetv2_{alpha:.2f}_{rows}")
     if weights is not None:
         from catdog import weights as weights_mod
 
-        path = weights_mod.weights_path(weights, alpha=alpha, size=input_shape[0],
+        path = weights_mod.weights_path(weights, alpha=alpha, size=input_shape[:2],
                                         include_top=include_top)
         model.load_weights(path)
     return model

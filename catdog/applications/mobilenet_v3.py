@@ -13,8 +13,8 @@
   after catdog.layers.core.reset_name_counters(), like keras.backend.clear_session()) they
   are Keras's names; the weights never depend on them (every layer with weights is named).
 
-input_shape=None gives (224, 224, 3): catdog's engine runs a fixed input size (Keras would
-make (None, None, 3))."""
+input_shape=None gives Keras's (None, None, 3): any image size of at least 32x32, a graph per
+size (catdog.models.Model._use_size)."""
 from __future__ import annotations
 
 import os
@@ -110,16 +110,13 @@ def MobileNetV3(stack_fn, last_point_ch, input_shape=None, alpha=1.0, model_type
         if input_shape is None:
             input_shape = tuple(input_tensor.shape)
     if input_shape is None:
-        input_shape = (224, 224, 3)  # Keras: (None, None, 3); catdog's engine needs numbers
+        input_shape = (None, None, 3)  # Keras's default, top or not: any image size
     input_shape = tuple(None if d is None else int(d) for d in input_shape)
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
     rows, cols = input_shape[0], input_shape[1]
     if rows and cols and (rows < 32 or cols < 32):
         raise ValueError(f"Input size must be at least 32x32; Received `input_shape={input_shape}`")
-    if None in input_shape:
-        raise ValueError(f"input_shape {input_shape}: catdog's engine runs a fixed input size; "
-                         "give the height and width as numbers")
     if imagenet:
         if (not minimalistic and alpha not in [0.75, 1.0]) or (minimalistic and alpha != 1.0):
             raise ValueError("If imagenet weights are being loaded, alpha can be one of `0.75`, "

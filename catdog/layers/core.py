@@ -118,6 +118,13 @@ class Layer:
 
     # -- weights -----------------------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:
+        self._set_geometry(input_shape)
+
+    def _set_geometry(self, input_shape: tuple) -> None:
+        """input_shape, output_shape and whatever else follows the spatial size (a "same"
+        padding) for the per-sample `input_shape`. build() calls it once; a model with a free
+        input size (None dims) calls it again with each concrete size it plans, and restores
+        the free geometry afterwards (models.Model._build_graph)."""
         self.input_shape = tuple(input_shape)
         self.output_shape = self.compute_output_shape(self.input_shape)
 
@@ -332,10 +339,9 @@ class InputLayer(Layer):
             image = graph.add_layer("InputLayer", self.name + "_as_1x1", (),
                                     shape=(1, 1, self.output_shape[0]))
             return graph.add_layer("GlobalAveragePooling2D", self.name, (image,))
-        if None in self.output_shape:  # the engine plans every buffer for one input size
-            raise NotImplementedError(
-                f"input '{self.name}' has shape {self.output_shape}: catdog's engine runs a "
-                "fixed input size; give Input(shape=(height, width, 3)) numbers")
+        if None in self.output_shape:  # the model plans a graph per concrete size
+            raise RuntimeError(f"input '{self.name}' has shape {self.output_shape}: its graph "
+                               "is made for a concrete size (Model._build_graph)")
         if len(self.output_shape) != 3:
             raise ValueError(f"input '{self.name}': catdog models take (H, W, C) images or (C,) "
                              f"vectors, got shape {self.output_shape}")
@@ -399,12 +405,15 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D '{self.name}': The number of input channels must be evenly "
                              f"divisible by the number of groups. Received groups={self.groups}, "
                              f"but the input has {input_shape[2]} channels")
-        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         super().build(input_shape)
         self._add_glorot("kernel", (*self.kernel_size, input_shape[2] // self.groups,
                                     self.filters))
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
+
+    def _set_geometry(self, input_shape):
+        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
+        Layer._set_geometry(self, input_shape)
 
     def compute_output_shape(self, s):
         t, b, l, r = self.pads
@@ -440,7 +449,6 @@ class DepthwiseConv2D(Conv2D):
         if len(input_shape) != 3:
             raise ValueError(f"DepthwiseConv2D '{self.name}' needs (H, W, C) inputs")
         self.filters = input_shape[2] * self.depth_multiplier
-        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         Layer.build(self, input_shape)
         self._add_glorot("depthwise_kernel", (*self.kernel_size, input_shape[2],
                                               self.depth_multiplier))
@@ -476,7 +484,6 @@ class SeparableConv2D(Layer):
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"SeparableConv2D '{self.name}' needs (H, W, C) inputs")
-        self.pads = _pads(self.padding, input_shape, self.span, self.strides)
         Layer.build(self, input_shape)
         c, m = input_shape[2], self.depth_multiplier
         self._add_glorot("depthwise_kernel", (*self.kernel_size, c, m))
@@ -484,7 +491,8 @@ class SeparableConv2D(Layer):
         if self.use_bias:
             self._add_weight("bias", (self.filters,))
 
-    compute_output_shape = Conv2D.compute_output_shape  # the depthwise conv's size, filters
+    _set_geometry = Conv2D._set_geometry  # the depthwise conv's padding, size and filters
+    compute_output_shape = Conv2D.compute_output_shape
 
     def add_to_graph(self, graph, ids):
         dw = graph.add_layer("DepthwiseConv2D", self.name + "/depthwise", ids,
@@ -681,7 +689,7 @@ class Concatenate(Layer):
         if any(s[:k] + s[k + 1:] != shapes[0][:k] + shapes[0][k + 1:] for s in shapes):
             raise ValueError(err)
         out = list(shapes[0])
-        out[k] = sum(s[k] for s in shapes)
+        out[k] = None if any(s[k] is None for s in shapes) else sum(s[k] for s in shapes)
         self._out_shape = tuple(out)
         if self.input_shape is not None:  # built before the call (a loader's build_config)
             self.output_shape = self._out_shape
@@ -798,6 +806,10 @@ class Dense(Layer):
             raise ValueError(f"Dense '{self.name}' needs flat features per sample, shape "
                              f"(features,) or Keras's (None, features); got {input_shape}: "
                              f"add GlobalAveragePooling2D before it")
+        if input_shape[0] is None:  # Keras: variables need fully-defined shapes
+            raise ValueError(f"Dense '{self.name}': the last dimension of its inputs must be "
+                             f"defined, got {input_shape}: a Flatten after a free input size "
+                             "(None) has no fixed length; use GlobalAveragePooling2D")
         super().build(input_shape)
         self._add_glorot("kernel", (input_shape[0], self.units))
         if self.use_bias:

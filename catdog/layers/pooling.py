@@ -22,8 +22,11 @@ class _Pooling2D(Layer):
         if len(input_shape) != 3:
             raise ValueError(f"{type(self).__name__} '{self.name}' needs (H, W, C) inputs, got "
                              f"{input_shape}")
-        self.pads = _pads(self.padding, input_shape, self.pool_size, self.strides)
         super().build(input_shape)
+
+    def _set_geometry(self, input_shape):
+        self.pads = _pads(self.padding, input_shape, self.pool_size, self.strides)
+        super()._set_geometry(input_shape)
 
     def compute_output_shape(self, s):
         t, b, l, r = self.pads

@@ -80,8 +80,14 @@ def _weights(layer):
     return {n: np.asarray(w, np.float32) for n, w, _ in layer._weights}
 
 
-def _pads(t, b, l, r):
-    return [int(t), int(l), int(b), int(r)]  # ONNX: begins of H, W then ends
+def _pads(pads):
+    """A layer's (top, bottom, left, right) as ONNX attributes: pads lists the begins of H, W
+    then the ends; a free input size's "same" (None: each size its own) is ONNX's
+    auto_pad SAME_UPPER, TF's rule (the extra pixel after)."""
+    if None in pads:
+        return {"auto_pad": "SAME_UPPER"}
+    t, b, l, r = pads
+    return {"pads": [int(t), int(l), int(b), int(r)]}
 
 
 # Keras's selu constants (keras/src/activations/activations.py), as float32 like the engine's
@@ -171,6 +177,9 @@ def _resizing(g, layer, x):
     tf_half_pixel_for_nn with nearest_mode floor."""
     name = layer.name
     h, w = layer.input_shape[:2]
+    if None in (h, w) and (layer.crop_to_aspect_ratio or layer.pad_to_aspect_ratio):
+        raise ValueError(f"model.export: Resizing '{name}' crops or pads to an aspect ratio on a "
+                         "free input size; export a model built with a fixed input_shape")
     y0, x0, rh, rw = _resize_box(layer, h, w)
     if y0 < 0 or x0 < 0:
         pads = np.array([0, 0, -y0, -x0, 0, 0, -y0, -x0], np.int64)
@@ -260,14 +269,14 @@ def _emit(g, layer, ins, ranks):
         wt = g.const(name + "/kernel", k.transpose(2, 3, 0, 1).reshape(-1, 1, *k.shape[:2]))
         args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
         y = g.op("Conv", args, name + ("/conv" if act else ""), kernel_shape=list(layer.kernel_size),
-                 strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]),
+                 strides=list(layer.strides), **_pads(layer.pads), group=int(k.shape[2]),
                  dilations=list(layer.dilation_rate))
         return _activation(g, name, y, act, True)
     if kind is L.Conv2D:
         wt = g.const(name + "/kernel", w["kernel"].transpose(3, 2, 0, 1))
         args = [x, wt] + ([g.const(name + "/bias", w["bias"])] if layer.use_bias else [])
         y = g.op("Conv", args, name + ("/conv" if act else ""), kernel_shape=list(layer.kernel_size),
-                 strides=list(layer.strides), pads=_pads(*layer.pads),
+                 strides=list(layer.strides), **_pads(layer.pads),
                  dilations=list(layer.dilation_rate), group=int(layer.groups))
         return _activation(g, name, y, act, True)
     if kind is L.SeparableConv2D:  # depthwise (kernel, strides, padding, dilation), 1x1 + bias
@@ -275,7 +284,7 @@ def _emit(g, layer, ins, ranks):
         y = g.op("Conv", [x, g.const(name + "/depthwise_kernel",
                                      k.transpose(2, 3, 0, 1).reshape(-1, 1, *k.shape[:2]))],
                  name + "/depthwise", kernel_shape=list(layer.kernel_size),
-                 strides=list(layer.strides), pads=_pads(*layer.pads), group=int(k.shape[2]),
+                 strides=list(layer.strides), **_pads(layer.pads), group=int(k.shape[2]),
                  dilations=list(layer.dilation_rate))
         args = [y, g.const(name + "/pointwise_kernel", w["pointwise_kernel"].transpose(3, 2, 0, 1))]
         args += [g.const(name + "/bias", w["bias"])] if layer.use_bias else []
@@ -326,7 +335,7 @@ def _emit(g, layer, ins, ranks):
         return _activation(g, name, y, act, False)
     if kind in (L.MaxPooling2D, L.AveragePooling2D):
         attrs = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-                     pads=_pads(*layer.pads))
+                     **_pads(layer.pads))
         if kind is L.AveragePooling2D:  # Keras leaves "same" padding out of the mean
             return g.op("AveragePool", [x], name, count_include_pad=0, **attrs)
         return g.op("MaxPool", [x], name, **attrs)

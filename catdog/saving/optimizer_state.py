@@ -20,18 +20,10 @@ import warnings
 import numpy as np
 
 
-def _trainable(model):
-    """[(graph node, weight index, shape)] of the trainable weights, Keras's order."""
-    out = []
-    for layer, tr in model._trainable_map():
-        if not tr:
-            continue
-        # through the weight map: a layer's weights may sit on several nodes, or skip slots
-        # (SeparableConv2D; BatchNormalization without gamma or beta)
-        for (i, w), (_, value, can_train) in zip(model._weight_slots[id(layer)], layer._weights):
-            if can_train:
-                out.append((i, w, value.shape))
-    return out
+def _trainable_shapes(model):
+    """Shapes of the trainable weights, Keras's order (Model._trainable_slots's)."""
+    return [value.shape for layer, tr in model._trainable_map() if tr
+            for (_, value, can_train) in layer._weights if can_train]
 
 
 def _layout(opt, n):
@@ -57,29 +49,27 @@ def arrays_to_save(model):
     """[iterations, learning_rate, slots...] for `optimizer/vars`, or None when the engine
     holds no optimizer state yet (compile() called, no step run)."""
     compiled = getattr(model, "_compiled", None)
-    g = model._graph
-    if compiled is None or g is None or not getattr(model, "_engine_compiled", False):
+    if compiled is None:
         return None
-    weights = _trainable(model)
-    layout = _layout(compiled.optimizer, len(weights))
-    if layout is None:
+    layout = _layout(compiled.optimizer, len(_trainable_shapes(model)))
+    state = model._optimizer_state() if layout is not None else None
+    if state is None:
         return None
-    out = [np.int64(g.opt_iterations()), np.float32(compiled.optimizer.learning_rate)]
-    for k, s in layout:
-        i, w, _ = weights[k]
-        out.append(g.get_opt_slot(i, w, s))
-    return out
+    iterations, slots = state
+    return ([np.int64(iterations), np.float32(compiled.optimizer.learning_rate)]
+            + [slots[k, s] for k, s in layout])
 
 
 def restore(source, model, arrays) -> None:
     """Set the engine's optimizer state from a file's `optimizer/vars` arrays (already read
     and dtype-checked); a file whose state does not fit the model (another optimizer or
-    trainable set) keeps a fresh optimizer with a warning, as Keras does."""
+    trainable set) keeps a fresh optimizer with a warning, as Keras does. A model with a free
+    input size keeps the state until its first training step picks a graph."""
     from catdog import training
 
-    g = training._engine_ready(model)
-    weights = _trainable(model)
-    layout = _layout(model._compiled.optimizer, len(weights))
+    training._require_compiled(model)
+    shapes = _trainable_shapes(model)
+    layout = _layout(model._compiled.optimizer, len(shapes))
     if layout is None or len(arrays) != 2 + len(layout):
         warnings.warn(f"{source}: the optimizer state in the file has {len(arrays)} variables, "
                       f"the compiled optimizer {2 + len(layout or [])}: starting it fresh",
@@ -90,14 +80,15 @@ def restore(source, model, arrays) -> None:
         raise ValueError(f"{source}: optimizer iterations must be a scalar >= 0, got "
                          f"{iterations!r}")
     for (k, s), a in zip(layout, arrays[2:]):
-        i, w, shape = weights[k]
-        if a.shape != shape:
+        if a.shape != shapes[k]:
             raise ValueError(f"{source}: optimizer variable for trainable weight {k} has shape "
-                             f"{a.shape}, the weight {shape}")
+                             f"{a.shape}, the weight {shapes[k]}")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{source}: optimizer variable for trainable weight {k} has NaN "
                              "or Inf values")
-    for (k, s), a in zip(layout, arrays[2:]):
-        i, w, _ = weights[k]
-        g.set_opt_slot(i, w, s, np.ascontiguousarray(a, np.float32))
-    g.opt_iterations(int(iterations))
+    state = (int(iterations), {(k, s): np.ascontiguousarray(a, np.float32)
+                               for (k, s), a in zip(layout, arrays[2:])})
+    if model._free_size():
+        model._opt_owner, model._opt_snapshot = None, state
+        return
+    model._set_optimizer_state(training._engine_ready(model), state)

@@ -951,12 +951,15 @@ class _Builder:
         shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
         if shape is None and "shape" in cfg:
             shape = [None, *cfg["shape"]]
-        if (not isinstance(shape, list) or len(shape) not in (2, 4)
-                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 20
-                           for v in shape[1:])):
+        def size(v):
+            return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 20
+
+        # height and width may be null: a free input size (a graph per size it meets)
+        if (not isinstance(shape, list) or len(shape) not in (2, 4) or not size(shape[-1])
+                or not all(v is None or size(v) for v in shape[1:-1])):
             raise ConfigError(f"InputLayer '{name}': batch_shape must be [null, height, width, "
-                              f"channels] or [null, features] with positive sizes, got "
-                              f"{str(shape)[:80]}")
+                              f"channels] or [null, features] with positive sizes (height and "
+                              f"width may be null), got {str(shape)[:80]}")
         if cfg.get("sparse") or cfg.get("ragged"):
             raise ConfigError(f"InputLayer '{name}': sparse or ragged inputs are not supported")
         return tuple(shape[1:])
