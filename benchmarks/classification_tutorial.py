@@ -332,6 +332,8 @@ def render(doc):
     L.append("- wall = building the datasets to the end of the second fit (not the import); "
              "training = the two fits minus their validation passes")
     L.append("- command: `%s`" % meta["command"])
+    for note in meta.get("notes", []):
+        L.append("- %s" % note)
     for side, why in doc.get("unavailable", {}).items():
         L.append("- %s: **not available here: %s**" % (NAMES[side], why))
     L.append("")
