@@ -288,3 +288,21 @@ def test_onnx_export_of_a_free_size_runs_at_each_size(tmp_path, ref):
     for h, w in SIZES:
         x = ref[f"x/{h}x{w}"]
         assert_close_rel(sess.run(None, {name: x})[0], m.predict(x), 1e-5, f"{h}x{w}")
+
+
+def test_a_free_base_called_on_a_sized_input_has_that_size():
+    """The tutorial's pattern with a free base: base(Input((96, 96, 3))) has 96's output
+    shape (3, 3, 1280), as Keras computes it, so Flatten + Dense on top has a length; the
+    outer model runs the base's layers at 96 while the base itself stays free."""
+    base = applications.MobileNetV2(include_top=False, weights=None, alpha=0.35)
+    inp = catdog.Input((96, 96, 3))
+    y = base(inp, training=False)
+    assert y.shape == (3, 3, 1280) and base.output_shape == (None, None, 1280)
+    model = catdog.Model(inp, layers.Dense(1)(layers.Flatten()(y)))
+    assert model.count_params() == base.count_params() + 3 * 3 * 1280 + 1
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
+    feats = base.predict(x)
+    head = model.layers[-1].get_weights()
+    np.testing.assert_allclose(model.predict(x), feats.reshape(2, -1) @ head[0] + head[1],
+                               rtol=1e-5, atol=1e-5)
+    assert base.predict(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 2, 2, 1280)
