@@ -222,6 +222,51 @@ code("""
 catdog.plot.grad_cam_overlay(model, test_images[:6], class_names)
 """)
 
+md("""
+## Another base: ResNet50, VGG16, MobileNetV3 or EfficientNetB0
+
+`catdog.applications` builds Keras's other bases too, with their ImageNet weights (downloaded
+once and checked against Keras's published hash). From a terminal, `catdog-lab --base resnet50`
+(or `vgg16`, `mobilenetv3small`, `mobilenetv3large`, `efficientnetb0`) runs this whole lab with
+that base, fine-tuning from the layer `docs/applications.md` gives for it. In a notebook, only
+the base changes: EfficientNetB0 and MobileNetV3 hold their preprocessing inside the model, so
+the head goes straight on top. Without a network the cell falls back to random weights.
+""")
+code("""
+from catdog.lab import BASES  # catdog-lab's table: builder, preprocessing, fine-tuning layer
+
+BASE = "efficientnetb0"  # resnet50, vgg16, mobilenetv3small, mobilenetv3large, mobilenetv2
+builder_name, preprocessing, fine_tune_from, why = BASES[BASE]
+build_base = getattr(catdog.applications, builder_name)
+try:
+    other_base = build_base(input_shape=IMG_SHAPE, include_top=False, weights="imagenet")
+except OSError as err:  # no download here: the same network, random weights
+    print(f"ImageNet weights unavailable ({type(err).__name__}): random weights instead")
+    other_base = build_base(input_shape=IMG_SHAPE, include_top=False, weights=None)
+other_base.trainable = False
+print(f"{builder_name}: {len(other_base.layers)} layers; fine-tuning would start at "
+      f"{fine_tune_from!r} ({why})")
+
+inputs = catdog.Input(shape=IMG_SHAPE)
+x = data_augmentation(inputs)
+if preprocessing == "model":  # MobileNetV2's preprocess_input, as above
+    x = catdog.applications.mobilenet_v2.preprocess_input(x)
+x = other_base(x, training=False)
+x = layers.GlobalAveragePooling2D()(x)
+x = layers.Dropout(0.2)(x)
+other_model = catdog.Model(inputs, layers.Dense(1)(x))
+other_model.compile(optimizer=catdog.optimizers.Adam(learning_rate=base_learning_rate),
+                    loss=catdog.losses.BinaryCrossentropy(from_logits=True),
+                    metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
+other_train, other_validation = train_dataset, validation_dataset
+if preprocessing == "dataset":  # ResNet50 / VGG16's "caffe" preprocess_input, on the batches
+    caffe = getattr(catdog.applications, BASE).preprocess_input
+    other_train, other_validation = (ds.map(lambda images, labels: (caffe(images), labels))
+                                     for ds in (train_dataset, validation_dataset))
+other_history = other_model.fit(other_train, epochs=INITIAL_EPOCHS,
+                                validation_data=other_validation)
+""")
+
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                                   "name": "python3"},
                                    "language_info": {"name": "python"}},

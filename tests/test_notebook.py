@@ -38,3 +38,5 @@ def test_notebook_runs_headless(tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for c in code for o in c.outputs)
     assert "Trainable params: 1,281" in text and "Trainable params: 1,862,721" in text
     assert "Test accuracy" in text
+    # the last section swaps the base (EfficientNetB0, random weights without a network)
+    assert "EfficientNetB0: 237 layers; fine-tuning would start at 'block6a_expand_conv'" in text
