@@ -65,73 +65,78 @@ def content_digest(folder: PathLike) -> str:
     return hashlib.sha256("".join(f"{h}  {rel}\n" for rel, h in lines).encode("utf8")).hexdigest()
 
 
-def _safe_member(info: zipfile.ZipInfo) -> Optional[PurePosixPath]:
-    """The member's relative path, None for directories; ValueError for anything unsafe."""
-    name = info.filename.replace("\\", "/")
+def _relative_path(raw: str, kind: str, is_dir: bool) -> Optional[PurePosixPath]:
+    """An archive member's path inside the target folder, None for a folder; ValueError for
+    a name that is unsafe in any archive (NUL, absolute, drive letter, "..")."""
+    name = raw.replace("\\", "/")
     if "\x00" in name:
-        raise ValueError(f"unsafe zip member {info.filename!r} (NUL in name)")
-    mode = (info.external_attr >> 16) & 0xFFFF
-    if stat.S_ISLNK(mode):
-        raise ValueError(f"unsafe zip member {info.filename!r} (a symbolic link)")
+        raise ValueError(f"unsafe {kind} member {raw!r} (NUL in name)")
     pure = PurePosixPath(name)
     if name.startswith("/") or (len(name) > 1 and name[1] == ":") or any(part == ".." for part in pure.parts):
-        raise ValueError(f"unsafe zip member {info.filename!r} (path outside the target folder)")
+        raise ValueError(f"unsafe {kind} member {raw!r} (path outside the target folder)")
     parts = [p for p in pure.parts if p not in ("", ".")]
-    if not parts or info.is_dir() or name.endswith("/"):
+    if not parts or is_dir or name.endswith("/"):
         return None
     return PurePosixPath(*parts)
 
 
-def extract_zip(zip_path: PathLike, dest: PathLike) -> Path:
-    """Extract ``zip_path`` into the (new) folder ``dest`` safely; every member is checked
-    before anything is written. Returns ``dest``. Raises ValueError for unsafe or corrupt zips."""
-    zp = Path(zip_path)
-    out = Path(dest)
-    try:
-        zf = zipfile.ZipFile(zp)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{zp}: not a valid zip file ({e})") from None
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > _MAX_MEMBERS:
-            raise ValueError(f"{zp}: {len(infos)} members, more than the {_MAX_MEMBERS} allowed")
-        members = [(info, _safe_member(info)) for info in infos]  # all checked first
-        total = sum(info.file_size for info, rel in members if rel is not None)
-        if total > _MAX_BYTES:
-            raise ValueError(f"{zp}: would unpack to {total} bytes, more than allowed")
-        out.mkdir(parents=True, exist_ok=False)
-        root = out.resolve()
-        for info, rel in members:
-            if rel is None:
-                continue
-            target = (out / rel).resolve()
-            if root not in target.parents:
-                raise ValueError(f"unsafe zip member {info.filename!r} (path outside the target folder)")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:  # CRC errors, truncation
-                raise ValueError(f"{zp}: corrupt member {info.filename!r} ({e})") from None
-    return out
+def _safe_member(info: zipfile.ZipInfo) -> Optional[PurePosixPath]:
+    """The member's relative path, None for directories; ValueError for anything unsafe."""
+    if stat.S_ISLNK((info.external_attr >> 16) & 0xFFFF):
+        raise ValueError(f"unsafe zip member {info.filename!r} (a symbolic link)")
+    return _relative_path(info.filename, "zip", info.is_dir())
 
 
 def _safe_tar_member(info: tarfile.TarInfo) -> Optional[PurePosixPath]:
     """The member's relative path, None for directories; ValueError for anything unsafe. Only
     regular files and folders are extracted: links, devices and fifos are refused (Keras keeps
     links that stay inside the folder; a data set needs none)."""
-    name = info.name.replace("\\", "/")
-    if "\x00" in name:
-        raise ValueError(f"unsafe tar member {info.name!r} (NUL in name)")
-    pure = PurePosixPath(name)
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or any(part == ".." for part in pure.parts):
-        raise ValueError(f"unsafe tar member {info.name!r} (path outside the target folder)")
+    rel = _relative_path(info.name, "tar", info.isdir())
     if not (info.isfile() or info.isdir()):
         raise ValueError(f"unsafe tar member {info.name!r} (not a file or a folder)")
-    parts = [p for p in pure.parts if p not in ("", ".")]
-    if not parts or info.isdir():
-        return None
-    return PurePosixPath(*parts)
+    return rel
+
+
+def _unpack(archive: Path, out: Path, kind: str, infos, safe_path, size_of, name_of,
+            open_member, errors) -> Path:
+    """The one extraction rule of zip and tar files: every member's path checked (safe_path)
+    and the count and total size bounded before anything is written; then each file written
+    into the new folder `out`, never outside it, with no mode taken from the archive."""
+    if len(infos) > _MAX_MEMBERS:
+        raise ValueError(f"{archive}: {len(infos)} members, more than the {_MAX_MEMBERS} allowed")
+    members = [(info, safe_path(info)) for info in infos]  # all checked first
+    total = sum(size_of(info) for info, rel in members if rel is not None)
+    if total > _MAX_BYTES:
+        raise ValueError(f"{archive}: would unpack to {total} bytes, more than allowed")
+    out.mkdir(parents=True, exist_ok=False)
+    root = out.resolve()
+    for info, rel in members:
+        if rel is None:
+            continue
+        target = (out / rel).resolve()
+        if root not in target.parents:
+            raise ValueError(f"unsafe {kind} member {name_of(info)!r} (path outside the target folder)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open_member(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except errors as e:  # CRC errors, truncation
+            raise ValueError(f"{archive}: corrupt member {name_of(info)!r} ({e})") from None
+    return out
+
+
+def extract_zip(zip_path: PathLike, dest: PathLike) -> Path:
+    """Extract ``zip_path`` into the (new) folder ``dest`` safely; every member is checked
+    before anything is written. Returns ``dest``. Raises ValueError for unsafe or corrupt zips."""
+    zp = Path(zip_path)
+    try:
+        zf = zipfile.ZipFile(zp)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{zp}: not a valid zip file ({e})") from None
+    with zf:
+        return _unpack(zp, Path(dest), "zip", zf.infolist(), _safe_member,
+                       lambda info: info.file_size, lambda info: info.filename, zf.open,
+                       (zipfile.BadZipFile, OSError, EOFError))
 
 
 def extract_tar(tar_path: PathLike, dest: PathLike) -> Path:
@@ -140,7 +145,6 @@ def extract_tar(tar_path: PathLike, dest: PathLike) -> Path:
     count-bounded, file modes not taken from the archive. Returns ``dest``; ValueError for
     unsafe or corrupt archives."""
     tp = Path(tar_path)
-    out = Path(dest)
     try:
         tf = tarfile.open(tp)
     except (tarfile.TarError, OSError) as e:
@@ -154,26 +158,9 @@ def extract_tar(tar_path: PathLike, dest: PathLike) -> Path:
                     raise ValueError(f"{tp}: more than the {_MAX_MEMBERS} members allowed")
         except (tarfile.TarError, OSError, EOFError) as e:
             raise ValueError(f"{tp}: corrupt tar file ({e})") from None
-        members = [(info, _safe_tar_member(info)) for info in infos]  # all checked first
-        total = sum(info.size for info, rel in members if rel is not None)
-        if total > _MAX_BYTES:
-            raise ValueError(f"{tp}: would unpack to {total} bytes, more than allowed")
-        out.mkdir(parents=True, exist_ok=False)
-        root = out.resolve()
-        for info, rel in members:
-            if rel is None:
-                continue
-            target = (out / rel).resolve()
-            if root not in target.parents:
-                raise ValueError(f"unsafe tar member {info.name!r} (path outside the target folder)")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                src = tf.extractfile(info)
-                with src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (tarfile.TarError, OSError, EOFError) as e:
-                raise ValueError(f"{tp}: corrupt member {info.name!r} ({e})") from None
-    return out
+        return _unpack(tp, Path(dest), "tar", infos, _safe_tar_member,
+                       lambda info: info.size, lambda info: info.name, tf.extractfile,
+                       (tarfile.TarError, OSError, EOFError))
 
 
 def _check(folder: Path, digest: Optional[str], source: Path) -> None:

@@ -420,12 +420,8 @@ cd_status cd_graph_backward(cd_graph *g, const float *dy) {
 }
 
 cd_status cd_graph_get_gradient(const cd_graph *g, int layer, int w, float *dst, size_t n) {
-    if (layer < 0 || layer >= g->num_nodes)
-        return cd_fail(CD_ERR_VALUE, "layer index %d out of range [0, %d)", layer, g->num_nodes);
+    CD_TRY(cd_check_weight(g, layer, w));
     const cd_node *node = &g->nodes[layer];
-    if (w < 0 || w >= node->num_params)
-        return cd_fail(CD_ERR_VALUE, "layer '%s' has %d weights; index %d is out of range",
-                       node->name, node->num_params, w);
     const cd_param *p = &node->params[w];
     if (!g->have_backward) return cd_fail(CD_ERR_STATE, "no backward pass has run yet");
     if (!cd_node_trains(node) || !p->can_train || !p->grad)

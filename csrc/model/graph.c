@@ -161,7 +161,7 @@ static cd_status check_layer(const cd_graph *g, int layer) {
     return CD_OK;
 }
 
-static cd_status check_weight(const cd_graph *g, int layer, int w) {
+cd_status cd_check_weight(const cd_graph *g, int layer, int w) {
     CD_TRY(check_layer(g, layer));
     if (w < 0 || w >= g->nodes[layer].num_params)
         return cd_fail(CD_ERR_VALUE, "layer '%s' has %d weights; index %d is out of range",
@@ -208,7 +208,7 @@ cd_status cd_graph_find_layer(const cd_graph *g, const char *name, int *layer) {
 }
 
 cd_status cd_graph_weight_info(const cd_graph *g, int layer, int w, cd_weight_info *info) {
-    CD_TRY(check_weight(g, layer, w));
+    CD_TRY(cd_check_weight(g, layer, w));
     const cd_param *p = &g->nodes[layer].params[w];
     info->name = p->name;
     info->ndim = p->ndim;
@@ -219,7 +219,7 @@ cd_status cd_graph_weight_info(const cd_graph *g, int layer, int w, cd_weight_in
 }
 
 cd_status cd_graph_get_weight(const cd_graph *g, int layer, int w, float *dst, size_t n) {
-    CD_TRY(check_weight(g, layer, w));
+    CD_TRY(cd_check_weight(g, layer, w));
     const cd_param *p = &g->nodes[layer].params[w];
     if (n != p->size)
         return cd_fail(CD_ERR_VALUE, "layer '%s' weight '%s' has %zu values, not %zu",
@@ -229,7 +229,7 @@ cd_status cd_graph_get_weight(const cd_graph *g, int layer, int w, float *dst, s
 }
 
 cd_status cd_graph_set_weight(cd_graph *g, int layer, int w, const float *src, size_t n) {
-    CD_TRY(check_weight(g, layer, w));
+    CD_TRY(cd_check_weight(g, layer, w));
     cd_param *p = &g->nodes[layer].params[w];
     if (n != p->size)
         return cd_fail(CD_ERR_VALUE, "layer '%s' weight '%s' has %zu values, not %zu",

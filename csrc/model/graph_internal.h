@@ -181,6 +181,9 @@ struct cd_graph {
 
 /* True when `node` has weights that receive gradients (layer trainable, weight trainable). */
 int cd_node_trains(const cd_node *node);
+/* CD_ERR_VALUE unless `layer` is a node of g and `w` one of its weights (the message names
+ * them): every API call taking (layer, weight) indices checks them here. */
+cd_status cd_check_weight(const cd_graph *g, int layer, int w);
 /* The weights that receive gradients, one by one in graph order (a trainable layer's
  * trainable weights): start with *layer = 0, *w = -1; NULL after the last. */
 cd_param *cd_next_trainable(cd_graph *g, int *layer, int *w);

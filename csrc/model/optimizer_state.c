@@ -48,12 +48,8 @@ int cd_graph_opt_slots(const cd_graph *g) { return g->compiled ? cd_optimizer_sl
 static cd_status opt_param(const cd_graph *g, int layer, int w, int slot, size_t n,
                            const cd_param **out) {
     if (!g->compiled) return cd_fail(CD_ERR_STATE, "the graph has no compiled optimizer");
-    if (layer < 0 || layer >= g->num_nodes)
-        return cd_fail(CD_ERR_VALUE, "layer index %d out of range [0, %d)", layer, g->num_nodes);
+    CD_TRY(cd_check_weight(g, layer, w));
     const cd_node *node = &g->nodes[layer];
-    if (w < 0 || w >= node->num_params)
-        return cd_fail(CD_ERR_VALUE, "layer '%s' has %d weights; index %d is out of range",
-                       node->name, node->num_params, w);
     if (slot < 0 || slot >= cd_graph_opt_slots(g))
         return cd_fail(CD_ERR_VALUE, "the optimizer keeps %d slots per weight; %d is out of range",
                        cd_graph_opt_slots(g), slot);
