@@ -11,9 +11,10 @@ import numbers
 
 import numpy as np
 
-# Smallest spatial size a model with None (any) spatial dims accepts: MobileNetV2's five
-# stride-2 stages need 32 pixels to leave one at the end.
-MIN_FREE_SIZE = 32
+# Smallest spatial size a model with None (any) spatial dims accepts here. As in Keras there is
+# no bound of its own: a size too small for some layer is refused when that size's graph is
+# made, naming the layer ("layer 'conv': input 3x3 too small for kernel 5x5").
+MIN_FREE_SIZE = 1
 
 
 

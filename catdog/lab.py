@@ -29,16 +29,15 @@ import numpy as np
 REPORT_ACC = {"transfer": 0.9703, "transfer_loss": 0.1066, "fine_tuned": 0.98}
 
 # --base: (builder, preprocessing, layer fine-tuning starts at, why that layer). Preprocessing
-# "model": preprocess_input inside the model, as the tutorial; "dataset": Keras's "caffe"
-# preprocess_input (BGR, mean subtracted) mapped over the datasets before the model (catdog
-# has no per-channel layer for it yet; flips and rotations commute with it, reflect fill);
+# "model": the family's preprocess_input inside the model, as the tutorial writes it
+# (MobileNetV2's to [-1, 1]; ResNet50's and VGG16's "caffe": BGR, mean subtracted);
 # "builtin": the base holds its own (Rescaling / Normalization).
 BASES = {
     "mobilenetv2": ("MobileNetV2", "model", 100,
                     "the TensorFlow tutorial's choice: the top 54 of 154 layers"),
-    "resnet50": ("ResNet50", "dataset", "conv5_block1_1_conv",
+    "resnet50": ("ResNet50", "model", "conv5_block1_1_conv",
                  "the last stage (conv5, 32 of 175 layers, 15M of 23.6M weights)"),
-    "vgg16": ("VGG16", "dataset", "block5_conv1",
+    "vgg16": ("VGG16", "model", "block5_conv1",
               "the last convolutional block, as in Keras's classic VGG16 fine-tuning"),
     "mobilenetv3small": ("MobileNetV3Small", "builtin", "expanded_conv_6_expand",
                          "blocks 6-10, about the last half of the network"),
@@ -167,13 +166,11 @@ def _run(args, return_model):
 
     data_augmentation = catdog.Sequential([layers.RandomFlip("horizontal"),
                                            layers.RandomRotation(0.2)])
-    preprocess_input = catdog.applications.mobilenet_v2.preprocess_input
+    family = {"MobileNetV2": "mobilenet_v2", "ResNet50": "resnet50", "VGG16": "vgg16",
+              "MobileNetV3Small": "mobilenet_v3", "MobileNetV3Large": "mobilenet_v3",
+              "EfficientNetB0": "efficientnet"}[builder_name]
+    preprocess_input = getattr(catdog.applications, family).preprocess_input
     train_images = train_ds.num_samples
-    if preprocessing == "dataset":  # "caffe": on the batches, before the model
-        caffe = getattr(catdog.applications, builder_name.lower()).preprocess_input
-        train_ds, validation_ds, test_ds = (
-            ds.map(lambda images, labels: (caffe(images), labels))
-            for ds in (train_ds, validation_ds, test_ds))
     IMG_SHAPE = IMG_SIZE + (3,)
     base_model = getattr(catdog.applications, builder_name)(input_shape=IMG_SHAPE,
                                                             include_top=False, weights=weights)
@@ -225,10 +222,6 @@ def _run(args, return_model):
 
     plot.learning_curves(history, path=out / "learning_curves_transfer.png")
     plot.learning_curves(history, history_fine, path=out / "learning_curves_fine_tuning.png")
-    if preprocessing == "dataset":  # show the pictures, not the caffe-preprocessed arrays
-        from catdog.applications.imagenet_utils import CAFFE_MEAN_BGR
-
-        images = (np.asarray(images) + np.asarray(CAFFE_MEAN_BGR, np.float32))[..., ::-1]
     plot.predictions(images, labels.ravel().astype(int), predicted, class_names,
                      path=out / "test_predictions.png")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -19,6 +19,8 @@ MODE_INHERIT, MODE_INFERENCE, MODE_TRAINING = (_engine.MODE_INHERIT, _engine.MOD
 class KerasTensor:
     """A symbolic tensor: the output of `layer` called on `inputs` (shape without batch)."""
 
+    __array_ufunc__ = None  # numpy array + tensor: NumPy defers to __radd__ (an operation)
+
     def __init__(self, shape, layer, inputs, training=None):
         self.shape = tuple(shape)
         self.layer = layer
@@ -52,6 +54,16 @@ class KerasTensor:
 
     def __rtruediv__(self, other):
         return _arithmetic("divide", self, other, reverse=True)
+
+    def __getitem__(self, key):
+        """x[..., i]: channel i of an image tensor, Keras's GetItem (for ops.stack)."""
+        from catdog.layers.operations import ChannelSlice
+
+        if (isinstance(key, tuple) and len(key) == 2 and key[0] is Ellipsis
+                and isinstance(key[1], int) and len(self.shape) == 3):
+            return ChannelSlice(self, key[1])
+        raise NotImplementedError(f"catdog takes x[..., i] (one channel of an image tensor) in "
+                                  f"a model, got x[{key!r}] on shape {self.shape}")
 
     def __neg__(self):
         from catdog.layers.operations import ScalarAffine

@@ -25,7 +25,7 @@ import numpy as np
 
 from catdog._array import Array, as_array
 
-__all__ = ["sigmoid", "softmax", "where", "expand_dims", "squeeze", "argmax", "cast",
+__all__ = ["sigmoid", "softmax", "where", "stack", "expand_dims", "squeeze", "argmax", "cast",
            "convert_to_numpy", "convert_to_tensor", "nn"]
 
 
@@ -85,6 +85,18 @@ def where(condition, x1=None, x2=None):
         raise ValueError("catdog.ops.where takes both x1 and x2, or neither")
     dtype = _result_dtype(x1, x2)
     return as_array(np.where(condition.astype(bool), x1, x2).astype(dtype, copy=False))
+
+
+def stack(x, axis=0):
+    """Arrays joined along a new axis. In a model, the channels x[..., i] of one image
+    tensor restacked along axis -1 (Keras's "caffe" RGB -> BGR): an operation of the model
+    (catdog.layers.operations.stack)."""
+    from catdog.layers.operations import ChannelSlice, stack as stack_channels
+
+    x = list(x)
+    if any(isinstance(v, ChannelSlice) for v in x):
+        return stack_channels(x, axis=axis)
+    return as_array(np.stack([np.asarray(v) for v in x], axis=axis))
 
 
 def expand_dims(x, axis) -> Array:

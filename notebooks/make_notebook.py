@@ -229,8 +229,9 @@ md("""
 once and checked against Keras's published hash). From a terminal, `catdog-lab --base resnet50`
 (or `vgg16`, `mobilenetv3small`, `mobilenetv3large`, `efficientnetb0`) runs this whole lab with
 that base, fine-tuning from the layer `docs/applications.md` gives for it. In a notebook, only
-the base changes: EfficientNetB0 and MobileNetV3 hold their preprocessing inside the model, so
-the head goes straight on top. Without a network the cell falls back to random weights.
+the base and its preprocessing change: EfficientNetB0 and MobileNetV3 hold theirs inside the
+model; ResNet50's and VGG16's "caffe" `preprocess_input` goes where MobileNetV2's went. Without
+a network the cell falls back to random weights.
 """)
 code("""
 from catdog.lab import BASES  # catdog-lab's table: builder, preprocessing, fine-tuning layer
@@ -249,7 +250,9 @@ print(f"{builder_name}: {len(other_base.layers)} layers; fine-tuning would start
 
 inputs = catdog.Input(shape=IMG_SHAPE)
 x = data_augmentation(inputs)
-if preprocessing == "model":  # MobileNetV2's preprocess_input, as above
+if BASE in ("resnet50", "vgg16"):  # "caffe": BGR, minus the ImageNet mean, in the model
+    x = getattr(catdog.applications, BASE).preprocess_input(x)
+elif BASE == "mobilenetv2":
     x = catdog.applications.mobilenet_v2.preprocess_input(x)
 x = other_base(x, training=False)
 x = layers.GlobalAveragePooling2D()(x)
@@ -258,13 +261,8 @@ other_model = catdog.Model(inputs, layers.Dense(1)(x))
 other_model.compile(optimizer=catdog.optimizers.Adam(learning_rate=base_learning_rate),
                     loss=catdog.losses.BinaryCrossentropy(from_logits=True),
                     metrics=[catdog.metrics.BinaryAccuracy(threshold=0, name="accuracy")])
-other_train, other_validation = train_dataset, validation_dataset
-if preprocessing == "dataset":  # ResNet50 / VGG16's "caffe" preprocess_input, on the batches
-    caffe = getattr(catdog.applications, BASE).preprocess_input
-    other_train, other_validation = (ds.map(lambda images, labels: (caffe(images), labels))
-                                     for ds in (train_dataset, validation_dataset))
-other_history = other_model.fit(other_train, epochs=INITIAL_EPOCHS,
-                                validation_data=other_validation)
+other_history = other_model.fit(train_dataset, epochs=INITIAL_EPOCHS,
+                                validation_data=validation_dataset)
 """)
 
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",

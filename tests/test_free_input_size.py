@@ -196,10 +196,19 @@ def test_flatten_after_a_free_size_is_refused_at_build():
         layers.Dense(2, name="d")(x)
 
 
-def test_too_small_an_image_is_a_clear_error():
-    m = free_model()
-    with pytest.raises(ValueError, match=r"None, None, 3.*any size >= 32"):
-        m.predict(np.zeros((1, 16, 16, 3), np.float32))
+def test_too_small_an_image_is_a_clear_error_and_loses_nothing(ref):
+    """No size bound of catdog's own (Keras has none): a size too small for a layer is
+    refused as that size's graph is made, naming the layer; the model runs on afterwards."""
+    inp = catdog.Input((None, None, 3))
+    x = layers.Conv2D(4, 5, name="c5")(inp)
+    m = catdog.Model(inp, layers.GlobalAveragePooling2D()(x))
+    with pytest.raises(ValueError, match=r"layer 'c5': input 3x3 too small for kernel 5x5"):
+        m.predict(np.zeros((1, 3, 3, 3), np.float32))
+    assert m.predict(np.zeros((1, 5, 5, 3), np.float32)).shape == (1, 4)
+    assert m.get_layer("c5").input_shape == (None, None, 3)
+    small = free_model()
+    small.set_weights(keras_weights(ref))
+    assert small.predict(np.zeros((1, 1, 1, 3), np.float32)).shape == (1, 1)  # all "same"
 
 
 @pytest.mark.parametrize("build, kwargs", [

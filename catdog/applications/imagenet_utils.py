@@ -120,14 +120,22 @@ def keras_layer_order(model) -> List:
 # --------------------------------------------------------------------------- preprocessing
 
 def preprocess_caffe(x):
-    """Keras's "caffe" mode on arrays: RGB -> BGR, then minus the ImageNet BGR mean, no
-    scaling; float32 out (a float input array is changed in place, as Keras does)."""
+    """Keras's "caffe" mode: RGB -> BGR, then minus the ImageNet BGR mean, no scaling. On
+    arrays float32 out (a float input array is changed in place, as Keras does); on a model
+    tensor the operations Keras's _preprocess_tensor_input records (a GetItem per channel, a
+    Stack, an Add of the mean tensor), which the engine runs as per-channel maps."""
     from catdog.models import KerasTensor
 
-    if isinstance(x, KerasTensor):
-        raise NotImplementedError(
-            "caffe preprocess_input on a model tensor needs a per-channel layer catdog does not "
-            "have yet; call it on the image arrays (or map it over the dataset) instead")
+    if isinstance(x, KerasTensor):  # keras/src/applications/imagenet_utils.py, channels_last
+        from catdog import ops
+
+        if x.shape[-1] != 3:
+            raise ValueError(f"preprocess_input: expected 3 colour channels last, got shape "
+                             f"{x.shape}")
+        x = ops.stack([x[..., i] for i in (2, 1, 0)], axis=-1)  # 'RGB'->'BGR'
+        mean_tensor = (-np.array(CAFFE_MEAN_BGR)).astype(np.float32).reshape((1, 1, 1, 3))
+        x += mean_tensor  # zero-center by mean pixel
+        return x
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)

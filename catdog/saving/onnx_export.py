@@ -249,6 +249,12 @@ def _emit(g, layer, ins, ranks):
         return _resizing(g, layer, x)
     if kind is O.TensorAdd:
         return g.op("Sub" if layer.negate_b else "Add", list(ins), name)
+    if kind is O.ChannelStack:  # the channels reordered (caffe's RGB -> BGR): NCHW axis 1
+        return g.op("Gather", [x, g.const(name + "/order", np.array(layer.order, np.int64))],
+                    name, axis=1)
+    if kind is O.ConstantAdd:  # + (or -) one value per channel
+        offset = layer.offset.reshape((-1, 1, 1) if image else (-1,))
+        return g.op("Add", [x, g.const(name + "/offset", offset)], name)
     if kind in (O.TensorMultiply, L.Multiply):
         a, b = (_channel_broadcast(g, f"{name}/in{i}", t, ranks[i] == 3, ranks[1 - i] == 3)
                 for i, t in enumerate(ins))

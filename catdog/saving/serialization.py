@@ -660,6 +660,11 @@ for _cls in (L.Multiply, L.Subtract, L.Maximum, L.Minimum, L.Average):
 OPS_MODULE = "keras.src.ops.numpy"
 KERAS_OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply",
              "TrueDivide": "divide", "Negative": "negative"}
+# The "caffe" preprocess_input on a tensor (keras/src/applications/imagenet_utils.py,
+# _preprocess_tensor_input): x[..., i] is GetItem(x, [Ellipsis, i]), ops.stack(..., axis=-1) a
+# Stack, then an Add whose second argument is the mean as a constant tensor (`__tensor__`).
+CHANNEL_OPS = ("GetItem", "Stack")
+MAX_CONSTANT_VALUES = 64  # a constant tensor argument: one value per channel
 
 # ---- the tree scan: what a file may name at all ---------------------------------------------
 MODEL_CLASSES = {"Functional": ("keras.src.models.functional", "keras", "keras.models"),
@@ -678,7 +683,7 @@ OTHER_CLASSES = {
     "keras.metrics": {"BinaryAccuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy",
                       "Accuracy"},
 }
-SPECIAL = {"__keras_tensor__"}
+SPECIAL = {"__keras_tensor__", "__tensor__", "__ellipsis__"}
 
 
 def _where(path):
@@ -716,7 +721,7 @@ def check_tree(node, path=(), depth=0):
                 "custom registered class; catdog builds only Keras's own classes it supports")
         if cname not in SPECIAL:
             allowed = (cname in REGISTRY and module == REGISTRY[cname].module
-                       or cname in KERAS_OPS and module == OPS_MODULE
+                       or (cname in KERAS_OPS or cname in CHANNEL_OPS) and module == OPS_MODULE
                        or cname in MODEL_CLASSES and module in MODEL_CLASSES[cname]
                        or cname in OTHER_CLASSES.get(module, ()))
             if not allowed:
@@ -810,6 +815,7 @@ def sequential_config(model) -> dict:
 
 
 def functional_config(model) -> dict:
+    from catdog.layers.operations import ChannelStack
     from catdog.models import Model, Sequential, keras_node_order
 
     entries, seen = [], set()
@@ -823,6 +829,20 @@ def functional_config(model) -> dict:
         cfg["name"] = layer.name
         if not t.inputs:
             cfg["inbound_nodes"] = []
+        elif isinstance(layer, ChannelStack):  # its GetItems first, then the Stack of them
+            src = t.inputs[0]
+            for sname, i in zip(layer.slice_names, layer.order):
+                entries.append({"module": OPS_MODULE, "class_name": "GetItem",
+                                "config": {"name": sname}, "registered_name": "GetItem",
+                                "name": sname, "inbound_nodes": [{"args": [
+                                    _tensor(src), [{"class_name": "__ellipsis__", "config": {}},
+                                                   i]], "kwargs": {}}]})
+            cfg["config"]["axis"] = -1
+            cfg["inbound_nodes"] = [{"args": [[
+                {"class_name": "__keras_tensor__",
+                 "config": {"shape": [None, *src.shape[:-1]], "dtype": "float32",
+                            "keras_history": [sname, 0, 0]}} for sname in layer.slice_names]],
+                "kwargs": {}}]
         else:
             if getattr(layer, "is_operation", False):  # keras.ops: the call's own arguments
                 args = [_tensor(i) for i in t.inputs]
@@ -1013,6 +1033,49 @@ class _Builder:
         model._trainable = trainable  # the layers carry their own flags already
 
     @staticmethod
+    def constant(arg, what):
+        """A `__tensor__` argument: a small float32 constant (one value per channel)."""
+        cfg = arg.get("config")
+        if not isinstance(cfg, dict) or cfg.get("dtype", "float32") != "float32":
+            raise ConfigError(f"{what}: a constant tensor must be float32")
+        try:
+            value = np.asarray(cfg.get("value"), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what}: a constant tensor's value is not a nested list of "
+                              "numbers") from None
+        if value.size > MAX_CONSTANT_VALUES or value.ndim > 4 or not np.all(np.isfinite(value)):
+            raise ConfigError(f"{what}: catdog takes constant tensors of at most "
+                              f"{MAX_CONSTANT_VALUES} finite values, got shape {value.shape}")
+        return value.astype(np.float32)
+
+    @staticmethod
+    def channel_op(cname, lname, args, kwargs, cfg, tensor, where):
+        """GetItem(x, [Ellipsis, i]) -> channel i of x; Stack([channels], axis) -> x's channels
+        reordered (catdog.layers.operations)."""
+        from catdog.layers.operations import ChannelSlice, stack
+
+        what = f"{where} ({cname})"
+        if kwargs or len(args) != (2 if cname == "GetItem" else 1):
+            raise ConfigError(f"{what}: unexpected arguments")
+        try:
+            if cname == "GetItem":
+                key = args[1]
+                if (not isinstance(key, list) or len(key) != 2 or not isinstance(key[0], dict)
+                        or key[0].get("class_name") != "__ellipsis__"
+                        or not isinstance(key[1], int) or isinstance(key[1], bool)):
+                    raise ConfigError(f"{what}: catdog takes x[..., i] (one channel), got "
+                                      f"{str(key)[:60]}")
+                return ChannelSlice(tensor(args[0], where), key[1], name=lname)
+            axis = cfg.get("axis", 0)
+            if not isinstance(args[0], list) or not isinstance(axis, int):
+                raise ConfigError(f"{what}: expected a list of tensors and an int axis")
+            return stack([tensor(a, where) for a in args[0]], axis=axis, name=lname)
+        except ConfigError:
+            raise
+        except (NotImplementedError, IndexError, *_BUILD_ERRORS) as e:
+            raise ConfigError(f"{what}: {e}") from None
+
+    @staticmethod
     def operation(cname, lname, args, kwargs, tensor, where):
         """A keras.ops call (KERAS_OPS) on its recorded arguments -> its output tensor."""
         from catdog.layers.operations import ScalarAffine, arithmetic
@@ -1025,14 +1088,16 @@ class _Builder:
             raise ConfigError(f"{what}: takes {want} argument(s), got {len(args)}")
         values = []
         for a in args:
-            if isinstance(a, dict):
+            if isinstance(a, dict) and a.get("class_name") == "__tensor__":
+                values.append(_Builder.constant(a, what))
+            elif isinstance(a, dict):
                 values.append(tensor(a, where))
             elif isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a):
                 values.append(a)
             else:
                 raise ConfigError(f"{what}: catdog runs it on tensors and finite numbers, got "
                                   f"{str(a)[:60]}")
-        tensors = [i for i, v in enumerate(values) if not isinstance(v, (int, float))]
+        tensors = [i for i, v in enumerate(values) if not isinstance(v, (int, float, np.ndarray))]
         try:
             if cname == "Negative":
                 if tensors != [0]:
@@ -1098,6 +1163,11 @@ class _Builder:
             if cname in KERAS_OPS and node.get("module") == OPS_MODULE:
                 self._new_name(lname)
                 made[lname] = self.operation(cname, lname, args, kwargs, tensor, where)
+                continue
+            if cname in CHANNEL_OPS and node.get("module") == OPS_MODULE:
+                self._new_name(lname)
+                made[lname] = self.channel_op(cname, lname, args, kwargs,
+                                              node.get("config") or {}, tensor, where)
                 continue
             layer = self.layer(node, depth)
             extra = set(kwargs) - {"training", "mask"}

@@ -29,6 +29,7 @@
     X(cd_concatenate_ops)                          \
     X(cd_normalization_ops)                        \
     X(cd_resizing_ops)                             \
+    X(cd_channel_affine_ops)                       \
     /* (the list ends here) */
 
 #define DECLARE(ops) extern const cd_layer_ops ops;
