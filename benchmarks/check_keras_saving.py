@@ -13,7 +13,8 @@ noise_shape), tensor arithmetic written as MobileNetV3 writes it (saved after tw
 resumed below), Add / Maximum / Minimum / Average of three inputs and Concatenate on each
 axis, Resizing / Normalization / RandomContrast / RandomBrightness with dilation, groups,
 depth multipliers and BN without center / scale, ResNet50, VGG16, MobileNetV3Small / Large,
-EfficientNetB0 (and a Rescaling with one scale per channel, its imagenet stem's), one model
+EfficientNetB0 (and a Rescaling with one scale per channel, its imagenet stem's), ResNet50
+on a free input size with its "caffe" preprocess_input inside the model, one model
 per activation (13 names, on Conv2D / DepthwiseConv2D / SeparableConv2D / Activation /
 Dense), and the Keras-made fixtures of tests/fixtures/keras_saving/ (and layers_model.keras)
 after catdog loaded and re-saved them.
@@ -218,6 +219,14 @@ def catdog_side(out):
         layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(x)))),
         rng.normal(0, 2, (3, 8, 8, 3)).astype(np.float32))
 
+    # a free input size (input_shape=None) with ResNet50's "caffe" preprocess_input inside:
+    # GetItem / Stack / Add operations and batch_shape [null, null, null, 3]
+    inputs = catdog.Input((None, None, 3))
+    base = catdog.applications.ResNet50(include_top=False, weights=None, pooling="avg")
+    x = base(catdog.applications.resnet50.preprocess_input(inputs), training=False)
+    add("catdog_caffe_resnet50_free.keras", catdog.Model(inputs, layers.Dense(1)(x)),
+        rng.uniform(0, 255, (2, 40, 48, 3)).astype(np.float32))
+
     for act in ACTIVATIONS:
         inputs = catdog.Input((6, 6, 3))
         x = layers.Conv2D(4, 3, padding="same", activation=act)(inputs)
@@ -239,7 +248,8 @@ def catdog_side(out):
     add("resaved_layers_cnn.keras",
         catdog.models.load_model(os.path.join(FIXTURES, "layers_cnn.keras")), io["x"])
     io = np.load(os.path.join(FIXTURES, "ops_io.npz"))
-    for name in (["ops_mnv3.keras", "merge_nary.keras", "mnv3_small_a075_32.keras"]
+    for name in (["ops_mnv3.keras", "merge_nary.keras", "mnv3_small_a075_32.keras",
+                  "caffe_free.keras"]
                  + [f"act_{a}.keras" for a in ACTIVATIONS]):
         m = catdog.models.load_model(os.path.join(FIXTURES, name))
         add("resaved_" + name, m, io["x/" + name])
