@@ -176,3 +176,31 @@ def test_a_huge_constant_tensor_is_refused(tmp_path):
             out.writestr(item, json.dumps(cfg) if item == "config.json" else src.read(item))
     with pytest.raises(ConfigError, match="at most 64 finite values"):
         catdog.models.load_model(str(path))
+
+
+def test_rescaling_with_a_scale_per_channel(tmp_path):
+    """Keras's Rescaling takes a list of scales, broadcast over the last axis
+    (keras/src/layers/preprocessing/rescaling.py): the same channel map, x * scale + offset
+    rounded as TF's mul then add, bit for bit NumPy's float32; .keras round trip; the input
+    gradient is dy * scale."""
+    inp = catdog.Input((5, 4, 3))
+    r = layers.Rescaling([0.5, -2.0, 1.0 / 3.0], offset=1.25)
+    assert isinstance(r, catdog.layers.preprocessing.ChannelRescaling)
+    model = catdog.Model(inp, r(inp))
+    x = images((2, 5, 4, 3))
+    want = x * np.array([0.5, -2.0, 1.0 / 3.0], np.float32) + np.float32(1.25)
+    np.testing.assert_array_equal(model.predict(x), want)
+    np.testing.assert_array_equal(r(x), want)
+    path = str(tmp_path / "r.keras")
+    model.save(path)
+    np.testing.assert_array_equal(catdog.models.load_model(path).predict(x), want)
+    conv = layers.Conv2D(3, 1, use_bias=False, name="c")
+    m2 = catdog.Model(inp, layers.GlobalAveragePooling2D()(layers.Rescaling([0.5, -2.0, 4.0])(
+        conv(inp))))
+    conv.set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3)])
+    g = m2.gradients(x, output_gradient=np.ones((2, 3), np.float32))["c/kernel"]
+    # d sum(mean(s_k * (x W)_k)) / dW[j, k] = s_k * mean over pixels of x_j, summed over images
+    expect = x.mean(axis=(1, 2)).sum(0)[:, None] * np.array([0.5, -2.0, 4.0], np.float32)
+    np.testing.assert_allclose(g.reshape(3, 3), expect, rtol=1e-5)
+    with pytest.raises(ValueError, match="3 scales for 4 channels"):
+        layers.Rescaling([1.0, 2.0, 3.0])(catdog.Input((4, 4, 4)))

@@ -23,6 +23,7 @@ import numpy as np
 from catdog import layers
 from catdog.applications import imagenet_utils
 from catdog.applications._build import finish, image_input
+from catdog.layers.preprocessing import ChannelRescaling
 
 IMAGENET_STDDEV_RGB = [0.229, 0.224, 0.225]
 
@@ -44,36 +45,9 @@ DEFAULT_BLOCKS_ARGS = [
 ]
 
 
-class Rescaling(layers.Rescaling):
-    """Keras's Rescaling with one scale per channel (a list), offset 0: what EfficientNet's
-    "imagenet" stem uses. In the engine it is a Normalization node with mean 0 and standard
-    deviation 1/scale (per channel, constants, no weights): y = x / (1/scale)."""
-
-    def __init__(self, scale, offset=0.0, name=None):
-        scale = np.asarray(scale, np.float32)
-        super().__init__(1.0, offset, name=name)
-        if float(offset) != 0.0 or scale.ndim != 1 or not np.all(scale > 0):
-            raise ValueError("per-channel Rescaling: positive scales, offset 0")
-        self.scale = [float(s) for s in scale]
-        self._channel_scale = scale
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        if input_shape[-1] != len(self.scale):
-            raise ValueError(f"Rescaling '{self.name}': {len(self.scale)} scales for "
-                             f"{input_shape[-1]} channels")
-
-    def __call__(self, inputs, training=None):
-        if isinstance(inputs, np.ndarray):
-            return np.asarray(inputs, np.float32) * self._channel_scale
-        return layers.Layer.__call__(self, inputs, training=training)
-
-    def add_to_graph(self, graph, ids):
-        node = graph.add_layer("Normalization", self.name, ids, invert=0)
-        std = (1.0 / self._channel_scale.astype(np.float64))
-        graph.set_weight(node, 0, np.zeros(len(self.scale), np.float32))
-        graph.set_weight(node, 1, (std * std).astype(np.float32))
-        return node
+# Keras's Rescaling with one scale per channel (EfficientNet's "imagenet" stem): the layers'
+# own class, which catdog.layers.Rescaling([...]) makes too; kept under this name
+Rescaling = ChannelRescaling
 
 
 def _register_config():

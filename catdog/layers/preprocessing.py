@@ -280,7 +280,13 @@ class RandomBrightness(_Augmentation):
 
 class Rescaling(_RescalingBase):
     """Rescaling(scale, offset=0.0): x * scale + offset, in training and inference. In a model
-    it runs in the engine graph; in the data pipeline it is the op "rescale"."""
+    it runs in the engine graph; in the data pipeline it is the op "rescale". A list of
+    scales (one per channel, Keras's broadcast over the last axis) makes a ChannelRescaling."""
+
+    def __new__(cls, scale=1.0, *args, **kwargs):
+        if cls is Rescaling and np.ndim(scale) == 1:
+            return super().__new__(ChannelRescaling)
+        return super().__new__(cls)
 
     def __init__(self, scale, offset=0.0, name=None, **kwargs):
         if _RescalingBase is _Base:
@@ -305,6 +311,60 @@ class Rescaling(_RescalingBase):
         from catdog.saving import serialization
 
         return serialization.layer_config(self)["config"]
+
+
+class ChannelRescaling(Rescaling):
+    """Keras's Rescaling with one scale per channel (a list; EfficientNet's "imagenet" stem
+    scales by 1 / sqrt(std)): y = x * scale[k] + offset. In the engine a ChannelAffine node
+    (csrc/nn/channel_affine.c, at most 8 channels: the product and the sum round as TF's);
+    wider inputs, with offset 0 and positive scales, a Normalization node with mean 0 and
+    standard deviation 1 / scale."""
+
+    def __init__(self, scale, offset=0.0, name=None, **kwargs):
+        scale = np.asarray(scale, np.float32)
+        super().__init__(1.0, offset, name=name)
+        if scale.ndim != 1 or not len(scale) or not np.all(np.isfinite(scale)):
+            raise ValueError("per-channel Rescaling: a list of finite scales")
+        self.scale = [float(s) for s in scale]
+        self._channel_scale = scale
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if input_shape[-1] != len(self.scale):
+            raise ValueError(f"Rescaling '{self.name}': {len(self.scale)} scales for "
+                             f"{input_shape[-1]} channels")
+
+    def _cd_op(self):
+        raise ValueError(f"Rescaling '{self.name}': one scale per channel runs in a model, not "
+                         "in the data pipeline")
+
+    def __call__(self, inputs, training=None):
+        if isinstance(inputs, np.ndarray):
+            from catdog._array import as_array
+
+            return as_array(np.asarray(inputs, np.float32) * self._channel_scale
+                            + np.float32(self.offset))
+        return _Base.__call__(self, inputs, training=training)
+
+    def add_to_graph(self, graph, ids):
+        c = len(self.scale)
+        if c <= 8:  # catdog.layers.operations.CHANNEL_AFFINE_MAX
+            return graph.add_layer("ChannelAffine", self.name, ids, channels=c,
+                                   source=tuple(range(c)), scale=tuple(self.scale),
+                                   offset=(self.offset,) * c)
+        if self.offset != 0.0 or not np.all(self._channel_scale > 0):
+            raise ValueError(f"Rescaling '{self.name}': catdog scales more than 8 channels one "
+                             "by one only with positive scales and offset 0")
+        node = graph.add_layer("Normalization", self.name, ids, invert=0)
+        std = 1.0 / self._channel_scale.astype(np.float64)
+        graph.set_weight(node, 0, np.zeros(c, np.float32))
+        graph.set_weight(node, 1, (std * std).astype(np.float32))
+        return node
+
+
+# Keras's class is Rescaling, whatever its scale: summaries, auto names ("rescaling_1") and
+# error messages say so
+ChannelRescaling.__name__ = ChannelRescaling.__qualname__ = "Rescaling"
 
 
 def _batch_of(element):

@@ -445,7 +445,7 @@ def _channel_rescaling():
     """catdog.applications.efficientnet's Rescaling: one scale per channel (a list), as Keras's
     EfficientNet "imagenet" stem writes Rescaling([1 / sqrt(std), ...]); late import, the
     applications build on the layers this module serializes."""
-    from catdog.applications.efficientnet import Rescaling as ChannelRescaling
+    from catdog.layers.preprocessing import ChannelRescaling
 
     return ChannelRescaling
 
