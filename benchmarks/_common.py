@@ -34,6 +34,42 @@ SEED = 1234
 
 NOT_AVAILABLE = 3  # exit code of a side whose framework/API is missing
 
+# --net: the bases of issue 21 beside the lab's MobileNetV2 (the default, whose cases and
+# RESULTS.md sections stay as they are). Per network: the builder (catdog.applications and
+# keras.applications spell it the same), the input size (160 for all six: Keras's minimum
+# for each no-top base is 32, so none needs 224), the layer fine-tuning starts at (catdog's
+# documented per-family default, catdog/lab.py BASES and docs/applications.md, looked up by
+# name in the base so every side trains the same layers), and where the base's
+# preprocessing is: "model" (the family's preprocess_input called on the model's tensor, as
+# catdog's lab: MobileNetV2's to [-1, 1], ResNet50's and VGG16's "caffe", BGR minus the
+# ImageNet mean; `family` names the submodule) or "builtin" (MobileNetV3 / EfficientNet hold
+# their Rescaling / Normalization inside the base). Weights: MobileNetV2 the ImageNet h5 of
+# ../shared; the others seeded random (no ImageNet files here; speed does not depend on the
+# values).
+NETS = {
+    "mobilenetv2": dict(builder="MobileNetV2", size=160, fine_tune_at=100, preprocessing="model",
+                        family="mobilenet_v2"),
+    "resnet50": dict(builder="ResNet50", size=160, fine_tune_at="conv5_block1_1_conv",
+                     preprocessing="model", family="resnet50"),
+    "vgg16": dict(builder="VGG16", size=160, fine_tune_at="block5_conv1", preprocessing="model",
+                  family="vgg16"),
+    "mobilenetv3small": dict(builder="MobileNetV3Small", size=160,
+                             fine_tune_at="expanded_conv_6_expand", preprocessing="builtin"),
+    "mobilenetv3large": dict(builder="MobileNetV3Large", size=160,
+                             fine_tune_at="expanded_conv_10_expand", preprocessing="builtin"),
+    "efficientnetb0": dict(builder="EfficientNetB0", size=160, fine_tune_at="block6a_expand_conv",
+                           preprocessing="builtin"),
+}
+# torch.nn versions written to match Keras's layer for layer (bench_pytorch.py); torchvision's
+# MobileNetV3 / EfficientNet differ from Keras's (see README), so those have no torch side.
+TORCH_NETS = ("mobilenetv2", "resnet50", "vgg16")
+
+
+def fine_tune_index(net, layer_names):
+    """Index in the base's layer list where fine-tuning starts (Keras: base.layers[:k] frozen)."""
+    at = NETS[net]["fine_tune_at"]
+    return at if isinstance(at, int) else list(layer_names).index(at)
+
 
 class NotAvailable(Exception):
     """The framework (or the API the benchmark needs) is not there."""
@@ -42,6 +78,12 @@ class NotAvailable(Exception):
 def parse_args(name, argv=None):
     p = argparse.ArgumentParser(description="%s side of the catdog benchmark" % name)
     p.add_argument("--cases", default="1,2,3", help="comma list of cases 1-5")
+    p.add_argument("--net", default="mobilenetv2", choices=sorted(NETS),
+                   help="the base (default the lab's MobileNetV2; the others run cases 1-3, "
+                   "seeded random weights)")
+    p.add_argument("--catdog-python", default=None,
+                   help="(onnxruntime/openvino, --net other than mobilenetv2) interpreter with "
+                   "catdog installed, which exports the network with model.export(format='onnx')")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
     p.add_argument("--quick", action="store_true", help="few iterations, tiny lab: proves it runs")
@@ -67,13 +109,26 @@ def parse_args(name, argv=None):
     a.case_list = [int(c) for c in a.cases.split(",") if c.strip()]
     e = [int(x) for x in a.lab_epochs.split(",")]
     a.initial_epochs, a.fine_tune_epochs = e[0], e[1]
+    if a.net != "mobilenetv2":  # cases 4-5 load ImageNet weights: MobileNetV2's only
+        a.not_run = {c: "not run: --net %s times cases 1-3 only" % a.net for c in a.case_list if c > 3}
+        a.case_list = [c for c in a.case_list if c <= 3]
+    else:
+        a.not_run = {}
+    a.size = NETS[a.net]["size"]
     return a
 
 
-def settings(quick):
-    """Iteration counts: (warmup steps, timed steps per repeat) for batch-32 and batch-1 runs."""
+def settings(quick, net="mobilenetv2"):
+    """Iteration counts: (warmup steps, timed steps per repeat) for batch-32 and batch-1 runs.
+    The other networks take up to 25x MobileNetV2's time per step (VGG16: ~8 GFLOP per image
+    at 160, ~5 s per training step of 32 on 2 cores): fewer steps, so that all five on every
+    side fit in ~40 minutes on 2 cores."""
     if quick:
         return dict(warmup=1, iters=2, warmup1=2, iters1=3, max_repeats=2)
+    if net in ("resnet50", "vgg16"):
+        return dict(warmup=1, iters=2, warmup1=3, iters1=10, max_repeats=None)
+    if net != "mobilenetv2":
+        return dict(warmup=3, iters=5, warmup1=5, iters1=20, max_repeats=None)
     return dict(warmup=3, iters=10, warmup1=10, iters1=30, max_repeats=None)
 
 
@@ -186,7 +241,9 @@ class Result:
         self.args = args
         self.d = {"framework": framework, "available": True, "reason": None, "versions": {},
                   "threads": args.threads, "quick": args.quick, "cases": {}, "errors": {},
-                  "python": sys.version.split()[0], "executable": sys.executable}
+                  "python": sys.version.split()[0], "executable": sys.executable,
+                  "net": getattr(args, "net", "mobilenetv2")}
+        self.d["errors"].update({str(c): e for c, e in getattr(args, "not_run", {}).items()})
 
     def unavailable(self, reason):
         self.d["available"] = False

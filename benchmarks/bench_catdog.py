@@ -21,6 +21,15 @@ The exact API used (anything missing makes this side report "not available: <rea
     ds.cardinality(), ds.take(n), ds.skip(n)
     model.fit(train_ds, epochs=E, validation_data=val_ds[, initial_epoch=I]) -> History (.epoch, .history)
     model.evaluate(test_ds) -> (loss, accuracy)
+
+--net resnet50|vgg16|mobilenetv3small|mobilenetv3large|efficientnetb0 (cases 1-3) builds that
+base instead, `catdog.applications.<Builder>(input_shape=(160, 160, 3), include_top=False,
+weights=None)` after `catdog.utils.set_random_seed(1234)` (seeded random weights: no ImageNet
+files here), with the same augmentation and head, the family's preprocess_input in the model
+(ResNet50 / VGG16: "caffe", as catdog's lab) or the base's built-in preprocessing (MobileNetV3,
+EfficientNet), fine-tuned from the family's default layer (_common.NETS).
+`--export-onnx PATH` writes that model with `model.export(PATH, format="onnx")` and PATH.npz
+with a 4-image input and catdog's logits, for the ONNX Runtime / OpenVINO sides.
 """
 import time
 
@@ -102,17 +111,25 @@ def catdog_source(catdog):
     return src + (" @ " + commit if commit else "")
 
 
-def build_lab_model(catdog, weights):
-    """The lab's model, as DESIGN.md writes it."""
+def build_lab_model(catdog, weights, net="mobilenetv2"):
+    """The lab's model, as DESIGN.md writes it (another base with --net: seeded random weights)."""
     layers = catdog.layers
+    spec = C.NETS[net]
+    size = spec["size"]
     data_augmentation = catdog.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.2)])
-    preprocess_input = catdog.applications.mobilenet_v2.preprocess_input
-    base_model = catdog.applications.MobileNetV2(input_shape=(C.SIZE, C.SIZE, 3), include_top=False,
-                                                 weights=weights)
+    preprocess_input = getattr(catdog.applications, spec.get("family", "mobilenet_v2")).preprocess_input
+    if net == "mobilenetv2":
+        base_model = catdog.applications.MobileNetV2(input_shape=(C.SIZE, C.SIZE, 3), include_top=False,
+                                                     weights=weights)
+    else:
+        catdog.utils.set_random_seed(C.SEED)
+        base_model = getattr(catdog.applications, spec["builder"])(
+            input_shape=(size, size, 3), include_top=False, weights=None)
     base_model.trainable = False
-    inputs = catdog.Input(shape=(C.SIZE, C.SIZE, 3))
+    inputs = catdog.Input(shape=(size, size, 3))
     x = data_augmentation(inputs)
-    x = preprocess_input(x)
+    if spec["preprocessing"] == "model":
+        x = preprocess_input(x)
     x = base_model(x, training=False)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
@@ -133,17 +150,18 @@ def compile_frozen(catdog, model):
     model.compile(optimizer=catdog.optimizers.Adam(learning_rate=1e-4), **_loss_metrics(catdog))
 
 
-def unfreeze_and_compile(catdog, model, base_model):
+def unfreeze_and_compile(catdog, model, base_model, net="mobilenetv2"):
     base_model.trainable = True
-    for layer in base_model.layers[:C.FINE_TUNE_AT]:
+    at = C.fine_tune_index(net, [layer.name for layer in base_model.layers])
+    for layer in base_model.layers[:at]:
         layer.trainable = False
     model.compile(optimizer=catdog.optimizers.RMSprop(learning_rate=1e-5), **_loss_metrics(catdog))
 
 
-def random_batch(n, seed=0):
+def random_batch(n, seed=0, size=C.SIZE):
     import numpy as np
     rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 255, size=(n, C.SIZE, C.SIZE, 3)).astype("float32")
+    x = rng.uniform(0, 255, size=(n, size, size, 3)).astype("float32")
     y = rng.integers(0, 2, size=(n, 1)).astype("float32")
     return x, y
 
@@ -156,10 +174,10 @@ def n_trainable(model):
         return None
 
 
-def time_training(model, st, reps):
+def time_training(model, st, reps, size=C.SIZE):
     """Seconds per training step of batch 32: train_on_batch if catdog has it, else fit() on
     in-memory arrays (one epoch of `iters` batches, per-batch time = epoch time / batches)."""
-    x, y = random_batch(C.BATCH)
+    x, y = random_batch(C.BATCH, size=size)
     if hasattr(model, "train_on_batch"):
         return C.time_steps(lambda: model.train_on_batch(x, y), st["warmup"], st["iters"], reps), \
             "model.train_on_batch(x, y)"
@@ -181,8 +199,10 @@ def time_training(model, st, reps):
 def main():
     a = C.parse_args(FRAMEWORK)
     R = C.Result(FRAMEWORK if a.precision == "fp32" else FRAMEWORK + "-" + a.precision, a)
-    st = C.settings(a.quick)
+    st = C.settings(a.quick, a.net)
     reps = min(a.repeats, st["max_repeats"] or a.repeats)
+    if a.net != "mobilenetv2":
+        REQUIRED[REQUIRED.index("applications.MobileNetV2")] = "applications." + C.NETS[a.net]["builder"]
     try:
         catdog = import_catdog()
         catdog.set_num_threads(a.threads)
@@ -206,7 +226,13 @@ def main():
     except Exception:
         pass
     R.d["versions"]["source"] = catdog_source(catdog)
-    fl = flops.summary(C.ALPHA, C.SIZE)
+    fl = flops.summary(C.ALPHA, C.SIZE) if a.net == "mobilenetv2" else {}  # FLOPs: MobileNetV2's only
+    net, size = a.net, a.size
+    if net != "mobilenetv2":  # MobileNetV2's RESULTS.md lines stay as they were
+        R.d["versions"]["net"] = net
+    if a.export_onnx:
+        export_onnx(catdog, a, R)
+        return
 
     def case5():
         base = catdog.applications.MobileNetV2(input_shape=(C.SIZE, C.SIZE, 3), include_top=False,
@@ -224,33 +250,36 @@ def main():
 
     def lab_model():
         if "model" not in shared:
-            shared["model"], shared["base"] = build_lab_model(catdog, a.weights)
+            shared["model"], shared["base"] = build_lab_model(catdog, a.weights, net)
         return shared["model"], shared["base"]
 
     def case1():
         model, _ = lab_model()
         compile_frozen(catdog, model)
-        x32, _ = random_batch(C.BATCH)
-        x1, _ = random_batch(1, seed=1)
+        x32, _ = random_batch(C.BATCH, size=size)
+        x1, _ = random_batch(1, seed=1, size=size)
         t32 = C.time_steps(lambda: model.predict_on_batch(x32), st["warmup"], st["iters"], reps)
         t1 = C.time_steps(lambda: model.predict_on_batch(x1), st["warmup1"], st["iters1"], reps)
-        r = C.throughput_record(t32, C.BATCH, "model.predict_on_batch(x)", fl["case1_gflop_per_image"])
+        r = C.throughput_record(t32, C.BATCH, "model.predict_on_batch(x)", fl.get("case1_gflop_per_image"))
         r["batch1"] = C.latency_record(t1, "model.predict_on_batch(x[None])")
         return r
 
     def case2():
         model, _ = lab_model()
         compile_frozen(catdog, model)
-        t, how = time_training(model, st, reps)
-        r = C.throughput_record(t, C.BATCH, how + " [Adam 1e-4, augmentation on]", fl["case2_gflop_per_image"])
+        t, how = time_training(model, st, reps, size)
+        r = C.throughput_record(t, C.BATCH, how + " [Adam 1e-4, augmentation on]", fl.get("case2_gflop_per_image"))
         r["trainable_params"] = n_trainable(model)
         return r
 
     def case3():
         model, base = lab_model()
-        unfreeze_and_compile(catdog, model, base)
-        t, how = time_training(model, st, reps)
-        r = C.throughput_record(t, C.BATCH, how + " [RMSprop 1e-5, from layer 100]", fl["case3_gflop_per_image"])
+        unfreeze_and_compile(catdog, model, base, net)
+        at = C.fine_tune_index(net, [layer.name for layer in base.layers])
+        t, how = time_training(model, st, reps, size)
+        r = C.throughput_record(t, C.BATCH, how + " [RMSprop 1e-5, from layer %d]" % at,
+                                fl.get("case3_gflop_per_image"))
+        r["fine_tune_at"] = [at, base.layers[at].name]
         r["trainable_params"] = n_trainable(model)
         return r
 
@@ -291,6 +320,27 @@ def main():
         if c in a.case_list:
             C.log(R.d["framework"], "case", c)
             R.run_case(c, fn)
+    R.write(final=True)
+
+
+def export_onnx(catdog, a, R):
+    """The --net model (seeded random base + head, inference graph) as ONNX via catdog's own
+    exporter, plus PATH.npz with 4 random images (NHWC, 0..255) and catdog's logits for them,
+    which the ONNX Runtime / OpenVINO sides compare with theirs."""
+    import numpy as np
+    model, _ = build_lab_model(catdog, None, a.net)
+    compile_frozen(catdog, model)
+    x, _ = random_batch(4, seed=7, size=a.size)
+    logits = np.asarray(model.predict_on_batch(x))
+    t0 = time.perf_counter()
+    model.export(a.export_onnx, format="onnx")
+    t = time.perf_counter() - t0
+    np.savez(a.export_onnx + ".npz", x=x, logits=logits)
+    R.d["export"] = {"seconds": t, "path": a.export_onnx, "net": a.net, "layout": "NHWC",
+                     "catdog": getattr(catdog, "__version__", "?"),
+                     "how": "catdog model.export(path, format=\"onnx\") (opset 17, dynamic batch, "
+                            "NHWC input transposed once)"}
+    C.log("exported", a.export_onnx, "in %.1f s" % t)
     R.write(final=True)
 
 

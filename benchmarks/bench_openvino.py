@@ -23,6 +23,10 @@ Settings (the default; `--ov-config` overrides, `--ov-sweep` times the alternati
   batch size, as catdog plans once per batch size.
 Calls go through one InferRequest per compiled model, `infer({0: x}, share_inputs=True)`
 (the request reads the caller's array instead of copying it), output copied out.
+
+--net resnet50|vgg16|mobilenetv3small|mobilenetv3large|efficientnetb0 (fp32): the ONNX Runtime
+side's file for that network, catdog's own export (NHWC input, see bench_onnxruntime.py), or
+a fresh one by the same code; parity against catdog's logits.
 """
 import hashlib
 import json
@@ -60,8 +64,12 @@ SWEEP = [
 def onnx_file(a, workdir):
     """(onnx path, npz path, export record): the ONNX Runtime side's file in this run's work
     folder when it is there, else a fresh export by the same code."""
-    path = os.path.join(workdir, "mobilenet_v2_torch.onnx")
-    done = os.path.join(workdir, "export.json")
+    if a.net != "mobilenetv2":
+        path = os.path.join(workdir, "%s_catdog.onnx" % a.net)
+        done = os.path.join(workdir, "export_%s.json" % a.net)
+    else:
+        path = os.path.join(workdir, "mobilenet_v2_torch.onnx")
+        done = os.path.join(workdir, "export.json")
     if os.path.exists(path) and os.path.exists(path + ".npz") and os.path.exists(done):
         with open(done) as f:
             rec = dict(json.load(f).get("export", {}), reused="written by the ONNX Runtime side")
@@ -95,8 +103,9 @@ class Runner:
     """One compiled model per batch size (static) or one for all (dynamic), each with its own
     InferRequest."""
 
-    def __init__(self, ov, core, path, config, shapes):
+    def __init__(self, ov, core, path, config, shapes, sample=(3, C.SIZE, C.SIZE)):
         self.ov, self.core, self.path, self.shapes = ov, core, path, shapes
+        self.sample = list(sample)  # one image's shape: NCHW's (3, H, W), catdog's NHWC (H, W, 3)
         self.config = {k: v for k, v in config.items() if v is not None}
         self.compiled, self.requests, self.compile_s = {}, {}, {}
 
@@ -105,7 +114,7 @@ class Runner:
         if key not in self.requests:
             m = self.core.read_model(self.path)
             if self.shapes == "static":
-                m.reshape({m.input(0).get_any_name(): [n, 3, C.SIZE, C.SIZE]})
+                m.reshape({m.input(0).get_any_name(): [n] + self.sample})
             t0 = time.perf_counter()
             cm = self.core.compile_model(m, "CPU", self.config)
             self.compile_s[key] = time.perf_counter() - t0
@@ -133,18 +142,18 @@ class Runner:
 
 def time_case1(run, st, reps, np):
     rng = np.random.default_rng(0)
-    x32 = (rng.random((C.BATCH, 3, C.SIZE, C.SIZE), dtype=np.float32) * 255)
-    x1 = (rng.random((1, 3, C.SIZE, C.SIZE), dtype=np.float32) * 255)
+    x32 = (rng.random(tuple([C.BATCH] + run.sample), dtype=np.float32) * 255)
+    x1 = (rng.random(tuple([1] + run.sample), dtype=np.float32) * 255)
     t32 = C.time_steps(lambda: run(x32), st["warmup"], st["iters"], reps)
     t1 = C.time_steps(lambda: run(x1), st["warmup1"], st["iters1"], reps)
     return t32, t1
 
 
-def profile(ov, core, path, config, n, calls, np):
+def profile(ov, core, path, config, n, calls, np, sample=(3, C.SIZE, C.SIZE)):
     """OpenVINO's per-node counters (PERF_COUNT): time and implementation (exec_type) summed
     by (node type, exec type), over `calls` calls at batch n."""
-    r = Runner(ov, core, path, dict(config, PERF_COUNT=True), "static")
-    x = np.random.default_rng(0).random((n, 3, C.SIZE, C.SIZE), dtype=np.float32) * 255
+    r = Runner(ov, core, path, dict(config, PERF_COUNT=True), "static", sample)
+    x = np.random.default_rng(0).random(tuple([n] + list(sample)), dtype=np.float32) * 255
     for _ in range(5):
         r(x)
     req = r.request(n)
@@ -175,7 +184,7 @@ def main():
     prec = a.precision
     name = "openvino" if prec == "fp32" else "openvino-" + prec
     R = C.Result(name, a)
-    st = C.settings(a.quick)
+    st = C.settings(a.quick, a.net)
     reps = min(a.repeats, st["max_repeats"] or a.repeats)
     try:
         import numpy as np
@@ -200,7 +209,12 @@ def main():
         R.d["errors"].update({str(c): "not available: the OpenVINO side runs case 1 only"
                               for c in wanted})
     workdir = os.path.dirname(os.path.abspath(a.json)) if a.json else tempfile.mkdtemp()
-    fl = flops.summary(C.ALPHA, C.SIZE)
+    fl = flops.summary(C.ALPHA, C.SIZE) if a.net == "mobilenetv2" else {}  # FLOPs: MobileNetV2's only
+    sample = (3, C.SIZE, C.SIZE) if a.net == "mobilenetv2" else (a.size, a.size, 3)
+    if a.net != "mobilenetv2":  # MobileNetV2's RESULTS.md lines stay as they were
+        R.d["versions"]["net"] = a.net
+    if a.net != "mobilenetv2" and prec != "fp32":
+        R.unavailable("--net %s runs in fp32 only here" % a.net)
     state = {}
 
     def setup():
@@ -208,15 +222,16 @@ def main():
             path, npz, rec = onnx_file(a, workdir)
             rec["sha256"] = sha256(path)
             R.d["export"] = rec
-            run = Runner(ov, core, path, config, shapes)
+            run = Runner(ov, core, path, config, shapes, sample)
             ref = np.load(npz)
             got = run(ref["x"])
             want = ref["logits"]
             err = float(np.abs(got - want).max() / np.abs(want).max())
+            who = "torch" if a.net == "mobilenetv2" else "catdog"
             p = {"logits_rel_err": err, "logits_max_abs_err": float(np.abs(got - want).max()),
-                 "logits_ov": got.ravel().tolist(), "logits_torch": want.ravel().tolist(),
-                 "ok": err < LOGITS_TOL, "tolerance": LOGITS_TOL,
-                 "definition": "max|ov - torch| / max|torch| over the logits (4 images)"}
+                 "logits_ov": got.ravel().tolist(), "logits_" + who: want.ravel().tolist(),
+                 "ok": err < LOGITS_TOL, "tolerance": LOGITS_TOL, "against": who,
+                 "definition": "max|ov - %s| / max|%s| over the logits (4 images)" % (who, who)}
             if prec != "fp32":
                 f, _ = features_and_logits(core, path, config, ref["x"], np)
                 f32, _ = features_and_logits(core, path, base_config(a.threads, "fp32"), ref["x"], np)
@@ -233,8 +248,9 @@ def main():
     def case1():
         run = setup()
         t32, t1 = time_case1(run, st, reps, np)
-        r = C.throughput_record(t32, C.BATCH, "InferRequest.infer (CPU plugin), NCHW, %s" % prec,
-                                fl["case1_gflop_per_image"])
+        r = C.throughput_record(t32, C.BATCH, "InferRequest.infer (CPU plugin), %s, %s"
+                                % ("NCHW" if a.net == "mobilenetv2" else "NHWC (catdog's export)", prec),
+                                fl.get("case1_gflop_per_image"))
         r["batch1"] = C.latency_record(t1, "InferRequest.infer, batch 1")
         r["compile_s"] = run.compile_s.get(C.BATCH if shapes == "static" else "dynamic")
         r["batch1"]["compile_s"] = run.compile_s.get(1 if shapes == "static" else "dynamic")
@@ -242,14 +258,14 @@ def main():
         if "sweep" in opts:
             r["sweep"] = sweep(state["path"])
         if "profile" in opts:
-            r["profile"] = [profile(ov, core, state["path"], config, n, 20 if n == 1 else 5, np)
+            r["profile"] = [profile(ov, core, state["path"], config, n, 20 if n == 1 else 5, np, sample)
                             for n in (C.BATCH, 1)]
         return r
 
     def sweep(path):
         """Each alternative timed in turn, then the whole list again in reverse order (a
         slow phase of the machine then hits different settings), medians of both passes."""
-        runners = [(label, Runner(ov, core, path, dict(base_config(a.threads, prec), **chg), sh))
+        runners = [(label, Runner(ov, core, path, dict(base_config(a.threads, prec), **chg), sh, sample))
                    for label, chg, sh in SWEEP]
         res = {label: {"b32": [], "b1": []} for label, _ in runners}
         for order in (runners, runners[::-1]):

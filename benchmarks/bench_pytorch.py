@@ -17,6 +17,18 @@ on the batch inside the training step with torch ops, as Keras's layers do: rand
 flip, random rotation by U(-0.2, 0.2)·2π with bilinear sampling and reflection padding
 (F.affine_grid + F.grid_sample). The validation set is split into test (first 6 batches of a
 seeded shuffle) and validation (the other 26), fixed.
+
+--net resnet50 | vgg16 (cases 1-3): Keras's ResNet50 and VGG16 (include_top=False) written
+with torch.nn layer for layer, not torchvision's: torchvision's resnet50 is "v1.5" (the
+stride-2 of a stage's first block on its 3x3 convolution, ~7% more FLOPs) and has no conv
+biases, Keras's is v1 (stride on the block's first 1x1 convolution and the shortcut; conv
+biases; BN eps 1.001e-5). VGG16 is the same in both (3x3 convs with bias, ReLU, 2x2 max
+pools). Keras's "caffe" preprocess_input (BGR, minus the ImageNet mean) is the model's first
+step, as catdog's lab puts it in the model. Seeded random weights (torch's default init; `--check-parity` copies Keras's from
+the npz bench_tensorflow.py --net X --dump-reference writes). Fine-tuning: the layers of
+the last stage (ResNet50's conv5_*, from conv5_block1_1_conv) / block (VGG16's block5_*, from
+block5_conv1) train, as catdog's per-family default; BN stays in inference mode.
+MobileNetV3 / EfficientNet: no torch side (torchvision's versions differ from Keras's).
 """
 import time
 
@@ -202,6 +214,130 @@ def define_model(torch):
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
+    class ResNet50Keras(nn.Module):
+        """keras.applications.ResNet50(include_top=False) (v1): conv1 7x7/2 (pad 3, bias), BN,
+        ReLU, max pool 3x3/2 (Keras pads 1 with zeros after a ReLU: the same as torch's -inf
+        padding), stages conv2..conv5 of 3, 4, 6, 3 bottleneck blocks; the first block of a
+        stage has a 1x1 shortcut conv, stride 2 (stage 1: 1) on both that and _1_conv."""
+        BN_EPS = 1.001e-5
+
+        def __init__(self):
+            super().__init__()
+            self.named = {}  # Keras layer name -> module (conv or bn)
+
+            def conv(name, cin, cout, k, stride=1, pad=0):
+                m = nn.Conv2d(cin, cout, k, stride, padding=pad, bias=True)
+                self.named[name] = m
+                return m
+
+            def bn(name, c):
+                m = nn.BatchNorm2d(c, eps=self.BN_EPS, momentum=0.01)
+                self.named[name] = m
+                return m
+
+            self.stem = nn.Sequential(conv("conv1_conv", 3, 64, 7, 2, 3), bn("conv1_bn", 64),
+                                      nn.ReLU(), nn.MaxPool2d(3, 2, padding=1))
+            blocks, cin = [], 64
+            for stage, (filters, n, stride) in enumerate(((64, 3, 1), (128, 4, 2), (256, 6, 2),
+                                                          (512, 3, 2)), start=2):
+                for b in range(1, n + 1):
+                    p = "conv%d_block%d" % (stage, b)
+                    s_ = stride if b == 1 else 1
+                    blk = nn.Module()
+                    blk.short = (nn.Sequential(conv(p + "_0_conv", cin, 4 * filters, 1, s_),
+                                               bn(p + "_0_bn", 4 * filters)) if b == 1 else None)
+                    blk.body = nn.Sequential(
+                        conv(p + "_1_conv", cin, filters, 1, s_), bn(p + "_1_bn", filters), nn.ReLU(),
+                        conv(p + "_2_conv", filters, filters, 3, 1, 1), bn(p + "_2_bn", filters), nn.ReLU(),
+                        conv(p + "_3_conv", filters, 4 * filters, 1), bn(p + "_3_bn", 4 * filters))
+                    blocks.append(blk)
+                    cin = 4 * filters
+            self.blocks = nn.ModuleList(blocks)
+            self.out_channels = cin
+
+        def forward(self, x):
+            x = self.stem(x)
+            for blk in self.blocks:
+                y = blk.body(x)
+                x = F.relu(y + (blk.short(x) if blk.short is not None else x))
+            return x
+
+    class VGG16Keras(nn.Module):
+        """keras.applications.VGG16(include_top=False): 13 3x3 "same" convs with bias + ReLU in
+        five blocks, each ending in a 2x2/2 max pool."""
+
+        def __init__(self):
+            super().__init__()
+            self.named = {}
+            mods, cin = [], 3
+            for b, (c, n) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), start=1):
+                for i in range(1, n + 1):
+                    m = nn.Conv2d(cin, c, 3, 1, padding=1, bias=True)
+                    self.named["block%d_conv%d" % (b, i)] = m
+                    mods += [m, nn.ReLU()]
+                    cin = c
+                mods.append(nn.MaxPool2d(2, 2))
+            self.features = nn.Sequential(*mods)
+            self.out_channels = cin
+
+        def forward(self, x):
+            return self.features(x)
+
+    class KerasNet(nn.Module):
+        """The lab's model on a ResNet50 / VGG16 base: Keras's "caffe" preprocess_input (RGB
+        -> BGR, minus the ImageNet BGR mean) -> base (eval mode: BN on its moving statistics,
+        as base_model(x, training=False)) -> GAP -> Dropout(0.2) -> Linear(C, 1)."""
+        CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+        def __init__(self, net):
+            super().__init__()
+            self.features = {"resnet50": ResNet50Keras, "vgg16": VGG16Keras}[net]()
+            self.net = net
+            self.stage = {"resnet50": "conv5_", "vgg16": "block5_"}[net]
+            self.dropout = nn.Dropout(0.2)
+            self.dense = nn.Linear(self.features.out_channels, 1)
+            nn.init.xavier_uniform_(self.dense.weight)
+            nn.init.zeros_(self.dense.bias)
+            self.register_buffer("mean", torch.tensor(self.CAFFE_MEAN_BGR).reshape(1, 3, 1, 1))
+
+        def preprocess(self, x):
+            """x: N×3×H×W RGB, 0..255 -> BGR minus the mean (Keras's "caffe" mode)."""
+            return x.flip(1) - self.mean
+
+        def forward(self, x):
+            x = self.features(self.preprocess(x))
+            x = x.mean(dim=(2, 3))
+            return self.dense(self.dropout(x))
+
+        def set_trainable(self, from_index):
+            """from_index None: base frozen (case 2); else the family's default fine-tuning
+            layers train (the last stage / block: the layers at and after Keras index
+            from_index, conv5_block1_1_conv = 143 / block5_conv1 = 15)."""
+            for name, m in self.features.named.items():
+                for p in m.parameters():
+                    p.requires_grad_(from_index is not None and name.startswith(self.stage))
+            for p in self.dense.parameters():
+                p.requires_grad_(True)
+
+        def train_mode(self):
+            self.train()
+            self.features.eval()
+
+        def load_keras_npz(self, ref):
+            """Weights from bench_tensorflow.py --dump-reference ("w:<layer>:<i>", Keras's
+            get_weights order: conv kernel HWIO + bias; BN gamma, beta, mean, variance)."""
+            import numpy as np
+            with torch.no_grad():
+                for name, m in self.features.named.items():
+                    w = [ref["w:%s:%d" % (name, i)] for i in range(4 if isinstance(m, nn.BatchNorm2d) else 2)]
+                    if isinstance(m, nn.BatchNorm2d):
+                        for t, v in zip((m.weight, m.bias, m.running_mean, m.running_var), w):
+                            t.copy_(torch.from_numpy(np.asarray(v)))
+                    else:
+                        m.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.transpose(w[0], (3, 2, 0, 1)))))
+                        m.bias.copy_(torch.from_numpy(np.asarray(w[1])))
+
+    MobileNetV2Keras.keras_nets = {"resnet50": KerasNet, "vgg16": KerasNet}
     return MobileNetV2Keras, augment
 
 
@@ -209,9 +345,9 @@ def n_trainable(model):
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
-def random_batch(torch, n, seed=0):
+def random_batch(torch, n, seed=0, size=C.SIZE):
     g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n, C.SIZE, C.SIZE, 3, generator=g) * 255).permute(0, 3, 1, 2)  # channels_last
+    x = (torch.rand(n, size, size, 3, generator=g) * 255).permute(0, 3, 1, 2)  # channels_last
     y = torch.randint(0, 2, (n, 1), generator=g).float()
     return x, y
 
@@ -295,8 +431,12 @@ def main():
     R = C.Result(FRAMEWORK, a)
     if compiled:
         R.d["inductor_cache_dir"] = cold_inductor_cache()  # before `import torch`
-    st = C.settings(a.quick)
+    st = C.settings(a.quick, a.net)
     reps = min(a.repeats, st["max_repeats"] or a.repeats)
+    net, size = a.net, a.size
+    if net not in C.TORCH_NETS:
+        R.unavailable("no faithful torch version of Keras's %s: torchvision's differs from Keras's "
+                      "(README: \"The sides\"), so it is not run" % C.NETS[net]["builder"])
     try:
         torch = import_torch(a.threads)
     except C.NotAvailable as e:
@@ -307,9 +447,15 @@ def main():
                        "mode": ("torch.compile (inductor, default mode, cold cache), channels_last, fp32" if compiled
                                 else "eager, channels_last, fp32")}
     torch.manual_seed(C.SEED)
-    fl = flops.summary(C.ALPHA, C.SIZE)
+    fl = flops.summary(C.ALPHA, C.SIZE) if net == "mobilenetv2" else {}  # FLOPs: MobileNetV2's only
+    if net != "mobilenetv2":  # MobileNetV2's RESULTS.md lines stay as they were
+        R.d["versions"]["net"] = net
+    fine_tune_at = C.FINE_TUNE_AT if net == "mobilenetv2" else {"resnet50": 143, "vgg16": 15}[net]
 
     def build(weights=True):
+        if net != "mobilenetv2":  # seeded random weights (torch's init), see the module doc
+            torch.manual_seed(C.SEED)
+            return MobileNetV2Keras.keras_nets[net](net).to(memory_format=torch.channels_last)
         m = MobileNetV2Keras(C.ALPHA, C.SIZE)
         if weights:
             m.load_keras_h5(a.weights)
@@ -362,8 +508,8 @@ def main():
         m = model()
         m.eval()
         cm = maybe_compile(m)
-        x32, _ = random_batch(torch, C.BATCH)
-        x1, _ = random_batch(torch, 1, seed=1)
+        x32, _ = random_batch(torch, C.BATCH, size=size)
+        x1, _ = random_batch(torch, 1, seed=1, size=size)
 
         def run(x):
             with torch.inference_mode():
@@ -374,7 +520,7 @@ def main():
         t1 = C.time_steps(lambda: run(x1), st["warmup1"], st["iters1"], reps)
         pre = "torch.compile(model); " if compiled else ""
         r = C.throughput_record(t32, C.BATCH, pre + "model.eval(); inference_mode; model(x)",
-                                fl["case1_gflop_per_image"])
+                                fl.get("case1_gflop_per_image"))
         r["batch1"] = C.latency_record(t1, pre + "inference_mode; model(x[None])")
         if compiled:
             r["compile_s"] = c32
@@ -389,7 +535,7 @@ def main():
         m.set_trainable(from_index)
         opt = make_optimizer(torch, m, opt_name)
         tr = Trainer(torch, maybe_compile(m), augment, opt)
-        x, y = random_batch(torch, C.BATCH)
+        x, y = random_batch(torch, C.BATCH, size=size)
         c = first_call(lambda: tr.step(x, y))
         t = C.time_steps(lambda: tr.step(x, y), st["warmup"], st["iters"], reps)
         r = C.throughput_record(t, C.BATCH, ("torch.compile(model) forward+backward, eager "
@@ -400,12 +546,13 @@ def main():
         return r
 
     def case2():
-        return train_case(None, "adam", fl["case2_gflop_per_image"],
+        return train_case(None, "adam", fl.get("case2_gflop_per_image"),
                           "augment + forward + BCEWithLogits + backward + Adam 1e-4 (head only)")
 
     def case3():
-        return train_case(C.FINE_TUNE_AT, "rmsprop", fl["case3_gflop_per_image"],
-                          "augment + forward + BCEWithLogits + backward + RMSprop 1e-5 (from layer 100)")
+        return train_case(fine_tune_at, "rmsprop", fl.get("case3_gflop_per_image"),
+                          "augment + forward + BCEWithLogits + backward + RMSprop 1e-5 (from layer %d)"
+                          % fine_tune_at)
 
     def case4():
         return lab(torch, build, augment, a)
@@ -516,13 +663,16 @@ def check_parity(torch, build, a, R):
     import numpy as np
     r = np.load(a.check_parity)
     m = build(True)
+    if a.net != "mobilenetv2":
+        m.load_keras_npz(r)
     with torch.no_grad():
         m.dense.weight.copy_(torch.from_numpy(r["dense_kernel"].T.copy()))
         m.dense.bias.copy_(torch.from_numpy(r["dense_bias"]))
     m.eval()
     x = torch.from_numpy(r["x"]).permute(0, 3, 1, 2)
     with torch.inference_mode():
-        feats = m.features(x / 127.5 - 1.0).permute(0, 2, 3, 1).numpy()
+        pre = x / 127.5 - 1.0 if a.net == "mobilenetv2" else m.preprocess(x)
+        feats = m.features(pre).permute(0, 2, 3, 1).numpy()
         logits = m(x).numpy()
     ref_b, ref_l = r["base_out"], r["logits"]
     err_b = float(np.abs(feats - ref_b).max() / np.abs(ref_b).max())
@@ -532,6 +682,16 @@ def check_parity(torch, build, a, R):
            "logits_torch": logits.ravel().tolist(), "logits_keras": ref_l.ravel().tolist(),
            "ok": err_b < 1e-4 and err_l < 1e-4,
            "definition": "max|torch - keras| / max|keras| over the tensor"}
+    if a.net != "mobilenetv2":
+        # torch trains the layers named like the last stage / block; Keras trains
+        # base.layers[at:]: the same set when every weighted layer is on the same side of `at`
+        names = [str(x) for x in r["layer_names"]]
+        at = C.fine_tune_index(a.net, names)
+        wrong = [n for i, n in enumerate(names) if n in m.features.named
+                 and (i >= at) != n.startswith(m.stage)]
+        out["fine_tune_rule"] = ("layers %s.. = Keras's layers[%d:] (%s)" % (m.stage, at, names[at])
+                                 if not wrong else "differs at %s" % ", ".join(wrong))
+        out["ok"] = out["ok"] and not wrong
     R.d["parity"] = out
     C.log("parity:", out)
     R.write(final=True)

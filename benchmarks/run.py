@@ -97,6 +97,11 @@ def run_child(fw, cases, args, workdir, tag, timeout):
         cmd += ["--mode", "compile"]
     if fw == "onnxruntime" or fw.startswith("openvino"):
         cmd += ["--torch-python", interpreter("pytorch", args)]
+    net = getattr(args, "net", "mobilenetv2")
+    if net != "mobilenetv2":  # issue 21's other bases (networks.py): cases 1-3
+        cmd += ["--net", net]
+        if fw == "onnxruntime" or fw.startswith("openvino"):  # catdog's exporter writes the file
+            cmd += ["--catdog-python", interpreter("catdog", args)]
     if fw.startswith("openvino") and getattr(args, "openvino_sweep", False) and tag in ("c123", "c123_r0"):
         cmd.append("--ov-sweep")
     info["cmd"] = " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
@@ -673,6 +678,11 @@ def write_report(doc, path_md):
         import full_lab
         with open(full) as f:
             L.append("\n".join(full_lab.render(json.load(f))))
+    nets = os.path.join(HERE, "networks.json")
+    if os.path.exists(nets):  # issue 21's bases side by side, cases 1-3 (networks.py)
+        import networks
+        with open(nets) as f:
+            L.append("\n".join(networks.render(json.load(f))))
     tutorial = os.path.join(HERE, "classification_tutorial.json")
     if os.path.exists(tutorial):  # issue 22's tutorial side by side (classification_tutorial.py)
         import classification_tutorial

@@ -9,6 +9,11 @@
 #   benchmarks/.venv-ov     openvino==2026.4.1 + onnx==1.23.2 + numpy (reads the ONNX Runtime
 #                           side's export; onnx is there for exporting when that side did not run)
 # catdog itself runs from the interpreter where it is pip-installed (the system python).
+# networks.py (issue 21's other bases, --net) needs nothing more: its torch side is ResNet50 /
+# VGG16 written with torch.nn in .venv-torch (no torchvision: its resnet50 is v1.5, not Keras's
+# v1, and here it would need torch 2.14.1, a 5.5 GB CUDA build), and ONNX Runtime / OpenVINO
+# read catdog's own ONNX export, made by catdog's interpreter (its `onnx` comes with catdog's
+# [test] or [onnx] extra: `bash scripts/test.sh` installs it).
 #
 # Usage: bash benchmarks/setup.sh [tf|torch|ort|ov|all]   (default all; re-running is a no-op when done)
 set -euo pipefail
