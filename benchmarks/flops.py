@@ -173,6 +173,43 @@ def train_macs(mode, alpha=1.0, size=160, fine_tune_at=100):
             "total": fwd + bwd_data + bwd_w}
 
 
+def catdog_layer_macs(layer):
+    """MACs per image of one catdog layer, from its attributes and (fixed) output shape:
+    Conv2D (groups), DepthwiseConv2D (depth_multiplier), SeparableConv2D, Dense; 0 else."""
+    kind = type(layer).__name__
+    out = getattr(layer, "output_shape", None) or ()
+    if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D") and None in out:
+        raise ValueError(f"{layer.name}: a free input size has no FLOP count")
+    if kind == "Conv2D":
+        kh, kw = layer.kernel_size
+        cin = layer.input_shape[-1] // getattr(layer, "groups", 1)
+        return out[0] * out[1] * out[2] * kh * kw * cin
+    if kind == "DepthwiseConv2D":
+        kh, kw = layer.kernel_size
+        return out[0] * out[1] * out[2] * kh * kw
+    if kind == "SeparableConv2D":
+        kh, kw = layer.kernel_size
+        c = layer.input_shape[-1] * layer.depth_multiplier
+        return out[0] * out[1] * (c * kh * kw + c * out[2])
+    if kind == "Dense":
+        return layer.input_shape[-1] * layer.units
+    return 0
+
+
+def catdog_model_macs(model):
+    """{"forward", "backward_data", "backward_weights", "train"} MACs per image of a catdog
+    model as its trainable flags stand: backward-data runs from the first trainable weighted
+    layer on (in the engine's layer order), backward-weights on the trainable ones."""
+    flat, _ = model._flatten()
+    weighted = [(layer, tr) for layer, _, tr, _ in flat if catdog_layer_macs(layer)]
+    fwd = sum(catdog_layer_macs(l) for l, _ in weighted)
+    first = next((i for i, (l, tr) in enumerate(weighted) if tr and l._weights), len(weighted))
+    bwd_data = sum(catdog_layer_macs(l) for l, _ in weighted[first + 1:])
+    bwd_w = sum(catdog_layer_macs(l) for l, tr in weighted if tr and l._weights)
+    return {"forward": fwd, "backward_data": bwd_data, "backward_weights": bwd_w,
+            "train": fwd + bwd_data + bwd_w}
+
+
 def param_counts(alpha=1.0, size=160, mode=None, fine_tune_at=100, include_head=True):
     layers = mobilenet_v2_layers(alpha, size, include_head)
     total = sum(d["params"] + d["nontrainable"] for d in layers)

@@ -6,7 +6,9 @@ outside them (catdog's plain-C layers, bookkeeping, the Python call).
                                                            [--batch 1] [--calls 300] [--threads 2]
 
 --case predict times predict_on_batch; transfer and fine-tune time train_on_batch with the
-base frozen / unfrozen from layer 100 (bench_catdog.py's cases 2 and 3).
+base frozen / unfrozen from layer 100 (bench_catdog.py's cases 2 and 3). --net resnet50 (vgg16,
+mobilenetv3small, ...) profiles the lab with that base as benchmarks/networks.py times it;
+--model tutorial1|tutorial2 the classification tutorial's models at 180x180.
 
 Runs itself again under LD_PRELOAD=primitive_timer.so, builds the lab's model (ImageNet
 weights from ../shared, as bench_catdog.py), warms up, arms the timer, times `--calls`
@@ -39,15 +41,20 @@ def child(a):
         catdog.config.set_precision(a.precision)
     rng = np.random.default_rng(1)
     if a.model == "lab":
-        model, base = build_lab_model(catdog, C.WEIGHTS_H5)
+        model, base = build_lab_model(catdog, C.WEIGHTS_H5 if a.net == "mobilenetv2" else None,
+                                      a.net)
         compile_frozen(catdog, model)
         if a.case == "fine-tune":
-            unfreeze_and_compile(catdog, model, base)
-        size, y = C.SIZE, rng.integers(0, 2, (a.batch, 1)).astype("float32")
+            unfreeze_and_compile(catdog, model, base, a.net)
+        size, y = C.NETS[a.net]["size"], rng.integers(0, 2, (a.batch, 1)).astype("float32")
     else:
         model = tutorial_model(catdog, a.model == "tutorial2")
         size, y = 180, rng.integers(0, 2, (a.batch,)).astype("float32")
     x = rng.uniform(0, 255, (a.batch, size, size, 3)).astype("float32")
+    import flops
+    macs = flops.catdog_model_macs(model)
+    with open(os.environ["CD_PROFILE_TOTAL"] + ".gflop", "w") as f:  # per call, multiply-adds x 2
+        f.write(repr(2e-9 * a.batch * macs["forward" if a.case == "predict" else "train"]))
     call = (lambda: model.predict_on_batch(x)) if a.case == "predict" else \
         (lambda: model.train_on_batch(x, y))
     for _ in range(max(5, a.calls // 10)):
@@ -86,6 +93,8 @@ def main():
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--net", default="mobilenetv2", help="the lab's base (benchmarks/_common.py NETS; "
+                    "other bases with seeded random weights)")
     ap.add_argument("--model", choices=["lab", "tutorial1", "tutorial2"], default="lab",
                     help="tutorial1/2: the classification tutorial's models at 180x180 "
                          "(--case predict or any training case)")
@@ -103,6 +112,7 @@ def main():
                    CD_PROFILE_TOTAL=os.path.join(tmp, "total"), OMP_NUM_THREADS=str(a.threads))
         subprocess.run([sys.executable, __file__, "--child"] + sys.argv[1:], env=env, check=True)
         total = float(open(os.path.join(tmp, "total")).read())
+        gflop = float(open(os.path.join(tmp, "total.gflop")).read())
         rows = list(csv.DictReader(open(os.path.join(tmp, "t.tsv")), delimiter="\t"))
     by = collections.defaultdict(lambda: [0, 0.0, 0.0, 0])
     for r in rows:
@@ -117,6 +127,11 @@ def main():
     n = a.calls
     print("%s, batch %d, %d threads, %s: %.3f ms per call; %d primitive calls per call (%d "
           "primitives)" % (a.case, a.batch, a.threads, a.precision, 1e3 * total / n, calls // n, len(rows)))
+    conv = sum(v[1] for (kind, _), v in by.items() if kind in ("convolution", "matmul",
+                                                               "inner_product"))
+    print("  %.1f GFLOP per call (convolutions and matmuls): %.0f GFLOP/s over the call, %.0f "
+          "GFLOP/s inside the convolution / matmul primitives (%.1f ms of the call)"
+          % (gflop, gflop * n / total, gflop * n / max(conv, 1e-12), 1e3 * conv / n))
     print("  inside oneDNN %.3f ms (%.0f%%); outside it %.3f ms (%.0f%%: catdog's C layers, "
           "bookkeeping and, before each call's first primitive, the Python call); "
           "unaccounted %.3f ms"
