@@ -9,9 +9,10 @@ as csrc/fuzz/fuzz_decode.c fuzzes the image decoder.
 Targets (catdog.saving is instrumented for coverage):
 
 * `config`: the input picks one of the seed configs (small models written by catdog, the
-  Keras-made cnn_seq.keras, layers_cnn.keras, ops_mnv3.keras, merge_nary.keras and
-  layers_model.keras configs: issue 22's layers, keras.ops arithmetic, Concatenate,
-  Normalization, Resizing, dilation / groups) and a list of mutations (replace
+  Keras-made cnn_seq.keras, layers_cnn.keras, ops_mnv3.keras, merge_nary.keras,
+  layers_model.keras and caffe_free.keras configs: issue 22's layers, keras.ops arithmetic,
+  Concatenate, Normalization, Resizing, dilation / groups, the "caffe" GetItem / Stack / Add
+  of a constant tensor on a free input size) and a list of mutations (replace
   any value in the JSON tree with a number, string, list, object, null, a huge or
   non-finite number, a class name from the registry or outside it; delete a key; duplicate
   a layer), or, for one input in eight, is parsed as raw JSON text; then `model_from_json`.
@@ -75,7 +76,7 @@ MODELS = _seed_models()
 CONFIGS = [json.loads(m.to_json()) for m in MODELS]
 # Keras-made configs: a Sequential CNN, issue 22's layers, tensor arithmetic (keras.ops calls)
 for _name in ("cnn_seq.keras", "layers_cnn.keras", "ops_mnv3.keras", "merge_nary.keras",
-              "layers_model.keras"):
+              "layers_model.keras", "caffe_free.keras"):
     with zipfile.ZipFile(os.path.join(FIX, _name)) as _zf:
         CONFIGS.append(json.loads(_zf.read("config.json")))
 PARTS = [{"metadata.json": '{"keras_version": "3.15.1"}', "config.json": keras_format.to_json(m),
