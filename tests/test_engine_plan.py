@@ -232,7 +232,8 @@ def test_efficientnet_shaped_graph_fuses_swish_and_sigmoid():
     posts = posts_of(g, st)
     assert posts["expand_conv"] == "bn+swish" and posts["dwconv"] == "bn+swish"
     assert posts["se_reduce"] == "swish" and posts["se_expand"] == "logistic"
-    assert posts["project_conv"] == "bn"
+    # the inference-mode Dropout is passed over: the residual Add fuses after it
+    assert posts["project_conv"] == "bn+add"
     x = rng.uniform(-1, 1, (12, 12, 12, 8)).astype(np.float32)
     g.forward(x, False)
     full = g.get_output(g.num_layers() - 1, 12)
@@ -254,3 +255,28 @@ def test_efficientnet_shaped_graph_fuses_swish_and_sigmoid():
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
     assert_blocks_match_layers(model, x[:4])
+
+
+def test_arithmetic_hard_sigmoid_and_hard_swish_fuse_into_the_conv():
+    """Keras's MobileNetV3 writes its gate's hard_sigmoid as `ReLU(6.0)(x + 3.0) * (1.0 / 6.0)`
+    (keras/src/applications/mobilenet_v3.py) and Keras 2's wrote hard_swish as
+    `Multiply()([x, hard_sigmoid(x)])`: a fused inference block takes either as oneDNN's
+    hardsigmoid / hardswish post-op, equal to the layer-by-layer arithmetic within rounding."""
+    catdog.random.set_seed(5)
+    inp = catdog.Input((10, 10, 4))
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False, name="c1")(inp)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.Multiply(name="hs")([x, layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)])
+    g = layers.Conv2D(8, 1, name="gate")(layers.GlobalAveragePooling2D(keepdims=True)(x))
+    g = layers.ReLU(6.0)(g + 3.0) * (1.0 / 6.0)
+    x = layers.Multiply(name="excite")([x, g])
+    model = catdog.Model(inp, layers.Dense(1)(layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(6)
+    randomize_bn(model, rng)
+    graph = model._ensure_graph()
+    posts = posts_of(graph, steps(graph.describe_plan(6, False, _engine.KEEP_LAST)))
+    assert posts == {"c1": "bn+hard_swish", "gate": "hard_sigmoid"}, posts
+    x = rng.uniform(-4, 4, (6, 10, 10, 4)).astype(np.float32)
+    graph.forward(x, False)  # layer by layer: the arithmetic as written
+    full = graph.get_output(graph.num_layers() - 1, 6)
+    np.testing.assert_allclose(model.predict_on_batch(x), full, rtol=1e-5, atol=1e-6)

@@ -88,7 +88,13 @@ static cd_chain chain_of(cd_graph *g, const cd_step *s) {
     memset(&ch, 0, sizeof ch);
     ch.zeropad = s->conv != s->first ? &g->nodes[s->first] : NULL;
     ch.norm = s->norm >= 0 ? &g->nodes[s->norm] : NULL;
-    if (s->act >= 0) ch.act = cd_node_post_op(&g->nodes[s->act]);
+    if (s->hard) { /* Keras's arithmetic hard_sigmoid / hard_swish as one post-op */
+        ch.act.kind = CD_POST_ACT, ch.act.count = 1;
+        ch.act.eltwise[0] = (cd_eltwise){s->hard == 2 ? CD_ELTWISE_HARDSWISH : CD_ELTWISE_HARDSIGMOID,
+                                         1.f / 6.f, 0.5f};
+    } else if (s->act >= 0) {
+        ch.act = cd_node_post_op(&g->nodes[s->act]);
+    }
     ch.add = s->add >= 0;
     if (s->act2 >= 0) ch.act2 = cd_node_post_op(&g->nodes[s->act2]);
     return ch;

@@ -41,6 +41,8 @@ typedef struct {
     int skip;              /* with an add: the Add's other input, or -1 */
     int dw;                /* FUSED: the depthwise tail's conv, or -1 */
     int micro;             /* SEGMENT: samples per micro-batch */
+    int hard;              /* FUSED: its act is Keras's arithmetic hard_sigmoid (1: nodes act..
+                              act + 2) or hard_swish (2: and the Multiply after), else 0 */
 } cd_step;
 
 typedef struct {

@@ -92,7 +92,7 @@ static void plan_grads_and_keep(builder *b) {
 
 /* A chain found after conv c (node indices, -1: absent). */
 typedef struct {
-    int norm, act, add, act2, skip, last;
+    int norm, act, add, act2, skip, last, hard;
 } chain_at;
 
 /* Does node j take the chain on from `prev` (its only reader; in an inference block nothing
@@ -107,6 +107,43 @@ static int continues(const builder *b, int prev, int j, cd_post_kind kind, cd_po
     return op->kind == kind;
 }
 
+/* Keras's arithmetic hard_sigmoid after node `at` (MobileNetV3's `ReLU(6.0)(x + 3.0) * (1.0 /
+ * 6.0)`): at+1 Rescaling(x + 3), at+2 ReLU(6), at+3 Rescaling(x * 1/6), each the only reader
+ * of the one before; hard_swish adds at+4, a Multiply of `at` and at+3 (`layers.Multiply()([x,
+ * hard_sigmoid(x)])`), then at's only readers are at+1 and at+4. A fused inference block runs
+ * either as oneDNN's hardsigmoid / hardswish post-op, x / 6 + 1/2 clipped to [0, 1] (times
+ * x): the same function, rounded differently (a few ulps). Returns 2 (hard_swish), 1
+ * (hard_sigmoid) or 0. */
+static int hard_pattern(const builder *b, int at, int grads) {
+    const cd_graph *g = b->g;
+    const cd_plan *p = b->p;
+    if (at + 3 >= g->num_nodes || p->keep_out[at]) return 0;
+    const cd_node *plus3 = &g->nodes[at + 1], *relu6 = &g->nodes[at + 2], *sixth = &g->nodes[at + 3];
+    float s, o;
+    if (!cd_rescale_of(plus3, &s, &o) || s != 1.f || o != 3.f || plus3->inputs[0] != at) return 0;
+    const cd_post_op r = cd_node_post_op(relu6); /* declared as clip(x, 0, 6) */
+    if (r.kind != CD_POST_ACT || r.count != 1 || r.eltwise[0].alg != CD_ELTWISE_CLIP ||
+        r.eltwise[0].alpha != 0.f || r.eltwise[0].beta != 6.f || relu6->inputs[0] != at + 1)
+        return 0;
+    if (!cd_rescale_of(sixth, &s, &o) || s != 1.f / 6.f || o != 0.f || sixth->inputs[0] != at + 2)
+        return 0;
+    for (int k = at + 1; k <= at + 2; k++)
+        if (p->keep_out[k] || p->last_use[k] != k + 1) return 0;
+    for (int k = at + 1; k <= at + 3; k++)
+        if (grads && p->needs_grad[k]) return 0;
+    if (p->last_use[at] == at + 1) return 1;
+    if (at + 4 >= g->num_nodes || p->last_use[at] != at + 4 || p->keep_out[at + 3] ||
+        p->last_use[at + 3] != at + 4 || (grads && p->needs_grad[at + 4]))
+        return 0;
+    const cd_node *mul = &g->nodes[at + 4]; /* declared as a multiply, of equal shapes */
+    if (cd_node_post_op(mul).kind != CD_POST_MUL || mul->num_inputs != 2 ||
+        !((mul->inputs[0] == at && mul->inputs[1] == at + 3) ||
+          (mul->inputs[0] == at + 3 && mul->inputs[1] == at)) ||
+        cd_shape_size(&mul->shape) != cd_shape_size(&g->nodes[at].shape))
+        return 0;
+    return 2;
+}
+
 /* The post-ops after conv c: [norm (inference mode)] [act] [add (the other input from before
  * `first`) [act]], each the only reader of the one before. Trainable blocks (train) take
  * [norm] [act whose derivative comes from its output] and need no gradient check on them. */
@@ -114,15 +151,26 @@ static chain_at find_chain(const builder *b, int c, int first, int train) {
     const cd_graph *g = b->g;
     const cd_plan *p = b->p;
     const int grads = b->keep == CD_KEEP_FOR_BACKWARD && !train;
-    chain_at ch = {-1, -1, -1, -1, -1, c};
+    chain_at ch = {-1, -1, -1, -1, -1, c, 0};
     cd_post_op op;
     int at = c;
     if (continues(b, at, at + 1, CD_POST_NORM, &op, train) && g->nodes[at + 1].inputs[0] == at &&
         !cd_node_mode(&g->nodes[at + 1], b->training) && !(grads && p->needs_grad[at + 1]))
         ch.norm = ++at;
+    const int hard = train ? 0 : hard_pattern(b, at, grads);
+    if (hard) { /* [norm] -> hard_sigmoid / hard_swish: the chain ends with it */
+        ch.act = at + 1, ch.hard = hard;
+        ch.last = at + (hard == 2 ? 4 : 3);
+        return ch;
+    }
     if (continues(b, at, at + 1, CD_POST_ACT, &op, train) && !(grads && p->needs_grad[at + 1]) &&
         (!train || op.count == 0 || op.grad_from_output))
         ch.act = ++at;
+    /* a Dropout in inference mode (EfficientNet's stochastic depth before its Add) is the
+     * identity: the block passes over it, writing what the Dropout would have copied */
+    if (!train && continues(b, at, at + 1, CD_POST_DROP, &op, 0) &&
+        !cd_node_mode(&g->nodes[at + 1], b->training) && !(grads && p->needs_grad[at + 1]))
+        ++at;
     if (!train && continues(b, at, at + 1, CD_POST_ADD, &op, 0) && !(grads && p->needs_grad[at + 1])) {
         const cd_node *add = &g->nodes[at + 1];
         const int other = add->inputs[0] == at ? add->inputs[1] : add->inputs[0];
@@ -142,7 +190,7 @@ static chain_at find_chain(const builder *b, int c, int first, int train) {
 static chain_at fusion_at(const builder *b, int c, int first) {
     const cd_graph *g = b->g;
     const cd_plan *p = b->p;
-    chain_at none = {-1, -1, -1, -1, -1, -1};
+    chain_at none = {-1, -1, -1, -1, -1, -1, 0};
     if (b->keep == CD_KEEP_ALL || !has(g, c, CD_OP_CONV)) return none;
     /* gradients only matter to a forward that a backward will follow */
     const int grads = b->keep == CD_KEEP_FOR_BACKWARD;
@@ -154,7 +202,7 @@ static chain_at fusion_at(const builder *b, int c, int first) {
 /* Can conv i run as a trainable block in a training forward: conv [norm] [act]? */
 static chain_at train_fusion_at(const builder *b, int i) {
     const cd_graph *g = b->g;
-    chain_at none = {-1, -1, -1, -1, -1, -1};
+    chain_at none = {-1, -1, -1, -1, -1, -1, 0};
     if (b->keep != CD_KEEP_FOR_BACKWARD || !has(g, i, CD_OP_CONV)) return none;
     const cd_node *conv = &g->nodes[i];
     if (!cd_node_trains(conv) || !cd_conv_trainable_fits(conv)) return none;
@@ -169,6 +217,8 @@ static int dw_tail_at(const builder *b, int c, int last, chain_at *dw_chain) {
     const cd_graph *g = b->g;
     const cd_plan *p = b->p;
     if (cd_get_precision() == CD_PRECISION_BF16) return -1;
+    /* the tail reads the block's activation (a Dropout passed over would look like a pad) */
+    if (cd_node_post_op(&g->nodes[last]).kind == CD_POST_DROP) return -1;
     int j = last + 1;
     if (p->keep_out[last] || p->last_use[last] != j || j >= g->num_nodes) return -1;
     const cd_node *zeropad = NULL;
@@ -195,7 +245,7 @@ static int dw_tail_at(const builder *b, int c, int last, chain_at *dw_chain) {
 
 static cd_step *add_step(cd_plan *p, cd_step_kind kind, int first, int last) {
     cd_step *s = &p->steps[p->num_steps++];
-    *s = (cd_step){kind, first, last, -1, -1, -1, -1, -1, -1, -1, 0};
+    *s = (cd_step){kind, first, last, -1, -1, -1, -1, -1, -1, -1, 0, 0};
     return s;
 }
 
@@ -233,7 +283,7 @@ static void plan_steps(builder *b) {
             last = dw_chain.last; /* ... -> [pad] depthwise -> norm -> act */
         cd_step *s = add_step(p, train ? CD_STEP_TRAIN : CD_STEP_FUSED, i, last);
         s->conv = c, s->norm = ch.norm, s->act = ch.act, s->add = ch.add, s->act2 = ch.act2;
-        s->skip = ch.skip, s->dw = dw;
+        s->skip = ch.skip, s->dw = dw, s->hard = ch.hard;
         i = last;
     }
     for (int k = 0; k < p->num_steps; k++)
@@ -474,7 +524,8 @@ size_t cd_plan_describe(const cd_graph *g, const cd_plan *p, char *buf, size_t s
                 sep = "+";
             }
             if (s->act >= 0) {
-                PUT("%s%s", sep, act_name(&g->nodes[s->act]));
+                PUT("%s%s", sep, s->hard ? (s->hard == 2 ? "hard_swish" : "hard_sigmoid")
+                                         : act_name(&g->nodes[s->act]));
                 sep = "+";
             }
             if (s->add >= 0) {

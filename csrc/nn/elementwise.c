@@ -121,6 +121,12 @@ const cd_layer_ops cd_rescale_ops = {
     .hp_size = sizeof(rescale_hp), .build = rescale_build, .forward = rescale_forward,
     .backward = rescale_backward,
 };
+int cd_rescale_of(const cd_node *node, float *scale, float *offset) {
+    if (node->ops != &cd_rescale_ops) return 0;
+    const rescale_hp *hp = node->hp;
+    *scale = hp->scale, *offset = hp->offset;
+    return 1;
+}
 
 /* ---- Add: y = x0 + x1 + ... summed left to right (Keras's Add: output = inputs[0], then
  * output + inputs[i]); the gradient goes unchanged to every input. Any number of inputs of
@@ -426,8 +432,14 @@ static cd_status dropout_backward(cd_node *node, const cd_io *io) {
     }
     return CD_OK;
 }
+/* In inference mode a Dropout is the identity: a fused inference block passes over it. */
+static int dropout_post_op(const cd_node *node, cd_post_op *op) {
+    (void)node;
+    op->kind = CD_POST_DROP;
+    return 1;
+}
 const cd_layer_ops cd_dropout_ops = {
     .name = "Dropout", .flags = 0, .min_inputs = 1, .max_inputs = 1,
     .hp_size = sizeof(dropout_hp), .build = dropout_build, .forward = dropout_forward,
-    .backward = dropout_backward,
+    .backward = dropout_backward, .post_op = dropout_post_op,
 };

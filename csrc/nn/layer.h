@@ -155,6 +155,8 @@ typedef enum {
                                  (0: identity; SELU is ELU then LINEAR) */
     CD_POST_ADD,              /* + another tensor of the output's shape (a residual Add) */
     CD_POST_MUL,              /* * another tensor (same shape or one value per channel) */
+    CD_POST_DROP,             /* the identity in inference mode (Dropout): an inference chain
+                                 passes over it, so the Add after it still fuses */
 } cd_post_kind;
 
 typedef struct {
@@ -201,6 +203,10 @@ struct cd_layer_ops {
 static inline unsigned cd_node_flags(const cd_node *node) {
     return node->ops->node_flags ? node->ops->node_flags(node) : node->ops->flags;
 }
+
+/* 1 with its scale and offset when `node` is a Rescaling (y = x * scale + offset), else 0: the
+ * planner reads Keras's arithmetic hard_sigmoid / hard_swish (x + 3, ReLU(6), * 1/6) by it. */
+int cd_rescale_of(const cd_node *node, float *scale, float *offset);
 
 /* The node's post-op declaration (kind CD_POST_NONE when it is none). */
 static inline cd_post_op cd_node_post_op(const cd_node *node) {
