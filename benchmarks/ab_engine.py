@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 CASES = ("predict_b32", "predict_b1", "transfer_step", "finetune_step")
 
 
-def worker(precision, weights, threads):
+def worker(precision, weights, threads, net="mobilenetv2"):
     """Time each case in this interpreter's catdog; print one JSON line of ms per case."""
     import numpy as np
 
@@ -38,7 +38,11 @@ def worker(precision, weights, threads):
     catdog.set_num_threads(threads)
     if precision != "fp32":
         catdog.config.set_precision(precision)
-    model, base = B.build_lab_model(catdog, weights)
+    if net == "mobilenetv2":
+        model, base = B.build_lab_model(catdog, weights)
+    else:  # another base (benchmarks/_common.py NETS): seeded random weights, its size
+        model, base = B.build_lab_model(catdog, None, net)
+        C.SIZE = C.NETS[net]["size"]
     B.compile_frozen(catdog, model)
     x32, y32 = B.random_batch(C.BATCH)
     x1, _ = B.random_batch(1, seed=1)
@@ -57,16 +61,16 @@ def worker(precision, weights, threads):
     out["predict_b32"] = per_call(lambda: model.predict_on_batch(x32), 3, 15)
     out["predict_b1"] = per_call(lambda: model.predict_on_batch(x1), 10, 60)
     out["transfer_step"] = per_call(lambda: model.train_on_batch(x32, y32), 3, 12)
-    B.unfreeze_and_compile(catdog, model, base)
+    B.unfreeze_and_compile(catdog, model, base, net)
     out["finetune_step"] = per_call(lambda: model.train_on_batch(x32, y32), 3, 12)
     print(json.dumps(out))
     sys.stdout.flush()
     del np
 
 
-def run_side(python, precision, weights, threads):
+def run_side(python, precision, weights, threads, net="mobilenetv2"):
     cmd = [python, os.path.abspath(__file__), "--worker", "--precision", precision,
-           "--weights", weights, "--threads", str(threads)]
+           "--weights", weights, "--threads", str(threads), "--net", net]
     env = dict(os.environ, PYTHONPATH="")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
     if res.returncode != 0:
@@ -97,9 +101,11 @@ def main():
         HERE, "..", "..", "shared", "weights",
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--net", default="mobilenetv2",
+                    help="the lab's base (benchmarks/_common.py NETS; others: random weights)")
     a = ap.parse_args()
     if a.worker:
-        worker(a.precision, a.weights, a.threads)
+        worker(a.precision, a.weights, a.threads, a.net)
         return
     if not (a.a and a.b):
         ap.error("--a and --b name the two builds' interpreters")
@@ -109,7 +115,7 @@ def main():
         order = ("A", "B") if r % 2 == 0 else ("B", "A")
         for p in precisions:
             for side in order:
-                res = run_side(a.a if side == "A" else a.b, p, a.weights, a.threads)
+                res = run_side(a.a if side == "A" else a.b, p, a.weights, a.threads, a.net)
                 runs[p][side].append(res)
                 print(f"round {r + 1} {p} {side}: " +
                       ", ".join(f"{c} {res[c]:.2f} ms" for c in CASES), flush=True)
@@ -128,7 +134,8 @@ def main():
                        "machine": platform.processor() or platform.machine(),
                        "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0]
                        .strip(" :\t") if os.path.exists("/proc/cpuinfo") else "?",
-                       "rounds": a.rounds, "threads": a.threads, "summary": summary,
+                       "rounds": a.rounds, "threads": a.threads, "net": a.net,
+                       "summary": summary,
                        "runs": runs}, f, indent=1)
 
 
