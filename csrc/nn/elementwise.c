@@ -218,11 +218,16 @@ static cd_status multiply_forward(cd_node *node, const cd_io *io) {
         for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
         return CD_OK;
     }
-    const int c = node->shape.c;
-    const size_t per_sample = cd_node_sample_size(node);
+    /* rows of c channels: row r is sample r / positions; the channel loop vectorises */
+    const size_t c = (size_t)node->shape.c, positions = cd_node_sample_size(node) / c;
+    const long rows = (long)(n / c);
     const float *x = io->in[f], *s = io->in[g];
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] * s[(i / per_sample) * c + i % c];
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * c, *gate = s + (size_t)r / positions * c;
+        float *yr = y + (size_t)r * c;
+        for (size_t k = 0; k < c; k++) yr[k] = xr[k] * gate[k];
+    }
     return CD_OK;
 }
 static cd_status multiply_backward(cd_node *node, const cd_io *io) {
@@ -244,13 +249,18 @@ static cd_status multiply_backward(cd_node *node, const cd_io *io) {
     const int c = node->shape.c;
     const size_t per_sample = cd_node_sample_size(node), positions = per_sample / (size_t)c;
     const float *x = io->in[f], *s = io->in[g];
-    if (io->dx[f]) { /* d full = dy * gate */
+    if (io->dx[f]) { /* d full = dy * gate, by rows of c channels as forward */
         float *dx = io->dx[f];
         const int acc = io->acc[f];
+        const long rows = (long)(n / (size_t)c);
 #pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float v = dy[i] * s[(i / per_sample) * c + i % c];
-            dx[i] = acc ? dx[i] + v : v;
+        for (long r = 0; r < rows; r++) {
+            const float *dyr = dy + (size_t)r * c, *gate = s + (size_t)r / positions * c;
+            float *dxr = dx + (size_t)r * c;
+            if (acc)
+                for (int k = 0; k < c; k++) dxr[k] += dyr[k] * gate[k];
+            else
+                for (int k = 0; k < c; k++) dxr[k] = dyr[k] * gate[k];
         }
     }
     if (io->dx[g]) { /* d gate = sum over positions of dy * full, in double */
