@@ -4,11 +4,12 @@ EfficientNetB0 on every side.
 
     python benchmarks/networks.py [--nets resnet50,vgg16,mobilenetv3small,mobilenetv3large,efficientnetb0]
                                   [--frameworks catdog,tensorflow,pytorch,pytorch-compile,onnxruntime,openvino]
-                                  [--repeats 3] [--threads 2] [--quick] [--no-parity]
+                                  [--repeats 3] [--rounds 1] [--threads 2] [--quick] [--no-parity]
     python benchmarks/networks.py --report-only      # re-render from networks.json
 
 Each side is run.py's child for that framework with `--net NAME --cases 1,2,3` (one process
-per side per network; the sides' order rotates from network to network): the lab's model
+per side per network and round; the sides' order rotates from network to network and from round
+to round, and with --rounds N each case is the median over the N rounds): the lab's model
 (RandomFlip + RandomRotation, the base called with training=False, GAP, Dropout(0.2),
 Dense(1)) on that base at 160x160 (Keras's minimum for every one of these no-top bases is 32:
 none needs 224), seeded random weights (no ImageNet files for these here), fine-tuned from
@@ -69,6 +70,8 @@ def main():
     ap.add_argument("--nets", default=",".join(NETS))
     ap.add_argument("--frameworks", default=",".join(SIDES))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every side this many times, interleaved; medians over the rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="few iterations: proves every side runs")
     ap.add_argument("--no-parity", action="store_true")
@@ -104,24 +107,36 @@ def main():
         child.net = net
         rec = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "commit": run.git_commit(), "machine": machine, "platform": run.platform.platform(),
-               "threads": a.threads, "repeats": a.repeats, "quick": a.quick,
+               "threads": a.threads, "repeats": a.repeats, "rounds": a.rounds, "quick": a.quick,
                "iters": C.settings(a.quick, net), "size": C.NETS[net]["size"],
                "fine_tune_at": C.NETS[net]["fine_tune_at"],
                "command": "python benchmarks/networks.py " + " ".join(sys.argv[1:]),
                "loadavg_start": run.loadavg(), "workdir": os.path.relpath(workdir, ROOT),
                "frameworks_order": fws, "frameworks": {}}
-        order = fws[k % len(fws):] + fws[:k % len(fws)]
-        for f in order:
+        for f in fws:
             r = rec["frameworks"][f] = {"available": True, "reason": None, "cases": {}, "errors": {},
                                         "processes": [], "versions": {}}
             if f in TORCH and net not in C.TORCH_NETS:
                 r.update(available=False, reason="no faithful torch version of Keras's %s "
                          "(torchvision's differs): not run" % C.NETS[net]["builder"])
-                continue
-            cases = ",".join(c for c in ("1", "2", "3") if run.runs_case(f, c))
-            res, info = run.run_child(f, cases, child, workdir, net, a.timeout)
-            run.merge(rec["frameworks"], f, res, info)
-            print("[networks] %-16s %-15s %s" % (net, f, summary_line(rec["frameworks"][f])), flush=True)
+        # Rounds interleave the sides: each round runs every side once, the order rotating, so
+        # a drift of the host's speed (up to 30% within minutes here) falls on every side.
+        per_round = {f: [] for f in fws}
+        for i in range(a.rounds):
+            shift = (k + i) % len(fws)
+            for f in fws[shift:] + fws[:shift]:
+                if not rec["frameworks"][f]["available"]:
+                    continue
+                cases = ",".join(c for c in ("1", "2", "3") if run.runs_case(f, c))
+                tag = net if a.rounds == 1 else "%s_r%d" % (net, i)
+                res, info = run.run_child(f, cases, child, workdir, tag, a.timeout)
+                run.merge(rec["frameworks"], f, res, info)
+                per_round[f].append(res.get("cases", {}))
+                print("[networks] %-16s %-15s %s%s" % (net, f, summary_line(rec["frameworks"][f]),
+                      "" if a.rounds == 1 else " (round %d)" % (i + 1)), flush=True)
+        if a.rounds > 1:
+            for f, rounds in per_round.items():
+                run.combine_rounds(rec["frameworks"][f], rounds)
         if not a.no_parity and net in C.TORCH_NETS and "tensorflow" in fws and "pytorch" in fws:
             print("[networks] parity %s: Keras vs torch.nn on the same weights" % net, flush=True)
             rec["parity"] = parity(net, child, workdir)
@@ -299,10 +314,13 @@ def render(doc):
         m = rec["machine"]
         it = rec["iters"]
         L.append("  Run %s, commit `%s`, %s (%s logical CPUs), %d threads per side, %d repeats of %d "
-                 "steps (batch 1: %d) after %d (%d) warm-up; load average %.2f → %.2f; %.0f s."
+                 "steps (batch 1: %d) after %d (%d) warm-up%s; load average %.2f → %.2f; %.0f s."
                  % (rec["date"], rec["commit"][:12], m["model"], m["logical_cpus"], rec["threads"],
                     min(rec["repeats"], it["max_repeats"] or rec["repeats"]), it["iters"], it["iters1"],
-                    it["warmup"], it["warmup1"], (rec.get("loadavg_start") or [0])[0],
+                    it["warmup"], it["warmup1"],
+                    "" if rec.get("rounds", 1) == 1 else
+                    ", in %d rounds interleaving the sides (medians over the rounds)" % rec["rounds"],
+                    (rec.get("loadavg_start") or [0])[0],
                     (rec.get("loadavg_end") or [0])[0], rec.get("total_s", 0)))
         vs = {f: R[f].get("versions", {}) for f in SIDES if f in R and R[f].get("available")}
         if "catdog" in vs and vs["catdog"].get("source"):
