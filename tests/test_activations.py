@@ -40,6 +40,20 @@ def test_activation_matches_keras(name):
     assert_close_rel(dx.reshape(x.shape), IO[f"dx/{name}"], GRAD_REL, f"{name} gradient")
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_gradient_adds_to_a_shared_input(name):
+    """The activation's input also feeds an Add, so its backward adds to a gradient already
+    there (acc), through the oneDNN kernels (sigmoid, tanh, silu, gelu) as through the C ones:
+    d/dx sum((f(x) + x) * dy) = Keras's dx + dy. Two batch sizes, so two prepared states."""
+    inputs = catdog.Input(IO["x"].shape[1:])
+    r = layers.Rescaling(1.0)(inputs)
+    model = catdog.Model(inputs, layers.Add()([layers.Activation(name)(r), r]))
+    for k in (len(IO["x"]), 1):
+        x, dy = IO["x"][:k], IO[f"dy/{name}"][:k]
+        dx = input_gradient(model, x, dy).reshape(x.shape)
+        assert_close_rel(dx, IO[f"dx/{name}"][:k] + dy, GRAD_REL, f"{name} accumulated gradient")
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "linear"])
 def test_activation_gradient_by_finite_differences(name):
     """Central differences in float64 of the engine's own forward at points away from the

@@ -18,11 +18,17 @@
  *   softplus    log(1 + exp(x))                  dy * s
  *   softmax     exp(x - max) / sum               y * (dy - sum(dy * y))  (over channels)
  *   linear      x                                dy
- * The backward reads the input x (every function but softmax, which reads its output). */
+ * The backward reads the input x (every function but softmax, which reads its output).
+ * sigmoid, tanh, silu and gelu run as oneDNN's eltwise primitives (the same definitions,
+ * nn/eltwise.h), prepared per batch size: their JIT kernels vectorise exp, erf and tanh where
+ * the loops below call libm once per element. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/vec.h"
+#include "nn/eltwise.h"
 #include "nn/layer.h"
 
 typedef struct {
@@ -112,9 +118,40 @@ static void softmax_rows(const float *x, float *y, size_t rows, int c) {
     }
 }
 
+static int activation_post_op(const cd_node *node, cd_post_op *op);
+
+/* The functions run by oneDNN (their libm calls do not vectorise in plain C). Not elu and
+ * softplus: oneDNN computes them as exp(x) - 1 and log(1 + exp(x)), which lose the relative
+ * accuracy of TF's expm1 / log1p near 0 and for negative x (1e-5 and 0.1 relative measured). */
+static int on_onednn(int f) {
+    return f == CD_ACTIVATION_SIGMOID || f == CD_ACTIVATION_TANH || f == CD_ACTIVATION_SILU ||
+           f == CD_ACTIVATION_GELU;
+}
+
+static void activation_release(cd_node *node) {
+    cd_eltwise_prims *p = node->state;
+    if (!p) return;
+    cd_eltwise_release(p);
+    free(p);
+    node->state = NULL;
+}
+
+/* node->state: the eltwise primitives over n samples (NULL for the plain-C functions). */
+static cd_status activation_prepare(cd_node *node, const cd_shape *in, int n) {
+    (void)in;
+    if (!on_onednn(((const activation_hp *)node->hp)->function)) return CD_OK;
+    cd_post_op op;
+    activation_post_op(node, &op);
+    cd_eltwise_prims *p = calloc(1, sizeof *p);
+    if (!p) return cd_fail(CD_ERR_MEMORY, "out of memory preparing '%s'", node->name);
+    node->state = p;
+    return cd_eltwise_prepare(p, op.eltwise[0], (size_t)n * cd_node_sample_size(node), node->name);
+}
+
 static cd_status activation_forward(cd_node *node, const cd_io *io) {
     const int f = ((const activation_hp *)node->hp)->function;
     const size_t n = (size_t)io->n * cd_node_sample_size(node);
+    if (node->state) return cd_eltwise_forward(node->state, io->in[0], io->out, node->name);
     if (f == CD_ACTIVATION_SOFTMAX) {
         softmax_rows(io->in[0], io->out, n / (size_t)node->shape.c, node->shape.c);
         return CD_OK;
@@ -132,6 +169,12 @@ static cd_status activation_backward(cd_node *node, const cd_io *io) {
     const int f = ((const activation_hp *)node->hp)->function, acc = io->acc[0];
     const size_t n = (size_t)io->n * cd_node_sample_size(node);
     const float *dy = io->dout;
+    if (node->state) { /* accumulate: the gradient into scratch, then added */
+        float *target = acc ? io->scratch : dx;
+        CD_TRY(cd_eltwise_backward(node->state, io->in[0], dy, target, node->name));
+        if (acc) cd_add_inplace(dx, target, n);
+        return CD_OK;
+    }
     if (f == CD_ACTIVATION_SOFTMAX) {
         const int c = node->shape.c;
         const size_t rows = n / (size_t)c;
@@ -188,6 +231,7 @@ static int activation_post_op(const cd_node *node, cd_post_op *op) {
 const cd_layer_ops cd_activation_ops = {
     .name = "Activation", .flags = 0, .node_flags = activation_flags, .min_inputs = 1,
     .max_inputs = 1, .hp_size = sizeof(activation_hp), .build = activation_build,
-    .forward = activation_forward, .backward = activation_backward,
+    .prepare = activation_prepare, .forward = activation_forward,
+    .backward = activation_backward, .release = activation_release,
     .post_op = activation_post_op,
 };

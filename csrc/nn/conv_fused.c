@@ -42,6 +42,7 @@
 #include "core/runtime.h"
 #include "core/vec.h"
 #include "nn/conv_fused.h"
+#include "nn/eltwise.h"
 
 /* A convolution's kernel and bias with its BN folded in: the folded kernel is computed in
  * Keras layout (w_user) and reordered into the primitive's format (w). */
@@ -137,29 +138,12 @@ void cd_conv_fused_release(cd_node *conv) {
 
 static dnnl_data_type_t dt(int bf16) { return bf16 ? dnnl_bf16 : dnnl_f32; }
 
-static dnnl_alg_kind_t dnnl_alg(cd_eltwise_alg a) {
-    switch (a) {
-    case CD_ELTWISE_RELU: return dnnl_eltwise_relu;
-    case CD_ELTWISE_CLIP: return dnnl_eltwise_clip_v2;
-    case CD_ELTWISE_LOGISTIC: return dnnl_eltwise_logistic;
-    case CD_ELTWISE_TANH: return dnnl_eltwise_tanh;
-    case CD_ELTWISE_SWISH: return dnnl_eltwise_swish;
-    case CD_ELTWISE_GELU_ERF: return dnnl_eltwise_gelu_erf;
-    case CD_ELTWISE_ELU: return dnnl_eltwise_elu;
-    case CD_ELTWISE_LINEAR: return dnnl_eltwise_linear;
-    case CD_ELTWISE_SOFT_RELU: return dnnl_eltwise_soft_relu;
-    case CD_ELTWISE_HARDSIGMOID: return dnnl_eltwise_hardsigmoid;
-    case CD_ELTWISE_HARDSWISH: return dnnl_eltwise_hardswish;
-    }
-    return dnnl_alg_kind_undef;
-}
-
 /* An activation's eltwise steps appended to the post-ops (none when it is absent). */
 static dnnl_status_t append_act(dnnl_post_ops_t po, const cd_post_op *act) {
     if (act->kind != CD_POST_ACT) return dnnl_success;
     for (int k = 0; k < act->count; k++) {
         const cd_eltwise *e = &act->eltwise[k];
-        dnnl_status_t st = dnnl_post_ops_append_eltwise(po, dnnl_alg(e->alg), e->alpha, e->beta);
+        dnnl_status_t st = dnnl_post_ops_append_eltwise(po, cd_eltwise_dnnl_alg(e->alg), e->alpha, e->beta);
         if (st != dnnl_success) return st;
     }
     return dnnl_success;
