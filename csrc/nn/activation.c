@@ -54,7 +54,12 @@ static unsigned activation_flags(const cd_node *node) {
 
 static inline float sigmoidf(float x) { return 1.f / (1.f + expf(-x)); }
 
-static inline float relu6f(float x) { return fminf(fmaxf(x, 0.f), 6.f); }
+/* min(max(x, 0), 6) without libm's fminf / fmaxf calls (NaN gives 0, as theirs), so the
+ * loops over it vectorise. */
+static inline float relu6f(float x) {
+    const float v = x > 0.f ? x : 0.f;
+    return v < 6.f ? v : 6.f;
+}
 
 static inline float apply(int f, float x) {
     switch (f) {
@@ -158,6 +163,21 @@ static cd_status activation_forward(cd_node *node, const cd_io *io) {
     }
     const float *x = io->in[0];
     float *y = io->out;
+    /* one loop per libm-free function, so the switch in apply() folds and the loop vectorises */
+#define FORWARD_LOOP(F)                                                       \
+    case F: {                                                                 \
+        _Pragma("omp parallel for schedule(static) if (n > 65536)")          \
+        for (size_t i = 0; i < n; i++) y[i] = apply(F, x[i]);                 \
+        return CD_OK;                                                         \
+    }
+    switch (f) {
+        FORWARD_LOOP(CD_ACTIVATION_RELU)
+        FORWARD_LOOP(CD_ACTIVATION_RELU6)
+        FORWARD_LOOP(CD_ACTIVATION_HARD_SIGMOID)
+        FORWARD_LOOP(CD_ACTIVATION_HARD_SILU)
+    default: break;
+    }
+#undef FORWARD_LOOP
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = apply(f, x[i]);
     return CD_OK;
@@ -192,6 +212,23 @@ static cd_status activation_backward(cd_node *node, const cd_io *io) {
         return CD_OK;
     }
     const float *x = io->in[0];
+#define BACKWARD_LOOP(F)                                                      \
+    case F: {                                                                 \
+        _Pragma("omp parallel for schedule(static) if (n > 65536)")          \
+        for (size_t i = 0; i < n; i++) {                                      \
+            const float g = dy[i] * slope(F, x[i]);                           \
+            dx[i] = acc ? dx[i] + g : g;                                      \
+        }                                                                     \
+        return CD_OK;                                                         \
+    }
+    switch (f) {
+        BACKWARD_LOOP(CD_ACTIVATION_RELU)
+        BACKWARD_LOOP(CD_ACTIVATION_RELU6)
+        BACKWARD_LOOP(CD_ACTIVATION_HARD_SIGMOID)
+        BACKWARD_LOOP(CD_ACTIVATION_HARD_SILU)
+    default: break;
+    }
+#undef BACKWARD_LOOP
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         const float g = dy[i] * slope(f, x[i]);
