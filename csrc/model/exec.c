@@ -181,6 +181,9 @@ static cd_status run_segment(cd_graph *g, const float *x, int cut, const void *c
     const int n = g->batch;
     const cd_plan *plan = g->plan;
     const int from = cut > 0 ? cut + 1 : 0;
+    if (micro < 1) /* the loop below would never advance: a planner bug, refused */
+        return cd_fail(CD_ERR_STATE, "internal error: a plan segment of %d samples per "
+                       "micro-batch", micro);
     cd_rt *input = &g->rt[0];
     /* the input layer is read in place from x unless something after the prefix reads it */
     const int input_in_place = !plan->keep_out[0] && plan->last_use[0] <= p;
