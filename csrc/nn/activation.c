@@ -127,7 +127,7 @@ static int activation_post_op(const cd_node *node, cd_post_op *op);
 
 /* The functions run by oneDNN (their libm calls do not vectorise in plain C). Not elu and
  * softplus: oneDNN computes them as exp(x) - 1 and log(1 + exp(x)), which lose the relative
- * accuracy of TF's expm1 / log1p near 0 and for negative x (1e-5 and 0.1 relative measured). */
+ * accuracy of TF's expm1 / log1p near 0 and for negative x (benchmarks/ANALYSIS.md). */
 static int on_onednn(int f) {
     return f == CD_ACTIVATION_SIGMOID || f == CD_ACTIVATION_TANH || f == CD_ACTIVATION_SILU ||
            f == CD_ACTIVATION_GELU;
