@@ -18,26 +18,16 @@ import pytest
 import catdog
 from catdog import applications, layers
 from conftest import assert_close_rel
+from free_size_model import SIZES, build
 from test_applications_weights import _serve
 from test_weights_download import LocalServer, sandbox  # noqa: F401  (autouse: CATDOG_HOME in tmp)
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "keras", "free_size.npz")
-SIZES = [(33, 33), (40, 40), (37, 50)]
 
 
 def free_model(shape=(None, None, 3)):
-    """The fixture's model (make_free_size_fixtures.build), on `shape`."""
-    inp = catdog.Input(shape)
-    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv1")(inp)
-    x = layers.DepthwiseConv2D(5, strides=2, padding="same", use_bias=False, name="dw")(x)
-    x = layers.BatchNormalization(name="bn")(x)
-    x = layers.ReLU(name="relu")(x)
-    p = layers.MaxPooling2D(3, strides=2, padding="same", name="pool")(x)
-    a = layers.Conv2D(6, 3, padding="same", name="conv2")(p)
-    b = layers.Conv2D(6, 1, padding="valid", name="proj")(p)
-    x = layers.Add(name="add")([a, b])
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    return catdog.Model(inp, layers.Dense(1, name="head")(x), name="free")
+    """The fixture's model (tests/free_size_model.py), on `shape`."""
+    return build(layers, catdog.Input, catdog.Model, shape)
 
 
 @pytest.fixture(scope="module")
