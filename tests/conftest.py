@@ -71,3 +71,21 @@ def training_step_gradients(model, x, y):
             if t:
                 grads[f"{layer.name}/{name}"] = g.get_gradient(model._graph_index[id(layer)], w)
     return grads
+
+
+def write_image_folders(root, per_split, size, red_shift=0):
+    """Random RGB PNGs in root/<split>/{cats,dogs}/<i>.png, per_split {split: images per
+    class}, size x size, drawn in that order from default_rng(5); class c's red channel
+    shifted by red_shift * c (clipped) so the classes differ. Returns root."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    for split, per_class in per_split.items():
+        for c, cls in enumerate(("cats", "dogs")):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                if red_shift:
+                    rgb[..., 0] = np.clip(rgb[..., 0].astype(int) + red_shift * c, 0, 255)
+                Image.fromarray(rgb).save(root / split / cls / f"{i}.png")
+    return root

@@ -15,7 +15,7 @@ import pytest
 import catdog
 from catdog import layers
 from catdog.lab import BASES
-from conftest import training_step_gradients
+from conftest import training_step_gradients, write_image_folders
 
 SIZE = 64
 FAMILIES = ["resnet50", "vgg16", "mobilenetv3small", "mobilenetv3large", "efficientnetb0"]
@@ -84,17 +84,7 @@ def bf16():
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("families")
-    rng = np.random.default_rng(5)
-    for split, per_class in (("train", 8), ("val", 12)):
-        for c, cls in enumerate(("cats", "dogs")):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(per_class):
-                rgb = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-                Image.fromarray(rgb).save(root / split / cls / f"{i}.png")
-    return root
+    return write_image_folders(tmp_path_factory.mktemp("families"), {"train": 8, "val": 12}, 48)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -6,7 +6,7 @@ import pytest
 
 import catdog
 from catdog import _engine, callbacks, layers
-from conftest import SHARED_WEIGHTS, needs_shared_weights
+from conftest import SHARED_WEIGHTS, needs_shared_weights, write_image_folders
 
 SIZE = 32
 pytestmark = needs_shared_weights  # ImageNet weights: features that differ image to image
@@ -14,18 +14,8 @@ pytestmark = needs_shared_weights  # ImageNet weights: features that differ imag
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("fc")
-    rng = np.random.default_rng(5)
-    for split, per_class in (("train", 24), ("val", 20)):
-        for c, cls in enumerate(("cats", "dogs")):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(per_class):
-                rgb = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
-                rgb[..., 0] = np.clip(rgb[..., 0].astype(int) + 60 * c, 0, 255)
-                Image.fromarray(rgb).save(root / split / cls / f"{i}.png")
-    return root
+    return write_image_folders(tmp_path_factory.mktemp("fc"), {"train": 24, "val": 20}, 40,
+                               red_shift=60)
 
 
 def datasets(folders):
