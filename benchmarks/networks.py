@@ -119,21 +119,19 @@ def main():
             if f in TORCH and net not in C.TORCH_NETS:
                 r.update(available=False, reason="no faithful torch version of Keras's %s "
                          "(torchvision's differs): not run" % C.NETS[net]["builder"])
-        # Rounds interleave the sides: each round runs every side once, the order rotating, so
-        # a drift of the host's speed (up to 30% within minutes here) falls on every side.
+        # Rounds interleave the sides (each runs once per round, the order rotating, starting
+        # one side later per network), so a drift of the host's speed falls on every side.
         per_round = {f: [] for f in fws}
-        for i in range(a.rounds):
-            shift = (k + i) % len(fws)
-            for f in fws[shift:] + fws[:shift]:
-                if not rec["frameworks"][f]["available"]:
-                    continue
-                cases = ",".join(c for c in ("1", "2", "3") if run.runs_case(f, c))
-                tag = net if a.rounds == 1 else "%s_r%d" % (net, i)
-                res, info = run.run_child(f, cases, child, workdir, tag, a.timeout)
-                run.merge(rec["frameworks"], f, res, info)
-                per_round[f].append(res.get("cases", {}))
-                print("[networks] %-16s %-15s %s%s" % (net, f, summary_line(rec["frameworks"][f]),
-                      "" if a.rounds == 1 else " (round %d)" % (i + 1)), flush=True)
+        for i, f in run.rotations(fws, a.rounds, first=k):
+            if not rec["frameworks"][f]["available"]:
+                continue
+            cases = ",".join(c for c in ("1", "2", "3") if run.runs_case(f, c))
+            tag = net if a.rounds == 1 else "%s_r%d" % (net, i)
+            res, info = run.run_child(f, cases, child, workdir, tag, a.timeout)
+            run.merge(rec["frameworks"], f, res, info)
+            per_round[f].append(res.get("cases", {}))
+            print("[networks] %-16s %-15s %s%s" % (net, f, summary_line(rec["frameworks"][f]),
+                  "" if a.rounds == 1 else " (round %d)" % (i + 1)), flush=True)
         if a.rounds > 1:
             for f, rounds in per_round.items():
                 run.combine_rounds(rec["frameworks"][f], rounds)

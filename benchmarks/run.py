@@ -163,6 +163,15 @@ def merge(R, fw, res, info):
             r[k] = res[k]
 
 
+def rotations(fws, rounds, first=0):
+    """(round, side) for `rounds` rounds over the sides fws, each round starting one side
+    later (round 0 at fws[first]), so that a slow phase of the host falls on every side."""
+    for i in range(rounds):
+        s = (first + i) % len(fws)
+        for f in fws[s:] + fws[:s]:
+            yield i, f
+
+
 def combine_rounds(r, rounds):
     """Cases 1-3 measured in several rounds: each case's record becomes the median over the
     rounds (images/s, ms per step, GFLOP/s, batch-1 latency), keeping every round's values."""
@@ -748,15 +757,13 @@ def main():
     c123 = ",".join(str(c) for c in cases if c in (1, 2, 3))
     if c123:
         per_round = {f: [] for f in fws}
-        for i in range(args.rounds):
-            order = fws[i % len(fws):] + fws[:i % len(fws)]  # rotate who goes first
-            for f in [f for f in order if R[f]["available"]]:
-                mine = ",".join(c for c in c123.split(",") if runs_case(f, c))
-                if mine:
-                    tag = "c123" if args.rounds == 1 else "c123_r%d" % i
-                    res, info = run_child(f, mine, args, workdir, tag, args.timeout)
-                    merge(R, f, res, info)
-                    per_round[f].append(res.get("cases", {}))
+        for i, f in rotations(fws, args.rounds):
+            mine = ",".join(c for c in c123.split(",") if runs_case(f, c))
+            if R[f]["available"] and mine:
+                tag = "c123" if args.rounds == 1 else "c123_r%d" % i
+                res, info = run_child(f, mine, args, workdir, tag, args.timeout)
+                merge(R, f, res, info)
+                per_round[f].append(res.get("cases", {}))
         if args.rounds > 1:
             for f, rounds in per_round.items():
                 combine_rounds(R[f], rounds)
